@@ -1,0 +1,7 @@
+"""The strategy API: :class:`IStrategy` (callbacks), :class:`Strategy` (no-op base) and
+:class:`IStratEnv` (what a strategy can do)."""
+
+from mlthon.api.istrat_env import BookView, IStratEnv, MDSub
+from mlthon.api.istrategy import IStrategy, Strategy
+
+__all__ = ["BookView", "IStratEnv", "IStrategy", "MDSub", "Strategy"]

@@ -1,0 +1,86 @@
+"""The transport seam: one interface, an in-process and an MQTT implementation.
+
+A bus moves :mod:`mlthon.infra.bus.messages` structs between components. Handlers are plain
+functions ``handler(topic, msg)`` called from the reactor, one at a time, never from inside
+:meth:`BusBase.publish`: publishing only queues the message, so an answer always arrives in a later
+callback (the rule the strategy API promises).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from mlthon.infra.bus.messages import Msg
+
+Handler = Callable[[str, Any], None]
+ConnectionListener = Callable[[bool], None]
+
+log = logging.getLogger(__name__)
+
+
+class Subscription:
+    """A live subscription; pass it to :meth:`BusBase.unsubscribe` to end it."""
+
+    __slots__ = ("active", "handler", "pattern", "qos")
+
+    def __init__(self, pattern: str, handler: Handler, qos: int) -> None:
+        self.pattern = pattern
+        self.handler = handler
+        self.qos = qos
+        self.active = True
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.pattern!r})"
+
+
+class BusBase(ABC):
+    """Publish/subscribe between mlthon components.
+
+    Life cycle: ``async with bus:`` connects (the MQTT bus keeps reconnecting in the background
+    until the block ends); :attr:`connected` tells the current state and listeners added with
+    :meth:`add_connection_listener` hear every change.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[ConnectionListener] = []
+
+    @abstractmethod
+    def publish(self, topic: str, msg: Msg, *, qos: int = 0, retain: bool = False) -> None:
+        """Queue ``msg`` for ``topic`` and return at once.
+
+        While disconnected, QoS 1 messages wait in a bounded queue and are sent on reconnect;
+        QoS 0 messages are dropped and counted.
+        """
+
+    @abstractmethod
+    def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
+        """Call ``handler(topic, msg)`` for every message on topics matching ``pattern``."""
+
+    @abstractmethod
+    def unsubscribe(self, sub: Subscription) -> None:
+        """End a subscription; its handler is not called again."""
+
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """True while messages can flow."""
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        """Call ``listener(connected)`` on every connection change."""
+        self._listeners.append(listener)
+
+    def _notify_connection(self, up: bool) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(up)
+            except Exception:
+                log.exception("bus connection listener %r failed", listener)
+
+    async def __aenter__(self) -> BusBase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,105 @@
+"""The in-process bus: the same interface as MQTT, for backtests and single-process runs.
+
+Messages are handed over as objects (no encoding) through a FIFO drained by the scheduler, so a
+publish never runs a handler re-entrantly and the order of delivery is the order of publishing.
+Retained messages are kept per topic and given to later subscribers, as a broker would.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from mlthon.infra.bus.bus import BusBase, Handler, Subscription
+from mlthon.infra.bus.messages import Msg
+from mlthon.infra.bus.topics import topic_matches
+from mlthon.infra.clock import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class InProcBus(BusBase):
+    """A bus inside one process, on one scheduler."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        super().__init__()
+        self._scheduler = scheduler
+        self._subs: list[Subscription] = []
+        self._route_cache: dict[str, list[Subscription]] = {}
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._scheduled = False
+        self._retained: dict[str, Any] = {}
+        self.delivered = 0
+        self.handler_errors = 0
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def publish(self, topic: str, msg: Msg, *, qos: int = 0, retain: bool = False) -> None:
+        if retain:
+            self._retained[topic] = msg
+        self._queue.append((topic, msg))
+        if not self._scheduled:
+            self._scheduled = True
+            self._scheduler.call_soon(self.drain)
+
+    def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
+        sub = Subscription(pattern, handler, qos)
+        self._subs.append(sub)
+        self._route_cache.clear()
+        for topic, msg in self._retained.items():
+            if topic_matches(pattern, topic):
+                self._queue.append((topic, _Direct(sub, msg)))
+        if self._queue and not self._scheduled:
+            self._scheduled = True
+            self._scheduler.call_soon(self.drain)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.active = False
+        if sub in self._subs:
+            self._subs.remove(sub)
+        self._route_cache.clear()
+
+    def _routes(self, topic: str) -> list[Subscription]:
+        subs = [s for s in self._subs if topic_matches(s.pattern, topic)]
+        if len(self._route_cache) > 100_000:
+            self._route_cache.clear()
+        self._route_cache[topic] = subs
+        return subs
+
+    def drain(self) -> None:
+        """Deliver every queued message (and those their handlers publish) in FIFO order."""
+        self._scheduled = False
+        queue = self._queue
+        cache = self._route_cache
+        while queue:
+            topic, msg = queue.popleft()
+            if type(msg) is _Direct:
+                targets: list[Subscription] = [msg.sub]
+                msg = msg.msg
+            else:
+                found = cache.get(topic)
+                targets = found if found is not None else self._routes(topic)
+            for sub in targets:
+                if not sub.active:
+                    continue
+                self.delivered += 1
+                try:
+                    sub.handler(topic, msg)
+                except Exception:
+                    # Handlers guard strategy code themselves; this only catches infra bugs.
+                    self.handler_errors += 1
+                    log.exception("in-process bus: handler for %r failed on %r", sub.pattern, topic)
+
+
+class _Direct:
+    """A retained message owed to one new subscriber only."""
+
+    __slots__ = ("msg", "sub")
+
+    def __init__(self, sub: Subscription, msg: Any) -> None:
+        self.sub = sub
+        self.msg = msg

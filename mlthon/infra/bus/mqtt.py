@@ -1,0 +1,309 @@
+"""The MQTT bus: :class:`BusBase` over a real broker (mosquitto), with aiomqtt 2.x.
+
+* Publishing never blocks the reactor: messages go into an ordered outbox that one writer task
+  drains. Subscribes and unsubscribes go through the same outbox, so a ``subscribe`` followed by a
+  ``publish`` reaches the broker in that order (the login handshake relies on it).
+* While the broker is away, QoS 1 messages wait in a bounded outbox (the oldest are dropped past
+  the bound, counted and logged) and QoS 0 messages are dropped and counted. The bus reconnects
+  with capped exponential back-off and jitter, restores its subscriptions, then flushes the outbox.
+* Every incoming payload is decoded and validated (:func:`~mlthon.infra.bus.codec.decode`); a
+  malformed or unknown message is logged with its topic and the start of its payload, counted, and
+  dropped. Handlers are called from the reader task, one at a time.
+* Nagle's algorithm is switched off on the client socket (``TCP_NODELAY``): with it on, a QoS 1
+  request/response round trip takes tens of milliseconds instead of a few hundred microseconds.
+
+Only this module and the Telegram bridge touch aiomqtt/paho; their errors become
+:class:`~mlthon.basics.BusError` here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+from collections import deque
+from typing import Any
+
+import aiomqtt
+
+from mlthon.basics.errors import MalformedMessage
+from mlthon.infra.bus.bus import BusBase, Handler, Subscription
+from mlthon.infra.bus.codec import decode, encode
+from mlthon.infra.bus.messages import Msg
+from mlthon.infra.bus.topics import topic_matches
+
+log = logging.getLogger(__name__)
+
+_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+_ids = itertools.count(1)
+
+_PUB = 0
+_SUB = 1
+_UNSUB = 2
+
+
+class MqttBus(BusBase):
+    """A bus over an MQTT broker.
+
+    Args:
+        host: broker host.
+        port: broker port.
+        client_id: MQTT client id (default: ``mlthon-<pid>-<n>``).
+        username: broker user, if the broker wants one.
+        password: its password (never logged).
+        max_outbox: bound of the outbox kept while disconnected.
+        reconnect_min_s: first back-off delay.
+        reconnect_max_s: back-off cap.
+        keepalive_s: MQTT keepalive.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        max_outbox: int = 100_000,
+        reconnect_min_s: float = 0.1,
+        reconnect_max_s: float = 5.0,
+        keepalive_s: int = 10,
+    ) -> None:
+        super().__init__()
+        self.host = host
+        self.port = port
+        self.client_id = client_id or f"mlthon-{os.getpid()}-{next(_ids)}"
+        self._username = username
+        self._password = password
+        self._keepalive = keepalive_s
+        self._max_outbox = max_outbox
+        self._reconnect_min = reconnect_min_s
+        self._reconnect_max = reconnect_max_s
+        self._subs: list[Subscription] = []
+        self._patterns: dict[str, int] = {}
+        self._route_cache: dict[str, list[Subscription]] = {}
+        self._outbox: deque[tuple[int, str, bytes, int, bool]] = deque()
+        self._wake = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._connected = False
+        self._closing = False
+        self._runner: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._first_connect = asyncio.Event()
+        # Counters, for status pages and tests.
+        self.received = 0
+        self.sent = 0
+        self.malformed = 0
+        self.dropped_qos0 = 0
+        self.dropped_outbox = 0
+        self.connects = 0
+        self.handler_errors = 0
+
+    # --- BusBase ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def publish(self, topic: str, msg: Msg, *, qos: int = 0, retain: bool = False) -> None:
+        if not self._connected and qos == 0 and not retain:
+            self.dropped_qos0 += 1
+            return
+        self._enqueue((_PUB, topic, encode(msg), qos, retain))
+
+    def publish_raw(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+        """Publish bytes as they are (tests use it to send malformed messages)."""
+        self._enqueue((_PUB, topic, payload, qos, retain))
+
+    def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
+        sub = Subscription(pattern, handler, qos)
+        self._subs.append(sub)
+        self._route_cache.clear()
+        if pattern not in self._patterns or self._patterns[pattern] < qos:
+            self._patterns[pattern] = qos
+            if self._connected:
+                self._enqueue((_SUB, pattern, b"", qos, False))
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        sub.active = False
+        if sub in self._subs:
+            self._subs.remove(sub)
+        self._route_cache.clear()
+        if not any(s.pattern == sub.pattern for s in self._subs):
+            self._patterns.pop(sub.pattern, None)
+            if self._connected:
+                self._enqueue((_UNSUB, sub.pattern, b"", 0, False))
+
+    def _enqueue(self, item: tuple[int, str, bytes, int, bool]) -> None:
+        outbox = self._outbox
+        if len(outbox) >= self._max_outbox:
+            outbox.popleft()
+            self.dropped_outbox += 1
+            if self.dropped_outbox in (1, 10, 100, 1000) or self.dropped_outbox % 10000 == 0:
+                log.warning(
+                    "mqtt[%s]: outbox full (%d); %d oldest messages dropped so far",
+                    self.client_id,
+                    self._max_outbox,
+                    self.dropped_outbox,
+                )
+        outbox.append(item)
+        self._wake.set()
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttBus:
+        self._closing = False
+        self._runner = asyncio.get_running_loop().create_task(
+            self._run(), name=f"mqtt[{self.client_id}].run"
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        """Wait until the first connection is up (raises TimeoutError)."""
+        async with asyncio.timeout(timeout_s):
+            await self._first_connect.wait()
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until the outbox is empty and QoS 1 publishes are acknowledged."""
+        async with asyncio.timeout(timeout_s):
+            while self._outbox or self._inflight:
+                await asyncio.sleep(0.001)
+
+    async def close(self) -> None:
+        """Disconnect and stop reconnecting."""
+        self._closing = True
+        self._wake.set()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        if self._connected:
+            self._set_connected(False)
+
+    def _set_connected(self, up: bool) -> None:
+        if up == self._connected:
+            return
+        self._connected = up
+        self._notify_connection(up)
+
+    async def _run(self) -> None:
+        delay = self._reconnect_min
+        while not self._closing:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.client_id,
+                    username=self._username,
+                    password=self._password,
+                    keepalive=self._keepalive,
+                    socket_options=_NODELAY,
+                    max_queued_outgoing_messages=None,
+                    timeout=10,
+                ) as client:
+                    self._client = client
+                    for pattern, qos in self._patterns.items():
+                        await client.subscribe(pattern, qos)
+                    self.connects += 1
+                    delay = self._reconnect_min
+                    log.info("mqtt[%s]: connected to %s:%d", self.client_id, self.host, self.port)
+                    self._set_connected(True)
+                    self._first_connect.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._reader(client), name=f"mqtt[{self.client_id}].read")
+                        tg.create_task(self._writer(client), name=f"mqtt[{self.client_id}].write")
+            except* aiomqtt.MqttError as eg:
+                self._client = None
+                self._connection_failed(eg.exceptions[0])
+            if self._closing:
+                break
+            # Capped exponential back-off with full jitter.
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(self._reconnect_max, delay * 2)
+
+    def _connection_failed(self, err: BaseException) -> None:
+        if self._closing:
+            return
+        if self._connected:
+            log.warning("mqtt[%s]: connection lost: %s", self.client_id, err)
+        else:
+            log.warning(
+                "mqtt[%s]: cannot connect to %s:%d: %s", self.client_id, self.host, self.port, err
+            )
+        self._set_connected(False)
+        self._route_cache.clear()
+
+    async def _reader(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = message.topic.value
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            self.received += 1
+            try:
+                msg = decode(topic, payload)
+            except MalformedMessage as exc:
+                self.malformed += 1
+                log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
+                continue
+            self._dispatch(topic, msg)
+
+    def _dispatch(self, topic: str, msg: Any) -> None:
+        targets = self._route_cache.get(topic)
+        if targets is None:
+            targets = [s for s in self._subs if topic_matches(s.pattern, topic)]
+            if len(self._route_cache) > 100_000:
+                self._route_cache.clear()
+            self._route_cache[topic] = targets
+        for sub in targets:
+            if not sub.active:
+                continue
+            try:
+                sub.handler(topic, msg)
+            except Exception:
+                # Strategy callbacks are guarded by the reactor; this only catches infra bugs.
+                self.handler_errors += 1
+                log.exception("mqtt[%s]: handler for %r failed on %r", self.client_id, sub.pattern,
+                              topic)
+
+    async def _writer(self, client: aiomqtt.Client) -> None:
+        outbox = self._outbox
+        while True:
+            while not outbox:
+                self._wake.clear()
+                await self._wake.wait()
+            kind, topic, payload, qos, retain = outbox[0]
+            if kind == _PUB:
+                if qos == 0:
+                    await client.publish(topic, payload, qos=0, retain=retain)
+                else:
+                    # paho queues the packet synchronously when the coroutine starts, so
+                    # starting tasks in order keeps the order on the wire; the acknowledgement
+                    # is awaited concurrently.
+                    task = asyncio.get_running_loop().create_task(
+                        client.publish(topic, payload, qos=qos, retain=retain)
+                    )
+                    self._inflight.add(task)
+                    task.add_done_callback(self._publish_done)
+                    await asyncio.sleep(0)
+                self.sent += 1
+            elif kind == _SUB:
+                await client.subscribe(topic, qos)
+            else:
+                await client.unsubscribe(topic)
+            outbox.popleft()
+
+    def _publish_done(self, task: asyncio.Task[Any]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("mqtt[%s]: QoS 1 publish failed: %s", self.client_id, task.exception())

@@ -1,0 +1,135 @@
+"""The topic layout. Every topic starts with a configurable root (default ``mlt``).
+
+==================================  =====================  ==================================
+topic                               publisher -> reader    messages
+==================================  =====================  ==================================
+``{root}/ctl/login``                strategy -> control    Login
+``{root}/ctl/cmd``                  CLI/Telegram -> ctl    CmdRequest
+``{root}/strat/{strat}/ctl``        control -> strategy    Start, Stop, Instruments, StratParams,
+                                                           CmdHook, LoginReject, StopEscalated
+``{root}/strat/{strat}/up``         strategy -> control    StopAck, CmdResult
+``{root}/strat/{strat}/status``     strategy (retained)    StratStatus
+``{root}/tg/{strat}``               strategy -> Telegram   TelegramPublish
+``{root}/reply/{client}``           control -> requester   CmdResult
+``{root}/gtw/{exchange}/req``       strategy -> gateway    NewOrder ... FetchOrders
+``{root}/gtw/{exchange}/rpt/{strat}`` gateway -> strategy  acks, rejects, executions, infos
+``{root}/gtw/{exchange}/status``    gateway (retained)     GatewayStatus
+``{root}/md/{exchange}/{iid}``      feed -> strategies     BookUpdate, LevelUpdate, TradeUpdate,
+                                                           FundingUpdate, FeedStatus (per book)
+``{root}/feed/{exchange}/status``   feed (retained)        FeedStatus (whole feed)
+``{root}/feed/{exchange}/events``   feed -> ops            FeedStatus per book (BookInvalid...)
+``{root}/feed/{exchange}/req``      strategy -> feed       SnapshotRequest
+==================================  =====================  ==================================
+
+``{exchange}`` is the Exchange member's name (``BinanceUsdm``), ``{iid}`` the instrument id.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mlthon.basics.mlt_enum import Exchange
+
+DEFAULT_ROOT = "mlt"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is safe inside a topic level; raise ValueError otherwise."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(
+            f"{what} {name!r} must be 1-64 characters of letters, digits, '_', '.' or '-'"
+        )
+    return name
+
+
+class Topics:
+    """Builds the topic names under one root."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = root.rstrip("/")
+
+    def login(self) -> str:
+        return f"{self.root}/ctl/login"
+
+    def cmd(self) -> str:
+        return f"{self.root}/ctl/cmd"
+
+    def strat_ctl(self, strat: str) -> str:
+        return f"{self.root}/strat/{strat}/ctl"
+
+    def strat_up(self, strat: str) -> str:
+        return f"{self.root}/strat/{strat}/up"
+
+    def strat_up_all(self) -> str:
+        return f"{self.root}/strat/+/up"
+
+    def strat_status(self, strat: str) -> str:
+        return f"{self.root}/strat/{strat}/status"
+
+    def strat_status_all(self) -> str:
+        return f"{self.root}/strat/+/status"
+
+    def telegram(self, strat: str) -> str:
+        return f"{self.root}/tg/{strat}"
+
+    def telegram_all(self) -> str:
+        return f"{self.root}/tg/+"
+
+    def reply(self, client: str) -> str:
+        return f"{self.root}/reply/{client}"
+
+    def gtw_req(self, exchange: Exchange) -> str:
+        return f"{self.root}/gtw/{exchange.name}/req"
+
+    def gtw_rpt(self, exchange: Exchange, strat: str) -> str:
+        return f"{self.root}/gtw/{exchange.name}/rpt/{strat}"
+
+    def gtw_rpt_all_exchanges(self, strat: str) -> str:
+        return f"{self.root}/gtw/+/rpt/{strat}"
+
+    def gtw_status(self, exchange: Exchange) -> str:
+        return f"{self.root}/gtw/{exchange.name}/status"
+
+    def gtw_status_all(self) -> str:
+        return f"{self.root}/gtw/+/status"
+
+    def md(self, exchange: Exchange, instrument_id: int) -> str:
+        return f"{self.root}/md/{exchange.name}/{instrument_id}"
+
+    def feed_status(self, exchange: Exchange) -> str:
+        return f"{self.root}/feed/{exchange.name}/status"
+
+    def feed_events(self, exchange: Exchange) -> str:
+        return f"{self.root}/feed/{exchange.name}/events"
+
+    def feed_req(self, exchange: Exchange) -> str:
+        return f"{self.root}/feed/{exchange.name}/req"
+
+    def feed_status_all(self) -> str:
+        return f"{self.root}/feed/+/status"
+
+    def exchange_of(self, topic: str) -> Exchange | None:
+        """The exchange named in a ``gtw/...``, ``md/...`` or ``feed/...`` topic, if any."""
+        parts = topic[len(self.root) + 1 :].split("/")
+        if len(parts) >= 2 and parts[0] in ("gtw", "md", "feed"):
+            try:
+                return Exchange[parts[1]]
+            except KeyError:
+                return None
+        return None
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """MQTT wildcard matching: ``+`` is one level, a final ``#`` is any number of levels."""
+    p = pattern.split("/")
+    t = topic.split("/")
+    for i, part in enumerate(p):
+        if part == "#":
+            return True
+        if i >= len(t):
+            return False
+        if part != "+" and part != t[i]:
+            return False
+    return len(p) == len(t)

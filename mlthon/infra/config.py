@@ -1,0 +1,277 @@
+"""The strategy config file (TOML), validated with clear errors.
+
+Example::
+
+    [strategy]
+    name = "demo_mm"                               # login name: letters, digits, _ . -
+    class = "demo_strat.market_maker:MarketMaker"  # module:Class (module importable, or a .py path)
+    start_params = ""                              # text given to on_start at auto-start
+    auto_start = true                              # send "start" right after login
+    mode = "paper"                                 # backtest | paper | live | live-testnet
+    stop_ack_timeout_s = 10                        # then the stop escalates (cancel-all)
+    slow_callback_ms = 50                          # report callbacks blocking longer
+    timezone = ""                                  # daily callbacks: "" = the system's
+
+    [params]                                       # handed to on_strat_params_update
+    spread_ticks = 2
+
+    [instruments]
+    file = ""                                      # "" = the packaged instruments file
+    use = [9001]                                   # instrument ids the strategy may use ([] = all)
+
+    [bus]
+    host = "127.0.0.1"
+    port = 1883
+    root = "mlt"
+
+Paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mlthon.basics.errors import ConfigError
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import RuntimeMode
+from mlthon.infra.bus.topics import check_name
+from mlthon.infra.instruments import load_instruments
+
+_MODES = {
+    "backtest": RuntimeMode.Backtest,
+    "paper": RuntimeMode.Paper,
+    "live": RuntimeMode.Live,
+    "live-testnet": RuntimeMode.LiveTestnet,
+}
+
+
+@attrs.frozen
+class BusConfig:
+    """Where the MQTT broker is."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    root: str = "mlt"
+
+
+@attrs.frozen
+class StrategyConfig:
+    """A validated strategy config file."""
+
+    name: str
+    class_path: str
+    params: dict[str, Any]
+    start_params: str = ""
+    auto_start: bool = True
+    mode: RuntimeMode = RuntimeMode.Paper
+    stop_ack_timeout_s: float = 10.0
+    slow_callback_ms: float = 50.0
+    timezone: str = ""
+    instruments_file: str = ""
+    instrument_ids: tuple[int, ...] = ()
+    bus: BusConfig = BusConfig()
+    source: str = ""
+    raw: dict[str, Any] = attrs.field(factory=dict)
+
+    def instruments(self) -> list[Instrument]:
+        """The instruments the strategy may use (all of the file when ``use`` is empty)."""
+        all_insts = load_instruments(self.instruments_file or None)
+        if not self.instrument_ids:
+            return all_insts
+        by_id = {i.instrument_id: i for i in all_insts}
+        missing = [i for i in self.instrument_ids if i not in by_id]
+        if missing:
+            raise ConfigError(
+                f"instruments {missing} are not in {self.instruments_file or 'the default file'}",
+                source=self.source,
+                key="instruments.use",
+            )
+        return [by_id[i] for i in self.instrument_ids]
+
+
+def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
+         source: str, section: str) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise ConfigError(f"must be a number, got {value!r}", source=source, key=f"{section}.{key}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ConfigError(
+            f"must be {names}, got {type(value).__name__} {value!r}",
+            source=source,
+            key=f"{section}.{key}",
+        )
+    return value
+
+
+def parse_strategy_config(data: dict[str, Any], source: str = "<config>",
+                          base_dir: Path | None = None) -> StrategyConfig:
+    """Validate a parsed strategy config.
+
+    Raises:
+        ConfigError: a missing or wrongly typed key, an unknown section key, a bad name or mode.
+    """
+    strat = data.get("strategy")
+    if not isinstance(strat, dict):
+        raise ConfigError("missing [strategy] table", source=source, key="strategy")
+    known = {"name", "class", "start_params", "auto_start", "mode", "stop_ack_timeout_s",
+             "slow_callback_ms", "timezone"}
+    unknown = set(strat) - known
+    if unknown:
+        raise ConfigError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}",
+                          source=source, key="strategy")
+    name = _get(strat, "name", str, None, source, "strategy")
+    if name is None:
+        raise ConfigError("missing", source=source, key="strategy.name")
+    try:
+        check_name(name, "strategy.name")
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=source, key="strategy.name") from None
+    class_path = _get(strat, "class", str, None, source, "strategy")
+    if not class_path or ":" not in class_path:
+        raise ConfigError("must be 'module:Class' (or 'path/to/file.py:Class')",
+                          source=source, key="strategy.class")
+    mode_s = _get(strat, "mode", str, "paper", source, "strategy")
+    if mode_s not in _MODES:
+        raise ConfigError(f"must be one of {sorted(_MODES)}, got {mode_s!r}", source=source,
+                          key="strategy.mode")
+    timeout = float(_get(strat, "stop_ack_timeout_s", (int, float), 10.0, source, "strategy"))
+    if timeout <= 0:
+        raise ConfigError("must be > 0", source=source, key="strategy.stop_ack_timeout_s")
+    slow_ms = float(_get(strat, "slow_callback_ms", (int, float), 50.0, source, "strategy"))
+    tz = _get(strat, "timezone", str, "", source, "strategy")
+    if tz:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"unknown time zone {tz!r}", source=source,
+                              key="strategy.timezone") from None
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError("must be a table", source=source, key="params")
+    inst = data.get("instruments", {})
+    if not isinstance(inst, dict):
+        raise ConfigError("must be a table", source=source, key="instruments")
+    inst_file = _get(inst, "file", str, "", source, "instruments")
+    if inst_file and base_dir is not None and not Path(inst_file).is_absolute():
+        inst_file = str(base_dir / inst_file)
+    use = _get(inst, "use", list, [], source, "instruments")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in use):
+        raise ConfigError("must be a list of instrument ids", source=source, key="instruments.use")
+    bus_t = data.get("bus", {})
+    if not isinstance(bus_t, dict):
+        raise ConfigError("must be a table", source=source, key="bus")
+    bus = BusConfig(
+        host=_get(bus_t, "host", str, "127.0.0.1", source, "bus"),
+        port=_get(bus_t, "port", int, 1883, source, "bus"),
+        root=_get(bus_t, "root", str, "mlt", source, "bus"),
+    )
+    if base_dir is not None and ".py:" in class_path and not Path(class_path).is_absolute():
+        class_path = str(base_dir / class_path)
+    return StrategyConfig(
+        name=name,
+        class_path=class_path,
+        params=dict(params),
+        start_params=_get(strat, "start_params", str, "", source, "strategy"),
+        auto_start=_get(strat, "auto_start", bool, True, source, "strategy"),
+        mode=_MODES[mode_s],
+        stop_ack_timeout_s=timeout,
+        slow_callback_ms=slow_ms,
+        timezone=tz,
+        instruments_file=inst_file,
+        instrument_ids=tuple(use),
+        bus=bus,
+        source=source,
+        raw=data,
+    )
+
+
+def load_strategy_config(path: str | Path) -> StrategyConfig:
+    """Read and validate a strategy config file.
+
+    Raises:
+        ConfigError: unreadable, not TOML, or invalid (the message names the file and the key).
+    """
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
+    return parse_strategy_config(data, str(p), p.resolve().parent)
+
+
+def load_strategy_class(class_path: str, source: str = "") -> type:
+    """Import ``module:Class`` or ``path/to/file.py:Class``.
+
+    Raises:
+        ConfigError: the module or class cannot be found.
+    """
+    mod_name, _, cls_name = class_path.rpartition(":")
+    try:
+        if mod_name.endswith(".py"):
+            path = Path(mod_name)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except (ImportError, OSError) as exc:
+        raise ConfigError(f"cannot import {mod_name!r}: {exc}", source=source,
+                          key="strategy.class") from exc
+    cls = getattr(module, cls_name, None)
+    if not isinstance(cls, type):
+        raise ConfigError(f"{mod_name!r} has no class {cls_name!r}", source=source,
+                          key="strategy.class")
+    return cls
+
+
+def parse_param_assignments(args: list[str], current: dict[str, Any]) -> dict[str, Any]:
+    """Parse ``key=value`` words into typed values.
+
+    A value is read as a TOML value (``2``, ``0.5``, ``true``, ``"text"``); a bare word that is
+    not TOML is taken as a string. When the key already exists its type must be kept (an int may
+    become a float).
+
+    Raises:
+        ValueError: a word without ``=``, or a value whose type does not match the current one.
+    """
+    out: dict[str, Any] = {}
+    for word in args:
+        key, sep, text = word.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{word!r} is not key=value")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        if key in current:
+            old = current[key]
+            if isinstance(old, bool) != isinstance(value, bool) or (
+                not isinstance(value, type(old))
+                and not (isinstance(old, float) and isinstance(value, int))
+            ):
+                raise ValueError(
+                    f"{key} is a {type(old).__name__} ({old!r}); got {type(value).__name__} "
+                    f"{value!r}"
+                )
+            if isinstance(old, float) and isinstance(value, int):
+                value = float(value)
+        out[key] = value
+    return out

@@ -1,0 +1,311 @@
+"""The control service: the "trading system" a strategy logs into.
+
+It knows every strategy's config. When a strategy logs in it sends, on the strategy's control
+topic and in this order: its instruments, the start command (if the strategy is to run) and its
+parameters, which the env turns into ``on_start`` -> ``on_instruments`` ->
+``on_strat_params_update``.
+
+It also routes commands (``CmdRequest`` on ``{root}/ctl/cmd``, from ``mlthon cmd`` or Telegram):
+
+==============  ===========================================================================
+``start``       sends Start; the strategy answers once ``on_start`` ran
+``stop``        sends Stop; answered when the strategy's StopAck arrives, or, after
+                ``stop_ack_timeout_s``, escalates: CancelAll on every gateway the strategy
+                may trade on, StopEscalated to the strategy, an alert, and the answer says so
+``params``      ``key=value`` words, typed and checked against the current values, merged,
+                sent as StratParams
+``status``      a JSON object: strategies, gateways, feeds
+``strategies``  a JSON list of the strategies and their states
+anything else   forwarded as CmdHook to the strategy, which answers itself
+==============  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import attrs
+
+from mlthon.basics.mlt_enum import Exchange
+from mlthon.infra.bus import messages as m
+from mlthon.infra.bus.bus import BusBase, Subscription
+from mlthon.infra.bus.codec import instrument_to_wire
+from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
+from mlthon.infra.config import StrategyConfig, parse_param_assignments
+from mlthon.infra.bus.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define
+class _StratState:
+    cfg: StrategyConfig
+    params: dict[str, Any]
+    state: str = "offline"
+    running: bool = False
+    logged_in: bool = False
+    stop_waiters: list[tuple[str, str]] = attrs.field(factory=list)
+    stop_timer: Handle | None = None
+    status: m.StratStatus | None = None
+    exchanges: set[Exchange] = attrs.field(factory=set)
+
+
+class ControlService:
+    """Serves logins and commands for a set of strategies.
+
+    Args:
+        bus: the bus.
+        scheduler: for the stop-acknowledgement deadline.
+        topics: the topic layout.
+        strategies: the configs of the strategies it serves.
+        accept_unknown: let strategies without a config log in (with no params, every
+            instrument of ``default_instruments``); otherwise they get LoginReject.
+    """
+
+    def __init__(
+        self,
+        bus: BusBase,
+        scheduler: Scheduler,
+        topics: Topics,
+        strategies: list[StrategyConfig],
+        *,
+        accept_unknown: bool = False,
+    ) -> None:
+        self.bus = bus
+        self.scheduler = scheduler
+        self.topics = topics
+        self.accept_unknown = accept_unknown
+        self.strats: dict[str, _StratState] = {}
+        for cfg in strategies:
+            st = _StratState(cfg=cfg, params=dict(cfg.params))
+            st.exchanges = {i.exchange for i in cfg.instruments()}
+            self.strats[cfg.name] = st
+        self.gateways: dict[Exchange, m.GatewayStatus] = {}
+        self.feeds: dict[int, m.FeedStatus] = {}
+        self._subs: list[Subscription] = []
+        self.escalations = 0
+
+    def start(self) -> None:
+        """Subscribe to logins, commands, acks and statuses."""
+        t = self.topics
+        self._subs = [
+            self.bus.subscribe(t.login(), self._on_login, qos=1),
+            self.bus.subscribe(t.cmd(), self._on_cmd, qos=1),
+            self.bus.subscribe(t.strat_up_all(), self._on_up, qos=1),
+            self.bus.subscribe(t.strat_status_all(), self._on_strat_status, qos=1),
+            self.bus.subscribe(t.gtw_status_all(), self._on_gtw_status, qos=1),
+            self.bus.subscribe(t.feed_status_all(), self._on_feed_status, qos=1),
+        ]
+        log.info("control: serving %s", ", ".join(self.strats) or "no strategies")
+
+    def stop(self) -> None:
+        """Unsubscribe."""
+        for s in self._subs:
+            self.bus.unsubscribe(s)
+        self._subs.clear()
+
+    # --- login -----------------------------------------------------------------------------------
+
+    def _on_login(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.Login):
+            log.warning("control: unexpected %s on %s", type(msg).__name__, topic)
+            return
+        st = self.strats.get(msg.strat)
+        ctl = self.topics.strat_ctl(msg.strat)
+        if st is None:
+            log.warning("control: login from unknown strategy %r refused", msg.strat)
+            self.bus.publish(
+                ctl,
+                m.LoginReject(
+                    strat=msg.strat,
+                    reason=f"no config for strategy {msg.strat!r}; known: {sorted(self.strats)}",
+                ),
+                qos=1,
+            )
+            return
+        log.info("control: %s logged in (pid %d on %s)", msg.strat, msg.pid, msg.host)
+        st.logged_in = True
+        insts = [instrument_to_wire(i) for i in st.cfg.instruments()]
+        self.bus.publish(ctl, m.Instruments(instruments=insts), qos=1)
+        if st.cfg.auto_start or st.running:
+            st.running = True
+            self.bus.publish(ctl, m.Start(params=st.cfg.start_params), qos=1)
+        self.bus.publish(ctl, m.StratParams(params=st.params), qos=1)
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def _reply(self, req: m.CmdRequest, ok: bool, detail: str) -> None:
+        if req.reply_to:
+            self.bus.publish(
+                req.reply_to,
+                m.CmdResult(cmd_id=req.cmd_id, strat=req.strat, ok=ok, detail=detail),
+                qos=1,
+            )
+
+    def _on_cmd(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.CmdRequest):
+            log.warning("control: unexpected %s on %s", type(msg).__name__, topic)
+            return
+        name = msg.name.lower()
+        log.info("control: command %s %s %s from %s", name, msg.strat, msg.args, msg.sender)
+        if name == "strategies":
+            self._reply(msg, True, json.dumps(self.strategies()))
+            return
+        if name == "status":
+            self._reply(msg, True, json.dumps(self.status(msg.strat or None)))
+            return
+        st = self.strats.get(msg.strat)
+        if st is None:
+            self._reply(msg, False, f"unknown strategy {msg.strat!r}; known: {sorted(self.strats)}")
+            return
+        ctl = self.topics.strat_ctl(msg.strat)
+        if name == "params":
+            try:
+                update = parse_param_assignments(list(msg.args), st.params)
+            except ValueError as exc:
+                self._reply(msg, False, f"params not changed: {exc}")
+                return
+            if not update:
+                self._reply(msg, False, "params not changed: give key=value words")
+                return
+            st.params.update(update)
+            self.bus.publish(ctl, m.StratParams(params=st.params), qos=1)
+            self._reply(msg, True, "updated " + ", ".join(f"{k}={v!r}" for k, v in update.items()))
+            return
+        if not st.logged_in:
+            self._reply(msg, False, f"strategy {msg.strat} is not connected")
+            return
+        if name == "start":
+            st.running = True
+            self.bus.publish(
+                ctl,
+                m.Start(params=" ".join(msg.args), cmd_id=msg.cmd_id, reply_to=msg.reply_to),
+                qos=1,
+            )
+        elif name == "stop":
+            self.request_stop(msg.strat, " ".join(msg.args), msg.cmd_id, msg.reply_to)
+        else:
+            self.bus.publish(
+                ctl,
+                m.CmdHook(cmd_id=msg.cmd_id, name=name, args=list(msg.args), reply_to=msg.reply_to),
+                qos=1,
+            )
+
+    def request_stop(self, strat: str, params: str = "", cmd_id: str = "",
+                     reply_to: str = "") -> None:
+        """Send Stop to ``strat`` and arm the escalation deadline."""
+        st = self.strats[strat]
+        st.stop_waiters.append((cmd_id, reply_to))
+        self.bus.publish(self.topics.strat_ctl(strat), m.Stop(params=params, cmd_id=cmd_id), qos=1)
+        if st.stop_timer is None:
+            st.stop_timer = self.scheduler.call_later(
+                int(st.cfg.stop_ack_timeout_s * NS_PER_S), self._escalate, strat
+            )
+
+    def _on_up(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.StopAck):
+            st = self.strats.get(msg.strat)
+            if st is None:
+                return
+            log.info("control: %s acknowledged its stop", msg.strat)
+            st.running = False
+            if st.stop_timer is not None:
+                st.stop_timer.cancel()
+                st.stop_timer = None
+            self._answer_stop(msg.strat, True, "stopped (stop acknowledged)")
+        else:
+            log.warning("control: unexpected %s on %s", type(msg).__name__, topic)
+
+    def _answer_stop(self, strat: str, ok: bool, detail: str) -> None:
+        st = self.strats[strat]
+        for cmd_id, reply_to in st.stop_waiters:
+            if reply_to:
+                self.bus.publish(
+                    reply_to, m.CmdResult(cmd_id=cmd_id, strat=strat, ok=ok, detail=detail), qos=1
+                )
+        st.stop_waiters.clear()
+
+    def _escalate(self, strat: str) -> None:
+        st = self.strats[strat]
+        st.stop_timer = None
+        st.running = False
+        self.escalations += 1
+        exchanges = sorted(st.exchanges | set(self.gateways), key=lambda e: e.value)
+        now = self.scheduler.now_ns()
+        for ex in exchanges:
+            self.bus.publish(
+                self.topics.gtw_req(ex),
+                m.CancelAll(strat=strat, instrument_id=0, ts=now, escalation=True),
+                qos=1,
+            )
+        detail = (
+            f"no stop ack from {strat} within {st.cfg.stop_ack_timeout_s:g}s: cancel-all sent "
+            f"to {', '.join(e.name for e in exchanges) or 'no gateway'}"
+        )
+        log.error("control: stop escalated: %s", detail)
+        self.bus.publish(
+            self.topics.strat_ctl(strat), m.StopEscalated(strat=strat, detail=detail), qos=1
+        )
+        self.bus.publish(
+            self.topics.telegram(strat),
+            m.TelegramPublish(strat=strat, text=f"STOP ESCALATED: {detail}", priority=0, ts=now),
+            qos=1,
+        )
+        self._answer_stop(strat, True, f"stop escalated: {detail}")
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def _on_strat_status(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.StratStatus) and msg.strat in self.strats:
+            st = self.strats[msg.strat]
+            st.status = msg
+            st.state = msg.state
+            if msg.state == "disconnected":
+                st.logged_in = False
+
+    def _on_gtw_status(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.GatewayStatus):
+            self.gateways[msg.exchange] = msg
+
+    def _on_feed_status(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.FeedStatus):
+            self.feeds[msg.ex] = msg
+
+    def strategies(self) -> list[dict[str, Any]]:
+        """Every strategy with its state."""
+        return [
+            {"name": name, "state": st.state, "running": st.running, "logged_in": st.logged_in}
+            for name, st in sorted(self.strats.items())
+        ]
+
+    def status(self, strat: str | None = None) -> dict[str, Any]:
+        """Strategies (one or all), gateways and feeds."""
+        strats = {}
+        for name, st in sorted(self.strats.items()):
+            if strat and name != strat:
+                continue
+            s = st.status
+            strats[name] = {
+                "state": st.state,
+                "running": st.running,
+                "params": st.params,
+                "callbacks": s.callbacks if s else 0,
+                "callback_errors": s.callback_errors if s else 0,
+                "slow_callbacks": s.slow_callbacks if s else 0,
+                "detail": s.detail if s else "",
+                "hooks": [h.name for h in s.hooks] if s else [],
+            }
+        return {
+            "strategies": strats,
+            "gateways": {
+                ex.name: {"status": g.status.name, "detail": g.detail}
+                for ex, g in sorted(self.gateways.items(), key=lambda kv: kv[0].value)
+            },
+            "feeds": {
+                Exchange(ex).name: {"status": f.status.name, "detail": f.detail}
+                for ex, f in sorted(self.feeds.items())
+                if ex in Exchange._value2member_map_
+            },
+        }

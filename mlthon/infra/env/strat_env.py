@@ -1,0 +1,1202 @@
+"""The one implementation of :class:`~mlthon.api.IStratEnv`, over any bus.
+
+The same class serves live and paper trading (MQTT bus, live scheduler), single-process runs and
+backtests (in-process bus; live or simulated scheduler). It:
+
+* turns env calls into bus requests after validating their arguments (bad ones raise at once);
+* turns bus messages (control, reports, market data, statuses) into strategy callbacks, every one
+  through the reactor's guard;
+* keeps a copy of each subscribed book, so that BBO callbacks fire only when the best level changes
+  and ``get_book`` can answer without the strategy keeping its own.
+
+Refusals that depend on state (stopped, not logged in, no ready gateway) are delivered as reject
+callbacks on the next turn of the reactor, never from inside the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
+from mlthon.api.istrategy import IStrategy
+from mlthon.basics.book import OrderLevelBook, PriceLevelBook
+from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import (
+    TIF,
+    Exchange,
+    ExecInstructions,
+    FeedHandlerStatus,
+    GtwRejectCode,
+    GtwStatus,
+    MDSub,
+    OrderType,
+    Side,
+    TriggerDirection,
+)
+from mlthon.basics.values import Price, Qty, to_decimal
+from mlthon.infra.bus import messages as m
+from mlthon.infra.bus.bus import BusBase, Subscription
+from mlthon.infra.bus.codec import instrument_from_wire, order_from_wire
+from mlthon.infra.bus.topics import Topics, check_name
+from mlthon.infra.cmd_hooks import CmdHookRegistry
+from mlthon.infra.reactor import Reactor
+from mlthon.infra.timers import TimerService
+
+log = logging.getLogger(__name__)
+
+_SIDES = {1: Side.Buy, 2: Side.Sell, 0: Side.Unset}
+_CACHE_LIMIT = 200_000
+_ERROR_ALERT_INTERVAL_NS = 10_000_000_000
+
+# Strategy life-cycle states, as published in StratStatus.
+DISCONNECTED = "disconnected"
+CONNECTED = "connected"
+LOGGING_IN = "logging_in"
+RUNNING = "running"
+STOPPING = "stopping"
+STOPPED = "stopped"
+
+
+class _EnvBook:
+    """The env's copy of one instrument's book, as a read-only :class:`BookView`."""
+
+    __slots__ = ("building", "levels", "price_book", "tick", "valid")
+
+    def __init__(self, tick: Decimal) -> None:
+        self.price_book = PriceLevelBook()
+        self.levels: OrderLevelBook | None = None
+        self.valid = False
+        self.building = False  # between SnapshotStart and SnapshotEnd: no BBO callbacks
+        self.tick = tick
+
+    def best_bid(self) -> tuple[Price, Qty] | None:
+        return self.price_book.best_bid()
+
+    def best_ask(self) -> tuple[Price, Qty] | None:
+        return self.price_book.best_ask()
+
+    def top(self, n: int) -> tuple[list[tuple[Price, Qty]], list[tuple[Price, Qty]]]:
+        return self.price_book.top(n)
+
+    def clear(self) -> None:
+        self.price_book.clear()
+        if self.levels is not None:
+            self.levels.clear()
+
+
+class _MdState:
+    """Subscriptions and book copy of one (exchange, instrument)."""
+
+    __slots__ = (
+        "book",
+        "exchange",
+        "iid",
+        "last_ask",
+        "last_bid",
+        "last_ts",
+        "subs",
+        "topic_sub",
+        "want_bbo",
+        "want_funding",
+        "want_levels",
+        "want_price_levels",
+        "want_trades",
+    )
+
+    def __init__(self, exchange: Exchange, iid: int, tick: Decimal) -> None:
+        self.exchange = exchange
+        self.iid = iid
+        self.subs: set[MDSub] = set()
+        self.book = _EnvBook(tick)
+        self.last_bid: tuple[Decimal, Decimal] | None = None
+        self.last_ask: tuple[Decimal, Decimal] | None = None
+        self.last_ts = 0
+        self.topic_sub: Subscription | None = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        s = self.subs
+        self.want_levels = MDSub.OrderBook in s or MDSub.LevelBook in s
+        self.want_price_levels = MDSub.PriceLevelBook in s
+        self.want_bbo = MDSub.BBO in s
+        self.want_trades = MDSub.PublicTrades in s
+        self.want_funding = MDSub.Funding in s
+
+
+class StratEnv(IStratEnv):
+    """Runs one strategy against the system over ``bus``.
+
+    Args:
+        strategy: the strategy object.
+        bus: the bus (MQTT or in-process).
+        reactor: the reactor (its scheduler gives the clock).
+        topics: the topic layout.
+        stop_ack_timeout_s: kept for information; the control service escalates stops.
+        tz: time zone for daily callbacks (None: the system's).
+    """
+
+    def __init__(
+        self,
+        strategy: IStrategy,
+        bus: BusBase,
+        reactor: Reactor,
+        topics: Topics | None = None,
+        *,
+        tz: str | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.bus = bus
+        self.reactor = reactor
+        self.topics = topics or Topics()
+        self.scheduler = reactor.scheduler
+        self.timers = TimerService(reactor, tz)
+        self.hooks = CmdHookRegistry()
+        self.state = DISCONNECTED
+        self.strat_name = ""
+        self.instruments: dict[tuple[Exchange, int], Instrument] = {}
+        self._instruments_pending = False
+        self._gtw_status: dict[Exchange, GtwStatus] = {}
+        self._feed_status: dict[Exchange, FeedHandlerStatus] = {}
+        self._md: dict[tuple[Exchange, int], _MdState] = {}
+        self._md_by_topic: dict[str, _MdState] = {}
+        self._orders: dict[str, tuple[Exchange, int]] = {}
+        self._next_cl_id = 0
+        self._used_cl_ids: set[int] = set()
+        self._subs: list[Subscription] = []
+        self._price_cache: dict[str, Price] = {}
+        self._qty_cache: dict[str, Qty] = {}
+        self._status_scheduled = False
+        self._last_error_alert: dict[str, int] = {}
+        self.reports_received = 0
+        self.md_messages = 0
+        reactor.on_error = self._on_callback_error
+        reactor.on_slow = self._on_callback_slow
+        bus.add_connection_listener(self._on_bus_connection)
+        if bus.connected:
+            self.scheduler.call_soon(self._on_bus_connection, True)
+
+    # ==========================================================================================
+    # connection and login
+    # ==========================================================================================
+
+    def _on_bus_connection(self, up: bool) -> None:
+        if up:
+            if self.state != DISCONNECTED:
+                return
+            self.state = CONNECTED
+            log.info("env: connected to the framework")
+            self.reactor.invoke(self.strategy.on_framework_connected, self)
+        else:
+            if self.state == DISCONNECTED:
+                return
+            was = self.state
+            self.state = DISCONNECTED
+            for sub in self._subs:
+                self.bus.unsubscribe(sub)
+            self._subs.clear()
+            for st in self._md.values():
+                st.topic_sub = None
+            self._md_by_topic.clear()
+            log.warning("env: lost the framework (was %s)", was)
+            self.reactor.invoke(self.strategy.on_framework_disconnected)
+
+    def login(self, strat_name: str) -> None:
+        if not isinstance(strat_name, str):
+            raise InvalidArgumentType("strat_name", strat_name, "must be a str")
+        try:
+            check_name(strat_name, "strat_name")
+        except ValueError as exc:
+            raise InvalidArgument("strat_name", strat_name, str(exc)) from None
+        if self.state == DISCONNECTED:
+            raise InvalidArgument("strat_name", strat_name, "login before on_framework_connected")
+        if self.strat_name and self.strat_name != strat_name:
+            raise InvalidArgument(
+                "strat_name", strat_name, f"already logged in as {self.strat_name!r}"
+            )
+        self.strat_name = strat_name
+        self.state = LOGGING_IN
+        t = self.topics
+        if not self._subs:
+            self._subs = [
+                self.bus.subscribe(t.strat_ctl(strat_name), self._on_ctl, qos=1),
+                self.bus.subscribe(t.gtw_rpt_all_exchanges(strat_name), self._on_report, qos=1),
+                self.bus.subscribe(t.gtw_status_all(), self._on_gtw_status, qos=1),
+                self.bus.subscribe(t.feed_status_all(), self._on_feed_status, qos=1),
+            ]
+        # Market-data subscriptions made before a reconnect are restored.
+        for st in self._md.values():
+            if st.subs and st.topic_sub is None:
+                self._subscribe_md_topic(st)
+        self.bus.publish(
+            t.login(),
+            m.Login(strat=strat_name, pid=os.getpid(), host=socket.gethostname()),
+            qos=1,
+        )
+        log.info("env: logging in as %s", strat_name)
+        self._publish_status_soon()
+
+    # ==========================================================================================
+    # control messages
+    # ==========================================================================================
+
+    def _on_ctl(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.Instruments):
+            self._on_instruments_msg(msg)
+        elif isinstance(msg, m.Start):
+            self._on_start_msg(msg)
+        elif isinstance(msg, m.StratParams):
+            self.reactor.invoke(self.strategy.on_strat_params_update, dict(msg.params))
+        elif isinstance(msg, m.Stop):
+            self._on_stop_msg(msg)
+        elif isinstance(msg, m.CmdHook):
+            self._on_cmd(msg)
+        elif isinstance(msg, m.StopEscalated):
+            log.error("env: stop escalated by the control service: %s", msg.detail)
+            self.state = STOPPED
+            self._publish_status_soon()
+        elif isinstance(msg, m.LoginReject):
+            log.error("env: login refused: %s", msg.reason)
+            self.state = CONNECTED
+            self._publish_status_soon(detail=f"login refused: {msg.reason}")
+        else:
+            log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
+
+    def _on_instruments_msg(self, msg: m.Instruments) -> None:
+        insts: dict[tuple[Exchange, int], Instrument] = {}
+        for w in msg.instruments:
+            try:
+                inst = instrument_from_wire(w)
+            except (ValueError, TypeError) as exc:
+                log.error("env: bad instrument %r dropped: %s", w.name, exc)
+                continue
+            insts[(inst.exchange, inst.instrument_id)] = inst
+        self.instruments = insts
+        for key, st in self._md.items():
+            inst = insts.get(key)
+            if inst is not None:
+                st.book.tick = inst.tick_size
+        self._instruments_pending = True
+
+    def _on_start_msg(self, msg: m.Start) -> None:
+        self.state = RUNNING
+        log.info("env: start (%r)", msg.params)
+        self.reactor.invoke(self.strategy.on_start, msg.params)
+        if self._instruments_pending:
+            self._instruments_pending = False
+            self.reactor.invoke(self.strategy.on_instruments, list(self.instruments.values()))
+        if msg.reply_to:
+            self.bus.publish(
+                msg.reply_to,
+                m.CmdResult(cmd_id=msg.cmd_id, strat=self.strat_name, ok=True, detail="started"),
+                qos=1,
+            )
+        self._publish_status_soon()
+
+    def _on_stop_msg(self, msg: m.Stop) -> None:
+        if self.state in (STOPPED, STOPPING):
+            log.info("env: stop while %s; on_stop called again", self.state)
+        self.state = STOPPING
+        log.info("env: stop (%r)", msg.params)
+        self._publish_status_soon()
+        self.reactor.invoke(self.strategy.on_stop, msg.params)
+
+    def send_stop_ack(self) -> None:
+        if self.state != STOPPING:
+            log.warning("env: send_stop_ack while %s (no stop pending); sent anyway", self.state)
+        self.state = STOPPED
+        if self.strat_name:
+            self.bus.publish(
+                self.topics.strat_up(self.strat_name), m.StopAck(strat=self.strat_name), qos=1
+            )
+        log.info("env: stop acknowledged; requests refused until the next start")
+        self._publish_status_soon()
+
+    def _on_cmd(self, msg: m.CmdHook) -> None:
+        entry = self.hooks.get(msg.name)
+        if entry is None:
+            ok, detail = False, f"unknown command {msg.name!r}"
+            log.warning("env: %s", detail)
+        else:
+            errors_before = self.reactor.callback_errors
+            result = self.reactor.invoke(entry.callback, list(msg.args))
+            ok = self.reactor.callback_errors == errors_before
+            detail = (
+                ("" if result is None else str(result))
+                if ok
+                else f"hook {entry.name} raised: {self.reactor.last_error}"
+            )
+        if msg.reply_to:
+            self.bus.publish(
+                msg.reply_to,
+                m.CmdResult(cmd_id=msg.cmd_id, strat=self.strat_name, ok=ok, detail=detail),
+                qos=1,
+            )
+
+    # ==========================================================================================
+    # status
+    # ==========================================================================================
+
+    def _on_gtw_status(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.GatewayStatus):
+            log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
+            return
+        prev = self._gtw_status.get(msg.exchange)
+        self._gtw_status[msg.exchange] = msg.status
+        if prev == msg.status:
+            return
+        if prev is None and msg.status is GtwStatus.ReadyToTrade:
+            return  # ready from the start: not a transition (as in the reference)
+        log.info("env: gateway %s %s -> %s (%s)", msg.exchange.name, prev, msg.status, msg.detail)
+        self.reactor.invoke(self.strategy.on_gateway_status, msg.exchange, msg.status, msg.detail)
+
+    def _on_feed_status(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.FeedStatus):
+            log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
+            return
+        try:
+            ex = Exchange(msg.ex)
+        except ValueError:
+            log.warning("env: feed status for unknown exchange %r dropped", msg.ex)
+            return
+        prev = self._feed_status.get(ex)
+        self._feed_status[ex] = msg.status
+        if prev == msg.status or msg.iid:
+            return
+        if msg.status is FeedHandlerStatus.Disconnected:
+            for st in self._md.values():
+                if st.exchange is ex:
+                    st.book.clear()
+                    st.book.valid = False
+                    st.last_bid = st.last_ask = None
+        if prev is None and msg.status is not FeedHandlerStatus.Disconnected:
+            return  # a feed that is up when we arrive is not a transition
+        self.reactor.invoke(self.strategy.on_feed_handler_status, ex, msg.status, msg.detail)
+
+    def gateway_status(self, exchange: Exchange) -> GtwStatus | None:
+        """The last status heard from ``exchange``'s gateway (None if never heard)."""
+        return self._gtw_status.get(exchange)
+
+    def _publish_status_soon(self, detail: str = "") -> None:
+        if self._status_scheduled or not self.strat_name:
+            return
+        self._status_scheduled = True
+        self.scheduler.call_soon(self._publish_status, detail)
+
+    def _publish_status(self, detail: str = "") -> None:
+        self._status_scheduled = False
+        if not self.strat_name:
+            return
+        r = self.reactor
+        self.bus.publish(
+            self.topics.strat_status(self.strat_name),
+            m.StratStatus(
+                strat=self.strat_name,
+                state=self.state,
+                detail=detail or r.last_error,
+                ts=self.scheduler.now_ns(),
+                callbacks=r.callbacks,
+                callback_errors=r.callback_errors,
+                slow_callbacks=r.slow_callbacks,
+                pid=os.getpid(),
+                hooks=[
+                    m.HookInfo(name=e.name, help=e.help, dangerous=e.dangerous)
+                    for e in self.hooks.entries()
+                ],
+            ),
+            qos=1,
+            retain=True,
+        )
+
+    def _on_callback_error(self, name: str, exc: BaseException) -> None:
+        self._publish_status_soon()
+        if not self.strat_name:
+            return
+        now = time.monotonic_ns()
+        last = self._last_error_alert.get(name)
+        if last is not None and now - last < _ERROR_ALERT_INTERVAL_NS:
+            return
+        self._last_error_alert[name] = now
+        self.bus.publish(
+            self.topics.telegram(self.strat_name),
+            m.TelegramPublish(
+                strat=self.strat_name,
+                text=f"{self.strat_name}: callback {name} raised {type(exc).__name__}: {exc}",
+                priority=0,
+                ts=self.scheduler.now_ns(),
+            ),
+            qos=1,
+        )
+
+    def _on_callback_slow(self, name: str, ms: float) -> None:
+        self._publish_status_soon(detail=f"callback {name} blocked the reactor for {ms:.1f} ms")
+
+    # ==========================================================================================
+    # timers, hooks, telegram
+    # ==========================================================================================
+
+    def setup_timer(self, duration_ms: int, callback_func: Callable[[], Any]) -> int:
+        return self.timers.setup_timer(duration_ms, callback_func)
+
+    def setup_daily_callback(self, hh_mm_ss: str, callback_func: Callable[[], Any]) -> int:
+        return self.timers.setup_daily_callback(hh_mm_ss, callback_func)
+
+    def cancel_timer(self, timer_id: int) -> bool:
+        return self.timers.cancel(timer_id)
+
+    def get_time_ns(self) -> int:
+        return self.scheduler.now_ns()
+
+    def add_cmd_hook(
+        self,
+        cmd_name_str: str,
+        callback_func: Callable[[list[str]], Any],
+        *,
+        help: str | None = None,  # noqa: A002 - matches the command's help line
+        dangerous: bool = False,
+    ) -> None:
+        """See :meth:`IStratEnv.add_cmd_hook`. ``help`` overrides the docstring's first line;
+        ``dangerous`` hooks (flatten, cancel-all...) need a confirmation in Telegram."""
+        self.hooks.add(cmd_name_str, callback_func, help=help, dangerous=dangerous)
+        self._publish_status_soon()
+
+    def publish_telegram(self, msg: str, *, priority: int = 2) -> None:
+        """See :meth:`IStratEnv.publish_telegram`. ``priority`` 0 = error, 1 = fill, 2 = info."""
+        if not isinstance(msg, str):
+            raise InvalidArgumentType("msg", msg, "must be a str")
+        if not msg.strip():
+            raise InvalidArgument("msg", msg, "must not be empty")
+        if priority not in (0, 1, 2):
+            raise InvalidArgument("priority", priority, "must be 0 (error), 1 (fill) or 2 (info)")
+        if not self.strat_name:
+            log.warning("env: publish_telegram before login dropped: %s", msg[:80])
+            return
+        self.bus.publish(
+            self.topics.telegram(self.strat_name),
+            m.TelegramPublish(
+                strat=self.strat_name, text=msg, priority=priority, ts=self.scheduler.now_ns()
+            ),
+            qos=1,
+        )
+
+    # ==========================================================================================
+    # reference data
+    # ==========================================================================================
+
+    def get_instruments(self) -> list[Instrument]:
+        return list(self.instruments.values())
+
+    def get_instrument(self, exchange: Exchange, instrument_id: int) -> Instrument:
+        self._check_exchange(exchange)
+        return self._instrument(exchange, instrument_id)
+
+    def _check_exchange(self, exchange: object) -> Exchange:
+        if not isinstance(exchange, Exchange):
+            raise InvalidArgumentType("exchange", exchange, "must be an Exchange member")
+        if exchange is Exchange.Unset:
+            raise InvalidArgument("exchange", exchange, "must be a real exchange")
+        return exchange
+
+    def _instrument(self, exchange: Exchange, instrument_id: object) -> Instrument:
+        if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
+            raise InvalidArgumentType("instrument_id", instrument_id, "must be an int")
+        inst = self.instruments.get((exchange, instrument_id))
+        if inst is None:
+            known = sorted(i for (ex, i) in self.instruments if ex is exchange)
+            raise InvalidArgument(
+                "instrument_id",
+                instrument_id,
+                f"unknown on {exchange.name} (known: {known or 'none; no instruments loaded'})",
+            )
+        return inst
+
+    # ==========================================================================================
+    # market data
+    # ==========================================================================================
+
+    def subscribe(self, exchange: Exchange, instrument_id: int, md_sub: MDSub) -> None:
+        self._check_exchange(exchange)
+        inst = self._instrument(exchange, instrument_id)
+        if not isinstance(md_sub, MDSub):
+            raise InvalidArgumentType("md_sub", md_sub, "must be an MDSub member")
+        key = (exchange, instrument_id)
+        st = self._md.get(key)
+        if st is None:
+            st = self._md[key] = _MdState(exchange, instrument_id, inst.tick_size)
+        if md_sub in st.subs:
+            return
+        st.subs.add(md_sub)
+        st.refresh()
+        if st.topic_sub is None and self.state != DISCONNECTED:
+            self._subscribe_md_topic(st)
+
+    def _subscribe_md_topic(self, st: _MdState) -> None:
+        topic = self.topics.md(st.exchange, st.iid)
+        st.topic_sub = self.bus.subscribe(topic, self._on_md, qos=0)
+        self._md_by_topic[topic] = st
+        # A late subscriber asks the feed for the current book.
+        self.bus.publish(
+            self.topics.feed_req(st.exchange),
+            m.SnapshotRequest(ex=st.exchange.value, iid=st.iid, strat=self.strat_name),
+            qos=1,
+        )
+
+    def unsubscribe(self, exchange: Exchange, instrument_id: int, md_sub: MDSub) -> None:
+        self._check_exchange(exchange)
+        if not isinstance(md_sub, MDSub):
+            raise InvalidArgumentType("md_sub", md_sub, "must be an MDSub member")
+        st = self._md.get((exchange, instrument_id))
+        if st is None or md_sub not in st.subs:
+            return
+        st.subs.discard(md_sub)
+        st.refresh()
+        if not st.subs:
+            if st.topic_sub is not None:
+                self.bus.unsubscribe(st.topic_sub)
+                self._md_by_topic.pop(self.topics.md(exchange, instrument_id), None)
+            del self._md[(exchange, instrument_id)]
+
+    def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
+        st = self._md.get((exchange, instrument_id))
+        return st.book if st is not None else None
+
+    def _price(self, s: str) -> Price:
+        p = self._price_cache.get(s)
+        if p is None:
+            if len(self._price_cache) > _CACHE_LIMIT:
+                self._price_cache.clear()
+            p = self._price_cache[s] = Price(s)
+        return p
+
+    def _qty(self, s: str) -> Qty:
+        q = self._qty_cache.get(s)
+        if q is None:
+            if len(self._qty_cache) > _CACHE_LIMIT:
+                self._qty_cache.clear()
+            q = self._qty_cache[s] = Qty(s)
+        return q
+
+    def _on_md(self, topic: str, msg: Any) -> None:
+        st = self._md_by_topic.get(topic)
+        if st is None:
+            return
+        self.md_messages += 1
+        t0 = time.perf_counter_ns()
+        kind = type(msg)
+        if kind is m.BookUpdate:
+            self._on_book(st, msg)
+        elif kind is m.TradeUpdate:
+            if st.want_trades:
+                self._on_trades(st, msg)
+        elif kind is m.LevelUpdate:
+            self._on_levels(st, msg)
+        elif kind is m.FundingUpdate:
+            if st.want_funding:
+                self.reactor.invoke(
+                    self.strategy.on_funding_info,
+                    st.exchange,
+                    st.iid,
+                    float(msg.rate),
+                    msg.next_ts,
+                )
+        elif kind is m.FeedStatus:
+            self._on_book_status(st, msg)
+        else:
+            log.warning("env: unexpected %s on %s; dropped", kind.__name__, topic)
+            return
+        elapsed = time.perf_counter_ns() - t0
+        if elapsed > self.reactor.slow_callback_ns:
+            self.reactor.slow(f"market data ({kind.__name__})", elapsed)
+
+    def _on_book_status(self, st: _MdState, msg: m.FeedStatus) -> None:
+        book = st.book
+        status = msg.status
+        if status is FeedHandlerStatus.SnapshotStart:
+            book.clear()
+            book.valid = False
+            book.building = True
+        elif status is FeedHandlerStatus.SnapshotEnd:
+            book.valid = True
+            book.building = False
+        elif status in (FeedHandlerStatus.BookInvalid, FeedHandlerStatus.Disconnected):
+            book.valid = False
+            book.building = False
+            if status is FeedHandlerStatus.Disconnected:
+                book.clear()
+        self.reactor.invoke(self.strategy.on_feed_handler_status, st.exchange, status, msg.detail)
+        if status is not FeedHandlerStatus.SnapshotStart:
+            self._emit_bbo(st, st.last_ts or msg.ts)
+
+    def _on_book(self, st: _MdState, msg: m.BookUpdate) -> None:
+        book = st.book.price_book
+        apply = book.apply_dec
+        price_of = self._price
+        qty_of = self._qty
+        strat = self.strategy
+        ex = st.exchange
+        iid = st.iid
+        ts = st.last_ts = msg.ts
+        want_pl = st.want_price_levels
+        want_lv = st.want_levels
+        tick = st.book.tick
+        reactor = self.reactor
+        ch = msg.ch
+        i = 0
+        n = len(ch)
+        while i < n:
+            try:
+                while i < n:
+                    action, side_i, ps, qs = ch[i]
+                    i += 1
+                    price = price_of(ps)
+                    if action == 2:
+                        apply(side_i, price._v, Decimal(0))
+                        if want_pl:
+                            reactor.callbacks += 1
+                            strat.on_delete_price_level(ex, iid, _SIDES[side_i], price, ts)
+                        if want_lv:
+                            reactor.callbacks += 1
+                            strat.on_delete_level(
+                                ex, iid, _SIDES[side_i], int(price._v / tick), ts
+                            )
+                        continue
+                    qty = qty_of(qs)
+                    apply(side_i, price._v, qty._v)
+                    if want_pl:
+                        reactor.callbacks += 1
+                        if action == 0:
+                            strat.on_add_price_level(ex, iid, _SIDES[side_i], price, qty, ts)
+                        else:
+                            strat.on_modify_price_level(ex, iid, _SIDES[side_i], price, qty, ts)
+                    if want_lv:
+                        reactor.callbacks += 1
+                        lid = int(price._v / tick)
+                        if action == 0:
+                            strat.on_add_level(ex, iid, _SIDES[side_i], lid, price, qty, ts)
+                        else:
+                            strat.on_modify_level(ex, iid, _SIDES[side_i], lid, qty, ts)
+            except Exception as exc:
+                reactor.failed("market-data callback", exc, (msg.ch[i - 1],))
+        if st.want_bbo:
+            self._emit_bbo(st, ts)
+
+    def _on_levels(self, st: _MdState, msg: m.LevelUpdate) -> None:
+        book = st.book
+        lb = book.levels
+        if lb is None:
+            lb = book.levels = OrderLevelBook()
+        pb = book.price_book
+        price_of = self._price
+        qty_of = self._qty
+        strat = self.strategy
+        ex = st.exchange
+        iid = st.iid
+        ts = st.last_ts = msg.ts
+        reactor = self.reactor
+        ch = msg.ch
+        i = 0
+        n = len(ch)
+        while i < n:
+            try:
+                while i < n:
+                    action, side_i, lid, ps, qs = ch[i]
+                    i += 1
+                    side = _SIDES[side_i]
+                    touched: list[tuple[int, Price]] = []
+                    if action == 2:
+                        old = lb.get_dec(lid)
+                        if old is None:
+                            continue
+                        lb.delete(lid)
+                        touched.append((old[0], self._price(str(old[1]))))
+                        if st.want_levels:
+                            reactor.callbacks += 1
+                            strat.on_delete_level(ex, iid, side, lid, ts)
+                    else:
+                        price = price_of(ps)
+                        qty = qty_of(qs)
+                        old = lb.get_dec(lid)
+                        if old is None or action == 0:
+                            if old is not None:
+                                lb.delete(lid)
+                                touched.append((old[0], self._price(str(old[1]))))
+                            lb.add(side_i, lid, price, qty)
+                            if st.want_levels:
+                                reactor.callbacks += 1
+                                strat.on_add_level(ex, iid, side, lid, price, qty, ts)
+                        else:
+                            lb.modify(lid, qty, price)
+                            if old[1] != price._v:
+                                touched.append((old[0], self._price(str(old[1]))))
+                            if st.want_levels:
+                                reactor.callbacks += 1
+                                strat.on_modify_level(ex, iid, side, lid, qty, ts)
+                        touched.append((side_i, price))
+                    # Keep the aggregated price-level view in step and report its changes.
+                    for t_side, t_price in touched:
+                        agg = lb.qty_at(t_side, t_price)
+                        agg_q = agg._v if agg is not None else Decimal(0)
+                        act = pb.apply_dec(t_side, t_price._v, agg_q)
+                        if st.want_price_levels and act >= 0:
+                            reactor.callbacks += 1
+                            s = _SIDES[t_side]
+                            if act == 0:
+                                strat.on_add_price_level(ex, iid, s, t_price, agg, ts)
+                            elif act == 1:
+                                strat.on_modify_price_level(ex, iid, s, t_price, agg, ts)
+                            else:
+                                strat.on_delete_price_level(ex, iid, s, t_price, ts)
+            except Exception as exc:
+                reactor.failed("market-data callback", exc, (msg.ch[i - 1],))
+        if st.want_bbo:
+            self._emit_bbo(st, ts)
+
+    def _emit_bbo(self, st: _MdState, ts: int) -> None:
+        if not st.want_bbo or st.book.building:
+            return
+        pb = st.book.price_book
+        bid = pb.best_bid_dec()
+        if bid != st.last_bid:
+            st.last_bid = bid
+            if bid is not None:
+                self.reactor.invoke(
+                    self.strategy.on_best_bid_level_update,
+                    st.exchange,
+                    st.iid,
+                    Price._make(bid[0]),
+                    Qty._make(bid[1]),
+                    ts,
+                )
+        ask = pb.best_ask_dec()
+        if ask != st.last_ask:
+            st.last_ask = ask
+            if ask is not None:
+                self.reactor.invoke(
+                    self.strategy.on_best_ask_level_update,
+                    st.exchange,
+                    st.iid,
+                    Price._make(ask[0]),
+                    Qty._make(ask[1]),
+                    ts,
+                )
+
+    def _on_trades(self, st: _MdState, msg: m.TradeUpdate) -> None:
+        strat = self.strategy
+        reactor = self.reactor
+        ex = st.exchange
+        iid = st.iid
+        ts = msg.ts
+        for side_i, ps, qs, exec_ts, _tid in msg.tr:
+            reactor.callbacks += 1
+            try:
+                strat.on_public_trade(
+                    ex, iid, _SIDES.get(side_i, Side.Unset), self._price(ps), self._qty(qs),
+                    exec_ts, ts,
+                )
+            except Exception as exc:
+                reactor.failed("on_public_trade", exc, (ps, qs))
+
+    # ==========================================================================================
+    # order entry
+    # ==========================================================================================
+
+    def _can_trade(self) -> tuple[GtwRejectCode, str] | None:
+        if not self.strat_name or self.state in (DISCONNECTED, CONNECTED, LOGGING_IN):
+            return GtwRejectCode.NotLoggedIn, f"not logged in (state {self.state})"
+        if self.state == STOPPED:
+            return (
+                GtwRejectCode.StrategyStopped,
+                "strategy is stopped (send_stop_ack was sent); requests resume after on_start",
+            )
+        return None
+
+    def _gateway_refusal(self, exchange: Exchange) -> tuple[GtwRejectCode, str] | None:
+        status = self._gtw_status.get(exchange)
+        if status is None:
+            return GtwRejectCode.GtwNotReady, f"no gateway for {exchange.name} has reported"
+        if status is not GtwStatus.ReadyToTrade:
+            return GtwRejectCode.GtwNotReady, f"gateway {exchange.name} is {status.name}"
+        return None
+
+    def _later(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.scheduler.call_soon(self.reactor.invoke, fn, *args)
+
+    def _new_cl_id(self, client_id: object) -> int:
+        if client_id is None:
+            if self._next_cl_id == 0:
+                # Unique across restarts: microseconds since the epoch at the first order.
+                self._next_cl_id = self.scheduler.now_ns() // 1000
+            cid = self._next_cl_id
+            while cid in self._used_cl_ids:
+                cid += 1
+            self._next_cl_id = cid + 1
+        else:
+            if isinstance(client_id, bool) or not isinstance(client_id, int):
+                raise InvalidArgumentType("client_id", client_id, "must be an int or None")
+            if client_id <= 0:
+                raise InvalidArgument("client_id", client_id, "must be > 0")
+            if client_id in self._used_cl_ids:
+                raise InvalidArgument("client_id", client_id, "was already used by this strategy")
+            cid = client_id
+        self._used_cl_ids.add(cid)
+        return cid
+
+    @staticmethod
+    def _enum(name: str, value: object, cls: type[Any]) -> Any:
+        if not isinstance(value, cls):
+            raise InvalidArgumentType(name, value, f"must be a {cls.__name__} member")
+        return value
+
+    @staticmethod
+    def _decimal(name: str, value: object) -> Decimal:
+        try:
+            return to_decimal(value, name)
+        except TypeError as exc:
+            raise InvalidArgumentType(name, value, str(exc)) from None
+        except ValueError as exc:
+            raise InvalidArgument(name, value, str(exc)) from None
+
+    def _check_price(self, name: str, value: object, inst: Instrument) -> Decimal:
+        d = self._decimal(name, value)
+        if d <= 0:
+            raise InvalidArgument(name, value, "must be > 0")
+        if d % inst.tick_size:
+            raise InvalidArgument(
+                name, value, f"is off {inst.name}'s tick {inst.tick_size} (e.g. use "
+                f"{Price._make(d).round_to(inst.tick_size)})"
+            )
+        return d
+
+    def _check_qty(self, name: str, value: object, inst: Instrument) -> Decimal:
+        d = self._decimal(name, value)
+        if d <= 0:
+            raise InvalidArgument(name, value, "must be > 0")
+        if d % inst.lot_size:
+            raise InvalidArgument(name, value, f"is off {inst.name}'s lot {inst.lot_size}")
+        if d < inst.min_qty:
+            raise InvalidArgument(name, value, f"is below {inst.name}'s minimum {inst.min_qty}")
+        return d
+
+    def send_new_order(
+        self,
+        client_id: int | None,
+        exchange: Exchange,
+        instrument_id: int,
+        side: Side,
+        price: PriceLike,
+        qty: QtyLike,
+        exec_instr: ExecInstructions = ExecInstructions.Unset,
+        ord_type: OrderType = OrderType.Limit,
+        time_in_force: TIF = TIF.GTC,
+        close_position: bool = False,
+        *,
+        stop_price: PriceLike | None = None,
+        trigger_direction: TriggerDirection = TriggerDirection.Unset,
+    ) -> int:
+        self._check_exchange(exchange)
+        inst = self._instrument(exchange, instrument_id)
+        self._enum("side", side, Side)
+        if side is Side.Unset:
+            raise InvalidArgument("side", side, "must be Side.Buy or Side.Sell")
+        self._enum("exec_instr", exec_instr, ExecInstructions)
+        self._enum("ord_type", ord_type, OrderType)
+        self._enum("time_in_force", time_in_force, TIF)
+        self._enum("trigger_direction", trigger_direction, TriggerDirection)
+        if not isinstance(close_position, bool):
+            raise InvalidArgumentType("close_position", close_position, "must be a bool")
+        if ord_type is OrderType.Unset:
+            ord_type = OrderType.Limit
+        if time_in_force is TIF.Unset:
+            time_in_force = TIF.GTC
+        q = self._check_qty("qty", qty, inst)
+        if ord_type in (OrderType.Market, OrderType.StopMarket):
+            p = self._decimal("price", price) if price is not None else Decimal(0)
+            if p < 0:
+                raise InvalidArgument("price", price, "must be >= 0")
+            if exec_instr is ExecInstructions.PostOnly:
+                raise InvalidArgument("exec_instr", exec_instr, "a market order cannot post")
+        else:
+            p = self._check_price("price", price, inst)
+        stop: str | None = None
+        if ord_type in (OrderType.StopLimit, OrderType.StopMarket):
+            if stop_price is None:
+                raise InvalidArgument("stop_price", stop_price, f"required for {ord_type.name}")
+            stop = str(self._check_price("stop_price", stop_price, inst))
+            if trigger_direction is TriggerDirection.Unset:
+                raise InvalidArgument(
+                    "trigger_direction", trigger_direction, f"Up or Down for {ord_type.name}"
+                )
+        elif stop_price is not None:
+            raise InvalidArgument("stop_price", stop_price, "only for StopLimit/StopMarket")
+        cid = self._new_cl_id(client_id)
+        cl = str(cid)
+        refusal = self._can_trade() or self._gateway_refusal(exchange)
+        if refusal is not None:
+            self._later(self.strategy.on_new_order_reject, exchange, cl, *refusal)
+            return cid
+        self._orders[cl] = (exchange, instrument_id)
+        self.bus.publish(
+            self.topics.gtw_req(exchange),
+            m.NewOrder(
+                strat=self.strat_name,
+                cl_id=cl,
+                instrument_id=instrument_id,
+                side=side,
+                price=str(p),
+                qty=str(q),
+                exec_instr=exec_instr,
+                ord_type=ord_type,
+                tif=time_in_force,
+                close_position=close_position,
+                stop_price=stop,
+                trigger_dir=trigger_direction,
+                ts=self.scheduler.now_ns(),
+            ),
+            qos=1,
+        )
+        return cid
+
+    def _cl(self, name: str, value: object) -> str:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise InvalidArgumentType(name, value, "must be the int returned by send_new_order")
+        s = str(value)
+        if not s or len(s) > 64:
+            raise InvalidArgument(name, value, "must be a non-empty id")
+        return s
+
+    def send_modify_order(
+        self,
+        exchange: Exchange,
+        client_ord_id: int | str,
+        new_price: PriceLike | None,
+        new_qty: QtyLike | None,
+    ) -> None:
+        self._check_exchange(exchange)
+        cl = self._cl("client_ord_id", client_ord_id)
+        if new_price is None and new_qty is None:
+            raise InvalidArgument("new_price", None, "give new_price, new_qty or both")
+        known = self._orders.get(cl)
+        inst = self.instruments.get(known) if known is not None else None
+        p = q = None
+        if new_price is not None:
+            p = str(
+                self._check_price("new_price", new_price, inst)
+                if inst
+                else self._decimal("new_price", new_price)
+            )
+        if new_qty is not None:
+            q = str(
+                self._check_qty("new_qty", new_qty, inst)
+                if inst
+                else self._decimal("new_qty", new_qty)
+            )
+        refusal = self._can_trade() or self._gateway_refusal(exchange)
+        if refusal is not None:
+            self._later(self.strategy.on_modify_order_reject, exchange, cl, *refusal)
+            return
+        self.bus.publish(
+            self.topics.gtw_req(exchange),
+            m.ModifyOrder(
+                strat=self.strat_name, cl_id=cl, new_price=p, new_qty=q,
+                ts=self.scheduler.now_ns(),
+            ),
+            qos=1,
+        )
+
+    def send_cancel_order(
+        self, exchange: Exchange, instrument_id: int, client_ord_id: int | str
+    ) -> None:
+        self._check_exchange(exchange)
+        self._instrument(exchange, instrument_id)
+        cl = self._cl("client_ord_id", client_ord_id)
+        refusal = self._gateway_refusal(exchange) or self._not_logged_in()
+        if refusal is not None:
+            self._later(self.strategy.on_cancel_order_reject, exchange, cl, *refusal)
+            return
+        self.bus.publish(
+            self.topics.gtw_req(exchange),
+            m.CancelOrder(
+                strat=self.strat_name, cl_id=cl, instrument_id=instrument_id,
+                ts=self.scheduler.now_ns(),
+            ),
+            qos=1,
+        )
+
+    def _not_logged_in(self) -> tuple[GtwRejectCode, str] | None:
+        # Cancels stay allowed while stopped: pulling orders is always safe.
+        if not self.strat_name or self.state in (DISCONNECTED, CONNECTED, LOGGING_IN):
+            return GtwRejectCode.NotLoggedIn, f"not logged in (state {self.state})"
+        return None
+
+    def send_cancel_all(self, exchange: Exchange, instrument_id: int | None) -> None:
+        self._check_exchange(exchange)
+        iid = 0
+        if instrument_id is not None:
+            iid = self._instrument(exchange, instrument_id).instrument_id
+        refusal = self._gateway_refusal(exchange) or self._not_logged_in()
+        if refusal is not None:
+            self._later(self.strategy.on_cancel_all_reject, exchange, iid, *refusal)
+            return
+        self.bus.publish(
+            self.topics.gtw_req(exchange),
+            m.CancelAll(strat=self.strat_name, instrument_id=iid, ts=self.scheduler.now_ns()),
+            qos=1,
+        )
+
+    # --- fetches -------------------------------------------------------------------------------
+
+    def _fetch(self, exchange: Exchange, msg: m.Msg, rqst_type: str) -> None:
+        refusal = self._gateway_refusal(exchange) or self._not_logged_in()
+        if refusal is not None:
+            code, why = refusal
+            self._later(self.strategy.on_request_reject, exchange, code, why, rqst_type)
+            return
+        self.bus.publish(self.topics.gtw_req(exchange), msg, qos=1)
+
+    def fetch_account_info(self, exchange: Exchange) -> None:
+        self._check_exchange(exchange)
+        self._fetch(exchange, m.FetchAccount(strat=self.strat_name), "FetchAccountInfo")
+
+    def fetch_wallet_info(self, exchange: Exchange, coin: str) -> None:
+        self._check_exchange(exchange)
+        if not isinstance(coin, str) or not coin.strip():
+            raise InvalidArgumentType("coin", coin, "must be a coin name such as 'USDT'")
+        self._fetch(exchange, m.FetchWallet(strat=self.strat_name, coin=coin), "FetchWalletInfo")
+
+    def fetch_position_info(self, exchange: Exchange, instrument_id: int) -> None:
+        self._check_exchange(exchange)
+        self._instrument(exchange, instrument_id)
+        self._fetch(
+            exchange,
+            m.FetchPosition(strat=self.strat_name, instrument_id=instrument_id),
+            "FetchPositionInfo",
+        )
+
+    def fetch_funding_info(self, exchange: Exchange, instrument_id: int) -> None:
+        self._check_exchange(exchange)
+        self._instrument(exchange, instrument_id)
+        self._fetch(
+            exchange,
+            m.FetchFunding(strat=self.strat_name, instrument_id=instrument_id),
+            "FetchFundingInfo",
+        )
+
+    def fetch_order_status(
+        self, exchange: Exchange, instrument_id: int, client_ord_id: int | str
+    ) -> None:
+        self._check_exchange(exchange)
+        self._instrument(exchange, instrument_id)
+        cl = self._cl("client_ord_id", client_ord_id)
+        self._fetch(
+            exchange,
+            m.FetchOrderStatus(strat=self.strat_name, instrument_id=instrument_id, cl_id=cl),
+            "FetchOrderStatus",
+        )
+
+    def fetch_orders_info(self, exchange: Exchange, instrument_id: int | None = None) -> None:
+        self._check_exchange(exchange)
+        iid = 0
+        if instrument_id is not None:
+            iid = self._instrument(exchange, instrument_id).instrument_id
+        self._fetch(
+            exchange, m.FetchOrders(strat=self.strat_name, instrument_id=iid), "FetchOrdersInfo"
+        )
+
+    # ==========================================================================================
+    # reports
+    # ==========================================================================================
+
+    def _on_report(self, topic: str, msg: Any) -> None:
+        ex = self.topics.exchange_of(topic)
+        if ex is None:
+            log.warning("env: report on unparsable topic %s dropped", topic)
+            return
+        self.reports_received += 1
+        s = self.strategy
+        inv = self.reactor.invoke
+        now = self.scheduler.now_ns()
+        try:
+            if isinstance(msg, m.OrderExecution):
+                inv(
+                    s.on_order_execution, ex, msg.cl_id, msg.side, Price(msg.price),
+                    Qty(msg.fill_qty), Qty(msg.leaves_qty), msg.exec_ts, msg.ts or now,
+                )
+                if Decimal(msg.leaves_qty) == 0:
+                    self._orders.pop(msg.cl_id, None)
+            elif isinstance(msg, m.NewOrderAck):
+                inv(
+                    s.on_new_order_ack, ex, msg.cl_id, msg.exch_id, msg.instrument_id, msg.side,
+                    Price(msg.price), Qty(msg.qty), Qty(msg.leaves_qty), msg.ord_type, msg.tif,
+                    msg.exec_instr,
+                )
+            elif isinstance(msg, m.OrderCancelled):
+                self._orders.pop(msg.cl_id, None)
+                inv(
+                    s.on_order_cancelled, ex, msg.cl_id, msg.unsolicited, msg.engine_ts,
+                    msg.ts or now, msg.cancel_code, msg.reason,
+                )
+            elif isinstance(msg, m.NewOrderReject):
+                self._orders.pop(msg.cl_id, None)
+                inv(s.on_new_order_reject, ex, msg.cl_id, msg.code, msg.reason)
+            elif isinstance(msg, m.CancelOrderAck):
+                inv(s.on_cancel_order_ack, ex, msg.cl_id)
+            elif isinstance(msg, m.CancelOrderReject):
+                inv(s.on_cancel_order_reject, ex, msg.cl_id, msg.code, msg.reason)
+            elif isinstance(msg, m.ModifyOrderAck):
+                inv(
+                    s.on_modify_order_ack, ex, msg.cl_id, Price(msg.new_price), Qty(msg.new_qty),
+                    Qty(msg.leaves_qty),
+                )
+            elif isinstance(msg, m.ModifyOrderReject):
+                inv(s.on_modify_order_reject, ex, msg.cl_id, msg.code, msg.reason)
+            elif isinstance(msg, m.CancelAllAck):
+                inv(s.on_cancel_all_ack, ex, msg.instrument_id)
+            elif isinstance(msg, m.CancelAllReject):
+                inv(s.on_cancel_all_reject, ex, msg.instrument_id, msg.code, msg.reason)
+            elif isinstance(msg, m.RequestReject):
+                inv(s.on_request_reject, ex, msg.code, msg.detail, msg.rqst_type)
+            elif isinstance(msg, m.RateLimitInfo):
+                inv(s.on_rate_limit_info, ex, msg.rate_limit, msg.rate_remaining, msg.reset_ts)
+            elif isinstance(msg, m.UnsupportedOp):
+                inv(s.on_unsupported_op, ex, msg.msg_type)
+            elif isinstance(msg, m.AccountInfo):
+                inv(s.on_account_info, ex, msg.user_id)
+            elif isinstance(msg, m.WalletInfo):
+                inv(s.on_wallet_info, ex, msg.coin, Qty(msg.total), Qty(msg.available))
+            elif isinstance(msg, m.PositionInfo):
+                inv(s.on_position_info, ex, msg.instrument_id, Qty(msg.position))
+            elif isinstance(msg, m.FundingInfo):
+                inv(s.on_funding_info, ex, msg.instrument_id, float(msg.rate), msg.next_ts)
+            elif isinstance(msg, m.OrderStatusInfo):
+                o = msg.order
+                inv(
+                    s.on_order_status, ex, o.instrument_id, o.cl_id, o.exch_id, o.side,
+                    Price(o.price), Qty(o.leaves_qty), o.status, o.ord_type, o.tif, o.exec_instr,
+                )
+            elif isinstance(msg, m.OrdersInfo):
+                inv(s.on_orders_info, ex, [order_from_wire(ex, o) for o in msg.orders])
+            else:
+                log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
+        except (ValueError, TypeError) as exc:
+            # A report whose values do not convert (a bad decimal string...) is a gateway bug.
+            log.error("env: bad %s on %s dropped: %s", type(msg).__name__, topic, exc)
+
+    # ==========================================================================================
+
+    def close(self) -> None:
+        """Cancel timers and subscriptions (the process is ending)."""
+        self.timers.cancel_all()
+        for sub in self._subs:
+            self.bus.unsubscribe(sub)
+        self._subs.clear()
+
+    @property
+    def stopped(self) -> bool:
+        """True after ``send_stop_ack`` until the next start."""
+        return self.state == STOPPED

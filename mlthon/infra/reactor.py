@@ -1,0 +1,157 @@
+"""The reactor: one loop per strategy process, and the guard around every strategy callback.
+
+Every strategy callback goes through :meth:`Reactor.invoke` (or the batch form used by the
+market-data path), which:
+
+* never lets an exception escape: it is logged with its traceback, the callback's name and its
+  arguments, counted, and reported to the ``on_error`` hook (the env publishes it to the status
+  topic and Telegram); the reactor goes on;
+* measures how long the callback ran and reports one that blocked the reactor for longer than
+  ``slow_callback_ms`` (which callback, how long).
+
+Live, the reactor owns the process's ``asyncio.TaskGroup``; :meth:`spawn` is the only way to start
+a background task (named ``<component>[<id>].<role>``, referenced, failures logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from mlthon.infra.clock import Scheduler
+
+log = logging.getLogger(__name__)
+
+ErrorHook = Callable[[str, BaseException], None]
+SlowHook = Callable[[str, float], None]
+
+_ARG_REPR_LIMIT = 300
+
+
+def _short_args(args: tuple[Any, ...]) -> str:
+    text = ", ".join(repr(a) for a in args)
+    return text if len(text) <= _ARG_REPR_LIMIT else text[:_ARG_REPR_LIMIT] + "..."
+
+
+class Reactor:
+    """Runs callbacks one at a time on one scheduler, guarding and timing each.
+
+    Args:
+        scheduler: where time and scheduling come from (live or simulated).
+        name: the component's name, for logs and task names.
+        slow_callback_ms: a callback running longer than this is reported.
+        on_error: called with (callback name, exception) after a callback raised.
+        on_slow: called with (callback name, milliseconds) after a slow callback.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        name: str = "reactor",
+        slow_callback_ms: float = 50.0,
+        on_error: ErrorHook | None = None,
+        on_slow: SlowHook | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self.slow_callback_ns = int(slow_callback_ms * 1_000_000)
+        self.on_error = on_error
+        self.on_slow = on_slow
+        self.callbacks = 0
+        self.callback_errors = 0
+        self.slow_callbacks = 0
+        self.last_error = ""
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._task_group: asyncio.TaskGroup | None = None
+
+    # --- guarded invocation --------------------------------------------------------------------
+
+    def invoke(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` under the guard; return its result, or None if it raised."""
+        self.callbacks += 1
+        t0 = time.perf_counter_ns()
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.failed(getattr(fn, "__name__", repr(fn)), exc, args)
+            return None
+        finally:
+            elapsed = time.perf_counter_ns() - t0
+            if elapsed > self.slow_callback_ns:
+                self.slow(getattr(fn, "__name__", repr(fn)), elapsed)
+
+    def failed(self, name: str, exc: BaseException, args: tuple[Any, ...] = ()) -> None:
+        """Record that callback ``name`` raised ``exc``."""
+        self.callback_errors += 1
+        self.last_error = f"{name}: {type(exc).__name__}: {exc}"
+        log.error(
+            "%s: callback %s(%s) raised %s: %s",
+            self.name,
+            name,
+            _short_args(args),
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        if self.on_error is not None:
+            try:
+                self.on_error(name, exc)
+            except Exception:
+                log.exception("%s: error hook failed", self.name)
+
+    def slow(self, name: str, elapsed_ns: int) -> None:
+        """Record that callback ``name`` blocked the reactor for ``elapsed_ns``."""
+        self.slow_callbacks += 1
+        ms = elapsed_ns / 1_000_000
+        log.warning(
+            "%s: callback %s blocked the reactor for %.1f ms (threshold %.1f ms)",
+            self.name,
+            name,
+            ms,
+            self.slow_callback_ns / 1_000_000,
+        )
+        if self.on_slow is not None:
+            try:
+                self.on_slow(name, ms)
+            except Exception:
+                log.exception("%s: slow hook failed", self.name)
+
+    # --- tasks (live only) ---------------------------------------------------------------------
+
+    def attach_task_group(self, tg: asyncio.TaskGroup | None) -> None:
+        """Use ``tg`` for :meth:`spawn` (the process's supervisor TaskGroup)."""
+        self._task_group = tg
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start a named background task, keep a reference, and log its failure."""
+        full = f"{self.name}.{name}"
+        if self._task_group is not None:
+            task = self._task_group.create_task(coro, name=full)
+        else:
+            task = asyncio.get_running_loop().create_task(coro, name=full)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("task %s failed: %r", task.get_name(), exc, exc_info=exc)
+
+    async def cancel_tasks(self, timeout_s: float = 5.0) -> None:
+        """Cancel every task spawned here, waiting at most ``timeout_s``; log stragglers."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for t in pending:
+            log.warning("task %s did not stop within %.1fs", t.get_name(), timeout_s)
