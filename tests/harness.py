@@ -28,8 +28,11 @@ _ids = itertools.count()
 
 def strategy_config(name: str = "rec", **over: Any) -> StrategyConfig:
     data: dict[str, Any] = {
-        "strategy": {"name": name, "class": "tests.fakes.recorder:Recorder",
-                     "stop_ack_timeout_s": over.pop("stop_ack_timeout_s", 5)},
+        "strategy": {
+            "name": name,
+            "class": "tests.fakes.recorder:Recorder",
+            "stop_ack_timeout_s": over.pop("stop_ack_timeout_s", 5),
+        },
         "params": over.pop("params", {"spread": 2, "size": "0.001", "active": True}),
         "instruments": {"use": [9001, 1001]},
     }
@@ -40,8 +43,15 @@ def strategy_config(name: str = "rec", **over: Any) -> StrategyConfig:
 class System:
     """The parts, and a client to send commands as the CLI would."""
 
-    def __init__(self, sys_bus: BusBase, strat_bus: BusBase, topics: Topics,
-                 strat: Recorder, cfg: StrategyConfig, scheduler: LiveScheduler) -> None:
+    def __init__(
+        self,
+        sys_bus: BusBase,
+        strat_bus: BusBase,
+        topics: Topics,
+        strat: Recorder,
+        cfg: StrategyConfig,
+        scheduler: LiveScheduler,
+    ) -> None:
         self.sys_bus = sys_bus
         self.strat_bus = strat_bus
         self.topics = topics
@@ -68,9 +78,18 @@ class System:
 
     async def cmd(self, name: str, *args: str, timeout: float = 5.0) -> m.CmdResult:
         cmd_id = f"c{next(_ids)}"
-        self.sys_bus.publish(self.topics.cmd(), m.CmdRequest(
-            cmd_id=cmd_id, strat=self.cfg.name, name=name, args=list(args),
-            reply_to=self.topics.reply(self.client), sender="test"), qos=1)
+        self.sys_bus.publish(
+            self.topics.cmd(),
+            m.CmdRequest(
+                cmd_id=cmd_id,
+                strat=self.cfg.name,
+                name=name,
+                args=list(args),
+                reply_to=self.topics.reply(self.client),
+                sender="test",
+            ),
+            qos=1,
+        )
         await wait_until(lambda: cmd_id in self.results, timeout, f"answer to {name}")
         return self.results[cmd_id]
 
@@ -93,14 +112,16 @@ async def inproc_system(strat: Recorder | None = None, **cfg_over: Any) -> Async
 
 
 @contextlib.asynccontextmanager
-async def mqtt_system(port: int, root: str, strat: Recorder | None = None,
-                      **cfg_over: Any) -> AsyncIterator[System]:
+async def mqtt_system(
+    port: int, root: str, strat: Recorder | None = None, **cfg_over: Any
+) -> AsyncIterator[System]:
     sched = LiveScheduler()
     strat = strat or Recorder()
     async with MqttBus("127.0.0.1", port) as sys_bus, MqttBus("127.0.0.1", port) as strat_bus:
         await sys_bus.wait_connected()
-        s = System(sys_bus, strat_bus, Topics(root), strat, strategy_config(strat.name, **cfg_over),
-                   sched)
+        s = System(
+            sys_bus, strat_bus, Topics(root), strat, strategy_config(strat.name, **cfg_over), sched
+        )
         s.start_system()
         await sys_bus.flush()
         s.start_strategy()

@@ -20,7 +20,9 @@ from mlthon.basics.errors import BusError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "install it with: apt-get install -y mosquitto (Debian/Ubuntu) or brew install mosquitto"
+INSTALL_HINT = (
+    "install it with: apt-get install -y mosquitto (Debian/Ubuntu) or brew install mosquitto"
+)
 
 
 def find_mosquitto() -> str | None:
@@ -58,8 +60,14 @@ class MosquittoBroker:
     Use as a context manager, or call :meth:`start` / :meth:`stop`.
     """
 
-    def __init__(self, port: int | None = None, *, workdir: Path | None = None,
-                 persistence: bool = False, extra_conf: str = "") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        workdir: Path | None = None,
+        persistence: bool = False,
+        extra_conf: str = "",
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self._own_dir = workdir is None

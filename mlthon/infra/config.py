@@ -96,8 +96,14 @@ class StrategyConfig:
         return [by_id[i] for i in self.instrument_ids]
 
 
-def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any,
-         source: str, section: str) -> Any:
+def _get(
+    table: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    default: Any,
+    source: str,
+    section: str,
+) -> Any:
     if key not in table:
         return default
     value = table[key]
@@ -113,8 +119,9 @@ def _get(table: dict[str, Any], key: str, kind: type | tuple[type, ...], default
     return value
 
 
-def parse_strategy_config(data: dict[str, Any], source: str = "<config>",
-                          base_dir: Path | None = None) -> StrategyConfig:
+def parse_strategy_config(
+    data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None
+) -> StrategyConfig:
     """Validate a parsed strategy config.
 
     Raises:
@@ -123,12 +130,21 @@ def parse_strategy_config(data: dict[str, Any], source: str = "<config>",
     strat = data.get("strategy")
     if not isinstance(strat, dict):
         raise ConfigError("missing [strategy] table", source=source, key="strategy")
-    known = {"name", "class", "start_params", "auto_start", "mode", "stop_ack_timeout_s",
-             "slow_callback_ms", "timezone"}
+    known = {
+        "name",
+        "class",
+        "start_params",
+        "auto_start",
+        "mode",
+        "stop_ack_timeout_s",
+        "slow_callback_ms",
+        "timezone",
+    }
     unknown = set(strat) - known
     if unknown:
-        raise ConfigError(f"unknown keys {sorted(unknown)}; known: {sorted(known)}",
-                          source=source, key="strategy")
+        raise ConfigError(
+            f"unknown keys {sorted(unknown)}; known: {sorted(known)}", source=source, key="strategy"
+        )
     name = _get(strat, "name", str, None, source, "strategy")
     if name is None:
         raise ConfigError("missing", source=source, key="strategy.name")
@@ -138,12 +154,16 @@ def parse_strategy_config(data: dict[str, Any], source: str = "<config>",
         raise ConfigError(str(exc), source=source, key="strategy.name") from None
     class_path = _get(strat, "class", str, None, source, "strategy")
     if not class_path or ":" not in class_path:
-        raise ConfigError("must be 'module:Class' (or 'path/to/file.py:Class')",
-                          source=source, key="strategy.class")
+        raise ConfigError(
+            "must be 'module:Class' (or 'path/to/file.py:Class')",
+            source=source,
+            key="strategy.class",
+        )
     mode_s = _get(strat, "mode", str, "paper", source, "strategy")
     if mode_s not in _MODES:
-        raise ConfigError(f"must be one of {sorted(_MODES)}, got {mode_s!r}", source=source,
-                          key="strategy.mode")
+        raise ConfigError(
+            f"must be one of {sorted(_MODES)}, got {mode_s!r}", source=source, key="strategy.mode"
+        )
     timeout = float(_get(strat, "stop_ack_timeout_s", (int, float), 10.0, source, "strategy"))
     if timeout <= 0:
         raise ConfigError("must be > 0", source=source, key="strategy.stop_ack_timeout_s")
@@ -155,8 +175,9 @@ def parse_strategy_config(data: dict[str, Any], source: str = "<config>",
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"unknown time zone {tz!r}", source=source,
-                              key="strategy.timezone") from None
+            raise ConfigError(
+                f"unknown time zone {tz!r}", source=source, key="strategy.timezone"
+            ) from None
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise ConfigError("must be a table", source=source, key="params")
@@ -232,12 +253,14 @@ def load_strategy_class(class_path: str, source: str = "") -> type:
         else:
             module = importlib.import_module(mod_name)
     except (ImportError, OSError) as exc:
-        raise ConfigError(f"cannot import {mod_name!r}: {exc}", source=source,
-                          key="strategy.class") from exc
+        raise ConfigError(
+            f"cannot import {mod_name!r}: {exc}", source=source, key="strategy.class"
+        ) from exc
     cls = getattr(module, cls_name, None)
     if not isinstance(cls, type):
-        raise ConfigError(f"{mod_name!r} has no class {cls_name!r}", source=source,
-                          key="strategy.class")
+        raise ConfigError(
+            f"{mod_name!r} has no class {cls_name!r}", source=source, key="strategy.class"
+        )
     return cls
 
 

@@ -32,9 +32,9 @@ from mlthon.basics.mlt_enum import Exchange
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.codec import instrument_to_wire
+from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
 from mlthon.infra.config import StrategyConfig, parse_param_assignments
-from mlthon.infra.bus.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,9 @@ class ControlService:
                 qos=1,
             )
 
-    def request_stop(self, strat: str, params: str = "", cmd_id: str = "",
-                     reply_to: str = "") -> None:
+    def request_stop(
+        self, strat: str, params: str = "", cmd_id: str = "", reply_to: str = ""
+    ) -> None:
         """Send Stop to ``strat`` and arm the escalation deadline."""
         st = self.strats[strat]
         st.stop_waiters.append((cmd_id, reply_to))

@@ -8,8 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlthon.basics import TIF, CancelCode, Exchange, ExecInstructions, GtwRejectCode, GtwStatus
-from mlthon.basics import OrderStatus, OrderType, Side
+from mlthon.basics import (
+    TIF,
+    CancelCode,
+    Exchange,
+    ExecInstructions,
+    GtwRejectCode,
+    GtwStatus,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.topics import Topics
@@ -43,43 +52,97 @@ class ScriptedGateway:
         s = req.strat
         if isinstance(req, m.NewOrder):
             if req.qty == "999":
-                self.report(s, m.NewOrderReject(cl_id=req.cl_id, code=GtwRejectCode.InsufficientBalance,
-                                                reason="no money"))
+                self.report(
+                    s,
+                    m.NewOrderReject(
+                        cl_id=req.cl_id, code=GtwRejectCode.InsufficientBalance, reason="no money"
+                    ),
+                )
                 return
             self._open[req.cl_id] = req
-            self.report(s, m.NewOrderAck(
-                cl_id=req.cl_id, exch_id="X" + req.cl_id, instrument_id=req.instrument_id,
-                side=req.side, price=req.price, qty=req.qty, leaves_qty=req.qty,
-                ord_type=req.ord_type, tif=req.tif, exec_instr=req.exec_instr))
+            self.report(
+                s,
+                m.NewOrderAck(
+                    cl_id=req.cl_id,
+                    exch_id="X" + req.cl_id,
+                    instrument_id=req.instrument_id,
+                    side=req.side,
+                    price=req.price,
+                    qty=req.qty,
+                    leaves_qty=req.qty,
+                    ord_type=req.ord_type,
+                    tif=req.tif,
+                    exec_instr=req.exec_instr,
+                ),
+            )
             if req.tif is TIF.IOC:
                 del self._open[req.cl_id]
-                self.report(s, m.OrderExecution(
-                    cl_id=req.cl_id, exec_id="E" + req.cl_id, instrument_id=req.instrument_id,
-                    side=req.side, price=req.price, fill_qty=req.qty, leaves_qty="0",
-                    exec_ts=123))
+                self.report(
+                    s,
+                    m.OrderExecution(
+                        cl_id=req.cl_id,
+                        exec_id="E" + req.cl_id,
+                        instrument_id=req.instrument_id,
+                        side=req.side,
+                        price=req.price,
+                        fill_qty=req.qty,
+                        leaves_qty="0",
+                        exec_ts=123,
+                    ),
+                )
         elif isinstance(req, m.ModifyOrder):
             if req.cl_id not in self._open:
-                self.report(s, m.ModifyOrderReject(cl_id=req.cl_id, code=GtwRejectCode.UnknownOrder,
-                                                   reason="unknown order"))
+                self.report(
+                    s,
+                    m.ModifyOrderReject(
+                        cl_id=req.cl_id, code=GtwRejectCode.UnknownOrder, reason="unknown order"
+                    ),
+                )
                 return
             o = self._open[req.cl_id]
-            self.report(s, m.ModifyOrderAck(cl_id=req.cl_id, new_price=req.new_price or o.price,
-                                            new_qty=req.new_qty or o.qty,
-                                            leaves_qty=req.new_qty or o.qty))
+            self.report(
+                s,
+                m.ModifyOrderAck(
+                    cl_id=req.cl_id,
+                    new_price=req.new_price or o.price,
+                    new_qty=req.new_qty or o.qty,
+                    leaves_qty=req.new_qty or o.qty,
+                ),
+            )
         elif isinstance(req, m.CancelOrder):
             if self._open.pop(req.cl_id, None) is None:
-                self.report(s, m.CancelOrderReject(cl_id=req.cl_id, code=GtwRejectCode.UnknownOrder,
-                                                   reason="unknown order"))
+                self.report(
+                    s,
+                    m.CancelOrderReject(
+                        cl_id=req.cl_id, code=GtwRejectCode.UnknownOrder, reason="unknown order"
+                    ),
+                )
                 return
             self.report(s, m.CancelOrderAck(cl_id=req.cl_id))
-            self.report(s, m.OrderCancelled(cl_id=req.cl_id, unsolicited=False, engine_ts=7,
-                                            cancel_code=CancelCode.CanceledByUser, reason="asked"))
+            self.report(
+                s,
+                m.OrderCancelled(
+                    cl_id=req.cl_id,
+                    unsolicited=False,
+                    engine_ts=7,
+                    cancel_code=CancelCode.CanceledByUser,
+                    reason="asked",
+                ),
+            )
         elif isinstance(req, m.CancelAll):
             self.report(s, m.CancelAllAck(instrument_id=req.instrument_id))
             for cl in list(self._open):
                 del self._open[cl]
-                self.report(s, m.OrderCancelled(cl_id=cl, unsolicited=False, engine_ts=8,
-                                                cancel_code=CancelCode.CancelAll, reason="all"))
+                self.report(
+                    s,
+                    m.OrderCancelled(
+                        cl_id=cl,
+                        unsolicited=False,
+                        engine_ts=8,
+                        cancel_code=CancelCode.CancelAll,
+                        reason="all",
+                    ),
+                )
         elif isinstance(req, m.FetchAccount):
             self.report(s, m.AccountInfo(user_id="user-1"))
         elif isinstance(req, m.FetchWallet):
@@ -87,13 +150,25 @@ class ScriptedGateway:
         elif isinstance(req, m.FetchPosition):
             self.report(s, m.PositionInfo(instrument_id=req.instrument_id, position="-0.003"))
         elif isinstance(req, m.FetchFunding):
-            self.report(s, m.FundingInfo(instrument_id=req.instrument_id, rate="0.0001",
-                                         next_ts=1_700_000_000_000_000_000))
+            self.report(
+                s,
+                m.FundingInfo(
+                    instrument_id=req.instrument_id,
+                    rate="0.0001",
+                    next_ts=1_700_000_000_000_000_000,
+                ),
+            )
         elif isinstance(req, m.FetchOrderStatus):
             o = self._open.get(req.cl_id)
             if o is None:
-                self.report(s, m.RequestReject(code=GtwRejectCode.UnknownOrder, detail="unknown",
-                                               rqst_type="FetchOrderStatus"))
+                self.report(
+                    s,
+                    m.RequestReject(
+                        code=GtwRejectCode.UnknownOrder,
+                        detail="unknown",
+                        rqst_type="FetchOrderStatus",
+                    ),
+                )
                 return
             self.report(s, m.OrderStatusInfo(order=self._wire(o)))
         elif isinstance(req, m.FetchOrders):
@@ -101,10 +176,20 @@ class ScriptedGateway:
 
     @staticmethod
     def _wire(o: m.NewOrder) -> m.OrderWire:
-        return m.OrderWire(instrument_id=o.instrument_id, cl_id=o.cl_id, exch_id="X" + o.cl_id,
-                           side=o.side, price=o.price, qty=o.qty, leaves_qty=o.qty,
-                           filled_qty="0", status=OrderStatus.New, ord_type=o.ord_type,
-                           tif=o.tif, exec_instr=o.exec_instr)
+        return m.OrderWire(
+            instrument_id=o.instrument_id,
+            cl_id=o.cl_id,
+            exch_id="X" + o.cl_id,
+            side=o.side,
+            price=o.price,
+            qty=o.qty,
+            leaves_qty=o.qty,
+            filled_qty="0",
+            status=OrderStatus.New,
+            ord_type=o.ord_type,
+            tif=o.tif,
+            exec_instr=o.exec_instr,
+        )
 
 
 __all__ = ["ExecInstructions", "OrderType", "ScriptedGateway", "Side"]

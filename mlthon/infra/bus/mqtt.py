@@ -95,6 +95,8 @@ class MqttBus(BusBase):
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
         self._first_connect = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         # Counters, for status pages and tests.
         self.received = 0
         self.sent = 0
@@ -116,7 +118,9 @@ class MqttBus(BusBase):
             return
         self._enqueue((_PUB, topic, encode(msg), qos, retain))
 
-    def publish_raw(self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> None:
+    def publish_raw(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
         """Publish bytes as they are (tests use it to send malformed messages)."""
         self._enqueue((_PUB, topic, payload, qos, retain))
 
@@ -153,6 +157,7 @@ class MqttBus(BusBase):
                     self.dropped_outbox,
                 )
         outbox.append(item)
+        self._idle.clear()
         self._wake.set()
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -175,8 +180,7 @@ class MqttBus(BusBase):
     async def flush(self, timeout_s: float = 5.0) -> None:
         """Wait until the outbox is empty and QoS 1 publishes are acknowledged."""
         async with asyncio.timeout(timeout_s):
-            while self._outbox or self._inflight:
-                await asyncio.sleep(0.001)
+            await self._idle.wait()
 
     async def close(self) -> None:
         """Disconnect and stop reconnecting."""
@@ -273,8 +277,9 @@ class MqttBus(BusBase):
             except Exception:
                 # Strategy callbacks are guarded by the reactor; this only catches infra bugs.
                 self.handler_errors += 1
-                log.exception("mqtt[%s]: handler for %r failed on %r", self.client_id, sub.pattern,
-                              topic)
+                log.exception(
+                    "mqtt[%s]: handler for %r failed on %r", self.client_id, sub.pattern, topic
+                )
 
     async def _writer(self, client: aiomqtt.Client) -> None:
         outbox = self._outbox
@@ -294,6 +299,7 @@ class MqttBus(BusBase):
                         client.publish(topic, payload, qos=qos, retain=retain)
                     )
                     self._inflight.add(task)
+                    self._idle.clear()
                     task.add_done_callback(self._publish_done)
                     await asyncio.sleep(0)
                 self.sent += 1
@@ -302,8 +308,14 @@ class MqttBus(BusBase):
             else:
                 await client.unsubscribe(topic)
             outbox.popleft()
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._outbox and not self._inflight:
+            self._idle.set()
 
     def _publish_done(self, task: asyncio.Task[Any]) -> None:
         self._inflight.discard(task)
+        self._check_idle()
         if not task.cancelled() and task.exception() is not None:
             log.warning("mqtt[%s]: QoS 1 publish failed: %s", self.client_id, task.exception())

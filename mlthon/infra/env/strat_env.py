@@ -150,15 +150,18 @@ class StratEnv(IStratEnv):
         topics: Topics | None = None,
         *,
         tz: str | None = None,
+        login_retry_s: float = 2.0,
     ) -> None:
         self.strategy = strategy
+        self.login_retry_ns = int(login_retry_s * 1e9)
         self.bus = bus
         self.reactor = reactor
         self.topics = topics or Topics()
         self.scheduler = reactor.scheduler
         self.timers = TimerService(reactor, tz)
         self.hooks = CmdHookRegistry()
-        self.state = DISCONNECTED
+        self.state_listeners: list[Callable[[str], None]] = []
+        self._state = DISCONNECTED
         self.strat_name = ""
         self.instruments: dict[tuple[Exchange, int], Instrument] = {}
         self._instruments_pending = False
@@ -181,6 +184,19 @@ class StratEnv(IStratEnv):
         bus.add_connection_listener(self._on_bus_connection)
         if bus.connected:
             self.scheduler.call_soon(self._on_bus_connection, True)
+
+    @property
+    def state(self) -> str:
+        """The strategy's life-cycle state (disconnected, connected, logging_in, running,
+        stopping, stopped)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            for listener in list(self.state_listeners):
+                listener(value)
 
     # ==========================================================================================
     # connection and login
@@ -234,13 +250,20 @@ class StratEnv(IStratEnv):
         for st in self._md.values():
             if st.subs and st.topic_sub is None:
                 self._subscribe_md_topic(st)
+        self._send_login()
+        self._publish_status_soon()
+
+    def _send_login(self) -> None:
+        if self.state != LOGGING_IN:
+            return
         self.bus.publish(
-            t.login(),
-            m.Login(strat=strat_name, pid=os.getpid(), host=socket.gethostname()),
+            self.topics.login(),
+            m.Login(strat=self.strat_name, pid=os.getpid(), host=socket.gethostname()),
             qos=1,
         )
-        log.info("env: logging in as %s", strat_name)
-        self._publish_status_soon()
+        log.info("env: logging in as %s", self.strat_name)
+        # The control service may be away (restarting, reconnecting): ask again until answered.
+        self.scheduler.call_later(self.login_retry_ns, self._send_login)
 
     # ==========================================================================================
     # control messages
@@ -279,9 +302,9 @@ class StratEnv(IStratEnv):
             insts[(inst.exchange, inst.instrument_id)] = inst
         self.instruments = insts
         for key, st in self._md.items():
-            inst = insts.get(key)
-            if inst is not None:
-                st.book.tick = inst.tick_size
+            known = insts.get(key)
+            if known is not None:
+                st.book.tick = known.tick_size
         self._instruments_pending = True
 
     def _on_start_msg(self, msg: m.Start) -> None:
@@ -458,7 +481,7 @@ class StratEnv(IStratEnv):
         cmd_name_str: str,
         callback_func: Callable[[list[str]], Any],
         *,
-        help: str | None = None,  # noqa: A002 - matches the command's help line
+        help: str | None = None,
         dangerous: bool = False,
     ) -> None:
         """See :meth:`IStratEnv.add_cmd_hook`. ``help`` overrides the docstring's first line;
@@ -662,9 +685,7 @@ class StratEnv(IStratEnv):
                             strat.on_delete_price_level(ex, iid, _SIDES[side_i], price, ts)
                         if want_lv:
                             reactor.callbacks += 1
-                            strat.on_delete_level(
-                                ex, iid, _SIDES[side_i], int(price._v / tick), ts
-                            )
+                            strat.on_delete_level(ex, iid, _SIDES[side_i], int(price._v / tick), ts)
                         continue
                     qty = qty_of(qs)
                     apply(side_i, price._v, qty._v)
@@ -740,8 +761,8 @@ class StratEnv(IStratEnv):
                         touched.append((side_i, price))
                     # Keep the aggregated price-level view in step and report its changes.
                     for t_side, t_price in touched:
-                        agg = lb.qty_at(t_side, t_price)
-                        agg_q = agg._v if agg is not None else Decimal(0)
+                        agg = lb.qty_at(t_side, t_price) or Qty._make(Decimal(0))
+                        agg_q = agg._v
                         act = pb.apply_dec(t_side, t_price._v, agg_q)
                         if st.want_price_levels and act >= 0:
                             reactor.callbacks += 1
@@ -796,8 +817,13 @@ class StratEnv(IStratEnv):
             reactor.callbacks += 1
             try:
                 strat.on_public_trade(
-                    ex, iid, _SIDES.get(side_i, Side.Unset), self._price(ps), self._qty(qs),
-                    exec_ts, ts,
+                    ex,
+                    iid,
+                    _SIDES.get(side_i, Side.Unset),
+                    self._price(ps),
+                    self._qty(qs),
+                    exec_ts,
+                    ts,
                 )
             except Exception as exc:
                 reactor.failed("on_public_trade", exc, (ps, qs))
@@ -868,8 +894,10 @@ class StratEnv(IStratEnv):
             raise InvalidArgument(name, value, "must be > 0")
         if d % inst.tick_size:
             raise InvalidArgument(
-                name, value, f"is off {inst.name}'s tick {inst.tick_size} (e.g. use "
-                f"{Price._make(d).round_to(inst.tick_size)})"
+                name,
+                value,
+                f"is off {inst.name}'s tick {inst.tick_size} (e.g. use "
+                f"{Price._make(d).round_to(inst.tick_size)})",
             )
         return d
 
@@ -982,7 +1010,7 @@ class StratEnv(IStratEnv):
         if new_price is None and new_qty is None:
             raise InvalidArgument("new_price", None, "give new_price, new_qty or both")
         known = self._orders.get(cl)
-        inst = self.instruments.get(known) if known is not None else None
+        inst: Instrument | None = self.instruments.get(known) if known is not None else None
         p = q = None
         if new_price is not None:
             p = str(
@@ -1003,7 +1031,10 @@ class StratEnv(IStratEnv):
         self.bus.publish(
             self.topics.gtw_req(exchange),
             m.ModifyOrder(
-                strat=self.strat_name, cl_id=cl, new_price=p, new_qty=q,
+                strat=self.strat_name,
+                cl_id=cl,
+                new_price=p,
+                new_qty=q,
                 ts=self.scheduler.now_ns(),
             ),
             qos=1,
@@ -1022,7 +1053,9 @@ class StratEnv(IStratEnv):
         self.bus.publish(
             self.topics.gtw_req(exchange),
             m.CancelOrder(
-                strat=self.strat_name, cl_id=cl, instrument_id=instrument_id,
+                strat=self.strat_name,
+                cl_id=cl,
+                instrument_id=instrument_id,
                 ts=self.scheduler.now_ns(),
             ),
             qos=1,
@@ -1124,22 +1157,44 @@ class StratEnv(IStratEnv):
         try:
             if isinstance(msg, m.OrderExecution):
                 inv(
-                    s.on_order_execution, ex, msg.cl_id, msg.side, Price(msg.price),
-                    Qty(msg.fill_qty), Qty(msg.leaves_qty), msg.exec_ts, msg.ts or now,
+                    s.on_order_execution,
+                    ex,
+                    msg.cl_id,
+                    msg.side,
+                    Price(msg.price),
+                    Qty(msg.fill_qty),
+                    Qty(msg.leaves_qty),
+                    msg.exec_ts,
+                    msg.ts or now,
                 )
                 if Decimal(msg.leaves_qty) == 0:
                     self._orders.pop(msg.cl_id, None)
             elif isinstance(msg, m.NewOrderAck):
                 inv(
-                    s.on_new_order_ack, ex, msg.cl_id, msg.exch_id, msg.instrument_id, msg.side,
-                    Price(msg.price), Qty(msg.qty), Qty(msg.leaves_qty), msg.ord_type, msg.tif,
+                    s.on_new_order_ack,
+                    ex,
+                    msg.cl_id,
+                    msg.exch_id,
+                    msg.instrument_id,
+                    msg.side,
+                    Price(msg.price),
+                    Qty(msg.qty),
+                    Qty(msg.leaves_qty),
+                    msg.ord_type,
+                    msg.tif,
                     msg.exec_instr,
                 )
             elif isinstance(msg, m.OrderCancelled):
                 self._orders.pop(msg.cl_id, None)
                 inv(
-                    s.on_order_cancelled, ex, msg.cl_id, msg.unsolicited, msg.engine_ts,
-                    msg.ts or now, msg.cancel_code, msg.reason,
+                    s.on_order_cancelled,
+                    ex,
+                    msg.cl_id,
+                    msg.unsolicited,
+                    msg.engine_ts,
+                    msg.ts or now,
+                    msg.cancel_code,
+                    msg.reason,
                 )
             elif isinstance(msg, m.NewOrderReject):
                 self._orders.pop(msg.cl_id, None)
@@ -1150,7 +1205,11 @@ class StratEnv(IStratEnv):
                 inv(s.on_cancel_order_reject, ex, msg.cl_id, msg.code, msg.reason)
             elif isinstance(msg, m.ModifyOrderAck):
                 inv(
-                    s.on_modify_order_ack, ex, msg.cl_id, Price(msg.new_price), Qty(msg.new_qty),
+                    s.on_modify_order_ack,
+                    ex,
+                    msg.cl_id,
+                    Price(msg.new_price),
+                    Qty(msg.new_qty),
                     Qty(msg.leaves_qty),
                 )
             elif isinstance(msg, m.ModifyOrderReject):
@@ -1176,8 +1235,18 @@ class StratEnv(IStratEnv):
             elif isinstance(msg, m.OrderStatusInfo):
                 o = msg.order
                 inv(
-                    s.on_order_status, ex, o.instrument_id, o.cl_id, o.exch_id, o.side,
-                    Price(o.price), Qty(o.leaves_qty), o.status, o.ord_type, o.tif, o.exec_instr,
+                    s.on_order_status,
+                    ex,
+                    o.instrument_id,
+                    o.cl_id,
+                    o.exch_id,
+                    o.side,
+                    Price(o.price),
+                    Qty(o.leaves_qty),
+                    o.status,
+                    o.ord_type,
+                    o.tif,
+                    o.exec_instr,
                 )
             elif isinstance(msg, m.OrdersInfo):
                 inv(s.on_orders_info, ex, [order_from_wire(ex, o) for o in msg.orders])

@@ -54,49 +54,92 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         await s.until("on_strat_params_update")
         # Start-up order exactly as the reference: no status callbacks at start-up.
         assert r.names()[:4] == [
-            "on_framework_connected", "on_start", "on_instruments", "on_strat_params_update"]
+            "on_framework_connected",
+            "on_start",
+            "on_instruments",
+            "on_strat_params_update",
+        ]
         assert r.of("on_start")[0] == ("",)
         assert {i.instrument_id for i in r.of("on_instruments")[0][0]} == {9001, 1001}
-        assert r.of("on_strat_params_update")[0][0] == {"spread": 2, "size": "0.001",
-                                                        "active": True}
+        assert r.of("on_strat_params_update")[0][0] == {
+            "spread": 2,
+            "size": "0.001",
+            "active": True,
+        }
         env = s.env
         assert env is not None
 
         # --- market data: every MDSub ---
-        for sub in (MDSub.PriceLevelBook, MDSub.LevelBook, MDSub.BBO, MDSub.PublicTrades,
-                    MDSub.Funding):
+        for sub in (
+            MDSub.PriceLevelBook,
+            MDSub.LevelBook,
+            MDSub.BBO,
+            MDSub.PublicTrades,
+            MDSub.Funding,
+        ):
             env.subscribe(SIM, 9001, sub)
         await s.until_subscribed() if hasattr(s, "until_subscribed") else None
         if s.sys_bus is not s.strat_bus:
             await s.strat_bus.flush()
-        s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotStart,
-                            detail="SIMUSDT snapshot"))
-        s.feed(m.BookUpdate(ex=1, iid=9001, ts=10, ch=[(0, 1, "100.0", "1.5"),
-                                                         (0, 2, "100.2", "2")]))
+        s.feed(
+            m.FeedStatus(
+                ex=SIM.value,
+                iid=9001,
+                status=FeedHandlerStatus.SnapshotStart,
+                detail="SIMUSDT snapshot",
+            )
+        )
+        s.feed(
+            m.BookUpdate(ex=1, iid=9001, ts=10, ch=[(0, 1, "100.0", "1.5"), (0, 2, "100.2", "2")])
+        )
         s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotEnd))
-        s.feed(m.BookUpdate(ex=1, iid=9001, ts=11, ch=[(1, 1, "100.0", "1.0"),
-                                                         (2, 2, "100.2", "0"),
-                                                         (0, 2, "100.3", "4")]))
+        s.feed(
+            m.BookUpdate(
+                ex=1,
+                iid=9001,
+                ts=11,
+                ch=[(1, 1, "100.0", "1.0"), (2, 2, "100.2", "0"), (0, 2, "100.3", "4")],
+            )
+        )
         s.feed(m.TradeUpdate(ex=1, iid=9001, ts=12, tr=[(2, "100.0", "0.5", 9, "t1")]))
         s.feed(m.FundingUpdate(ex=1, iid=9001, ts=13, rate="0.0001", next_ts=99))
         await s.until("on_funding_info")
-        assert r.of("on_add_price_level")[0] == (SIM, 9001, Side.Buy, Price("100.0"),
-                                                 Qty("1.5"), 10)
-        assert r.of("on_modify_price_level") == [(SIM, 9001, Side.Buy, Price("100.0"),
-                                                  Qty("1.0"), 11)]
+        assert r.of("on_add_price_level")[0] == (
+            SIM,
+            9001,
+            Side.Buy,
+            Price("100.0"),
+            Qty("1.5"),
+            10,
+        )
+        assert r.of("on_modify_price_level") == [
+            (SIM, 9001, Side.Buy, Price("100.0"), Qty("1.0"), 11)
+        ]
         assert r.of("on_delete_price_level") == [(SIM, 9001, Side.Sell, Price("100.2"), 11)]
         # Price-level feeds give level ids in ticks (tick 0.10): 100.0 -> 1000.
-        assert r.of("on_add_level")[0] == (SIM, 9001, Side.Buy, 1000, Price("100.0"),
-                                           Qty("1.5"), 10)
+        assert r.of("on_add_level")[0] == (
+            SIM,
+            9001,
+            Side.Buy,
+            1000,
+            Price("100.0"),
+            Qty("1.5"),
+            10,
+        )
         assert r.of("on_modify_level") == [(SIM, 9001, Side.Buy, 1000, Qty("1.0"), 11)]
         assert r.of("on_delete_level") == [(SIM, 9001, Side.Sell, 1002, 11)]
         # BBO: once at the end of the snapshot, then only for what changed.
         assert r.of("on_best_bid_level_update") == [
-            (SIM, 9001, Price("100.0"), Qty("1.5"), 10), (SIM, 9001, Price("100.0"), Qty("1.0"), 11)]
+            (SIM, 9001, Price("100.0"), Qty("1.5"), 10),
+            (SIM, 9001, Price("100.0"), Qty("1.0"), 11),
+        ]
         assert r.of("on_best_ask_level_update") == [
-            (SIM, 9001, Price("100.2"), Qty("2"), 10), (SIM, 9001, Price("100.3"), Qty("4"), 11)]
-        assert r.of("on_public_trade") == [(SIM, 9001, Side.Sell, Price("100.0"), Qty("0.5"), 9,
-                                            12)]
+            (SIM, 9001, Price("100.2"), Qty("2"), 10),
+            (SIM, 9001, Price("100.3"), Qty("4"), 11),
+        ]
+        assert r.of("on_public_trade") == [
+            (SIM, 9001, Side.Sell, Price("100.0"), Qty("0.5"), 9, 12)
+        ]
         assert r.of("on_funding_info") == [(SIM, 9001, 0.0001, 99)]
         statuses = [a[1] for a in r.of("on_feed_handler_status")]
         assert statuses == [FeedHandlerStatus.SnapshotStart, FeedHandlerStatus.SnapshotEnd]
@@ -105,37 +148,88 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         assert book.top(5) == ([(Price("100.0"), Qty("1.0"))], [(Price("100.3"), Qty("4"))])
 
         # --- order entry ---
-        cid = env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", Qty("0.002"),
-                                 ExecInstructions.PostOnly, OrderType.Limit, TIF.GTC, False)
+        cid = env.send_new_order(
+            None,
+            SIM,
+            9001,
+            Side.Buy,
+            "100.0",
+            Qty("0.002"),
+            ExecInstructions.PostOnly,
+            OrderType.Limit,
+            TIF.GTC,
+            False,
+        )
         assert isinstance(cid, int)
         await s.until("on_new_order_ack")
         assert r.of("on_new_order_ack")[0] == (
-            SIM, str(cid), f"X{cid}", 9001, Side.Buy, Price("100.0"), Qty("0.002"),
-            Qty("0.002"), OrderType.Limit, TIF.GTC, ExecInstructions.PostOnly)
-        ioc = env.send_new_order(None, SIM, 9001, Side.Sell, Decimal("100.3"), "0.001",
-                                 ExecInstructions.Unset, OrderType.Limit, TIF.IOC, False)
+            SIM,
+            str(cid),
+            f"X{cid}",
+            9001,
+            Side.Buy,
+            Price("100.0"),
+            Qty("0.002"),
+            Qty("0.002"),
+            OrderType.Limit,
+            TIF.GTC,
+            ExecInstructions.PostOnly,
+        )
+        ioc = env.send_new_order(
+            None,
+            SIM,
+            9001,
+            Side.Sell,
+            Decimal("100.3"),
+            "0.001",
+            ExecInstructions.Unset,
+            OrderType.Limit,
+            TIF.IOC,
+            False,
+        )
         await s.until("on_order_execution")
         assert r.of("on_order_execution")[0][:7] == (
-            SIM, str(ioc), Side.Sell, Price("100.3"), Qty("0.001"), Qty("0"), 123)
+            SIM,
+            str(ioc),
+            Side.Sell,
+            Price("100.3"),
+            Qty("0.001"),
+            Qty("0"),
+            123,
+        )
         env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "999")
         await s.until("on_new_order_reject")
-        assert r.of("on_new_order_reject")[0][2:] == (GtwRejectCode.InsufficientBalance,
-                                                      "no money")
+        assert r.of("on_new_order_reject")[0][2:] == (GtwRejectCode.InsufficientBalance, "no money")
         env.send_modify_order(SIM, cid, "99.9", None)
         await s.until("on_modify_order_ack")
-        assert r.of("on_modify_order_ack")[0] == (SIM, str(cid), Price("99.9"), Qty("0.002"),
-                                                  Qty("0.002"))
+        assert r.of("on_modify_order_ack")[0] == (
+            SIM,
+            str(cid),
+            Price("99.9"),
+            Qty("0.002"),
+            Qty("0.002"),
+        )
         env.send_modify_order(SIM, 424242, None, "0.005")
         await s.until("on_modify_order_reject")
         assert r.of("on_modify_order_reject")[0][2] is GtwRejectCode.UnknownOrder
         env.fetch_order_status(SIM, 9001, cid)
         await s.until("on_order_status")
         assert r.of("on_order_status")[0] == (
-            SIM, 9001, str(cid), f"X{cid}", Side.Buy, Price("100.0"), Qty("0.002"),
-            OrderStatus.New, OrderType.Limit, TIF.GTC, ExecInstructions.PostOnly)
+            SIM,
+            9001,
+            str(cid),
+            f"X{cid}",
+            Side.Buy,
+            Price("100.0"),
+            Qty("0.002"),
+            OrderStatus.New,
+            OrderType.Limit,
+            TIF.GTC,
+            ExecInstructions.PostOnly,
+        )
         env.fetch_orders_info(SIM)
         await s.until("on_orders_info")
-        (ex, orders), = r.of("on_orders_info")
+        ((ex, orders),) = r.of("on_orders_info")
         assert ex is SIM and [o.client_ord_id for o in orders] == [str(cid)]
         assert isinstance(orders[0], Order)
         env.send_cancel_order(SIM, 9001, cid)
@@ -155,8 +249,11 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         assert r.of("on_order_cancelled")[1][1] == str(c2)
         env.fetch_order_status(SIM, 9001, c2)
         await s.until("on_request_reject")
-        assert r.of("on_request_reject")[0][1:] == (GtwRejectCode.UnknownOrder, "unknown",
-                                                    "FetchOrderStatus")
+        assert r.of("on_request_reject")[0][1:] == (
+            GtwRejectCode.UnknownOrder,
+            "unknown",
+            "FetchOrderStatus",
+        )
 
         # --- fetches ---
         env.fetch_account_info(SIM)
@@ -172,14 +269,18 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         # --- unsolicited gateway reports ---
         s.gateway.report("rec", m.RateLimitInfo(rate_limit=100, rate_remaining=10, reset_ts=5))
         s.gateway.report("rec", m.UnsupportedOp(msg_type="ModifyOrder"))
-        s.gateway.report("rec", m.CancelAllReject(instrument_id=9001,
-                                                  code=GtwRejectCode.RateLimitExceeded,
-                                                  reason="slow down"))
+        s.gateway.report(
+            "rec",
+            m.CancelAllReject(
+                instrument_id=9001, code=GtwRejectCode.RateLimitExceeded, reason="slow down"
+            ),
+        )
         await s.until("on_cancel_all_reject")
         assert r.of("on_rate_limit_info") == [(SIM, 100, 10, 5)]
         assert r.of("on_unsupported_op") == [(SIM, "ModifyOrder")]
-        assert r.of("on_cancel_all_reject") == [(SIM, 9001, GtwRejectCode.RateLimitExceeded,
-                                                 "slow down")]
+        assert r.of("on_cancel_all_reject") == [
+            (SIM, 9001, GtwRejectCode.RateLimitExceeded, "slow down")
+        ]
 
         # --- gateway transitions: only on change; env refuses while not ready ---
         s.gateway.set_status(GtwStatus.Maintenance, "scheduled")
@@ -208,7 +309,11 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         assert res.ok
         await s.until("on_strat_params_update", 2)
         assert r.of("on_strat_params_update")[1][0] == {
-            "spread": 3, "size": "0.001", "active": True, "mode": "wide"}
+            "spread": 3,
+            "size": "0.001",
+            "active": True,
+            "mode": "wide",
+        }
         res = await s.cmd("params", "spread=wide")
         assert not res.ok and "spread is a int" in res.detail
 
@@ -216,6 +321,7 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         ticks: list[int] = []
         env.setup_timer(5, lambda: ticks.append(1) or len(ticks) < 3)
         from tests.conftest import wait_until
+
         await wait_until(lambda: len(ticks) == 3)
 
         # --- stop, refusals while stopped, restart ---
@@ -224,8 +330,10 @@ async def test_lifecycle_every_call_and_callback(system_factory):
         assert r.of("on_stop") == [("eod",)]
         stopped_id = env.send_new_order(None, SIM, 9001, Side.Buy, "99.0", "0.001")
         await s.until("on_new_order_reject", 3)
-        assert r.of("on_new_order_reject")[2][1:3] == (str(stopped_id),
-                                                       GtwRejectCode.StrategyStopped)
+        assert r.of("on_new_order_reject")[2][1:3] == (
+            str(stopped_id),
+            GtwRejectCode.StrategyStopped,
+        )
         res = await s.cmd("start", "again")
         assert res.ok
         assert r.of("on_start")[-1] == ("again",)

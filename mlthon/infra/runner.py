@@ -1,0 +1,203 @@
+"""Running the parts: a strategy, the control service, or all of them in one process.
+
+Each ``run_*`` coroutine runs until its ``stop`` event is set (by a signal in the CLI, by the test
+that started it), then shuts down cleanly:
+
+* a strategy that is trading gets ``on_stop("shutdown")`` and has ``stop_ack_timeout_s`` to call
+  ``send_stop_ack``; if it does not, cancel-all requests go to every exchange it may trade on
+  (the escalation), and the fact is logged;
+* background tasks are cancelled under a bounded timeout, the bus is closed last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from mlthon.api.istrategy import IStrategy
+from mlthon.basics.errors import ConfigError
+from mlthon.infra.bus import messages as m
+from mlthon.infra.bus.bus import BusBase
+from mlthon.infra.bus.mqtt import MqttBus
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import LiveScheduler, Scheduler
+from mlthon.infra.config import StrategyConfig, load_strategy_class
+from mlthon.infra.control import ControlService
+from mlthon.infra.env.strat_env import RUNNING, STOPPED, STOPPING, StratEnv
+from mlthon.infra.reactor import Reactor
+
+log = logging.getLogger(__name__)
+
+
+def make_strategy(cfg: StrategyConfig) -> IStrategy:
+    """Instantiate the strategy class of ``cfg``.
+
+    The class is called with the config's ``[params]`` table if its ``__init__`` takes a
+    parameter (``__init__(self, cfg)``), with nothing otherwise.
+
+    Raises:
+        ConfigError: the class cannot be imported, is not an IStrategy, or its constructor fails.
+    """
+    cls = load_strategy_class(cfg.class_path, cfg.source)
+    if not issubclass(cls, IStrategy):
+        raise ConfigError(
+            f"{cfg.class_path} is not an IStrategy", source=cfg.source, key="strategy.class"
+        )
+    try:
+        params = [
+            p
+            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        strat = cls(dict(cfg.params)) if params else cls()  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ConfigError(
+            f"cannot construct {cfg.class_path}: {exc}", source=cfg.source, key="strategy.class"
+        ) from exc
+    if hasattr(strat, "name") and isinstance(getattr(strat, "name", None), str):
+        # The convenience base logs in with self.name: make it the configured name.
+        strat.name = cfg.name
+    return strat  # type: ignore[no-any-return]
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop`` (the injectable shutdown trigger)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def shutdown_strategy(env: StratEnv, cfg: StrategyConfig, bus: BusBase) -> str:
+    """Stop a strategy before its process ends; returns how it ended (for logs and tests)."""
+    if env.state not in (RUNNING, STOPPING):
+        return "not running"
+    stopped = asyncio.Event()
+    env.state_listeners.append(lambda state: stopped.set() if state == STOPPED else None)
+    if env.state == RUNNING:
+        log.info("strategy %s: shutting down: on_stop", cfg.name)
+        env.state = STOPPING
+        env.reactor.invoke(env.strategy.on_stop, "shutdown")
+    if env.stopped:
+        stopped.set()
+    try:
+        async with asyncio.timeout(cfg.stop_ack_timeout_s):
+            await stopped.wait()
+    except TimeoutError:
+        exchanges = sorted({i.exchange for i in env.get_instruments()}, key=lambda e: e.value)
+        now = env.scheduler.now_ns()
+        for ex in exchanges:
+            bus.publish(
+                env.topics.gtw_req(ex),
+                m.CancelAll(strat=cfg.name, instrument_id=0, ts=now, escalation=True),
+                qos=1,
+            )
+        log.error(
+            "strategy %s: no stop ack within %.1fs; cancel-all sent to %s",
+            cfg.name,
+            cfg.stop_ack_timeout_s,
+            ", ".join(e.name for e in exchanges) or "no exchange",
+        )
+        return "escalated"
+    return "acknowledged"
+
+
+async def run_strategy(
+    cfg: StrategyConfig,
+    stop: asyncio.Event,
+    *,
+    bus: BusBase | None = None,
+    scheduler: Scheduler | None = None,
+    strategy: IStrategy | None = None,
+    on_env: Callable[[StratEnv], Any] | None = None,
+) -> str:
+    """Run one strategy over MQTT (or over ``bus``) until ``stop`` is set."""
+    strategy = strategy or make_strategy(cfg)
+    scheduler = scheduler or LiveScheduler()
+    topics = Topics(cfg.bus.root)
+    own_bus = bus is None
+    the_bus: BusBase = bus or MqttBus(cfg.bus.host, cfg.bus.port, client_id=f"strat-{cfg.name}")
+    reactor = Reactor(
+        scheduler, name=f"strategy[{cfg.name}]", slow_callback_ms=cfg.slow_callback_ms
+    )
+    outcome = "not running"
+    async with contextlib.AsyncExitStack() as stack:
+        if own_bus:
+            await stack.enter_async_context(the_bus)
+        env = StratEnv(strategy, the_bus, reactor, topics, tz=cfg.timezone or None)
+        if on_env is not None:
+            on_env(env)
+        await stop.wait()
+        outcome = await shutdown_strategy(env, cfg, the_bus)
+        env.close()
+        if isinstance(the_bus, MqttBus):
+            with contextlib.suppress(TimeoutError):
+                await the_bus.flush(2.0)
+        await reactor.cancel_tasks()
+    log.info("strategy %s: stopped (%s)", cfg.name, outcome)
+    return outcome
+
+
+async def run_control(
+    cfgs: list[StrategyConfig],
+    stop: asyncio.Event,
+    *,
+    host: str,
+    port: int,
+    root: str,
+    bus: BusBase | None = None,
+) -> None:
+    """Run the control service until ``stop`` is set."""
+    scheduler = LiveScheduler()
+    the_bus: BusBase = bus or MqttBus(host, port, client_id="control")
+    async with contextlib.AsyncExitStack() as stack:
+        if bus is None:
+            await stack.enter_async_context(the_bus)
+        control = ControlService(the_bus, scheduler, Topics(root), cfgs)
+        control.start()
+        await stop.wait()
+        control.stop()
+
+
+async def send_command(
+    host: str, port: int, root: str, strat: str, name: str, args: list[str], timeout_s: float = 30.0
+) -> m.CmdResult:
+    """Send one command as ``mlthon cmd`` does and wait for its answer.
+
+    Raises:
+        TimeoutError: no answer within ``timeout_s`` (is the control service running?).
+    """
+    import getpass
+    import os
+
+    topics = Topics(root)
+    client = f"cli-{os.getpid()}"
+    cmd_id = f"{client}-{int(asyncio.get_running_loop().time() * 1e6)}"
+    answer: asyncio.Future[m.CmdResult] = asyncio.get_running_loop().create_future()
+
+    def on_result(topic: str, msg: Any) -> None:
+        if isinstance(msg, m.CmdResult) and msg.cmd_id == cmd_id and not answer.done():
+            answer.set_result(msg)
+
+    async with MqttBus(host, port, client_id=client) as bus:
+        async with asyncio.timeout(timeout_s):
+            await bus.wait_connected(timeout_s)
+            bus.subscribe(topics.reply(client), on_result, qos=1)
+            bus.publish(
+                topics.cmd(),
+                m.CmdRequest(
+                    cmd_id=cmd_id,
+                    strat=strat,
+                    name=name,
+                    args=args,
+                    reply_to=topics.reply(client),
+                    sender=f"cli:{getpass.getuser()}",
+                ),
+                qos=1,
+            )
+            return await answer
