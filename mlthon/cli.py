@@ -33,13 +33,13 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
         "run the Telegram bridge (--config telegram.toml)",
     ),
     "backtest": (
-        "mlthon.infra.backtest.cli",
+        "mlthon.app.cli",
         "backtest_main",
         "backtest a strategy on recorded or synthetic data",
     ),
-    "sweep": ("mlthon.infra.backtest.cli", "sweep_main", "run a parameter sweep of backtests"),
+    "sweep": ("mlthon.app.cli", "sweep_main", "run a parameter sweep of backtests"),
     "run": (
-        "mlthon.infra.launcher",
+        "mlthon.app.launcher",
         "run_main",
         "paper-trade a strategy: broker, control, gateway, feed and strategy processes",
     ),

@@ -68,15 +68,25 @@ class IStratEnv(ABC):
         requests are refused with ``StrategyStopped`` until the next ``on_start``."""
 
     @abstractmethod
-    def publish_telegram(self, msg: str) -> None:
+    def publish_telegram(self, msg: str, *, priority: int = 2) -> None:
         """Send ``msg`` to the strategy's Telegram chat. Returns at once; delivery is queued
-        outside the strategy's reactor and survives Telegram outages."""
+        outside the strategy's reactor and survives Telegram outages. ``priority``: 0 for
+        errors and kills (sent first), 1 for fills, 2 for status and information."""
 
     @abstractmethod
-    def add_cmd_hook(self, cmd_name_str: str, callback_func: Callable[[list[str]], Any]) -> None:
+    def add_cmd_hook(
+        self,
+        cmd_name_str: str,
+        callback_func: Callable[[list[str]], Any],
+        *,
+        help: str | None = None,  # noqa: A002 - the command's help line
+        dangerous: bool = False,
+    ) -> None:
         """Run ``callback_func(params)`` whenever command ``cmd_name_str`` arrives (from
         ``mlthon cmd``, Telegram...). Names are case-insensitive; ``params`` is the list of the
-        command's words after its name. The first line of the callback's docstring is its help.
+        command's words after its name. ``help`` (default: the first line of the callback's
+        docstring) is shown by ``/help``; ``dangerous`` commands (flatten, cancel-all) need a
+        confirmation in Telegram. The callback's return value, if any, is the command's answer.
         Registering a name again replaces the callback."""
 
     # --- timers --------------------------------------------------------------------------------

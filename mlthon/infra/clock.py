@@ -71,6 +71,11 @@ class Handle(ABC):
     def cancelled(self) -> bool:
         """True once cancelled."""
 
+    @property
+    @abstractmethod
+    def done(self) -> bool:
+        """True once the call ran or was cancelled (the handle can be forgotten)."""
+
 
 class Scheduler(ABC):
     """Runs functions soon or at a given time, on one thread, one at a time."""
@@ -95,10 +100,11 @@ class Scheduler(ABC):
 
 
 class _AsyncioHandle(Handle):
-    __slots__ = ("_h",)
+    __slots__ = ("_h", "_loop")
 
-    def __init__(self, h: asyncio.TimerHandle) -> None:
+    def __init__(self, h: asyncio.TimerHandle, loop: asyncio.AbstractEventLoop) -> None:
         self._h = h
+        self._loop = loop
 
     def cancel(self) -> None:
         self._h.cancel()
@@ -106,6 +112,10 @@ class _AsyncioHandle(Handle):
     @property
     def cancelled(self) -> bool:
         return self._h.cancelled()
+
+    @property
+    def done(self) -> bool:
+        return self._h.cancelled() or self._h.when() < self._loop.time()
 
 
 class LiveScheduler(Scheduler):
@@ -126,14 +136,15 @@ class LiveScheduler(Scheduler):
 
     def call_at(self, ts_ns: int, fn: Callable[..., Any], *args: Any) -> Handle:
         delay_s = max(0, ts_ns - self.clock.now_ns()) / NS_PER_S
-        return _AsyncioHandle(self.loop.call_later(delay_s, fn, *args))
+        return _AsyncioHandle(self.loop.call_later(delay_s, fn, *args), self.loop)
 
 
 class _SimHandle(Handle):
-    __slots__ = ("_cancelled",)
+    __slots__ = ("_cancelled", "ran")
 
     def __init__(self) -> None:
         self._cancelled = False
+        self.ran = False
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -141,6 +152,10 @@ class _SimHandle(Handle):
     @property
     def cancelled(self) -> bool:
         return self._cancelled
+
+    @property
+    def done(self) -> bool:
+        return self._cancelled or self.ran
 
 
 class SimScheduler(Scheduler):
@@ -186,8 +201,9 @@ class SimScheduler(Scheduler):
         clock = self.clock
         while heap and heap[0][0] <= ts_ns:
             due, _, h, fn, args = heapq.heappop(heap)
-            if h.cancelled:
+            if h._cancelled:
                 continue
+            h.ran = True
             clock.advance_to(due)
             fn(*args)
             self.run_soon()

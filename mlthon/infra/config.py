@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -79,9 +80,13 @@ class StrategyConfig:
     bus: BusConfig = BusConfig()
     source: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict)
+    preset_instruments: tuple[Instrument, ...] = ()
 
     def instruments(self) -> list[Instrument]:
-        """The instruments the strategy may use (all of the file when ``use`` is empty)."""
+        """The instruments the strategy may use (all of the file when ``use`` is empty; the
+        preset ones when built in code, as backtests do)."""
+        if self.preset_instruments:
+            return list(self.preset_instruments)
         all_insts = load_instruments(self.instruments_file or None)
         if not self.instrument_ids:
             return all_insts
@@ -251,6 +256,10 @@ def load_strategy_class(class_path: str, source: str = "") -> type:
             sys.modules[path.stem] = module
             spec.loader.exec_module(module)
         else:
+            # Strategies usually live beside their config or in the working folder.
+            for folder in (str(Path(source).resolve().parent) if source else "", os.getcwd()):
+                if folder and folder not in sys.path:
+                    sys.path.append(folder)
             module = importlib.import_module(mod_name)
     except (ImportError, OSError) as exc:
         raise ConfigError(

@@ -94,6 +94,8 @@ class MqttBus(BusBase):
         self._closing = False
         self._runner: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._paho: Any = None
+        self._unacked: deque[tuple[Any, tuple[int, str, bytes, int, bool]]] = deque()
         self._first_connect = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -181,6 +183,10 @@ class MqttBus(BusBase):
         """Wait until the outbox is empty and QoS 1 publishes are acknowledged."""
         async with asyncio.timeout(timeout_s):
             await self._idle.wait()
+            while self._unacked:
+                self._prune_unacked()
+                if self._unacked:
+                    await asyncio.sleep(0.001)  # noqa: ASYNC110 - paho reports acks by polling
 
     async def close(self) -> None:
         """Disconnect and stop reconnecting."""
@@ -218,6 +224,14 @@ class MqttBus(BusBase):
                     self._client = client
                     for pattern, qos in self._patterns.items():
                         await client.subscribe(pattern, qos)
+                    # QoS 1 messages handed to paho but not acknowledged before the connection
+                    # dropped go out again first (they may be duplicates: receivers de-dup by id).
+                    resend = [item for info, item in self._unacked if not info.is_published()]
+                    self._unacked.clear()
+                    self._outbox.extendleft(reversed(resend))
+                    # aiomqtt keeps its paho client private; publishing through it directly
+                    # saves a task switch per message (see publish_raw).
+                    self._paho = client._client  # noqa: SLF001
                     self.connects += 1
                     delay = self._reconnect_min
                     log.info("mqtt[%s]: connected to %s:%d", self.client_id, self.host, self.port)
@@ -228,6 +242,7 @@ class MqttBus(BusBase):
                         tg.create_task(self._writer(client), name=f"mqtt[{self.client_id}].write")
             except* aiomqtt.MqttError as eg:
                 self._client = None
+                self._paho = None
                 self._connection_failed(eg.exceptions[0])
             if self._closing:
                 break
@@ -236,6 +251,7 @@ class MqttBus(BusBase):
             delay = min(self._reconnect_max, delay * 2)
 
     def _connection_failed(self, err: BaseException) -> None:
+        self._paho = None
         if self._closing:
             return
         if self._connected:

@@ -52,6 +52,8 @@ from mlthon.infra.timers import TimerService
 log = logging.getLogger(__name__)
 
 _SIDES = {1: Side.Buy, 2: Side.Sell, 0: Side.Unset}
+_SIDE_BY_INT = (Side.Unset, Side.Buy, Side.Sell)
+_ZERO = Decimal(0)
 _CACHE_LIMIT = 200_000
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 
@@ -657,8 +659,12 @@ class StratEnv(IStratEnv):
             self._emit_bbo(st, st.last_ts or msg.ts)
 
     def _on_book(self, st: _MdState, msg: m.BookUpdate) -> None:
-        book = st.book.price_book
-        apply = book.apply_dec
+        # The per-event hot path: locals only, cache lookups inlined, one counter update per
+        # batch. The try sits outside the inner loop (free in CPython 3.11 until it raises);
+        # after a raising callback the loop resumes with the next event.
+        apply = st.book.price_book.apply_dec
+        pget = self._price_cache.get
+        qget = self._qty_cache.get
         price_of = self._price
         qty_of = self._qty
         strat = self.strategy
@@ -667,7 +673,12 @@ class StratEnv(IStratEnv):
         ts = st.last_ts = msg.ts
         want_pl = st.want_price_levels
         want_lv = st.want_levels
+        on_add = strat.on_add_price_level
+        on_mod = strat.on_modify_price_level
+        on_del = strat.on_delete_price_level
         tick = st.book.tick
+        sides = _SIDE_BY_INT
+        zero = _ZERO
         reactor = self.reactor
         ch = msg.ch
         i = 0
@@ -677,33 +688,34 @@ class StratEnv(IStratEnv):
                 while i < n:
                     action, side_i, ps, qs = ch[i]
                     i += 1
-                    price = price_of(ps)
+                    price = pget(ps)
+                    if price is None:
+                        price = price_of(ps)
                     if action == 2:
-                        apply(side_i, price._v, Decimal(0))
+                        apply(side_i, price._v, zero)
                         if want_pl:
-                            reactor.callbacks += 1
-                            strat.on_delete_price_level(ex, iid, _SIDES[side_i], price, ts)
+                            on_del(ex, iid, sides[side_i], price, ts)
                         if want_lv:
-                            reactor.callbacks += 1
-                            strat.on_delete_level(ex, iid, _SIDES[side_i], int(price._v / tick), ts)
+                            strat.on_delete_level(ex, iid, sides[side_i], int(price._v / tick), ts)
                         continue
-                    qty = qty_of(qs)
+                    qty = qget(qs)
+                    if qty is None:
+                        qty = qty_of(qs)
                     apply(side_i, price._v, qty._v)
                     if want_pl:
-                        reactor.callbacks += 1
-                        if action == 0:
-                            strat.on_add_price_level(ex, iid, _SIDES[side_i], price, qty, ts)
+                        if action == 1:
+                            on_mod(ex, iid, sides[side_i], price, qty, ts)
                         else:
-                            strat.on_modify_price_level(ex, iid, _SIDES[side_i], price, qty, ts)
+                            on_add(ex, iid, sides[side_i], price, qty, ts)
                     if want_lv:
-                        reactor.callbacks += 1
                         lid = int(price._v / tick)
                         if action == 0:
-                            strat.on_add_level(ex, iid, _SIDES[side_i], lid, price, qty, ts)
+                            strat.on_add_level(ex, iid, sides[side_i], lid, price, qty, ts)
                         else:
-                            strat.on_modify_level(ex, iid, _SIDES[side_i], lid, qty, ts)
+                            strat.on_modify_level(ex, iid, sides[side_i], lid, qty, ts)
             except Exception as exc:
-                reactor.failed("market-data callback", exc, (msg.ch[i - 1],))
+                reactor.failed("market-data callback", exc, (ch[i - 1],))
+        reactor.callbacks += n * (want_pl + want_lv)
         if st.want_bbo:
             self._emit_bbo(st, ts)
 

@@ -1,0 +1,367 @@
+"""Backtests: the strategy's own code in simulated time over recorded (or synthetic) data.
+
+The parts are the production ones, in one process: the feed's normalised messages, the
+in-process bus, the control service, the simulated exchange gateway (one per exchange) and the
+strategy's env, all on a :class:`~mlthon.infra.clock.SimScheduler`. The driver loop, for each
+market-data message in time order::
+
+    scheduler.run_until(msg.ts)     # timers, delayed requests and answers due before it
+    bus.publish(md topic, msg)      # to the sim exchange and to the env
+    scheduler.run_soon()            # everything that follows from it, at that instant
+
+Nothing reads the wall clock, so the same inputs give the same outputs, byte for byte.
+
+Use it from Python (notebooks)::
+
+    from mlthon.app.backtest import Backtest
+    result = Backtest(MyStrategy, data=["capture.gz"], instruments=insts,
+                      params={"spread_ticks": 2}).run()
+    print(result.summary["total_pnl"])
+    result.write("results/run1")            # CSVs, summary.json, report.html and PNGs
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mlthon.api.istrategy import IStrategy
+from mlthon.basics.errors import ConfigError
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import Exchange
+from mlthon.app.ledger import Ledger
+from mlthon.gateways.sim.config import SimGatewayConfig
+from mlthon.gateways.sim.gateway import SimGateway
+from mlthon.infra.bus import messages as m
+from mlthon.infra.bus.inproc import InProcBus
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import NS_PER_S, SimClock, SimScheduler
+from mlthon.infra.config import StrategyConfig
+from mlthon.infra.control import ControlService
+from mlthon.infra.env.strat_env import StratEnv
+from mlthon.infra.reactor import Reactor
+
+log = logging.getLogger(__name__)
+
+_YEAR_S = 365 * 24 * 3600
+
+
+@attrs.define
+class BacktestResult:
+    """What a backtest produced: the deterministic summary, plain tables, and run figures."""
+
+    summary: dict[str, Any]
+    orders: list[dict[str, str]]
+    fills: list[dict[str, str]]
+    curve: list[dict[str, str]]
+    perf: dict[str, float]
+    logs: list[str] = attrs.field(factory=list)
+
+    def write(self, folder: str | Path, *, report: bool = True) -> Path:
+        """Write orders.csv, fills.csv, equity.csv, summary.json, perf.json and, if asked (and
+        matplotlib is installed), report.html with its PNGs. Returns the folder."""
+        from mlthon.app.report import write_results
+
+        return write_results(self, Path(folder), report=report)
+
+
+_MONEY = Decimal("1e-12")
+
+
+def money(d: Decimal) -> str:
+    """A figure for people: at most 12 decimals, no trailing zeros, never an exponent."""
+    q = d.quantize(_MONEY).normalize()
+    return format(q, "f") if q else "0"
+
+
+def _rows(items: Iterable[Any], fields: list[str]) -> list[dict[str, str]]:
+    out = []
+    for it in items:
+        row = {}
+        for f in fields:
+            v = getattr(it, f)
+            row[f] = "" if v is None else (str(v) if not isinstance(v, bool) else str(v).lower())
+        out.append(row)
+    return out
+
+
+class Backtest:
+    """One backtest run.
+
+    Args:
+        strategy: an IStrategy instance, or a class (called with the params dict if its
+            ``__init__`` takes one, else with nothing).
+        data: normalised market-data messages in time order, or paths of recordings (replayed
+            through the production parsers).
+        instruments: the instruments the strategy may trade.
+        params: the strategy's parameters (``on_strat_params_update``).
+        name: the strategy's name (its login).
+        gateway: the simulated exchange's settings (latency, fees, queue model, balances...);
+            the same for every exchange of the instruments.
+        start_ns, end_ns: replay only this window of the data.
+        start_params: the text given to ``on_start``.
+        sample_every_s: spacing of the equity curve's points (plus one per fill).
+        capital: the capital the Sharpe ratio's returns are measured on.
+        progress: show a progress bar (rich) while running.
+    """
+
+    def __init__(
+        self,
+        strategy: IStrategy | type,
+        *,
+        data: Iterable[m.Msg] | list[str | Path],
+        instruments: list[Instrument],
+        params: dict[str, Any] | None = None,
+        name: str = "backtest",
+        gateway: SimGatewayConfig | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        start_params: str = "",
+        sample_every_s: float = 1.0,
+        capital: Decimal | str = "100000",
+        progress: bool = False,
+        stop_ack_timeout_s: float = 10.0,
+    ) -> None:
+        if not instruments:
+            raise ConfigError("a backtest needs at least one instrument")
+        self.instruments = instruments
+        self.params = dict(params or {})
+        self.name = name
+        self.gateway_cfg = gateway or SimGatewayConfig()
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.start_params = start_params
+        self.sample_every_ns = max(1, int(sample_every_s * NS_PER_S))
+        self.capital = Decimal(str(capital))
+        self.progress = progress
+        self.stop_ack_timeout_s = stop_ack_timeout_s
+        self._strategy_arg = strategy
+        self._data = data
+        self.events = 0
+
+    def _make_strategy(self) -> IStrategy:
+        s = self._strategy_arg
+        if isinstance(s, IStrategy):
+            return s
+        if isinstance(s, type) and issubclass(s, IStrategy):
+            import inspect
+
+            required = [
+                p for p in list(inspect.signature(s.__init__).parameters.values())[1:]
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+            ]
+            inst = s(dict(self.params)) if required else s()
+            return inst  # type: ignore[no-any-return]
+        raise ConfigError(f"strategy must be an IStrategy instance or class, got {s!r}")
+
+    def _messages(self) -> Iterator[m.Msg]:
+        data = self._data
+        if isinstance(data, list) and data and isinstance(data[0], str | Path):
+            from mlthon.feeds.replay import replay_files
+
+            return iter(replay_files([Path(p) for p in data], self.instruments,  # type: ignore[arg-type]
+                                     start_ns=self.start_ns, end_ns=self.end_ns))
+        it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
+        if self.start_ns is None and self.end_ns is None:
+            return it
+        lo = self.start_ns or 0
+        hi = self.end_ns
+        return (x for x in it if getattr(x, "ts", 0) >= lo and (hi is None or x.ts <= hi))  # type: ignore[attr-defined]
+
+    def run(self) -> BacktestResult:
+        """Run to the end of the data and return the result."""
+        wall0 = time.perf_counter()
+        msgs = self._messages()
+        first = next(msgs, None)
+        if first is None:
+            raise ConfigError("the data holds no market-data message in the chosen window")
+        t0 = first.ts  # type: ignore[attr-defined]
+        sched = SimScheduler(SimClock(t0))
+        bus = InProcBus(sched)
+        topics = Topics("bt")
+        strategy = self._make_strategy()
+        cfg = StrategyConfig(
+            name=self.name,
+            class_path="<in-process>",
+            params=self.params,
+            start_params=self.start_params,
+            stop_ack_timeout_s=self.stop_ack_timeout_s,
+            preset_instruments=tuple(self.instruments),
+        )
+        control = ControlService(bus, sched, topics, [cfg])
+        control.start()
+        gateways: dict[Exchange, SimGateway] = {}
+        for ex in sorted({i.exchange for i in self.instruments}, key=lambda e: e.value):
+            gcfg = attrs.evolve(self.gateway_cfg, exchange=ex, instrument_ids=())
+            gw = SimGateway(bus, sched, topics, gcfg, self.instruments)
+            gw.start()
+            gateways[ex] = gw
+
+        def mid_of(iid: int) -> Decimal | None:
+            for gw in gateways.values():
+                try:
+                    st = gw.engine.market(iid)
+                except KeyError:
+                    continue
+                m2 = st.mid2()
+                return None if m2 is None else m2 * st.tick_size / 2
+            return None
+
+        ledger = Ledger(self.instruments, mid_of)
+        bus.subscribe(topics.gtw_rpt_all_exchanges(self.name), ledger.on_report)
+        for ex in gateways:
+            bus.subscribe(topics.gtw_req(ex), ledger.on_request)
+        reactor = Reactor(sched, name=f"strategy[{self.name}]")
+        env = StratEnv(strategy, bus, reactor, topics)
+
+        def sample() -> None:
+            ledger.sample(sched.now_ns())
+            sched.call_later(self.sample_every_ns, sample)
+
+        sched.call_at(t0, sample)
+        # Log in, start, and let the gateways become ready before the first event.
+        sched.run_until(t0)
+
+        md_topics: dict[tuple[int, int], str] = {}
+        publish = bus.publish
+        run_until = sched.run_until
+        run_soon = sched.run_soon
+        events = 0
+        last_ts = t0
+        bar = _Progress(self.progress)
+
+        def feed(msg: m.Msg) -> None:
+            nonlocal events, last_ts
+            ts = msg.ts  # type: ignore[attr-defined]
+            if ts > last_ts:
+                run_until(ts)
+                last_ts = ts
+            key = (msg.ex, msg.iid)  # type: ignore[attr-defined]
+            topic = md_topics.get(key)
+            if topic is None:
+                topic = md_topics[key] = topics.md(Exchange(key[0]), key[1])
+            publish(topic, msg)
+            run_soon()
+            events += 1
+            if events & 0x3FFF == 0:
+                bar.update(events, ts)
+
+        feed(first)
+        for msg in msgs:
+            feed(msg)
+        end_ts = last_ts
+        bar.close(events)
+        # The end: stop the strategy as the system would, and let it wind down.
+        control.request_stop(self.name, "end of data")
+        sched.run_until(end_ts + int(self.stop_ack_timeout_s * NS_PER_S) + 1)
+        ledger.funding = -sum(
+            (fp.amount for gw in gateways.values() for fp in gw.engine.funding_payments
+             if fp.strat == self.name),
+            Decimal(0),
+        )
+        ledger.sample(sched.now_ns())
+        for gw in gateways.values():
+            gw.stop()
+        sched.run_soon()
+        self.events = events
+        wall = time.perf_counter() - wall0
+        return self._result(ledger, env, reactor, t0, end_ts, events, wall, gateways)
+
+    def _result(self, ledger: Ledger, env: StratEnv, reactor: Reactor, t0: int, t1: int,
+                events: int, wall: float, gateways: dict[Exchange, SimGateway]) -> BacktestResult:
+        span_s = max(1e-9, (t1 - t0) / NS_PER_S)
+        sample_s = self.sample_every_ns / NS_PER_S
+        realised = ledger.realised()
+        unrealised = ledger.unrealised()
+        total = realised + unrealised - ledger.fees + ledger.funding
+        check = {}
+        for ex, gw in gateways.items():
+            acct = gw.engine.account(self.name)
+            for inst in gw.instruments:
+                ours = ledger.pos[inst.instrument_id].qty
+                theirs = acct.net_position(inst)
+                check[inst.name] = {"strategy_side": str(ours), "exchange_side": str(theirs),
+                                    "match": ours == theirs}
+                if ours != theirs:
+                    log.error("backtest: position mismatch on %s %s: ledger %s, exchange %s",
+                              ex.name, inst.name, ours, theirs)
+        summary: dict[str, Any] = {
+            "strategy": self.name,
+            "instruments": [i.name for i in self.instruments],
+            "start_ns": t0,
+            "end_ns": t1,
+            "duration_s": round(span_s, 3),
+            "events": events,
+            "orders": len(ledger.order_list),
+            "modifies": ledger.modifies,
+            "cancels": ledger.cancels,
+            "rejects": ledger.rejects,
+            "fills": len(ledger.fills),
+            "fill_ratio": round(ledger.fill_ratio(), 6),
+            "filled_qty": str(sum((f.qty for f in ledger.fills), Decimal(0))),
+            "turnover": money(ledger.turnover),
+            "fees": money(ledger.fees),
+            "funding": money(ledger.funding),
+            "realised_pnl": money(realised),
+            "unrealised_pnl": money(unrealised),
+            "total_pnl": money(total),
+            "max_drawdown": money(ledger.max_drawdown()),
+            "sharpe": round(ledger.sharpe(self.capital, _YEAR_S / sample_s), 6),
+            "spread_captured": money(ledger.spread_captured),
+            "final_position": {i.name: str(ledger.pos[i.instrument_id].qty)
+                               for i in self.instruments},
+            "callback_errors": reactor.callback_errors,
+            "accounting_check": check,
+        }
+        perf = {
+            "wall_time_s": round(wall, 3),
+            "events_per_s": round(events / wall, 1) if wall else 0.0,
+            "callbacks": reactor.callbacks,
+            "pid": float(os.getpid()),
+        }
+        orders = _rows(ledger.order_list, ["ts", "cl_id", "instrument_id", "side", "ord_type",
+                                           "tif", "price", "qty", "status", "filled_qty"])
+        for row, o in zip(orders, ledger.order_list, strict=True):
+            row["avg_price"] = o.avg_price()
+            row["reject"] = o.reject
+        fills = _rows(ledger.fills, ["ts", "cl_id", "exec_id", "instrument_id", "side", "price",
+                                     "qty", "fee", "maker", "mid", "position", "realised"])
+        for row in fills:
+            row["realised"] = money(Decimal(row["realised"]))
+        curve = [{"ts": str(ts), "equity": money(eq), "position": str(pos),
+                  "mid": "" if mid is None else str(mid)} for ts, eq, pos, mid in ledger.curve]
+        return BacktestResult(summary, orders, fills, curve, perf)
+
+
+class _Progress:
+    """A rich progress line on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._p: Any = None
+        self._task: Any = None
+        if enabled and os.isatty(2):
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                               TimeElapsedColumn(), transient=True)
+            self._p.start()
+            self._task = self._p.add_task("backtest: starting", total=None)
+
+    def update(self, events: int, ts: int) -> None:
+        if self._p is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / NS_PER_S))
+            self._p.update(self._task, description=f"backtest: {events:,} events, at {stamp}")
+
+    def close(self, events: int) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+StrategyFactory = Callable[[dict[str, Any]], IStrategy]

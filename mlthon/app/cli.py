@@ -1,0 +1,242 @@
+"""``mlthon backtest`` and ``mlthon sweep``.
+
+The strategy's TOML config may carry the run's settings, so that one file describes it::
+
+    [backtest]
+    data = ["../shared/data/hftbacktest/binance_usdm_futures/btcusdt_20240808.gz"]
+    # no data: a synthetic market on the strategy's instruments (seeded):
+    synthetic_seconds = 600
+    synthetic_seed = 7
+    out = "results/demo"          # default: results/<strategy name>
+    sample_every_s = 1
+    capital = "100000"
+
+    [sim]                         # the simulated exchange: the sections of a gateway.toml
+    [sim.account]
+    balances = { USDT = "100000" }
+    [sim.latency]
+    market_data = "1ms"
+
+Command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mlthon.basics.errors import ConfigError, MlthonError
+from mlthon.infra.bus import messages as m
+from mlthon.infra.config import StrategyConfig, load_strategy_class, load_strategy_config
+from mlthon.infra.config import parse_param_assignments
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+def _parse_time(text: str | None, what: str) -> int | None:
+    """ISO date/time (UTC unless it says otherwise) or integer ns."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--{what} must be ISO time (2024-08-08T12:00:00) or ns, got {text!r}")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return int(t.timestamp() * NS)
+
+
+def _section(cfg: StrategyConfig, name: str) -> dict[str, Any]:
+    t = cfg.raw.get(name, {})
+    if not isinstance(t, dict):
+        raise ConfigError("must be a table", source=cfg.source, key=name)
+    return t
+
+
+def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
+    bt = _section(cfg, "backtest")
+    base = Path(cfg.source).resolve().parent if cfg.source else Path.cwd()
+    data = a.data or [str(base / p) if not Path(p).is_absolute() else p
+                      for p in bt.get("data", [])]
+    return {
+        "data": data,
+        "synthetic_seconds": float(a.synthetic_seconds or bt.get("synthetic_seconds", 600)),
+        "synthetic_seed": int(a.seed if a.seed is not None else bt.get("synthetic_seed", 7)),
+        "out": a.out or bt.get("out") or f"results/{cfg.name}",
+        "sample_every_s": float(bt.get("sample_every_s", 1.0)),
+        "capital": str(bt.get("capital", "100000")),
+        "start": _parse_time(a.start, "start"),
+        "end": _parse_time(a.end, "end"),
+    }
+
+
+def _synthetic(cfg: StrategyConfig, seconds: float, seed: int) -> Iterator[m.Msg]:
+    from mlthon.feeds.synthetic import synthetic_market
+
+    insts = cfg.instruments()
+    start = 1_700_000_000 * NS  # a fixed start keeps synthetic runs reproducible
+    streams = [synthetic_market(i, seed=seed + k, start_ns=start, duration_s=seconds)
+               for k, i in enumerate(insts)]
+    if len(streams) == 1:
+        return streams[0]
+    import heapq
+
+    return heapq.merge(*streams, key=lambda x: x.ts)  # type: ignore[attr-defined,no-any-return]
+
+
+def run_backtest(cfg: StrategyConfig, settings: dict[str, Any], *, progress: bool = False,
+                 report: bool = True) -> tuple[dict[str, Any], dict[str, float], Path]:
+    """Run one backtest from a config and settings; write its folder; return the figures."""
+    from mlthon.app.backtest import Backtest
+    from mlthon.gateways.sim.config import SimGatewayConfig
+
+    sim = _section(cfg, "sim")
+    gw = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
+    cls = load_strategy_class(cfg.class_path, cfg.source)
+    data: Any = settings["data"] or _synthetic(cfg, settings["synthetic_seconds"],
+                                               settings["synthetic_seed"])
+    bt = Backtest(cls, data=data, instruments=cfg.instruments(), params=cfg.params,
+                  name=cfg.name, gateway=gw, start_ns=settings["start"], end_ns=settings["end"],
+                  start_params=cfg.start_params, sample_every_s=settings["sample_every_s"],
+                  capital=settings["capital"], progress=progress,
+                  stop_ack_timeout_s=cfg.stop_ack_timeout_s)
+    result = bt.run()
+    folder = result.write(settings["out"], report=report)
+    return result.summary, result.perf, folder
+
+
+def _backtest_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else "")
+    p.add_argument("config", help="the strategy's TOML config")
+    p.add_argument("--data", nargs="*", default=None,
+                   help="recordings to replay (default: [backtest].data, else a synthetic market)")
+    p.add_argument("--start", help="replay from this time (ISO, UTC) or ns")
+    p.add_argument("--end", help="replay up to this time (ISO, UTC) or ns")
+    p.add_argument("--out", help="results folder (default results/<strategy>)")
+    p.add_argument("--synthetic-seconds", type=float, default=None,
+                   help="length of the synthetic market when no data is given (default 600)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market")
+    p.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
+    return p
+
+
+def backtest_main(argv: list[str]) -> int:
+    """``mlthon backtest``: run, write the folder, print the summary and the report's path."""
+    a = _backtest_parser("mlthon backtest").parse_args(argv)
+    cfg = load_strategy_config(a.config)
+    settings = _settings(cfg, a)
+    summary, perf, folder = run_backtest(cfg, settings, progress=True, report=not a.no_report)
+    _print_summary(summary, perf, folder, report=not a.no_report)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any], perf: dict[str, float], folder: Path,
+                   *, report: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"backtest {summary['strategy']} on {', '.join(summary['instruments'])}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k in ("total_pnl", "realised_pnl", "unrealised_pnl", "fees", "funding", "turnover",
+              "max_drawdown", "sharpe", "fills", "orders", "fill_ratio", "spread_captured",
+              "events", "duration_s"):
+        t.add_row(k, str(summary[k]))
+    t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
+    t.add_row("wall time (s)", f"{perf['wall_time_s']:.2f}")
+    Console(file=sys.stdout).print(t)
+    print(f"results: {folder}")
+    if report:
+        print(f"report: {folder / 'report.html'}")
+
+
+# --- sweeps ------------------------------------------------------------------------------------
+
+
+def _grid(specs: list[str]) -> list[tuple[str, list[str]]]:
+    out = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not key or not values:
+            raise ConfigError(f"--grid takes key=v1,v2,...; got {spec!r}")
+        out.append((key.strip(), [v.strip() for v in values.split(",") if v.strip()]))
+    return out
+
+
+def _sweep_one(args: tuple[str, dict[str, Any], dict[str, Any], str]) -> dict[str, Any]:
+    path, overrides, settings, perm_id = args
+    logging.basicConfig(level=logging.WARNING)
+    cfg = load_strategy_config(path)
+    cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
+    summary, perf, folder = run_backtest(cfg, settings, report=False)
+    return {"permutation_id": perm_id, **{f"param.{k}": v for k, v in overrides.items()},
+            "total_pnl": summary["total_pnl"], "sharpe": summary["sharpe"],
+            "max_drawdown": summary["max_drawdown"], "fills": summary["fills"],
+            "fill_ratio": summary["fill_ratio"], "fees": summary["fees"],
+            "folder": str(folder)}
+
+
+def sweep_main(argv: list[str]) -> int:
+    """``mlthon sweep <toml> --grid k=v1,v2 ...``: every combination, in parallel processes,
+    one table sorted best first (by total PnL, then Sharpe)."""
+    p = _backtest_parser("mlthon sweep")
+    p.add_argument("--grid", nargs="+", required=True, help="key=v1,v2,... (repeat for a grid)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: cores)")
+    a = p.parse_args(argv)
+    cfg = load_strategy_config(a.config)
+    settings = _settings(cfg, a)
+    grid = _grid(a.grid)
+    base_out = Path(settings["out"])
+    jobs = []
+    for combo in itertools.product(*[vals for _, vals in grid]):
+        words = [f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True)]
+        try:
+            overrides = parse_param_assignments(words, cfg.params)
+        except ValueError as exc:
+            raise ConfigError(f"--grid: {exc}") from exc
+        perm_id = "-".join(f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True))
+        safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in perm_id)
+        jobs.append((a.config, overrides, {**settings, "out": str(base_out / safe)}, perm_id))
+    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
+        rows = list(pool.map(_sweep_one, jobs))
+    from decimal import Decimal
+
+    rows.sort(key=lambda r: (Decimal(r["total_pnl"]), r["sharpe"]), reverse=True)
+    base_out.mkdir(parents=True, exist_ok=True)
+    table = base_out / "sweep.csv"
+    import csv
+
+    with table.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    (base_out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"sweep of {cfg.name}: {len(rows)} runs, best first")
+    for col in ("permutation_id", "total_pnl", "sharpe", "max_drawdown", "fills"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(*(str(r[c]) for c in ("permutation_id", "total_pnl", "sharpe", "max_drawdown",
+                                        "fills")))
+    Console(file=sys.stdout).print(t)
+    print(f"table: {table}")
+    return 0
+
+
+__all__ = ["MlthonError", "backtest_main", "run_backtest", "sweep_main"]
