@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 
 from mlthon.api.istrategy import IStrategy
-from mlthon.basics.errors import ConfigError
+from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.app.ledger import Ledger
@@ -45,7 +45,7 @@ from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, SimClock, SimScheduler
 from mlthon.infra.config import StrategyConfig
 from mlthon.infra.control import ControlService
-from mlthon.infra.env.strat_env import StratEnv
+from mlthon.infra.env.strat_env import RUNNING, StratEnv
 from mlthon.infra.reactor import Reactor
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,13 @@ class Backtest:
         self.events = 0
 
     def _make_strategy(self) -> IStrategy:
+        strat = self._build_strategy()
+        if isinstance(getattr(strat, "name", None), str):
+            # The convenience base logs in with self.name: make it the run's name.
+            strat.name = self.name  # type: ignore[attr-defined]
+        return strat
+
+    def _build_strategy(self) -> IStrategy:
         s = self._strategy_arg
         if isinstance(s, IStrategy):
             return s
@@ -157,7 +164,7 @@ class Backtest:
                 p for p in list(inspect.signature(s.__init__).parameters.values())[1:]
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
             ]
-            inst = s(dict(self.params)) if required else s()
+            inst = s(dict(self.params)) if required else s()  # type: ignore[call-arg]
             return inst  # type: ignore[no-any-return]
         raise ConfigError(f"strategy must be an IStrategy instance or class, got {s!r}")
 
@@ -228,6 +235,12 @@ class Backtest:
         sched.call_at(t0, sample)
         # Log in, start, and let the gateways become ready before the first event.
         sched.run_until(t0)
+        if env.state != RUNNING:
+            raise StrategyError(
+                f"strategy {self.name!r} did not start (state {env.state}): it must call "
+                f"env.login({self.name!r}) in on_framework_connected"
+                + (f"; last error: {reactor.last_error}" if reactor.last_error else "")
+            )
 
         md_topics: dict[tuple[int, int], str] = {}
         publish = bus.publish

@@ -217,7 +217,7 @@ class Ledger:
         sd = statistics.pstdev(rets)
         if sd == 0:
             return 0.0
-        return statistics.fmean(rets) / sd * periods_per_year**0.5
+        return float(statistics.fmean(rets) / sd * periods_per_year**0.5)
 
     def fill_ratio(self) -> float:
         """Share of the orders sent that got at least one fill."""

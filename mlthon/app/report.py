@@ -112,10 +112,11 @@ def _plots(result: BacktestResult, folder: Path) -> list[tuple[str, str]]:
     sells = [(secs(f["ts"]), float(Decimal(f["price"]))) for f in result.fills
              if f["side"] == "Sell"]
     if buys:
-        ax.scatter(*zip(*buys, strict=True), marker="^", color="#2ca02c", s=18, label="our buys")
+        ax.scatter([x for x, _ in buys], [y for _, y in buys], marker="^", color="#2ca02c", s=18,
+                   label="our buys")
     if sells:
-        ax.scatter(*zip(*sells, strict=True), marker="v", color="#d62728", s=18,
-                   label="our sells")
+        ax.scatter([x for x, _ in sells], [y for _, y in sells], marker="v", color="#d62728",
+                   s=18, label="our sells")
     ax.set_ylabel("price")
     ax.set_xlabel("seconds since start")
     ax.legend(loc="best")

@@ -118,13 +118,32 @@ class MqttBus(BusBase):
         if not self._connected and qos == 0 and not retain:
             self.dropped_qos0 += 1
             return
-        self._enqueue((_PUB, topic, encode(msg), qos, retain))
+        self.publish_raw(topic, encode(msg), qos=qos, retain=retain)
 
     def publish_raw(
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
     ) -> None:
         """Publish bytes as they are (tests use it to send malformed messages)."""
-        self._enqueue((_PUB, topic, payload, qos, retain))
+        item = (_PUB, topic, payload, qos, retain)
+        paho = self._paho
+        if paho is not None and self._connected and not self._outbox:
+            # Fast path: hand the packet to paho now (it is written on the loop's next turn);
+            # no task switch. QoS 1 packets are remembered until acknowledged and sent again
+            # after a reconnect if they were not (at-least-once).
+            info = paho.publish(topic, payload, qos, retain)
+            if info.rc == 0:
+                self.sent += 1
+                if qos:
+                    self._unacked.append((info, item))
+                    if len(self._unacked) > 1024:
+                        self._prune_unacked()
+                return
+        self._enqueue(item)
+
+    def _prune_unacked(self) -> None:
+        unacked = self._unacked
+        while unacked and unacked[0][0].is_published():
+            unacked.popleft()
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)

@@ -1,0 +1,345 @@
+"""``mlthon run <strategy.toml>``: paper trading, each part in its own process.
+
+Started in this order, each waiting for the previous to be up:
+
+1. an MQTT broker: the configured one if it answers, else a mosquitto started here (its config
+   turns Nagle off), on a free port when the configured one is taken;
+2. ``mlthon control`` (logins, commands), ``mlthon gateway`` (the simulated exchange),
+   ``mlthon feed`` (synthetic market, or the ``[backtest] data`` recordings replayed at recorded
+   speed), ``mlthon telegram`` when a ``[telegram]`` config is given;
+3. ``mlthon strategy`` last.
+
+Ctrl-C (or SIGTERM) stops them in reverse: the strategy first (``on_stop`` -> ``send_stop_ack``,
+or the cancel-all escalation), then the feed, the gateway (it cancels what is left), control, the
+broker. Every child is reaped; one that does not exit in time is killed.
+
+``--single-process`` runs the same parts as tasks of one process on the in-process bus.
+
+Runtime modes: ``paper`` is what this runs. ``live`` and ``live-testnet`` need the exchange
+gateways, which this build does not have yet: they stop with a clear message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlthon.basics.errors import ConfigError, MlthonError
+from mlthon.basics.mlt_enum import RuntimeMode
+from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
+from mlthon.infra.config import StrategyConfig, load_strategy_config
+
+log = logging.getLogger(__name__)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return _toml_value(str(v))
+
+
+def _toml(tables: dict[str, dict[str, Any]]) -> str:
+    """A small TOML writer for the generated configs (tables of scalars, lists, inline maps)."""
+    out = []
+    for name, table in tables.items():
+        scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or name == ""}
+        if name:
+            out.append(f"[{name}]")
+        out.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        out.append("")
+    return "\n".join(out)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.3):
+        return True
+    return False
+
+
+def _check_mode(cfg: StrategyConfig) -> None:
+    if cfg.mode in (RuntimeMode.Live, RuntimeMode.LiveTestnet):
+        raise ConfigError(
+            f"mode {cfg.mode.name} needs a live exchange gateway (Binance USD-M, Bybit v5), "
+            "which this build does not have yet; use mode = \"paper\" to trade against the "
+            "simulated exchange",
+            source=cfg.source,
+            key="strategy.mode",
+        )
+
+
+def write_configs(cfg: StrategyConfig, workdir: Path, port: int, data: list[str],
+                  speed: float) -> dict[str, Path]:
+    """The generated gateway, feed and strategy configs for one run."""
+    insts = cfg.instruments()
+    exchanges = sorted({i.exchange for i in insts}, key=lambda e: e.value)
+    if len(exchanges) != 1:
+        raise ConfigError("`mlthon run` serves strategies on one exchange for now; got "
+                          + ", ".join(e.name for e in exchanges), source=cfg.source)
+    ex = exchanges[0]
+    ids = [i.instrument_id for i in insts]
+    root = cfg.bus.root
+    inst_file = cfg.instruments_file
+    sim = dict(cfg.raw.get("sim", {}))
+    gw: dict[str, dict[str, Any]] = {
+        "gateway": {"exchange": ex.name, "instruments": ids, "root": root,
+                    **({"instruments_file": inst_file} if inst_file else {})},
+        "bus": {"host": "127.0.0.1", "port": port},
+    }
+    for section, table in sim.items():
+        if isinstance(table, dict):
+            # Nested tables (latency.entry) are written as inline maps.
+            gw[section] = table
+    feed_source: dict[str, Any] = (
+        {"kind": "replay", "files": [str(Path(p).resolve()) for p in data]} if data
+        else {"kind": "synthetic", "seed": int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7)),
+              "duration_s": 7 * 24 * 3600.0}
+    )
+    feed: dict[str, dict[str, Any]] = {
+        "": {"exchange": ex.name, "instrument_ids": ids, "speed": speed,
+             **({"instruments_file": inst_file} if inst_file else {})},
+        "source": feed_source,
+        "bus": {"host": "127.0.0.1", "port": port, "topic_root": root},
+    }
+    paths = {"gateway": workdir / "gateway.toml", "feed": workdir / "feed.toml"}
+    paths["gateway"].write_text(_toml(gw))
+    paths["feed"].write_text(_toml(feed))
+    return paths
+
+
+async def _spawn(name: str, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlthon", *args, env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    log.info("run: started %s (pid %d)", name, proc.pid)
+    return proc
+
+
+async def _stop_proc(name: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), timeout_s)
+    except TimeoutError:
+        log.warning("run: %s (pid %d) did not stop in %.0fs; killed", name, proc.pid, timeout_s)
+        proc.kill()
+        await proc.wait()
+    log.info("run: %s exited (%s)", name, proc.returncode)
+
+
+async def run_processes(cfg: StrategyConfig, *, data: list[str], speed: float,
+                        stop: asyncio.Event, telegram: str | None = None,
+                        ready: asyncio.Event | None = None) -> int:
+    """Run every part in its own process until ``stop``; returns the exit code."""
+    _check_mode(cfg)
+    broker: MosquittoBroker | None = None
+    host, port = cfg.bus.host, cfg.bus.port
+    if not (host in ("127.0.0.1", "localhost") and _port_open(host, port)):
+        if find_mosquitto() is None:
+            raise ConfigError(
+                f"no MQTT broker answers on {host}:{port} and mosquitto is not installed "
+                "(apt-get install -y mosquitto), or use --single-process")
+        broker = MosquittoBroker(port if not _port_open("127.0.0.1", port) else free_port())
+        broker.start()
+        host, port = broker.host, broker.port
+    procs: list[tuple[str, asyncio.subprocess.Process]] = []
+    with tempfile.TemporaryDirectory(prefix="mlthon-run-") as tmp:
+        work = Path(tmp)
+        paths = write_configs(cfg, work, port, data, speed)
+        text = Path(cfg.source).read_text(encoding="utf-8")
+        strat_cfg = work / "strategy.toml"
+        # The strategy's own file with the bus of this run.
+        strat_cfg.write_text(_with_bus(text, port, cfg.bus.root, Path(cfg.source).parent))
+        bus_args = ["--port", str(port), "--root", cfg.bus.root]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(cfg.source).resolve().parent), os.getcwd(), env.get("PYTHONPATH", "")])
+        try:
+            procs.append(("control", await _spawn("control", "control", "--strategy",
+                                                  str(strat_cfg), *bus_args, env=env)))
+            procs.append(("gateway", await _spawn("gateway", "gateway", "--config",
+                                                  str(paths["gateway"]), env=env)))
+            procs.append(("feed", await _spawn("feed", "feed", "--config", str(paths["feed"]),
+                                               env=env)))
+            if telegram:
+                procs.append(("telegram", await _spawn("telegram", "telegram", "--config",
+                                                       telegram, env=env)))
+            procs.append(("strategy", await _spawn("strategy", "strategy", str(strat_cfg),
+                                                   env=env)))
+            if ready is not None:
+                ready.set()
+            print(f"mlthon run: {cfg.name} paper trading; broker 127.0.0.1:{port}; "
+                  f"Ctrl-C to stop", flush=True)
+            waiters = {asyncio.ensure_future(p.wait()): n for n, p in procs}
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if fut in waiters:
+                    log.error("run: %s exited unexpectedly (%s); stopping the rest",
+                              waiters[fut], fut.result())
+            stopper.cancel()
+            for fut in waiters:
+                fut.cancel()
+        finally:
+            for name, proc in reversed(procs):
+                timeout = cfg.stop_ack_timeout_s + 5 if name == "strategy" else 10
+                await _stop_proc(name, proc, timeout)
+            if broker is not None:
+                broker.stop()
+    bad = [n for n, p in procs if p.returncode not in (0, -signal.SIGTERM)]
+    return 1 if bad else 0
+
+
+def _with_bus(text: str, port: int, root: str, base: Path) -> str:
+    """The strategy file with its [bus] table replaced and relative paths made absolute."""
+    import tomllib
+
+    data = tomllib.loads(text)
+    data["bus"] = {"host": "127.0.0.1", "port": port, "root": root}
+    inst = data.get("instruments", {})
+    if inst.get("file") and not Path(inst["file"]).is_absolute():
+        inst["file"] = str((base / inst["file"]).resolve())
+    out = []
+    for name, table in data.items():
+        if isinstance(table, dict):
+            out.append(f"[{name}]")
+            for k, v in table.items():
+                out.append(f"{k} = {_toml_value(v)}")
+            out.append("")
+    return "\n".join(out)
+
+
+async def run_single_process(cfg: StrategyConfig, *, data: list[str], speed: float,
+                             stop: asyncio.Event, ready: asyncio.Event | None = None) -> str:
+    """Every part in this process, on the in-process bus and the wall clock."""
+    _check_mode(cfg)
+    from mlthon.feeds.handler import run_feed
+    from mlthon.gateways.sim.config import SimGatewayConfig
+    from mlthon.gateways.sim.gateway import SimGateway
+    from mlthon.infra.bus.inproc import InProcBus
+    from mlthon.infra.bus.topics import Topics
+    from mlthon.infra.clock import LiveClock, LiveScheduler
+    from mlthon.infra.control import ControlService
+    from mlthon.infra.runner import run_strategy
+
+    sched = LiveScheduler()
+    bus = InProcBus(sched)
+    topics = Topics(cfg.bus.root)
+    insts = cfg.instruments()
+    control = ControlService(bus, sched, topics, [cfg])
+    control.start()
+    sim = cfg.raw.get("sim", {})
+    gw_cfg = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
+    gateways = []
+    for ex in sorted({i.exchange for i in insts}, key=lambda e: e.value):
+        import attrs
+
+        gw = SimGateway(bus, sched, topics, attrs.evolve(gw_cfg, exchange=ex, instrument_ids=()),
+                        insts)
+        gw.start()
+        gateways.append(gw)
+    if data:
+        from mlthon.feeds.replay import replay_files
+
+        source: Any = replay_files([Path(p) for p in data], insts)
+    else:
+        from mlthon.app.cli import _synthetic
+
+        seed = int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7))
+        source = _synthetic(cfg, 7 * 24 * 3600.0, seed)
+        # A live synthetic market starts now, not at its fixed epoch.
+        source = _shift_to_now(source)
+    feed_stop = asyncio.Event()
+    strat_stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        strat_task = tg.create_task(run_strategy(cfg, strat_stop, bus=bus, scheduler=sched),
+                                    name=f"strategy[{cfg.name}]")
+        feed_task = tg.create_task(
+            run_feed(bus, topics, source, speed=speed, stop=feed_stop, clock=LiveClock()),
+            name="feed")
+        if ready is not None:
+            ready.set()
+        print(f"mlthon run --single-process: {cfg.name} paper trading; Ctrl-C to stop",
+              flush=True)
+        await stop.wait()
+        strat_stop.set()
+        outcome = await strat_task
+        feed_stop.set()
+        await feed_task
+        for gw in gateways:
+            gw.stop()
+        control.stop()
+    return outcome
+
+
+def _shift_to_now(source: Any) -> Any:
+    import time
+
+    first = None
+    offset = 0
+    for msg in source:
+        if first is None:
+            first = msg.ts
+            offset = time.time_ns() - first
+        yield _with_ts(msg, msg.ts + offset)
+
+
+def _with_ts(msg: Any, ts: int) -> Any:
+    import msgspec
+
+    return msgspec.structs.replace(msg, ts=ts)
+
+
+def run_main(argv: list[str]) -> int:
+    """Entry point of ``mlthon run``."""
+    p = argparse.ArgumentParser(prog="mlthon run", description=__doc__.splitlines()[0])
+    p.add_argument("config", help="the strategy's TOML config")
+    p.add_argument("--single-process", action="store_true",
+                   help="all parts in this process on the in-process bus")
+    p.add_argument("--data", nargs="*", default=None,
+                   help="recordings to replay at recorded speed (default: [backtest].data, else "
+                        "a synthetic market)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="replay speed: 1 = recorded speed, 10 = ten times faster")
+    p.add_argument("--telegram", default=None, help="a telegram.toml to start the bridge with")
+    a = p.parse_args(argv)
+    cfg = load_strategy_config(a.config)
+    data = a.data if a.data is not None else [
+        str((Path(cfg.source).parent / d).resolve()) for d in cfg.raw.get("backtest", {}).get("data", [])]
+
+    async def main() -> int:
+        from mlthon.infra.runner import install_signal_handlers
+
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        if a.single_process:
+            outcome = await run_single_process(cfg, data=data, speed=a.speed, stop=stop)
+            print(f"mlthon run: stopped ({outcome})")
+            return 0
+        rc = await run_processes(cfg, data=data, speed=a.speed, stop=stop, telegram=a.telegram)
+        print("mlthon run: stopped; every process reaped")
+        return rc
+
+    try:
+        return asyncio.run(main())
+    except MlthonError as exc:
+        print(f"mlthon run: {exc}", file=sys.stderr)
+        return 2
