@@ -1,0 +1,72 @@
+"""``mlthon telegram --config telegram.toml``: the Telegram bridge as its own process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from mlthon.basics.errors import ConfigError
+from mlthon.infra.bus.mqtt import MqttBus
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.telegram.bridge import TelegramBridge
+from mlthon.infra.telegram.config import TelegramConfig, load_config
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlthon telegram",
+        description="Run the Telegram bridge: commands and notifications for every strategy.",
+    )
+    p.add_argument("--config", required=True, help="path of telegram.toml")
+    p.add_argument("--mqtt-host", help="broker host (overrides [bus] host)")
+    p.add_argument("--mqtt-port", type=int, help="broker port (overrides [bus] port)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def telegram_main(argv: list[str]) -> int:
+    """Run the bridge until SIGINT or SIGTERM.
+
+    Args:
+        argv: the arguments after ``mlthon telegram``.
+
+    Returns:
+        0 after a clean stop, 2 for a bad config or bad arguments.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on errors
+        return 0 if exc.code == 0 else 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    # httpx logs every Bot API request (a long poll every few seconds) at INFO.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"mlthon telegram: {exc}\n")
+        return 2
+    host = args.mqtt_host or config.bus.host
+    port = args.mqtt_port or config.bus.port
+    asyncio.run(_serve(config, host, port))
+    return 0
+
+
+async def _serve(config: TelegramConfig, host: str, port: int) -> None:
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown.set)
+    bus = MqttBus(host, port, client_id=f"mlthon-{config.client_id}")
+    async with bus:
+        bridge = TelegramBridge(config, bus, topics=Topics(config.bus.root))
+        await bridge.run(shutdown)
+    log.info("mlthon telegram: stopped")
