@@ -1,0 +1,374 @@
+"""``SimGateway``: the simulated exchange on the bus.
+
+It wraps the pure :class:`~mlthon.gateways.sim.matching.MatchingEngine` with what a venue adds
+around its matching engine: latency, a connection status, maintenance windows, a request-rate
+budget and a profile of unsupported operations.
+
+Timing (``docs/simulation.md`` has the long form). With ``e`` the entry delay of the command,
+``m`` the market-data delay and ``r`` the response delay:
+
+* a request published at ``t`` reaches the engine at ``t_ex = t + e`` (never before the previous
+  request of the same strategy: requests of one strategy stay in order);
+* the engine handles it when the bus clock reads ``t_ex + m``: by then every market-data message
+  the exchange had sent by ``t_ex`` has been applied, so the order meets the book as it was at
+  ``t_ex``, not as it was when sent;
+* market data received at ``t`` happened at the exchange at ``t - m``;
+* answers and fills reach the strategy at ``t_ex + r`` (never earlier than the bus clock, and in
+  the order they were produced).
+
+With every delay zero, a request is handled inside its bus delivery and its answers are published
+at once, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from mlthon.basics.errors import ConfigError
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
+from mlthon.gateways.base import FetchRequest, GatewayBase
+from mlthon.gateways.sim.config import SimGatewayConfig
+from mlthon.gateways.sim.fees import FeeModel
+from mlthon.gateways.sim.latency import LatencyModel
+from mlthon.gateways.sim.matching import MatchingEngine
+from mlthon.gateways.sim.queue import queue_model_from_name
+from mlthon.infra.bus.bus import BusBase
+from mlthon.infra.bus.messages import (
+    CancelAll,
+    CancelAllReject,
+    CancelOrder,
+    CancelOrderReject,
+    FundingUpdate,
+    ModifyOrder,
+    ModifyOrderReject,
+    Msg,
+    NewOrder,
+    NewOrderReject,
+    RateLimitInfo,
+    RequestReject,
+    UnsupportedOp,
+)
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import Handle, Scheduler
+
+log = logging.getLogger(__name__)
+
+_KIND: dict[type[Any], str] = {
+    NewOrder: "new",
+    ModifyOrder: "modify",
+    CancelOrder: "cancel",
+    CancelAll: "cancel_all",
+}
+_THRESHOLDS = (50, 90, 100)
+
+
+class SimGateway(GatewayBase):
+    """The simulated exchange gateway.
+
+    Args:
+        bus: the bus to serve on.
+        scheduler: time and timers (``SimScheduler`` in backtests, ``LiveScheduler`` for paper).
+        topics: topic names.
+        config: the gateway's configuration.
+        instruments: candidate instruments; those of ``config.instrument_ids`` (or, if empty,
+            those of ``config.exchange``) are served.
+        logger: where to log.
+
+    Raises:
+        ConfigError: no instrument to serve, or an unknown instrument id in the config.
+    """
+
+    def __init__(
+        self,
+        bus: BusBase,
+        scheduler: Scheduler,
+        topics: Topics,
+        config: SimGatewayConfig,
+        instruments: list[Instrument],
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(bus, scheduler, topics, config.exchange, logger or log)
+        self.config = config
+        if config.instrument_ids:
+            by_id = {i.instrument_id: i for i in instruments}
+            missing = [i for i in config.instrument_ids if i not in by_id]
+            if missing:
+                raise ConfigError(f"unknown instrument ids {missing}", key="gateway.instruments")
+            served = [by_id[i] for i in config.instrument_ids]
+        else:
+            served = [i for i in instruments if i.exchange is config.exchange]
+        if not served:
+            raise ConfigError(
+                f"no instrument of {config.exchange.name} to serve", key="gateway.instruments"
+            )
+        self.instruments = served
+        self.engine = MatchingEngine(
+            served,
+            self._on_report,
+            exchange=config.exchange,
+            queue_model=queue_model_from_name(
+                config.queue_model, power=config.queue_power, seed=config.seed
+            ),
+            fees=FeeModel(
+                {config.exchange: config.exchange_fees} if config.exchange_fees else None,
+                config.instrument_fees,
+            ),
+            balances=config.balances,
+            leverage=config.leverage,
+            hedge_mode=config.hedge_mode,
+            id_prefix=config.id_prefix,
+        )
+        self.latency = LatencyModel(config.latency)
+        self._ready = False
+        self._started = False
+        self._timers: list[Handle] = []
+        self._funding_timers: dict[int, tuple[int, Handle]] = {}
+        self._last_arrival: dict[str, int] = {}
+        # answers waiting for their delivery time, in delivery order: (due, strat, msg)
+        self._outbox: deque[tuple[int, str, Msg]] = deque()
+        self._last_due = 0
+        self._flush_handle: Handle | None = None
+        # delivery time of the answers of the engine call in progress
+        self._call_ts = 0
+        self._call_due: int | None = None
+        # rate budget: current window index, requests used, thresholds already announced
+        self._window = -1
+        self._used = 0
+        self._announced: set[int] = set()
+
+    # ================================================================================ lifecycle
+    def start(self) -> None:
+        """Subscribe to requests and market data; Connecting now, ReadyToTrade after the delay."""
+        if self._started:
+            return
+        self._started = True
+        self.publish_status(GtwStatus.Connecting, "starting")
+        self.subscribe_requests()
+        for inst in self.instruments:
+            self._subs.append(
+                self.bus.subscribe(self.topics.md(self.exchange, inst.instrument_id), self._on_md)
+            )
+        now = self.scheduler.now_ns()
+        self._timers.append(
+            self.scheduler.call_at(now + self.config.connect_delay_ns, self._become_ready)
+        )
+        for start, end in self.config.maintenance:
+            if end <= now:
+                continue
+            self._timers.append(self.scheduler.call_at(start, self._enter_maintenance, end))
+            self._timers.append(self.scheduler.call_at(end, self._leave_maintenance))
+
+    def stop(self) -> None:
+        """Cancel every open order (reports sent at once), announce the stop, unsubscribe."""
+        if not self._started:
+            return
+        self._started = False
+        self._ready = False
+        now = self.scheduler.now_ns()
+        self._begin_call(now)
+        n = self.engine.cancel_everything(now)
+        for _, strat, msg in self._outbox:
+            self.publish_report(strat, msg)
+        self._outbox.clear()
+        for h in self._timers:
+            h.cancel()
+        self._timers.clear()
+        for _, h in self._funding_timers.values():
+            h.cancel()
+        self._funding_timers.clear()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.unsubscribe_all()
+        self.publish_status(GtwStatus.Connecting, f"stopped; {n} open orders cancelled")
+
+    def _become_ready(self) -> None:
+        self._ready = True
+        if self._in_maintenance(self.scheduler.now_ns()):
+            return
+        self.publish_status(GtwStatus.ReadyToTrade, "simulated exchange ready")
+
+    def _enter_maintenance(self, end: int) -> None:
+        self.publish_status(GtwStatus.Maintenance, f"scheduled maintenance until {end}")
+
+    def _leave_maintenance(self) -> None:
+        now = self.scheduler.now_ns()
+        if self._ready and not self._in_maintenance(now):
+            self.publish_status(GtwStatus.ReadyToTrade, "maintenance over")
+
+    def _in_maintenance(self, ts: int) -> bool:
+        return any(start <= ts < end for start, end in self.config.maintenance)
+
+    # ================================================================================ requests
+    def on_new_order(self, req: NewOrder) -> None:
+        """Schedule a NewOrder for its arrival at the exchange."""
+        self._arrive(req, "new")
+
+    def on_modify_order(self, req: ModifyOrder) -> None:
+        """Schedule a ModifyOrder for its arrival at the exchange."""
+        self._arrive(req, "modify")
+
+    def on_cancel_order(self, req: CancelOrder) -> None:
+        """Schedule a CancelOrder for its arrival at the exchange."""
+        self._arrive(req, "cancel")
+
+    def on_cancel_all(self, req: CancelAll) -> None:
+        """Schedule a CancelAll for its arrival at the exchange."""
+        self._arrive(req, "cancel_all")
+
+    def on_fetch(self, req: FetchRequest) -> None:
+        """Schedule a Fetch* request for its arrival at the exchange."""
+        self._arrive(req, "fetch")
+
+    def _arrive(self, req: Any, kind: str) -> None:
+        now = self.scheduler.now_ns()
+        t_ex = max(now + self.latency.entry_ns(kind), self._last_arrival.get(req.strat, 0))
+        self._last_arrival[req.strat] = t_ex
+        run_at = t_ex + self.latency.market_data_ns()
+        if run_at <= now:
+            self._process(req, kind, t_ex)
+        else:
+            # not kept: after stop(), _process drops what is still in flight
+            self.scheduler.call_at(run_at, self._process, req, kind, t_ex)
+
+    def _process(self, req: Any, kind: str, t_ex: int) -> None:
+        if not self._started:
+            return
+        self._begin_call(t_ex)
+        rqst_type = type(req).__name__
+        if not self._ready or self._in_maintenance(t_ex):
+            state = "in maintenance" if self._in_maintenance(t_ex) else "not ready"
+            self._reject(req, kind, GtwRejectCode.GtwNotReady, f"gateway {state}", t_ex)
+            return
+        if rqst_type in self.config.unsupported:
+            self._on_report(req.strat, UnsupportedOp(msg_type=rqst_type), kind)
+            return
+        if not self._take_budget(req.strat, kind, t_ex):
+            self._reject(
+                req,
+                kind,
+                GtwRejectCode.RateLimitExceeded,
+                f"rate limit of {self.config.rate_limit} requests per "
+                f"{self.config.rate_window_ns} ns exceeded",
+                t_ex,
+            )
+            return
+        eng = self.engine
+        if kind == "new":
+            eng.new_order(req, t_ex)
+        elif kind == "modify":
+            eng.modify_order(req, t_ex)
+        elif kind == "cancel":
+            eng.cancel_order(req, t_ex)
+        elif kind == "cancel_all":
+            eng.cancel_all(req, t_ex)
+        else:
+            eng.fetch(req, t_ex)
+
+    def _reject(self, req: Any, kind: str, code: GtwRejectCode, reason: str, ts: int) -> None:
+        msg: Msg
+        if kind == "new":
+            msg = NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+        elif kind == "modify":
+            msg = ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+        elif kind == "cancel":
+            msg = CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+        elif kind == "cancel_all":
+            msg = CancelAllReject(instrument_id=req.instrument_id, code=code, reason=reason, ts=ts)
+        else:
+            msg = RequestReject(code=code, detail=reason, rqst_type=type(req).__name__, ts=ts)
+        self._on_report(req.strat, msg, kind)
+
+    def _take_budget(self, strat: str, kind: str, ts: int) -> bool:
+        """Count one request in the window containing ``ts``; False once the budget is spent."""
+        limit = self.config.rate_limit
+        if not limit:
+            return True
+        window = ts // self.config.rate_window_ns
+        if window != self._window:
+            self._window = window
+            self._used = 0
+            self._announced.clear()
+        if self._used >= limit:
+            return False
+        self._used += 1
+        reset_ts = (window + 1) * self.config.rate_window_ns
+        for pct in _THRESHOLDS:
+            if pct not in self._announced and self._used * 100 >= pct * limit:
+                self._announced.add(pct)
+                self._on_report(
+                    strat,
+                    RateLimitInfo(
+                        rate_limit=limit, rate_remaining=limit - self._used, reset_ts=reset_ts
+                    ),
+                    kind,
+                )
+        return True
+
+    # ================================================================================ market data
+    def _on_md(self, topic: str, msg: Any) -> None:
+        now = self.scheduler.now_ns()
+        t_ex = now - self.latency.market_data_ns()
+        self._begin_call(t_ex)
+        self.engine.on_market_data(msg, t_ex)
+        if isinstance(msg, FundingUpdate) and msg.next_ts:
+            self._arm_funding(msg.iid, msg.next_ts)
+
+    def _arm_funding(self, iid: int, due: int) -> None:
+        old = self._funding_timers.get(iid)
+        if old is not None:
+            if old[0] == due:
+                return
+            old[1].cancel()
+        # the exchange pays at ``due``; we learn of it a market-data delay later at the earliest
+        handle = self.scheduler.call_at(due, self._pay_funding, iid, due)
+        self._funding_timers[iid] = (due, handle)
+
+    def _pay_funding(self, iid: int, due: int) -> None:
+        self._funding_timers.pop(iid, None)
+        self._begin_call(due)
+        for p in self.engine.settle_funding(iid, due):
+            self.log.info(
+                "sim %s: funding %s %s paid by %s on %s (rate %s, qty %s, mark %s)",
+                self.exchange.name,
+                p.amount,
+                p.coin,
+                p.strat,
+                iid,
+                p.rate,
+                p.qty,
+                p.mark,
+            )
+
+    # ================================================================================ delivery
+    def _begin_call(self, t_ex: int) -> None:
+        self._call_ts = t_ex
+        self._call_due = None
+
+    def _on_report(self, strat: str, msg: Msg, kind: str) -> None:
+        """Engine sink: queue ``msg`` for delivery one response delay after the exchange time."""
+        now = self.scheduler.now_ns()
+        if self._call_due is None:
+            self._call_due = self._call_ts + self.latency.response_ns(kind)
+        due = max(self._call_due, now, self._last_due)
+        self._last_due = due
+        if due <= now and not self._outbox:
+            self.publish_report(strat, msg)
+            return
+        self._outbox.append((due, strat, msg))
+        if self._flush_handle is None:
+            self._flush_handle = self.scheduler.call_at(self._outbox[0][0], self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        now = self.scheduler.now_ns()
+        box = self._outbox
+        while box and box[0][0] <= now:
+            _, strat, msg = box.popleft()
+            self.publish_report(strat, msg)
+        if box:
+            self._flush_handle = self.scheduler.call_at(box[0][0], self._flush)

@@ -1,0 +1,225 @@
+"""The matching engine's view of one instrument: the replayed book, our resting orders, stops.
+
+Prices are kept as integer ticks and quantities as integer lots of the instrument, so the hot path
+does integer arithmetic only; values are converted back to exact decimals for reports.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from sortedcontainers import SortedDict
+
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import (
+    TIF,
+    ExecInstructions,
+    OrderStatus,
+    OrderType,
+    Side,
+    TriggerDirection,
+)
+
+_CACHE_MAX = 200_000
+
+
+class SimOrder:
+    """One order's live state inside the simulated exchange (owned by the matching engine).
+
+    Prices are in ticks, quantities in lots of the order's instrument.
+    """
+
+    __slots__ = (
+        "ahead",
+        "cl_id",
+        "created_ts",
+        "exch_id",
+        "exec_instr",
+        "filled",
+        "iid",
+        "is_buy",
+        "l3_seq",
+        "ord_type",
+        "qty",
+        "reduce_only",
+        "side",
+        "status",
+        "stop_tick",
+        "strat",
+        "tick",
+        "tif",
+        "trigger_dir",
+    )
+
+    def __init__(
+        self,
+        strat: str,
+        cl_id: str,
+        exch_id: str,
+        iid: int,
+        side: Side,
+        tick: int | None,
+        qty: int,
+        ord_type: OrderType,
+        tif: TIF,
+        exec_instr: ExecInstructions,
+        reduce_only: bool,
+        stop_tick: int | None,
+        trigger_dir: TriggerDirection,
+        created_ts: int,
+    ) -> None:
+        self.strat = strat
+        self.cl_id = cl_id
+        self.exch_id = exch_id
+        self.iid = iid
+        self.side = side
+        self.is_buy = side is Side.Buy
+        self.tick = tick
+        self.qty = qty
+        self.filled = 0
+        self.ord_type = ord_type
+        self.tif = tif
+        self.exec_instr = exec_instr
+        self.reduce_only = reduce_only
+        self.stop_tick = stop_tick
+        self.trigger_dir = trigger_dir
+        self.status = OrderStatus.PendingNew
+        self.created_ts = created_ts
+        self.ahead = 0  # displayed lots ahead of us in the queue at our price
+        self.l3_seq = 0  # time priority against level ids (order-level data)
+
+    @property
+    def leaves(self) -> int:
+        """Lots still open."""
+        return self.qty - self.filled
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(strategy, client order id)."""
+        return (self.strat, self.cl_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"SimOrder({self.strat}/{self.cl_id} {self.side.name} {self.leaves}/{self.qty} lots"
+            f" @ {self.tick} ticks, ahead={self.ahead}, {self.status.name})"
+        )
+
+
+class MarketState:
+    """Book, resting orders and reference prices of one instrument."""
+
+    def __init__(self, inst: Instrument) -> None:
+        self.inst = inst
+        self.tick_size: Decimal = inst.tick_size
+        self.lot_size: Decimal = inst.lot_size
+        self.bids: SortedDict = SortedDict()  # tick -> lots
+        self.asks: SortedDict = SortedDict()
+        self.resting_bids: dict[int, list[SimOrder]] = {}
+        self.resting_asks: dict[int, list[SimOrder]] = {}
+        self.stops: list[SimOrder] = []
+        # lots traded at a level holding our orders since its last depth change: (side, tick)
+        self.traded: dict[tuple[bool, int], int] = {}
+        self.last_trade_tick: int | None = None
+        self.funding_rate = Decimal(0)
+        self.next_funding_ts = 0
+        self.funding_mark: Decimal | None = None
+        self.settled_funding_ts = 0
+        # order-level data: level id -> [is_bid, tick, lots, seq]; per (is_bid, tick) ids in order
+        self.l3 = False
+        self.l3_levels: dict[int, list[int]] = {}
+        self.l3_queues: dict[tuple[bool, int], dict[int, None]] = {}
+        self.l3_seq = 0
+        self._px_cache: dict[str, int] = {}
+        self._qty_cache: dict[str, int] = {}
+
+    # --- conversions ---------------------------------------------------------------------------
+    def ticks_of(self, text: str) -> int:
+        """Price string -> ticks; raises ValueError if not a number on the tick grid."""
+        found = self._px_cache.get(text)
+        if found is not None:
+            return found
+        try:
+            n, rem = divmod(Decimal(text), self.tick_size)
+        except InvalidOperation:
+            raise ValueError(f"price {text!r} is not a decimal number") from None
+        if rem:
+            raise ValueError(f"price {text} is not a multiple of the tick {self.tick_size}")
+        if len(self._px_cache) > _CACHE_MAX:
+            self._px_cache.clear()
+        self._px_cache[text] = t = int(n)
+        return t
+
+    def lots_of(self, text: str) -> int:
+        """Market-data quantity string -> lots (rounded down onto the lot grid)."""
+        found = self._qty_cache.get(text)
+        if found is not None:
+            return found
+        n = int(Decimal(text) // self.lot_size)
+        if len(self._qty_cache) > _CACHE_MAX:
+            self._qty_cache.clear()
+        self._qty_cache[text] = n
+        return n
+
+    def price_of(self, ticks: int) -> Decimal:
+        """Ticks -> exact price."""
+        return ticks * self.tick_size
+
+    def qty_of(self, lots: int) -> Decimal:
+        """Lots -> exact quantity."""
+        return lots * self.lot_size
+
+    # --- book ----------------------------------------------------------------------------------
+    def best_bid(self) -> int | None:
+        """Best bid in ticks (the sim's view), or None."""
+        return self.bids.peekitem(-1)[0] if self.bids else None
+
+    def best_ask(self) -> int | None:
+        """Best ask in ticks (the sim's view), or None."""
+        return self.asks.peekitem(0)[0] if self.asks else None
+
+    def mid2(self) -> int | None:
+        """Twice the mid price in ticks (exact), or None if a side is empty."""
+        if not self.bids or not self.asks:
+            return None
+        return int(self.bids.peekitem(-1)[0]) + int(self.asks.peekitem(0)[0])
+
+    def reference_price(self) -> Decimal | None:
+        """Mark for unrealised PnL: mid, else last trade, else the last funding mark."""
+        m2 = self.mid2()
+        if m2 is not None:
+            return m2 * self.tick_size / 2
+        if self.last_trade_tick is not None:
+            return self.price_of(self.last_trade_tick)
+        return self.funding_mark
+
+    def level(self, is_bid: bool, tick: int) -> int:
+        """Displayed lots at one price."""
+        book = self.bids if is_bid else self.asks
+        return int(book.get(tick, 0))
+
+    def resting(self, is_bid: bool) -> dict[int, list[SimOrder]]:
+        """Our resting orders of one side, by price."""
+        return self.resting_bids if is_bid else self.resting_asks
+
+    def clear_book(self) -> None:
+        """Forget the displayed book (snapshot start, invalid book)."""
+        self.bids.clear()
+        self.asks.clear()
+        self.traded.clear()
+        self.l3_levels.clear()
+        self.l3_queues.clear()
+
+    def l3_ahead(self, order: SimOrder) -> int:
+        """Exact displayed lots ahead of ``order`` from order-level data."""
+        assert order.tick is not None
+        ids = self.l3_queues.get((order.is_buy, order.tick))
+        if not ids:
+            return 0
+        levels = self.l3_levels
+        seq = order.l3_seq
+        total = 0
+        for lid in ids:
+            entry = levels[lid]
+            if entry[3] < seq:
+                total += entry[2]
+        return total

@@ -1,0 +1,1170 @@
+"""The pure matching core of the simulated exchange.
+
+No I/O, no awaits, no clock of its own: every entry point takes the exchange-side timestamp of the
+event, and every answer goes to an injected :data:`ReportSink` as a report message of
+:mod:`mlthon.infra.bus.messages`. The same core serves in-process backtests and the paper gateway.
+
+Per instrument it keeps the replayed book (from ``BookUpdate`` or order-level ``LevelUpdate``), the
+public trades (``TradeUpdate``) and funding (``FundingUpdate``), and the orders of every strategy.
+
+Fill rules (``docs/simulation.md`` has the long form):
+
+* An order that crosses the book on arrival takes the displayed liquidity level by level, at each
+  level's price, as taker. The liquidity it took is removed from the sim's view of the book until
+  the venue next reports that level.
+* A resting order joins the queue behind everything displayed at its price. A trade printing at its
+  price first consumes what is ahead of it, then fills it. Shrinking of the level beyond the trades
+  is cancellation; the :class:`~mlthon.gateways.sim.queue.QueueModel` decides how much of it was
+  ahead. With order-level data the queue is the exact FIFO of level ids.
+* A trade printing *through* a resting order's price (below a bid, above an ask) fills it fully;
+  an opposite book that moves onto or through its price fills it against that liquidity. Both at
+  the order's own price, as maker.
+* Simulated orders of different strategies never match each other; each only meets the replayed
+  market. Self-trade prevention: an incoming order that would cross a resting order of the *same*
+  strategy cancels the resting one first (unsolicited, ``CancelCode.SelfTradePrevention``), then
+  matches against the market ("cancel resting"). A post-only order that would cross one of its
+  own strategy's orders is rejected instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+
+from mlthon.basics.errors import GatewayError
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import (
+    TIF,
+    CancelCode,
+    Exchange,
+    ExecInstructions,
+    GtwRejectCode,
+    InstrumentKind,
+    OrderStatus,
+    OrderType,
+    Side,
+    TriggerDirection,
+)
+from mlthon.gateways.sim.accounting import Account, FundingPayment
+from mlthon.gateways.sim.contract import settle_notional
+from mlthon.gateways.sim.fees import FeeModel
+from mlthon.gateways.sim.market import MarketState, SimOrder
+from mlthon.gateways.sim.queue import ConservativeQueue, QueueModel
+from mlthon.infra.bus.messages import (
+    ASK,
+    BID,
+    DELETE,
+    AccountInfo,
+    BookUpdate,
+    CancelAll,
+    CancelAllAck,
+    CancelAllReject,
+    CancelOrder,
+    CancelOrderAck,
+    CancelOrderReject,
+    FeedStatus,
+    FetchAccount,
+    FetchFunding,
+    FetchOrders,
+    FetchOrderStatus,
+    FetchPosition,
+    FetchWallet,
+    FundingInfo,
+    FundingUpdate,
+    LevelUpdate,
+    ModifyOrder,
+    ModifyOrderAck,
+    ModifyOrderReject,
+    Msg,
+    NewOrder,
+    NewOrderAck,
+    NewOrderReject,
+    OrderCancelled,
+    OrderExecution,
+    OrdersInfo,
+    OrderStatusInfo,
+    OrderWire,
+    PositionInfo,
+    RequestReject,
+    TradeUpdate,
+    WalletInfo,
+)
+
+log = logging.getLogger(__name__)
+
+ReportSink = Callable[[str, Msg, str], None]
+"""``sink(strat, report, kind)``: ``kind`` is the command being answered (``new``, ``modify``,
+``cancel``, ``cancel_all``, ``fetch``) or ``fill`` for events caused by market data."""
+
+FetchMsg = (
+    FetchAccount | FetchWallet | FetchPosition | FetchFunding | FetchOrderStatus | FetchOrders
+)
+
+_CLEARING = {"SnapshotStart", "BookInvalid", "Disconnected"}
+# a tuple, not a set: membership by identity, without hashing the enum
+_OPEN = tuple(s for s in OrderStatus if s.is_open)
+
+
+class _Reject(GatewayError):
+    """A request refused by the engine (internal control flow, turned into a reject report)."""
+
+    def __init__(self, code: GtwRejectCode, reason: str) -> None:
+        super().__init__(f"{code.name}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def _s(d: Decimal) -> str:
+    return format(d, "f")
+
+
+_SHOWN = Decimal("1e-8")
+
+
+def _r(d: Decimal) -> str:
+    """An amount for a human reason: at most 8 decimals, no trailing zeros."""
+    if d.as_tuple().exponent < -8:  # type: ignore[operator]
+        d = d.quantize(_SHOWN)
+    return _n(d)
+
+
+def _n(d: Decimal) -> str:
+    """A computed amount (fee, balance, position) without trailing zeros."""
+    return format(d.normalize(), "f") if d else "0"
+
+
+class MatchingEngine:
+    """Matches the orders of many strategies against the replayed market of many instruments.
+
+    Args:
+        instruments: what can be traded.
+        sink: receives every report (see :data:`ReportSink`).
+        exchange: the exchange this engine simulates (for logs and order snapshots).
+        queue_model: queue-position model for price-level data (default conservative).
+        fees: fee model (default: the instruments' own rates).
+        balances: opening wallet of each new account, per coin.
+        leverage: initial-margin leverage for derivatives.
+        hedge_mode: positions per leg (long/short) instead of net.
+        id_prefix: prefix of exchange order ids and execution ids.
+    """
+
+    def __init__(
+        self,
+        instruments: Iterable[Instrument],
+        sink: ReportSink,
+        *,
+        exchange: Exchange = Exchange.Sim,
+        queue_model: QueueModel | None = None,
+        fees: FeeModel | None = None,
+        balances: Mapping[str, Decimal] | None = None,
+        leverage: Decimal = Decimal(1),
+        hedge_mode: bool = False,
+        id_prefix: str = "sim",
+    ) -> None:
+        self.exchange = exchange
+        self._markets: dict[int, MarketState] = {
+            i.instrument_id: MarketState(i) for i in instruments
+        }
+        self._sink = sink
+        self.queue_model: QueueModel = queue_model or ConservativeQueue()
+        self.fees = fees or FeeModel()
+        self._balances = dict(balances or {})
+        self._leverage = leverage
+        self._hedge = hedge_mode
+        self._prefix = id_prefix
+        self._orders: dict[tuple[str, str], SimOrder] = {}
+        self._open: dict[tuple[str, str], SimOrder] = {}
+        self._accounts: dict[str, Account] = {}
+        self._order_n = 0
+        self._exec_n = 0
+        self._now = 0
+        self._kind = "fill"
+        self.funding_payments: list[FundingPayment] = []
+
+    # ================================================================================ queries
+    def market(self, instrument_id: int) -> MarketState:
+        """The state of one instrument; raises KeyError if unknown."""
+        return self._markets[instrument_id]
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        """Every instrument of the engine."""
+        return [m.inst for m in self._markets.values()]
+
+    def account(self, strat: str) -> Account:
+        """The account of ``strat`` (opened with the configured balances on first use)."""
+        acct = self._accounts.get(strat)
+        if acct is None:
+            acct = Account(
+                strat,
+                self._balances,
+                leverage=self._leverage,
+                hedge_mode=self._hedge,
+                marks=self._mark,
+            )
+            self._accounts[strat] = acct
+        return acct
+
+    def order(self, strat: str, cl_id: str) -> SimOrder | None:
+        """An order of ``strat`` by client id (open or closed)."""
+        return self._orders.get((strat, cl_id))
+
+    def open_orders(self, strat: str | None = None, instrument_id: int = 0) -> list[SimOrder]:
+        """Open orders, optionally of one strategy and one instrument, in arrival order."""
+        return [
+            o
+            for o in self._open.values()
+            if (strat is None or o.strat == strat) and (not instrument_id or o.iid == instrument_id)
+        ]
+
+    def _mark(self, iid: int) -> Decimal | None:
+        mkt = self._markets.get(iid)
+        return mkt.reference_price() if mkt is not None else None
+
+    def order_wire(self, o: SimOrder) -> OrderWire:
+        """An order's snapshot for ``fetch_order_status`` / ``fetch_orders_info``."""
+        mkt = self._markets[o.iid]
+        return OrderWire(
+            instrument_id=o.iid,
+            cl_id=o.cl_id,
+            exch_id=o.exch_id,
+            side=o.side,
+            price=_s(mkt.price_of(o.tick)) if o.tick is not None else "0",
+            qty=_s(mkt.qty_of(o.qty)),
+            leaves_qty=_s(mkt.qty_of(o.leaves if o.status in _OPEN else 0)),
+            filled_qty=_s(mkt.qty_of(o.filled)),
+            status=o.status,
+            ord_type=o.ord_type,
+            tif=o.tif,
+            exec_instr=o.exec_instr,
+            created_ts=o.created_ts,
+        )
+
+    # ================================================================================ output
+    def _emit(self, strat: str, msg: Msg) -> None:
+        self._sink(strat, msg, self._kind)
+
+    def _begin(self, kind: str, ts: int) -> None:
+        self._kind = kind
+        if ts > self._now:
+            self._now = ts
+
+    # ================================================================================ new
+    def new_order(self, req: NewOrder, ts: int) -> None:
+        """Handle a ``NewOrder`` arriving at the exchange at ``ts``.
+
+        Answers ``NewOrderAck`` then fills / cancels, or ``NewOrderReject``.
+        """
+        self._begin("new", ts)
+        try:
+            mkt, order = self._validate_new(req, ts)
+        except _Reject as r:
+            self._emit(
+                req.strat, NewOrderReject(cl_id=req.cl_id, code=r.code, reason=r.reason, ts=ts)
+            )
+            return
+        self._orders[order.key] = order
+        self._open[order.key] = order
+        stop = order.stop_tick is not None
+        order.status = OrderStatus.Untriggered if stop else OrderStatus.New
+        self._emit(
+            order.strat,
+            NewOrderAck(
+                cl_id=order.cl_id,
+                exch_id=order.exch_id,
+                instrument_id=order.iid,
+                side=order.side,
+                price=_s(mkt.price_of(order.tick)) if order.tick is not None else "0",
+                qty=_s(mkt.qty_of(order.qty)),
+                leaves_qty=_s(mkt.qty_of(order.qty)),
+                ord_type=order.ord_type,
+                tif=order.tif,
+                exec_instr=order.exec_instr,
+                ts=ts,
+            ),
+        )
+        if stop:
+            mkt.stops.append(order)
+            self._relock(mkt, order)
+        else:
+            self._execute(mkt, order)
+
+    def _validate_new(self, req: NewOrder, ts: int) -> tuple[MarketState, SimOrder]:
+        mkt = self._markets.get(req.instrument_id)
+        if mkt is None:
+            raise _Reject(
+                GtwRejectCode.UnknownInstrument, f"unknown instrument id {req.instrument_id}"
+            )
+        inst = mkt.inst
+        if (req.strat, req.cl_id) in self._orders:
+            raise _Reject(
+                GtwRejectCode.DuplicateClientId, f"client order id {req.cl_id!r} already used"
+            )
+        if req.side not in (Side.Buy, Side.Sell):
+            raise _Reject(GtwRejectCode.InvalidRequest, f"side must be Buy or Sell, not {req.side}")
+        ord_type = OrderType.Limit if req.ord_type is OrderType.Unset else req.ord_type
+        tif = TIF.GTC if req.tif is TIF.Unset else req.tif
+        is_market = ord_type in (OrderType.Market, OrderType.StopMarket)
+        is_stop = ord_type in (OrderType.StopMarket, OrderType.StopLimit)
+        post_only = req.exec_instr is ExecInstructions.PostOnly
+        if is_market and post_only:
+            raise _Reject(GtwRejectCode.InvalidRequest, "a market order cannot be post-only")
+        if post_only and tif is not TIF.GTC:
+            raise _Reject(GtwRejectCode.InvalidRequest, f"post-only needs TIF GTC, not {tif.name}")
+        tick = None if is_market else self._parse_price(mkt, req.price, "price")
+        stop_tick = None
+        if is_stop:
+            if req.stop_price is None:
+                raise _Reject(GtwRejectCode.InvalidPrice, f"{ord_type.name} needs a stop_price")
+            stop_tick = self._parse_price(mkt, req.stop_price, "stop_price")
+            if req.trigger_dir not in (TriggerDirection.Up, TriggerDirection.Down):
+                raise _Reject(
+                    GtwRejectCode.InvalidRequest, f"{ord_type.name} needs trigger_dir Up or Down"
+                )
+            self._check_trigger_side(mkt, stop_tick, req.trigger_dir)
+        lots = self._parse_qty(mkt, req.qty)
+        is_buy = req.side is Side.Buy
+        acct = self.account(req.strat)
+        # price used for notional and balance checks
+        est_tick = tick if tick is not None else stop_tick
+        if est_tick is None:
+            est_tick = self._walk_estimate(mkt, is_buy, lots)
+        if est_tick is not None and inst.min_notional:
+            notional = mkt.price_of(est_tick) * mkt.qty_of(lots) * inst.contract_multiplier
+            if notional < inst.min_notional:
+                raise _Reject(
+                    GtwRejectCode.InvalidQty,
+                    f"notional {_s(notional)} below the minimum {_s(inst.min_notional)}",
+                )
+        if req.close_position:
+            if inst.kind is InstrumentKind.Spot:
+                raise _Reject(
+                    GtwRejectCode.InvalidRequest, "close_position applies to derivatives only"
+                )
+            room = acct.reduce_room(inst, req.side)
+            if mkt.qty_of(lots) > room:
+                raise _Reject(
+                    GtwRejectCode.ReduceOnlyWouldIncrease,
+                    f"reduce-only {req.side.name} of {_s(mkt.qty_of(lots))} exceeds the "
+                    f"position it can close ({_s(room)})",
+                )
+        if post_only and tick is not None and not is_stop:
+            if self._crosses_market(mkt, is_buy, tick):
+                raise _Reject(
+                    GtwRejectCode.PostOnlyWouldCross,
+                    f"post-only {req.side.name} at {_s(mkt.price_of(tick))} would take liquidity",
+                )
+            if self._crosses_own(mkt, req.strat, is_buy, tick):
+                raise _Reject(
+                    GtwRejectCode.PostOnlyWouldCross,
+                    "post-only order would cross a resting order of the same strategy",
+                )
+        if tif is TIF.FOK and not is_stop:
+            avail = self._liquidity(mkt, is_buy, tick)
+            if avail < lots:
+                raise _Reject(
+                    GtwRejectCode.FokNotFilled,
+                    f"fill-or-kill for {_s(mkt.qty_of(lots))} but only "
+                    f"{_s(mkt.qty_of(avail))} available within the limit",
+                )
+        if est_tick is not None:
+            coin, need = acct.requirement(
+                inst,
+                req.side,
+                mkt.price_of(est_tick),
+                mkt.qty_of(lots),
+                req.close_position,
+                self.fees.rates(inst).taker,
+            )
+            avail_bal = acct.available(coin)
+            if need > avail_bal:
+                what = "margin" if inst.kind is not InstrumentKind.Spot else "balance"
+                raise _Reject(
+                    GtwRejectCode.InsufficientBalance,
+                    f"insufficient {what}: needs {_r(need)} {coin}, available {_r(avail_bal)}",
+                )
+        self._order_n += 1
+        order = SimOrder(
+            req.strat,
+            req.cl_id,
+            f"{self._prefix}-{self._order_n}",
+            req.instrument_id,
+            req.side,
+            tick,
+            lots,
+            ord_type,
+            tif,
+            req.exec_instr,
+            req.close_position,
+            stop_tick,
+            req.trigger_dir,
+            ts,
+        )
+        return mkt, order
+
+    @staticmethod
+    def _parse_price(mkt: MarketState, text: str | None, what: str) -> int:
+        if text is None or text == "":
+            raise _Reject(GtwRejectCode.InvalidPrice, f"{what} is missing")
+        try:
+            ticks = mkt.ticks_of(text)
+        except ValueError as exc:
+            raise _Reject(GtwRejectCode.InvalidPrice, f"{what} {text!r}: {exc}") from None
+        if ticks <= 0:
+            raise _Reject(GtwRejectCode.InvalidPrice, f"{what} must be > 0, got {text}")
+        return ticks
+
+    @staticmethod
+    def _parse_qty(mkt: MarketState, text: str | None) -> int:
+        inst = mkt.inst
+        try:
+            q = Decimal(text or "")
+        except InvalidOperation:
+            raise _Reject(GtwRejectCode.InvalidQty, f"qty {text!r} is not a number") from None
+        if not q.is_finite() or q <= 0:
+            raise _Reject(GtwRejectCode.InvalidQty, f"qty must be > 0, got {text}")
+        lots, rem = divmod(q, inst.lot_size)
+        if rem:
+            raise _Reject(
+                GtwRejectCode.InvalidQty, f"qty {text} is not a multiple of the lot {inst.lot_size}"
+            )
+        if q < inst.min_qty:
+            raise _Reject(GtwRejectCode.InvalidQty, f"qty {text} below the minimum {inst.min_qty}")
+        return int(lots)
+
+    def _check_trigger_side(
+        self, mkt: MarketState, stop_tick: int, direction: TriggerDirection
+    ) -> None:
+        ref2 = 2 * mkt.last_trade_tick if mkt.last_trade_tick is not None else mkt.mid2()
+        if ref2 is None:
+            return
+        s2 = 2 * stop_tick
+        if (direction is TriggerDirection.Up and ref2 >= s2) or (
+            direction is TriggerDirection.Down and ref2 <= s2
+        ):
+            raise _Reject(
+                GtwRejectCode.InvalidPrice,
+                f"stop price {_s(mkt.price_of(stop_tick))} with trigger {direction.name} is "
+                f"already reached (market {_s(ref2 * mkt.tick_size / 2)}): would trigger at once",
+            )
+
+    @staticmethod
+    def _crosses_market(mkt: MarketState, is_buy: bool, tick: int) -> bool:
+        if is_buy:
+            ba = mkt.best_ask()
+            return ba is not None and tick >= ba
+        bb = mkt.best_bid()
+        return bb is not None and tick <= bb
+
+    @staticmethod
+    def _crosses_own(mkt: MarketState, strat: str, is_buy: bool, tick: int | None) -> bool:
+        for t, orders in mkt.resting(not is_buy).items():
+            crossing = tick is None or (t <= tick if is_buy else t >= tick)
+            if crossing and any(o.strat == strat for o in orders):
+                return True
+        return False
+
+    @staticmethod
+    def _liquidity(mkt: MarketState, is_buy: bool, limit: int | None) -> int:
+        """Displayed lots an order could take within ``limit`` (None: the whole side)."""
+        if is_buy:
+            keys = mkt.asks.irange(maximum=limit)
+            book = mkt.asks
+        else:
+            keys = mkt.bids.irange(minimum=limit, reverse=True)
+            book = mkt.bids
+        return sum(int(book[k]) for k in keys)
+
+    @staticmethod
+    def _walk_bound(mkt: MarketState, is_buy: bool, lots: int) -> int | None:
+        """The deepest price a market order of ``lots`` reaches; None if the side runs out."""
+        book = mkt.asks if is_buy else mkt.bids
+        keys = book.irange() if is_buy else book.irange(reverse=True)
+        left = lots
+        for k in keys:
+            left -= int(book[k])
+            if left <= 0:
+                return int(k)
+        return None
+
+    def _walk_estimate(self, mkt: MarketState, is_buy: bool, lots: int) -> int | None:
+        """A price to check a market order's notional and balance with (deepest level reached)."""
+        bound = self._walk_bound(mkt, is_buy, lots)
+        if bound is not None:
+            return bound
+        book = mkt.asks if is_buy else mkt.bids
+        if book:
+            return int(book.peekitem(-1 if is_buy else 0)[0])
+        return mkt.last_trade_tick
+
+    # ================================================================================ matching
+    def _execute(self, mkt: MarketState, order: SimOrder) -> None:
+        """Match a live (or just triggered / re-priced) order; rest or cancel what is left."""
+        is_market = order.tick is None
+        bound = self._walk_bound(mkt, order.is_buy, order.leaves) if is_market else order.tick
+        self._self_trade(mkt, order, bound)
+        if order.tif is TIF.FOK and self._liquidity(mkt, order.is_buy, order.tick) < order.leaves:
+            # a triggered fill-or-kill stop that the book cannot fill entirely
+            self._cancel(order, CancelCode.ImmediateOrCancel, True, "FOK not fillable on trigger")
+            return
+        self._take(mkt, order)
+        if order.status not in _OPEN or order.leaves <= 0:
+            return
+        if is_market or order.tif in (TIF.IOC, TIF.FOK):
+            self._cancel(
+                order,
+                CancelCode.ImmediateOrCancel,
+                True,
+                f"{order.tif.name if not is_market else 'market'} remainder "
+                f"{_s(mkt.qty_of(order.leaves))} cancelled",
+            )
+        else:
+            self._rest(mkt, order)
+
+    def _self_trade(self, mkt: MarketState, order: SimOrder, bound: int | None) -> None:
+        for t, orders in list(mkt.resting(not order.is_buy).items()):
+            if bound is not None and (t > bound if order.is_buy else t < bound):
+                continue
+            for o in list(orders):
+                if o.strat == order.strat:
+                    self._cancel(
+                        o,
+                        CancelCode.SelfTradePrevention,
+                        True,
+                        f"self-trade prevention: order {order.cl_id} would match it",
+                    )
+
+    def _take(self, mkt: MarketState, order: SimOrder) -> None:
+        """Walk the opposite displayed book as taker, consuming it in the sim's view."""
+        book = mkt.asks if order.is_buy else mkt.bids
+        limit = order.tick
+        idx = 0 if order.is_buy else -1
+        while order.status in _OPEN and order.leaves > 0 and book:
+            t, avail = book.peekitem(idx)
+            if limit is not None and (t > limit if order.is_buy else t < limit):
+                break
+            x = min(int(avail), order.leaves)
+            done = self._fill(mkt, order, int(t), x, maker=False)
+            if done <= 0:
+                break
+            if done >= avail:
+                del book[t]
+            else:
+                book[t] = avail - done
+
+    def _rest(self, mkt: MarketState, order: SimOrder) -> None:
+        assert order.tick is not None
+        is_bid = order.is_buy
+        queue = mkt.resting(is_bid).setdefault(order.tick, [])
+        if mkt.l3:
+            mkt.l3_seq += 1
+            order.l3_seq = mkt.l3_seq
+            order.ahead = mkt.l3_ahead(order)
+        else:
+            order.ahead = mkt.level(is_bid, order.tick)
+        queue.append(order)
+        if order.status is OrderStatus.PendingNew:
+            order.status = OrderStatus.New
+        self._relock(mkt, order)
+
+    def _unrest(self, mkt: MarketState, order: SimOrder) -> None:
+        if order.stop_tick is not None and order in mkt.stops:
+            mkt.stops.remove(order)
+            return
+        if order.tick is None:
+            return
+        resting = mkt.resting(order.is_buy)
+        queue = resting.get(order.tick)
+        if queue and order in queue:
+            queue.remove(order)
+            if not queue:
+                del resting[order.tick]
+                mkt.traded.pop((order.is_buy, order.tick), None)
+
+    def _relock(self, mkt: MarketState, order: SimOrder) -> None:
+        acct = self.account(order.strat)
+        tick = order.tick if order.tick is not None else order.stop_tick
+        if order.status not in _OPEN or order.leaves <= 0 or tick is None:
+            acct.unlock(order.key)
+            return
+        coin, need = acct.requirement(
+            mkt.inst,
+            order.side,
+            mkt.price_of(tick),
+            mkt.qty_of(order.leaves),
+            order.reduce_only,
+            self.fees.rates(mkt.inst).taker,
+        )
+        acct.lock(order.key, coin, need)
+
+    def _fill(self, mkt: MarketState, order: SimOrder, tick: int, lots: int, maker: bool) -> int:
+        """Execute ``lots`` of ``order`` at ``tick``; returns the lots actually filled."""
+        inst = mkt.inst
+        acct = self.account(order.strat)
+        if order.reduce_only:
+            room = int(acct.reduce_room(inst, order.side) // inst.lot_size)
+            lots = min(lots, room)
+            if lots <= 0:
+                self._cancel(
+                    order,
+                    CancelCode.ExchangeCancel,
+                    True,
+                    "reduce-only order cancelled: no position left to reduce",
+                )
+                return 0
+        price = mkt.price_of(tick)
+        qty = mkt.qty_of(lots)
+        fee = self.fees.fee(inst, price, qty, maker)
+        acct.on_fill(inst, order.side, price, qty, fee, order.reduce_only)
+        order.filled += lots
+        self._exec_n += 1
+        leaves = order.leaves
+        if leaves <= 0:
+            order.status = OrderStatus.Filled
+            self._unrest(mkt, order)
+            self._open.pop(order.key, None)
+            acct.unlock(order.key)
+        else:
+            order.status = OrderStatus.PartiallyFilled
+            self._relock(mkt, order)
+        self._emit(
+            order.strat,
+            OrderExecution(
+                cl_id=order.cl_id,
+                exec_id=f"{self._prefix}-x{self._exec_n}",
+                instrument_id=order.iid,
+                side=order.side,
+                price=_s(price),
+                fill_qty=_s(qty),
+                leaves_qty=_s(mkt.qty_of(leaves)),
+                exec_ts=self._now,
+                fee=_n(fee),
+                fee_coin=self.fees.fee_coin(inst),
+                maker=maker,
+                ts=self._now,
+            ),
+        )
+        if order.reduce_only and leaves > 0 and not acct.reduce_room(inst, order.side):
+            self._cancel(
+                order, CancelCode.ExchangeCancel, True, "reduce-only remainder: position closed"
+            )
+        return lots
+
+    def _cancel(self, order: SimOrder, code: CancelCode, unsolicited: bool, reason: str) -> None:
+        mkt = self._markets[order.iid]
+        order.status = OrderStatus.Cancelled
+        self._unrest(mkt, order)
+        self._open.pop(order.key, None)
+        self.account(order.strat).unlock(order.key)
+        self._emit(
+            order.strat,
+            OrderCancelled(
+                cl_id=order.cl_id,
+                unsolicited=unsolicited,
+                engine_ts=self._now,
+                cancel_code=code,
+                reason=reason,
+                ts=self._now,
+            ),
+        )
+
+    # ================================================================================ modify
+    def modify_order(self, req: ModifyOrder, ts: int) -> None:
+        """Handle a ``ModifyOrder``: ``ModifyOrderAck`` (then any fills) or ``ModifyOrderReject``.
+
+        A price change or a quantity increase sends the order to the back of the queue at its
+        (new) price; a quantity decrease keeps its place. ``new_qty`` is the order's new total
+        quantity, filled part included.
+        """
+        self._begin("modify", ts)
+        try:
+            order, mkt, tick, lots = self._validate_modify(req)
+        except _Reject as r:
+            self._emit(
+                req.strat, ModifyOrderReject(cl_id=req.cl_id, code=r.code, reason=r.reason, ts=ts)
+            )
+            return
+        requeue = tick != order.tick or lots > order.qty
+        untriggered = order.status is OrderStatus.Untriggered
+        if requeue and not untriggered:
+            self._unrest(mkt, order)
+        order.tick = tick
+        order.qty = lots
+        self._emit(
+            order.strat,
+            ModifyOrderAck(
+                cl_id=order.cl_id,
+                new_price=_s(mkt.price_of(tick)) if tick is not None else "0",
+                new_qty=_s(mkt.qty_of(lots)),
+                leaves_qty=_s(mkt.qty_of(order.leaves)),
+                ts=ts,
+            ),
+        )
+        if requeue and not untriggered:
+            self._execute(mkt, order)
+        else:
+            self._relock(mkt, order)
+
+    def _validate_modify(self, req: ModifyOrder) -> tuple[SimOrder, MarketState, int | None, int]:
+        order = self._open.get((req.strat, req.cl_id))
+        if order is None:
+            raise _Reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id!r}")
+        mkt = self._markets[order.iid]
+        if req.new_price is None and req.new_qty is None:
+            raise _Reject(GtwRejectCode.InvalidRequest, "modify needs new_price or new_qty")
+        tick = order.tick
+        if req.new_price is not None:
+            if order.tick is None:
+                raise _Reject(GtwRejectCode.InvalidRequest, "a market order has no price to modify")
+            tick = self._parse_price(mkt, req.new_price, "new_price")
+        lots = order.qty
+        if req.new_qty is not None:
+            lots = self._parse_qty(mkt, req.new_qty)
+            if lots <= order.filled:
+                raise _Reject(
+                    GtwRejectCode.InvalidQty,
+                    f"new qty {req.new_qty} must exceed the filled {_s(mkt.qty_of(order.filled))}",
+                )
+        inst = mkt.inst
+        leaves = lots - order.filled
+        acct = self.account(order.strat)
+        if order.reduce_only and mkt.qty_of(leaves) > acct.reduce_room(inst, order.side):
+            raise _Reject(
+                GtwRejectCode.ReduceOnlyWouldIncrease, "reduce-only order larger than the position"
+            )
+        untriggered = order.status is OrderStatus.Untriggered
+        if (
+            order.exec_instr is ExecInstructions.PostOnly
+            and tick is not None
+            and not untriggered
+            and self._crosses_market(mkt, order.is_buy, tick)
+        ):
+            raise _Reject(
+                GtwRejectCode.PostOnlyWouldCross,
+                f"post-only at {_s(mkt.price_of(tick))} would take liquidity",
+            )
+        ref = tick if tick is not None else order.stop_tick
+        if ref is not None:
+            coin, need = acct.requirement(
+                inst,
+                order.side,
+                mkt.price_of(ref),
+                mkt.qty_of(leaves),
+                order.reduce_only,
+                self.fees.rates(inst).taker,
+            )
+            held = acct.lock_of(order.key)
+            avail = acct.available(coin) + (held[1] if held and held[0] == coin else 0)
+            if need > avail:
+                raise _Reject(
+                    GtwRejectCode.InsufficientBalance,
+                    f"insufficient funds: needs {_r(need)} {coin}, available {_r(avail)}",
+                )
+        return order, mkt, tick, lots
+
+    # ================================================================================ cancel
+    def cancel_order(self, req: CancelOrder, ts: int) -> None:
+        """Handle a ``CancelOrder``: ``CancelOrderAck`` + ``OrderCancelled``, or a reject."""
+        self._begin("cancel", ts)
+        order = self._open.get((req.strat, req.cl_id))
+        if order is None or (req.instrument_id and order.iid != req.instrument_id):
+            self._emit(
+                req.strat,
+                CancelOrderReject(
+                    cl_id=req.cl_id,
+                    code=GtwRejectCode.UnknownOrder,
+                    reason=f"no open order {req.cl_id!r} on instrument {req.instrument_id}",
+                    ts=ts,
+                ),
+            )
+            return
+        self._emit(req.strat, CancelOrderAck(cl_id=req.cl_id, ts=ts))
+        self._cancel(order, CancelCode.CanceledByUser, False, "cancelled by user")
+
+    def cancel_all(self, req: CancelAll, ts: int) -> None:
+        """Handle a ``CancelAll``: ``CancelAllAck`` then one ``OrderCancelled`` per open order."""
+        self._begin("cancel_all", ts)
+        if req.instrument_id and req.instrument_id not in self._markets:
+            self._emit(
+                req.strat,
+                CancelAllReject(
+                    instrument_id=req.instrument_id,
+                    code=GtwRejectCode.UnknownInstrument,
+                    reason=f"unknown instrument id {req.instrument_id}",
+                    ts=ts,
+                ),
+            )
+            return
+        self._emit(req.strat, CancelAllAck(instrument_id=req.instrument_id, ts=ts))
+        code = CancelCode.StopEscalation if req.escalation else CancelCode.CancelAll
+        reason = "stop escalation" if req.escalation else "cancel all"
+        for o in self.open_orders(req.strat, req.instrument_id):
+            self._cancel(o, code, req.escalation, reason)
+
+    def cancel_everything(self, ts: int, reason: str = "gateway stopping") -> int:
+        """Cancel every open order of every strategy (unsolicited); returns how many."""
+        self._begin("fill", ts)
+        orders = self.open_orders()
+        for o in orders:
+            self._cancel(o, CancelCode.ExchangeCancel, True, reason)
+        return len(orders)
+
+    # ================================================================================ fetch
+    def fetch(self, req: FetchMsg, ts: int) -> None:
+        """Answer a ``Fetch*`` request with the matching info report or a ``RequestReject``."""
+        self._begin("fetch", ts)
+        strat = req.strat
+        rqst_type = type(req).__name__
+        if isinstance(req, FetchAccount):
+            self._emit(strat, AccountInfo(user_id=strat))
+            return
+        if isinstance(req, FetchWallet):
+            acct = self.account(strat)
+            self._emit(
+                strat,
+                WalletInfo(
+                    coin=req.coin,
+                    total=_n(acct.wallet(req.coin).total),
+                    available=_n(acct.available(req.coin)),
+                ),
+            )
+            return
+        if isinstance(req, FetchOrders):
+            self._emit(
+                strat,
+                OrdersInfo(
+                    orders=[self.order_wire(o) for o in self.open_orders(strat, req.instrument_id)]
+                ),
+            )
+            return
+        mkt = self._markets.get(req.instrument_id)
+        if mkt is None:
+            self._emit(
+                strat,
+                RequestReject(
+                    code=GtwRejectCode.UnknownInstrument,
+                    detail=f"unknown instrument id {req.instrument_id}",
+                    rqst_type=rqst_type,
+                    ts=ts,
+                ),
+            )
+            return
+        if isinstance(req, FetchPosition):
+            if mkt.inst.kind is InstrumentKind.Spot:
+                self._emit(
+                    strat,
+                    RequestReject(
+                        code=GtwRejectCode.InvalidRequest,
+                        detail=f"{mkt.inst.name} is spot: use fetch_wallet_info",
+                        rqst_type=rqst_type,
+                        ts=ts,
+                    ),
+                )
+                return
+            pos = self.account(strat).net_position(mkt.inst)
+            self._emit(
+                strat,
+                PositionInfo(
+                    instrument_id=req.instrument_id, position=_s(pos.quantize(mkt.lot_size))
+                ),
+            )
+        elif isinstance(req, FetchFunding):
+            self._emit(
+                strat,
+                FundingInfo(
+                    instrument_id=req.instrument_id,
+                    rate=_n(mkt.funding_rate),
+                    next_ts=mkt.next_funding_ts,
+                ),
+            )
+        else:
+            o = self._orders.get((strat, req.cl_id))
+            if o is None or o.iid != req.instrument_id:
+                self._emit(
+                    strat,
+                    RequestReject(
+                        code=GtwRejectCode.UnknownOrder,
+                        detail=f"no order {req.cl_id!r} on instrument {req.instrument_id}",
+                        rqst_type=rqst_type,
+                        ts=ts,
+                    ),
+                )
+                return
+            self._emit(strat, OrderStatusInfo(order=self.order_wire(o)))
+
+    # ================================================================================ market data
+    def on_market_data(self, msg: Msg, ts: int) -> None:
+        """Apply one market-data message seen by the exchange at ``ts``."""
+        if isinstance(msg, BookUpdate):
+            self.on_book_update(msg, ts)
+        elif isinstance(msg, TradeUpdate):
+            self.on_trade_update(msg, ts)
+        elif isinstance(msg, LevelUpdate):
+            self.on_level_update(msg, ts)
+        elif isinstance(msg, FundingUpdate):
+            self.on_funding_update(msg, ts)
+        elif isinstance(msg, FeedStatus):
+            self.on_feed_status(msg, ts)
+
+    def on_book_update(self, msg: BookUpdate, ts: int) -> None:
+        """Apply price-level changes (absolute sizes); advance queues; fill crossed orders."""
+        mkt = self._markets.get(msg.iid)
+        if mkt is None:
+            return
+        self._begin("fill", ts)
+        self._funding_due(mkt, ts)
+        bids, asks = mkt.bids, mkt.asks
+        rb, ra = mkt.resting_bids, mkt.resting_asks
+        touched_bid = touched_ask = False
+        for action, side, px, qty in msg.ch:
+            try:
+                t = mkt.ticks_of(px)
+                new = 0 if action == DELETE else mkt.lots_of(qty)
+            except (ValueError, InvalidOperation):
+                log.warning(
+                    "sim %s: unusable book level %r %r on %s", self.exchange, px, qty, msg.iid
+                )
+                continue
+            is_bid = side == BID
+            book = bids if is_bid else asks
+            prev = int(book.get(t, 0))
+            if new:
+                book[t] = new
+            elif prev:
+                del book[t]
+            if is_bid:
+                touched_bid = True
+                queue = rb.get(t) if rb else None
+            else:
+                touched_ask = True
+                queue = ra.get(t) if ra else None
+            if queue:
+                self._level_changed(mkt, is_bid, t, prev, new, queue)
+        self._after_book(mkt, touched_bid, touched_ask)
+
+    def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
+        if touched_ask and mkt.resting_bids:
+            self._cross_fill(mkt, True)
+        if touched_bid and mkt.resting_asks:
+            self._cross_fill(mkt, False)
+        if mkt.stops:
+            m2 = mkt.mid2()
+            if m2 is not None:
+                self._check_stops(mkt, m2)
+
+    def _level_changed(
+        self, mkt: MarketState, is_bid: bool, t: int, prev: int, new: int, queue: list[SimOrder]
+    ) -> None:
+        traded = mkt.traded.pop((is_bid, t), 0)
+        after_trades = max(0, prev - traded)
+        cancelled = after_trades - new
+        if cancelled > 0:
+            model = self.queue_model
+            for o in queue:
+                behind = max(0, after_trades - o.ahead)
+                o.ahead -= model.cancels_ahead(o.ahead, behind, cancelled)
+        for o in queue:
+            if o.ahead > new:
+                o.ahead = new
+
+    def _cross_fill(self, mkt: MarketState, bids: bool) -> None:
+        """Fill our resting orders of one side that the opposite book now reaches."""
+        resting = mkt.resting(bids)
+        opp = mkt.asks if bids else mkt.bids
+        idx = 0 if bids else -1
+        for t in sorted(resting, reverse=bids):
+            if not opp:
+                return
+            best = int(opp.peekitem(idx)[0])
+            if (best > t) if bids else (best < t):
+                return
+            for o in list(resting.get(t, ())):
+                while o.status in _OPEN and opp:
+                    bt, avail = opp.peekitem(idx)
+                    if (bt > t) if bids else (bt < t):
+                        break
+                    done = self._fill(mkt, o, t, min(int(avail), o.leaves), maker=True)
+                    if done <= 0:
+                        break
+                    if done >= avail:
+                        del opp[bt]
+                    else:
+                        opp[bt] = avail - done
+
+    def on_trade_update(self, msg: TradeUpdate, ts: int) -> None:
+        """Apply public trades: queue advance, fills, stop triggers."""
+        mkt = self._markets.get(msg.iid)
+        if mkt is None:
+            return
+        self._begin("fill", ts)
+        self._funding_due(mkt, ts)
+        for taker, px, qty, _ets, _tid in msg.tr:
+            try:
+                t = mkt.ticks_of(px)
+                lots = mkt.lots_of(qty)
+            except (ValueError, InvalidOperation):
+                log.warning("sim %s: unusable trade %r %r on %s", self.exchange, px, qty, msg.iid)
+                continue
+            mkt.last_trade_tick = t
+            if taker != BID and mkt.resting_bids:  # a sell (or unknown) taker hits bids
+                self._trade_hits(mkt, True, t, lots)
+            if taker != ASK and mkt.resting_asks:
+                self._trade_hits(mkt, False, t, lots)
+            if mkt.stops:
+                self._check_stops(mkt, 2 * t)
+
+    def _trade_hits(self, mkt: MarketState, bids: bool, t: int, lots: int) -> None:
+        resting = mkt.resting(bids)
+        for rt in [k for k in resting if (k > t if bids else k < t)]:
+            for o in list(resting.get(rt, ())):
+                if o.status in _OPEN:
+                    self._fill(mkt, o, rt, o.leaves, maker=True)
+        queue = resting.get(t)
+        if not queue:
+            return
+        key = (bids, t)
+        mkt.traded[key] = mkt.traded.get(key, 0) + lots
+        own_leaves_before = 0
+        own_fills_before = 0
+        for o in list(queue):
+            pre = o.leaves
+            x = min(pre, max(0, lots - o.ahead - own_leaves_before))
+            o.ahead = max(0, o.ahead - max(0, lots - own_fills_before))
+            own_leaves_before += pre
+            if x > 0 and o.status in _OPEN:
+                own_fills_before += self._fill(mkt, o, t, x, maker=True)
+
+    def on_level_update(self, msg: LevelUpdate, ts: int) -> None:
+        """Apply order-level (level id) changes; queues become exact FIFO.
+
+        The aggregate size of every price touched is recomputed from its level ids, so liquidity
+        the sim took there comes back when the venue next changes that price (as with
+        price-level data).
+        """
+        mkt = self._markets.get(msg.iid)
+        if mkt is None:
+            return
+        self._begin("fill", ts)
+        self._funding_due(mkt, ts)
+        mkt.l3 = True
+        levels, queues = mkt.l3_levels, mkt.l3_queues
+        touched: set[tuple[bool, int]] = set()
+        for action, side, lid, px, qty in msg.ch:
+            is_bid = side == BID
+            entry = levels.get(lid)
+            if entry is not None:
+                touched.add((bool(entry[0]), entry[1]))
+            if action == DELETE:
+                if entry is not None:
+                    self._l3_remove(mkt, lid, bool(entry[0]), entry[1])
+                continue
+            try:
+                t = mkt.ticks_of(px)
+                lots = mkt.lots_of(qty)
+            except (ValueError, InvalidOperation):
+                continue
+            touched.add((is_bid, t))
+            if (
+                entry is not None
+                and bool(entry[0]) == is_bid
+                and entry[1] == t
+                and lots <= entry[2]
+            ):
+                entry[2] = lots  # a decrease keeps its place
+                if lots == 0:
+                    self._l3_remove(mkt, lid, is_bid, t)
+                continue
+            if entry is not None:  # moved, or grew: loses its place
+                self._l3_remove(mkt, lid, bool(entry[0]), entry[1])
+            if lots <= 0:
+                continue
+            mkt.l3_seq += 1
+            levels[lid] = [int(is_bid), t, lots, mkt.l3_seq]
+            queues.setdefault((is_bid, t), {})[lid] = None
+        for is_bid, t in touched:
+            ids = queues.get((is_bid, t))
+            total = sum(levels[i][2] for i in ids) if ids else 0
+            book = mkt.bids if is_bid else mkt.asks
+            if total:
+                book[t] = total
+            else:
+                book.pop(t, None)
+            queue = mkt.resting(is_bid).get(t)
+            if queue:
+                for o in queue:
+                    o.ahead = min(o.ahead, mkt.l3_ahead(o))
+        self._after_book(mkt, any(b for b, _ in touched), any(not b for b, _ in touched))
+
+    @staticmethod
+    def _l3_remove(mkt: MarketState, lid: int, is_bid: bool, t: int) -> None:
+        mkt.l3_levels.pop(lid, None)
+        q = mkt.l3_queues.get((is_bid, t))
+        if q is not None:
+            q.pop(lid, None)
+            if not q:
+                del mkt.l3_queues[(is_bid, t)]
+
+    def _check_stops(self, mkt: MarketState, price2: int) -> None:
+        """Trigger stops whose price the market (2x ticks: trade or mid) has reached."""
+        for o in list(mkt.stops):
+            assert o.stop_tick is not None
+            s2 = 2 * o.stop_tick
+            up = o.trigger_dir is TriggerDirection.Up
+            if (up and price2 >= s2) or (not up and price2 <= s2):
+                mkt.stops.remove(o)
+                o.status = OrderStatus.New
+                self._execute(mkt, o)
+
+    def on_feed_status(self, msg: FeedStatus, ts: int) -> None:
+        """A snapshot start, invalid book or disconnection clears the book of that instrument."""
+        if msg.status.name not in _CLEARING:
+            return
+        targets = [self._markets[msg.iid]] if msg.iid in self._markets else []
+        if msg.iid == 0:
+            targets = list(self._markets.values())
+        for mkt in targets:
+            mkt.clear_book()
+
+    # ================================================================================ funding
+    def on_funding_update(self, msg: FundingUpdate, ts: int) -> None:
+        """Record the rate to be paid at ``next_ts`` (settling any funding time already due)."""
+        mkt = self._markets.get(msg.iid)
+        if mkt is None:
+            return
+        self._begin("fill", ts)
+        self._funding_due(mkt, ts)
+        try:
+            mkt.funding_rate = Decimal(msg.rate)
+            mkt.funding_mark = Decimal(msg.mark) if msg.mark else None
+        except InvalidOperation:
+            log.warning("sim %s: unusable funding %r on %s", self.exchange, msg.rate, msg.iid)
+            return
+        mkt.next_funding_ts = msg.next_ts
+
+    def settle_funding(self, instrument_id: int, ts: int) -> list[FundingPayment]:
+        """Pay funding on ``instrument_id`` if its funding time has come by ``ts``."""
+        mkt = self._markets.get(instrument_id)
+        if mkt is None:
+            return []
+        self._begin("fill", ts)
+        return self._funding_due(mkt, ts)
+
+    def _funding_due(self, mkt: MarketState, ts: int) -> list[FundingPayment]:
+        due = mkt.next_funding_ts
+        if not due or ts < due or mkt.settled_funding_ts == due:
+            return []
+        mkt.settled_funding_ts = due
+        mark = mkt.funding_mark if mkt.funding_mark is not None else mkt.reference_price()
+        if mark is None or not mkt.funding_rate:
+            return []
+        paid: list[FundingPayment] = []
+        for acct in self._accounts.values():
+            paid.extend(acct.pay_funding(mkt.inst, mkt.funding_rate, mark, due))
+        self.funding_payments.extend(paid)
+        return paid
+
+
+def order_notional(inst: Instrument, price: Decimal, qty: Decimal) -> Decimal:
+    """Notional of an order in the settlement coin (re-exported for strategies' tools)."""
+    return settle_notional(inst, price, qty)
