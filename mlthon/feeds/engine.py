@@ -1,0 +1,707 @@
+"""The feed engine: parsed venue events in, normalised bus messages out, books kept honest.
+
+Pure (no I/O, no clock): the caller passes each event's receive time. One engine serves any number
+of instruments on any number of venues; every instrument's book has its own integrity state:
+
+``WAITING`` --(verified snapshot)--> ``LIVE`` --(gap | crossed | negative size | silent |
+snapshot mismatch)--> ``WAITING``
+
+* On entering ``LIVE`` the engine emits ``FeedStatus(SnapshotStart, iid)``, one ``BookUpdate`` (or
+  ``LevelUpdate``) of ADD events holding the whole book, then ``FeedStatus(SnapshotEnd, iid)``.
+* On leaving it, it emits ``FeedStatus(BookInvalid, iid, detail)`` naming the instrument and the
+  reason, clears that book and emits nothing more for it until the next verified snapshot. Other
+  instruments are not touched.
+* A :class:`~mlthon.feeds.events.Disconnect` emits ``FeedStatus(Disconnected, iid=0)`` for the
+  venue and sends every book of that venue back to ``WAITING``.
+
+While ``WAITING``, sequenced diffs are buffered so that an out-of-band (REST) snapshot can be
+bridged to them by update id (Binance's procedure). A later REST snapshot on a live book is used as
+a check: it is brought forward with the recent diffs and its top levels compared with the book.
+
+Bad data (unknown symbol, negative size, unparsable number) is counted in :class:`FeedStats`,
+logged with its source and line, and either skipped or answered with a resync.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from decimal import Decimal, InvalidOperation
+
+import attrs
+
+from mlthon.basics.book import ADD, ASK, BID, DELETE, MODIFY, OrderLevelBook, PriceLevelBook
+from mlthon.basics.errors import BadMarketData
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
+from mlthon.basics.values import Price, Qty
+from mlthon.feeds.events import (
+    SEQ_NEXT,
+    SEQ_NONE,
+    SEQ_PREV,
+    DepthDiff,
+    DepthSnapshot,
+    Disconnect,
+    Event,
+    Funding,
+    Ignored,
+    OrderSnapshot,
+    OrderUpdate,
+    SourceEvent,
+    StrLevel,
+    Trades,
+)
+from mlthon.infra.bus.messages import (
+    BookDelta,
+    BookUpdate,
+    FeedStatus,
+    FundingUpdate,
+    LevelDelta,
+    LevelUpdate,
+    Msg,
+    TradeUpdate,
+)
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Msg], None]
+
+WAITING = 0
+LIVE = 1
+
+VERIFY_LEVELS = 5
+_PRICE_CACHE: dict[str, Decimal] = {}
+_PRICE_CACHE_MAX = 200_000
+_RECENT = 512
+_MAX_BAD_KEPT = 200
+
+
+def _fmt(d: Decimal) -> str:
+    return format(d, "f")
+
+
+@attrs.define
+class FeedStats:
+    """Counters of one engine, for reports and tests.
+
+    Attributes:
+        events: parsed events handled.
+        emitted: bus messages emitted.
+        bad: bad-data incidents (each also logged); the first ones are kept in ``bad_records``.
+        unknown_symbols: symbols seen that match no instrument.
+        gaps / crossed / silent / mismatches: book invalidations by reason.
+        syncs: books (re)built from a verified snapshot.
+        verified_snapshots: later REST snapshots that matched the live book's top levels.
+        unverifiable_snapshots: later REST snapshots too old or too new to compare.
+        dropped_unsynced: diffs dropped while a book had no snapshot (or buffer overflow).
+        ignored: messages deliberately not used (BBO tickers, klines...).
+        absent_deletes: removals of levels/orders the book does not hold (normal on venues).
+    """
+
+    events: int = 0
+    emitted: int = 0
+    bad: int = 0
+    bad_records: list[BadMarketData] = attrs.Factory(list)
+    unknown_symbols: set[str] = attrs.Factory(set)
+    gaps: int = 0
+    crossed: int = 0
+    silent: int = 0
+    mismatches: int = 0
+    syncs: int = 0
+    verified_snapshots: int = 0
+    unverifiable_snapshots: int = 0
+    dropped_unsynced: int = 0
+    ignored: int = 0
+    absent_deletes: int = 0
+
+
+class _BookState:
+    """Integrity state of one instrument's book."""
+
+    __slots__ = (
+        "buffer",
+        "crossed_run",
+        "ex",
+        "iid",
+        "inst",
+        "l2",
+        "l3",
+        "last_id",
+        "last_ts",
+        "name",
+        "pending",
+        "recent",
+        "state",
+        "verify",
+    )
+
+    def __init__(self, inst: Instrument) -> None:
+        self.inst = inst
+        self.iid = inst.instrument_id
+        self.ex = inst.exchange.value
+        self.name = f"{inst.name}@{inst.exchange.name}#{inst.instrument_id}"
+        self.l2 = PriceLevelBook()
+        self.l3: OrderLevelBook | None = None
+        self.state = WAITING
+        self.last_id = -1
+        self.last_ts = 0
+        self.buffer: deque[DepthDiff] = deque()
+        self.recent: deque[DepthDiff] = deque(maxlen=_RECENT)
+        self.pending: DepthSnapshot | None = None
+        self.verify: DepthSnapshot | None = None
+        self.crossed_run = 0
+
+
+class FeedEngine:
+    """Turns parsed venue events into bus messages for a set of instruments.
+
+    Args:
+        instruments: the instruments to publish; events for other symbols are counted as unknown.
+        emit: called with every message, in order.
+        silence_timeout_ns: a live book with no update for this long is invalidated by
+            :meth:`check_silence` (None: never).
+        max_buffer: most diffs kept per instrument while waiting for a snapshot.
+        l3_cross_grace: consecutive updates an order-level book may stay crossed (venues send a
+            match as several messages) before it is declared invalid.
+        on_snapshot_needed: called with the instrument when its book needs an out-of-band snapshot
+            (a live handler fetches one over REST; replay waits for the next one in the file).
+        logger: where transitions are logged.
+    """
+
+    def __init__(
+        self,
+        instruments: Iterable[Instrument],
+        emit: Emit,
+        *,
+        silence_timeout_ns: int | None = None,
+        max_buffer: int = 20_000,
+        l3_cross_grace: int = 50,
+        on_snapshot_needed: Callable[[Instrument], None] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._emit = emit
+        self._log = logger or log
+        self.silence_timeout_ns = silence_timeout_ns
+        self.max_buffer = max_buffer
+        self.l3_cross_grace = l3_cross_grace
+        self._on_snapshot_needed = on_snapshot_needed
+        self.stats = FeedStats()
+        self._by_key: dict[tuple[int, str], _BookState] = {}
+        self._seq: dict[int, int] = {}
+        for inst in instruments:
+            self._by_key[(inst.exchange.value, inst.name.upper())] = _BookState(inst)
+        self._sym_cache: dict[tuple[int, str], _BookState | None] = {}
+
+    # --- public ----------------------------------------------------------------------------------
+    def book(self, instrument_id: int) -> PriceLevelBook | OrderLevelBook | None:
+        """The engine's current book of an instrument (order-level if it gets L3 data)."""
+        for st in self._by_key.values():
+            if st.iid == instrument_id:
+                return st.l3 if st.l3 is not None else st.l2
+        return None
+
+    def is_live(self, instrument_id: int) -> bool:
+        """True if the instrument's book is synchronised and valid."""
+        return any(st.iid == instrument_id and st.state == LIVE for st in self._by_key.values())
+
+    def bad_data(self, why: str, source: str = "", line: int | None = None) -> None:
+        """Count and log a bad-data incident (also used by the readers for unparsable lines)."""
+        err = BadMarketData(why, source=source, line=line)
+        self.stats.bad += 1
+        if len(self.stats.bad_records) < _MAX_BAD_KEPT:
+            self.stats.bad_records.append(err)
+        self._log.warning("feed: bad market data: %s", err)
+
+    def on_source_event(self, se: SourceEvent) -> None:
+        """Handle one event read from a source."""
+        self.on_event(se.ts, se.exchange, se.event, se.source, se.line)
+
+    def on_event(
+        self, ts: int, exchange: Exchange, ev: Event, source: str = "", line: int = 0
+    ) -> None:
+        """Handle one parsed venue event received at ``ts`` (ns)."""
+        self.stats.events += 1
+        t = type(ev)
+        if t is Ignored:
+            self.stats.ignored += 1
+            return
+        if t is Disconnect:
+            self._disconnect(ts, exchange, ev.reason)  # type: ignore[union-attr]
+            return
+        st = self._lookup(exchange, ev.symbol, source, line)  # type: ignore[union-attr]
+        if st is None:
+            return
+        if t is DepthDiff:
+            self._on_diff(st, ts, ev, source, line)  # type: ignore[arg-type]
+        elif t is Trades:
+            self._out(
+                TradeUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), tr=ev.trades)  # type: ignore[union-attr]
+            )
+        elif t is DepthSnapshot:
+            self._on_snapshot(st, ts, ev)  # type: ignore[arg-type]
+        elif t is OrderUpdate:
+            self._on_order_update(st, ts, ev, source, line)  # type: ignore[arg-type]
+        elif t is OrderSnapshot:
+            self._on_order_snapshot(st, ts, ev)  # type: ignore[arg-type]
+        elif t is Funding:
+            f: Funding = ev  # type: ignore[assignment]
+            self._out(
+                FundingUpdate(
+                    ex=st.ex,
+                    iid=st.iid,
+                    ts=ts,
+                    rate=f.rate,
+                    next_ts=f.next_ts,
+                    mark=f.mark,
+                    seq=self._next(st.iid),
+                )
+            )
+
+    def check_silence(self, now_ns: int) -> None:
+        """Invalidate every live book that has had no update for longer than the timeout."""
+        limit = self.silence_timeout_ns
+        if limit is None:
+            return
+        for st in self._by_key.values():
+            if st.state == LIVE and now_ns - st.last_ts > limit:
+                self.stats.silent += 1
+                secs = (now_ns - st.last_ts) / 1e9
+                self._invalidate(st, now_ns, f"feed silent for {secs:.1f}s (limit {limit / 1e9}s)")
+
+    def emit_book_images(self, ts: int) -> None:
+        """Emit SnapshotStart / the whole book / SnapshotEnd for every live book, at ``ts``.
+
+        Used when output starts after the books were built (a replay window's start).
+        """
+        for st in self._by_key.values():
+            if st.state == LIVE:
+                self._emit_image(st, ts)
+
+    # --- internals -------------------------------------------------------------------------------
+    def _out(self, msg: Msg) -> None:
+        self.stats.emitted += 1
+        self._emit(msg)
+
+    def _next(self, iid: int) -> int:
+        n = self._seq.get(iid, 0) + 1
+        self._seq[iid] = n
+        return n
+
+    def _status(self, st: _BookState, ts: int, status: FeedHandlerStatus, detail: str) -> None:
+        self._out(
+            FeedStatus(
+                ex=st.ex, iid=st.iid, status=status, detail=detail, ts=ts, seq=self._next(st.iid)
+            )
+        )
+
+    def _lookup(self, exchange: Exchange, symbol: str, source: str, line: int) -> _BookState | None:
+        key = (exchange.value, symbol)
+        try:
+            return self._sym_cache[key]
+        except KeyError:
+            pass
+        st = self._by_key.get((exchange.value, symbol.upper()))
+        self._sym_cache[key] = st
+        if st is None:
+            self.stats.unknown_symbols.add(f"{exchange.name}:{symbol}")
+            self.bad_data(
+                f"unknown symbol {symbol!r} on {exchange.name} (not in the instruments list); "
+                "its messages are skipped",
+                source,
+                line,
+            )
+        return st
+
+    def _invalidate(self, st: _BookState, ts: int, reason: str) -> None:
+        self._log.warning("feed: %s book invalid: %s; resyncing", st.name, reason)
+        st.state = WAITING
+        st.l2.clear()
+        if st.l3 is not None:
+            st.l3.clear()
+        st.pending = None
+        st.verify = None
+        st.recent.clear()
+        st.crossed_run = 0
+        self._status(st, ts, FeedHandlerStatus.BookInvalid, f"{st.name}: {reason}")
+        if self._on_snapshot_needed is not None:
+            self._on_snapshot_needed(st.inst)
+
+    def _disconnect(self, ts: int, exchange: Exchange, reason: str) -> None:
+        self._log.warning("feed: %s disconnected: %s", exchange.name, reason)
+        for st in self._by_key.values():
+            if st.ex == exchange.value:
+                st.state = WAITING
+                st.l2.clear()
+                if st.l3 is not None:
+                    st.l3.clear()
+                st.pending = None
+                st.verify = None
+                st.buffer.clear()
+                st.recent.clear()
+        self._out(
+            FeedStatus(
+                ex=exchange.value,
+                iid=0,
+                status=FeedHandlerStatus.Disconnected,
+                detail=f"{exchange.name}: {reason}",
+                ts=ts,
+            )
+        )
+
+    def _emit_image(self, st: _BookState, ts: int) -> None:
+        self._status(st, ts, FeedHandlerStatus.SnapshotStart, f"{st.name}: snapshot")
+        if st.l3 is not None:
+            lch: list[LevelDelta] = []
+            for lid, side, p, q in st.l3.orders_dec():
+                lch.append((ADD, side, lid, _fmt(p), _fmt(q)))
+            self._out(LevelUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), ch=lch))
+        else:
+            bids, asks = st.l2.top_dec(len(st.l2))
+            ch: list[BookDelta] = [(ADD, BID, _fmt(p), _fmt(q)) for p, q in bids]
+            ch.extend((ADD, ASK, _fmt(p), _fmt(q)) for p, q in asks)
+            self._out(BookUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), ch=ch))
+        self._status(st, ts, FeedHandlerStatus.SnapshotEnd, f"{st.name}: snapshot complete")
+
+    def _go_live(self, st: _BookState, ts: int, how: str) -> None:
+        st.crossed_run = 0
+        if st.l2.is_crossed() or (st.l3 is not None and st.l3.is_crossed()):
+            self.stats.crossed += 1
+            self._invalidate(st, ts, f"crossed book right after {how}")
+            return
+        st.state = LIVE
+        st.last_ts = ts
+        self.stats.syncs += 1
+        self._log.info("feed: %s book synchronised from %s", st.name, how)
+        self._emit_image(st, ts)
+
+    @staticmethod
+    def _load(book: PriceLevelBook, bids: list[StrLevel], asks: list[StrLevel]) -> None:
+        book.clear()
+        for side, levels in ((BID, bids), (ASK, asks)):
+            for p, q in levels:
+                qd = Decimal(q)
+                if qd < 0:
+                    raise InvalidOperation(f"negative size {q} at {p}")
+                book.apply_dec(side, Decimal(p), qd)
+
+    @staticmethod
+    def _apply_levels(
+        book: PriceLevelBook, diff: DepthDiff, out: list[BookDelta] | None
+    ) -> str | None:
+        """Apply a diff; return an error text on bad data (the book is then partly updated)."""
+        apply = book.apply_dec
+        cache = _PRICE_CACHE
+        for side, levels in ((BID, diff.bids), (ASK, diff.asks)):
+            for p, q in levels:
+                # Decimal hashing dominates the book's cost; one Decimal per price string keeps
+                # its hash computed once (prices near the touch repeat all the time).
+                pd = cache.get(p)
+                try:
+                    if pd is None:
+                        pd = Decimal(p)
+                        if len(cache) >= _PRICE_CACHE_MAX:
+                            cache.clear()
+                        cache[p] = pd
+                    qd = Decimal(q)
+                except InvalidOperation:
+                    return f"unparsable level [{p!r}, {q!r}]"
+                if qd < 0:
+                    return f"negative size {q} at {p}"
+                act = apply(side, pd, qd)
+                if out is not None and act >= 0:
+                    out.append((act, side, p, q))
+        return None
+
+    # --- price-level books -----------------------------------------------------------------------
+    def _on_diff(self, st: _BookState, ts: int, d: DepthDiff, source: str, line: int) -> None:
+        if st.state != LIVE:
+            if d.rule == SEQ_NONE:
+                self.stats.dropped_unsynced += 1
+                return
+            buf = st.buffer
+            buf.append(d)
+            if len(buf) > self.max_buffer:
+                buf.popleft()
+                self.stats.dropped_unsynced += 1
+            if st.pending is not None:
+                self._try_sync(st, ts)
+            return
+        rule = d.rule
+        if (rule == SEQ_PREV and d.prev_id != st.last_id) or (
+            rule == SEQ_NEXT and d.first_id != st.last_id + 1
+        ):
+            self.stats.gaps += 1
+            what = "pu" if rule == SEQ_PREV else "first id"
+            got = d.prev_id if rule == SEQ_PREV else d.first_id
+            self._invalidate(
+                st, ts, f"sequence gap: expected {what} {st.last_id}, got {got} ({source}:{line})"
+            )
+            st.buffer.append(d)
+            return
+        ch: list[BookDelta] = []
+        err = self._apply_levels(st.l2, d, ch)
+        if err is not None:
+            self.bad_data(f"{st.name}: {err}", source, line)
+            self._invalidate(st, ts, f"bad data: {err} ({source}:{line})")
+            return
+        st.last_id = d.last_id
+        st.last_ts = ts
+        if st.l2.is_crossed():
+            self.stats.crossed += 1
+            self._invalidate(
+                st,
+                ts,
+                f"crossed book (bid {st.l2.best_bid_dec()} >= ask {st.l2.best_ask_dec()}) "
+                f"after update {d.last_id} ({source}:{line})",
+            )
+            return
+        if rule != SEQ_NONE:
+            st.recent.append(d)
+            if st.verify is not None and self._check_verify(st, ts, d):
+                return  # the book was replaced by the checked snapshot (d included)
+        if ch:
+            self._out(
+                BookUpdate(ex=st.ex, iid=st.iid, ts=ts, ets=d.ets, seq=self._next(st.iid), ch=ch)
+            )
+
+    def _on_snapshot(self, st: _BookState, ts: int, s: DepthSnapshot) -> None:
+        try:
+            if s.in_stream:
+                self._in_stream_snapshot(st, ts, s)
+            elif st.state == LIVE:
+                st.verify = s
+                self._start_verify(st, ts)
+            else:
+                st.pending = s
+                self._try_sync(st, ts)
+        except InvalidOperation as exc:
+            self.bad_data(f"{st.name}: bad snapshot: {exc}")
+            if st.state == LIVE:
+                self._invalidate(st, ts, f"bad snapshot: {exc}")
+
+    def _in_stream_snapshot(self, st: _BookState, ts: int, s: DepthSnapshot) -> None:
+        st.buffer.clear()
+        st.pending = None
+        if st.state != LIVE:
+            self._load(st.l2, s.bids, s.asks)
+            st.last_id = s.last_id
+            self._go_live(st, ts, "in-stream snapshot")
+            return
+        # Live book: the snapshot replaces it; publish only the difference.
+        fresh = PriceLevelBook()
+        self._load(fresh, s.bids, s.asks)
+        ch: list[BookDelta] = []
+        book = st.l2
+        for side in (BID, ASK):
+            new = fresh.levels_dec(side)
+            for p in book.levels_dec(side):
+                if p not in new:
+                    book.apply_dec(side, p, Decimal(0))
+                    ch.append((DELETE, side, _fmt(p), "0"))
+            for p, q in new.items():
+                act = book.apply_dec(side, p, q)
+                if act >= 0:
+                    ch.append((act, side, _fmt(p), _fmt(q)))
+        st.last_id = s.last_id
+        st.last_ts = ts
+        if book.is_crossed():
+            self.stats.crossed += 1
+            self._invalidate(st, ts, "crossed book in snapshot")
+            return
+        if ch:
+            self._out(
+                BookUpdate(ex=st.ex, iid=st.iid, ts=ts, ets=s.ets, seq=self._next(st.iid), ch=ch)
+            )
+
+    @staticmethod
+    def _bridge_point(s: DepthSnapshot) -> int:
+        return s.last_id if s.rule == SEQ_PREV else s.last_id + 1
+
+    @staticmethod
+    def _follows(d: DepthDiff, last_id: int) -> bool:
+        if d.rule == SEQ_PREV:
+            return d.prev_id == last_id
+        if d.rule == SEQ_NEXT:
+            return d.first_id == last_id + 1
+        return True
+
+    def _try_sync(self, st: _BookState, ts: int) -> None:
+        s = st.pending
+        if s is None:
+            return
+        lp = self._bridge_point(s)
+        buf = st.buffer
+        while buf and buf[0].last_id < lp:
+            buf.popleft()
+        if not buf:
+            return  # the diff holding the snapshot's id has not arrived yet
+        # A diff whose ``pu`` is the snapshot's id follows it directly; otherwise U <= L <= u.
+        if buf[0].first_id > lp and not (s.rule == SEQ_PREV and buf[0].prev_id == s.last_id):
+            st.pending = None
+            self.stats.gaps += 1
+            self._log.warning(
+                "feed: %s snapshot %d is older than the first buffered diff [%d, %d]; "
+                "waiting for a newer snapshot",
+                st.name,
+                s.last_id,
+                buf[0].first_id,
+                buf[0].last_id,
+            )
+            if self._on_snapshot_needed is not None:
+                self._on_snapshot_needed(st.inst)
+            return
+        self._load(st.l2, s.bids, s.asks)
+        last = -1
+        first = True
+        while buf:
+            d = buf[0]
+            if not first and not self._follows(d, last):
+                self.stats.gaps += 1
+                self._log.warning(
+                    "feed: %s gap in buffered diffs after %d while syncing; need a new snapshot",
+                    st.name,
+                    last,
+                )
+                st.l2.clear()
+                st.pending = None
+                if self._on_snapshot_needed is not None:
+                    self._on_snapshot_needed(st.inst)
+                return
+            buf.popleft()
+            err = self._apply_levels(st.l2, d, None)
+            if err is not None:
+                self.bad_data(f"{st.name}: {err} (buffered diff {d.last_id})")
+                st.l2.clear()
+                st.pending = None
+                return
+            last = d.last_id
+            st.recent.append(d)
+            first = False
+        st.last_id = last
+        st.pending = None
+        self._go_live(st, ts, f"snapshot {s.last_id} bridged to update {last}")
+
+    def _start_verify(self, st: _BookState, ts: int) -> None:
+        s = st.verify
+        assert s is not None
+        lp = self._bridge_point(s)
+        recent = list(st.recent)
+        idx = next((i for i, d in enumerate(recent) if d.last_id >= lp), None)
+        if idx is None:
+            return  # the snapshot is ahead of the book: check when its diff arrives
+        self._compare_shadow(st, ts, s, recent[idx:])
+
+    def _check_verify(self, st: _BookState, ts: int, d: DepthDiff) -> bool:
+        """Compare a pending check snapshot once ``d`` reaches it; True if the book was
+        replaced (or invalidated) as a result."""
+        s = st.verify
+        assert s is not None
+        if d.last_id >= self._bridge_point(s):
+            return not self._compare_shadow(st, ts, s, [d])
+        return False
+
+    def _compare_shadow(
+        self, st: _BookState, ts: int, s: DepthSnapshot, diffs: list[DepthDiff]
+    ) -> bool:
+        """Bring ``s`` forward with ``diffs`` and compare; False if the book was replaced."""
+        st.verify = None
+        lp = self._bridge_point(s)
+        if diffs[0].first_id > lp and not (s.rule == SEQ_PREV and diffs[0].prev_id == s.last_id):
+            self.stats.unverifiable_snapshots += 1
+            self._log.info("feed: %s snapshot %d too old to check", st.name, s.last_id)
+            return True
+        shadow = PriceLevelBook()
+        self._load(shadow, s.bids, s.asks)
+        for d in diffs:
+            if self._apply_levels(shadow, d, None) is not None:
+                return True
+        mine = st.l2.top_dec(VERIFY_LEVELS)
+        theirs = shadow.top_dec(VERIFY_LEVELS)
+        if mine == theirs:
+            self.stats.verified_snapshots += 1
+            self._log.info("feed: %s snapshot %d matches the book", st.name, s.last_id)
+            return True
+        self.stats.mismatches += 1
+        self._invalidate(
+            st, ts, f"book differs from snapshot {s.last_id} in the top {VERIFY_LEVELS} levels"
+        )
+        st.l2 = shadow
+        st.last_id = diffs[-1].last_id
+        st.recent.extend(diffs)
+        self._go_live(st, ts, f"snapshot {s.last_id}")
+        return False
+
+    # --- order-level books -----------------------------------------------------------------------
+    def _on_order_snapshot(self, st: _BookState, ts: int, s: OrderSnapshot) -> None:
+        book = OrderLevelBook()
+        for oid, side, p, q in s.orders:
+            try:
+                book.add(side, oid, Price(p), Qty(q))
+            except (ValueError, InvalidOperation) as exc:
+                self.bad_data(f"{st.name}: snapshot order {oid}: {exc}")
+        st.l3 = book
+        st.pending = None
+        st.buffer.clear()
+        if st.state == LIVE:
+            st.state = WAITING
+        self._go_live(st, ts, "order-level snapshot")
+
+    def _on_order_update(
+        self, st: _BookState, ts: int, u: OrderUpdate, source: str, line: int
+    ) -> None:
+        book = st.l3
+        if st.state != LIVE or book is None:
+            self.stats.dropped_unsynced += 1
+            return
+        st.last_ts = ts
+        cur = book.get_dec(u.order_id)
+        ch: list[LevelDelta] = []
+        try:
+            if u.remove:
+                if cur is None:
+                    self.stats.absent_deletes += 1
+                    return
+                side, p, _q = cur
+                book.delete_dec(u.order_id)
+                ch.append((DELETE, side, u.order_id, _fmt(p), "0"))
+            else:
+                pd = Decimal(u.price)
+                qd = Decimal(u.size)
+                if qd <= 0 or pd <= 0:
+                    raise InvalidOperation(f"size {u.size} / price {u.price} not positive")
+                if cur is None:
+                    book.add_dec(u.side, u.order_id, pd, qd)
+                    ch.append((ADD, u.side, u.order_id, u.price, u.size))
+                elif cur[0] != u.side:
+                    book.delete_dec(u.order_id)
+                    book.add_dec(u.side, u.order_id, pd, qd)
+                    ch.append((DELETE, cur[0], u.order_id, _fmt(cur[1]), "0"))
+                    ch.append((ADD, u.side, u.order_id, u.price, u.size))
+                elif cur[1] != pd or cur[2] != qd:
+                    book.modify_dec(u.order_id, qd, pd)
+                    ch.append((MODIFY, u.side, u.order_id, u.price, u.size))
+                else:
+                    return
+        except InvalidOperation as exc:
+            self.bad_data(f"{st.name}: {exc}", source, line)
+            self._invalidate(st, ts, f"bad data ({source}:{line})")
+            return
+        if book.is_crossed():
+            # Order-level venues send a match as several messages (the taker's rest may arrive
+            # before the makers' removals), so a short crossing is normal; a lasting one is not.
+            st.crossed_run += 1
+            if st.crossed_run > self.l3_cross_grace:
+                self.stats.crossed += 1
+                self._invalidate(
+                    st,
+                    ts,
+                    f"order book crossed for {st.crossed_run} updates, up to order {u.order_id} "
+                    f"({source}:{line})",
+                )
+                return
+        else:
+            st.crossed_run = 0
+        self._out(
+            LevelUpdate(ex=st.ex, iid=st.iid, ts=ts, ets=u.ets, seq=self._next(st.iid), ch=ch)
+        )

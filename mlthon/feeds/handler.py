@@ -1,0 +1,283 @@
+"""The feed-handler process core: publish a message source on the bus, at a chosen speed.
+
+* :func:`run_feed` publishes every message of a source (a replay, the synthetic market, later a
+  live venue) on ``topics.md(exchange, iid)`` with QoS 0, and the feed-wide status (``iid`` 0)
+  retained on ``topics.feed_status(exchange)`` (and on the md topics of that venue, so that it
+  stays in order with the book events).
+* :func:`load_feed_config` reads ``feed.toml``; :func:`build_source` turns it into a message
+  iterator.
+
+Feed-wide status meaning: ``SnapshotStart`` = the feed is starting, ``SnapshotEnd`` = it is
+streaming, ``Disconnected`` = it stopped (end of a replay, shutdown) or lost its venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tomllib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from mlthon.basics.errors import ConfigError
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
+from mlthon.feeds.replay import replay_files
+from mlthon.feeds.synthetic import synthetic_market
+from mlthon.infra.bus.bus import BusBase
+from mlthon.infra.bus.messages import FeedStatus, Msg
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import Clock
+from mlthon.infra.instruments import load_instruments
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+_YIELD_EVERY = 256
+
+
+async def _pause(stop: asyncio.Event, delay_ns: int) -> None:
+    """Wait ``delay_ns`` or until ``stop`` is set, whichever comes first."""
+    try:
+        async with asyncio.timeout(delay_ns / NS):
+            await stop.wait()
+    except TimeoutError:
+        pass
+
+
+async def run_feed(
+    bus: BusBase,
+    topics: Topics,
+    source_iter: Iterable[Msg],
+    *,
+    speed: float | None,
+    stop: asyncio.Event,
+    clock: Clock,
+    exchange: Exchange | None = None,
+) -> int:
+    """Publish every message of ``source_iter`` until it ends or ``stop`` is set.
+
+    Args:
+        bus: where to publish.
+        topics: the topic layout.
+        source_iter: market-data messages in receive-time order (``ts`` in ns).
+        speed: None or 0: as fast as possible; 1.0: at recorded speed; 10.0: ten times faster.
+        stop: set it to end the feed early.
+        clock: the clock pacing uses (the only time source read here).
+        exchange: the venue, for the feed-wide status before the first message (optional).
+
+    Returns:
+        The number of messages published (statuses of the feed itself excluded).
+    """
+    md_topics: dict[tuple[int, int], str] = {}
+    seen_ex: dict[int, list[str]] = {}
+    published = 0
+    first_ts: int | None = None
+    wall0 = 0
+    pace = speed is not None and speed > 0
+
+    def feed_status(ex: Exchange, status: FeedHandlerStatus, detail: str) -> None:
+        msg = FeedStatus(ex=ex.value, iid=0, status=status, detail=detail, ts=clock.now_ns())
+        bus.publish(topics.feed_status(ex), msg, qos=1, retain=True)
+        for t in seen_ex.get(ex.value, []):
+            bus.publish(t, msg)
+
+    if exchange is not None:
+        feed_status(exchange, FeedHandlerStatus.SnapshotStart, f"{exchange.name} feed starting")
+    for msg in source_iter:
+        if stop.is_set():
+            break
+        ts: int = msg.ts  # type: ignore[attr-defined]
+        if pace:
+            assert speed is not None
+            if first_ts is None:
+                first_ts = ts
+                wall0 = clock.now_ns()
+            delay = wall0 + int((ts - first_ts) / speed) - clock.now_ns()
+            if delay > 0:
+                await _pause(stop, delay)
+                if stop.is_set():
+                    break
+        elif published % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        ex_v: int = msg.ex  # type: ignore[attr-defined]
+        iid: int = msg.iid  # type: ignore[attr-defined]
+        if ex_v not in seen_ex:
+            seen_ex[ex_v] = []
+            ex = Exchange(ex_v)
+            log.info("feed: %s streaming", ex.name)
+            feed_status(ex, FeedHandlerStatus.SnapshotEnd, f"{ex.name} feed streaming")
+        if iid == 0:
+            feed_status(Exchange(ex_v), msg.status, msg.detail)  # type: ignore[attr-defined]
+            continue
+        key = (ex_v, iid)
+        topic = md_topics.get(key)
+        if topic is None:
+            topic = md_topics[key] = topics.md(Exchange(ex_v), iid)
+            seen_ex[ex_v].append(topic)
+        bus.publish(topic, msg)
+        published += 1
+    why = "stopped" if stop.is_set() else "source finished"
+    for ex_v in seen_ex or ([exchange.value] if exchange is not None else []):
+        feed_status(Exchange(ex_v), FeedHandlerStatus.Disconnected, f"feed {why}")
+    log.info("feed: %s after %d messages", why, published)
+    return published
+
+
+# --- configuration -------------------------------------------------------------------------------
+@attrs.frozen
+class FeedConfig:
+    """What ``mlthon feed --config feed.toml`` runs.
+
+    Attributes:
+        exchange: the venue published (also filters the instruments).
+        instruments: the instruments to publish.
+        source: ``"replay"`` or ``"synthetic"``.
+        files: recorded files (replay).
+        speed: None for as fast as possible, else a multiple of recorded speed.
+        silence_timeout_s: invalidate a book silent for this long (None: off).
+        start_ns / end_ns: replay window.
+        seed / duration_s / n_events / start_price: synthetic market settings.
+        topic_root: the bus topic root.
+        mqtt_host / mqtt_port: the broker.
+    """
+
+    exchange: Exchange
+    instruments: list[Instrument]
+    source: str = "synthetic"
+    files: list[Path] = attrs.Factory(list)
+    speed: float | None = 1.0
+    silence_timeout_s: float | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    seed: int = 1
+    duration_s: float | None = 3600.0
+    n_events: int | None = None
+    start_price: str = "100"
+    start_at_ns: int = 1_700_000_000 * NS
+    topic_root: str = "mlt"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+
+
+def _opt(d: dict[str, Any], key: str, typ: type | tuple[type, ...], src: str) -> Any:
+    v = d.get(key)
+    if v is not None and (not isinstance(v, typ) or isinstance(v, bool)):
+        raise ConfigError(f"must be {typ}, got {v!r}", source=src, key=key)
+    return v
+
+
+def load_feed_config(path: str | Path) -> FeedConfig:
+    """Read a feed config file::
+
+        exchange = "BinanceUsdm"
+        instruments_file = "instruments.toml"   # optional: the packaged file
+        instrument_ids = [1001]                 # optional: every instrument of the exchange
+        speed = 1.0                             # 0 or "max": as fast as possible
+        silence_timeout_s = 30                  # optional
+        [source]
+        kind = "replay"                         # or "synthetic"
+        files = ["btcusdt_20240808.gz"]         # relative to the config file
+        # synthetic: seed, duration_s or n_events, start_price, start_ns
+        [bus]
+        host = "127.0.0.1"
+        port = 1883
+        topic_root = "mlt"
+
+    Raises:
+        ConfigError: unreadable file, bad TOML or a bad value (file and key named).
+    """
+    p = Path(path)
+    src = str(p)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", source=src) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=src) from exc
+    try:
+        exchange = Exchange.from_name(str(data.get("exchange", "")))
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=src, key="exchange") from exc
+    inst_file = _opt(data, "instruments_file", str, src)
+    all_inst = load_instruments(p.parent / inst_file if inst_file else None)
+    ids = _opt(data, "instrument_ids", list, src)
+    if ids is None:
+        insts = [i for i in all_inst if i.exchange is exchange]
+    else:
+        by_id = {i.instrument_id: i for i in all_inst}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise ConfigError(f"unknown instrument ids {missing}", source=src, key="instrument_ids")
+        insts = [by_id[i] for i in ids]
+    if not insts:
+        raise ConfigError(f"no instrument on {exchange.name}", source=src, key="instrument_ids")
+    speed_v = data.get("speed", 1.0)
+    if speed_v == "max" or speed_v == 0:
+        speed: float | None = None
+    elif isinstance(speed_v, int | float) and not isinstance(speed_v, bool) and speed_v > 0:
+        speed = float(speed_v)
+    else:
+        raise ConfigError(
+            f"must be a positive number or 'max', got {speed_v!r}", source=src, key="speed"
+        )
+    source = data.get("source", {})
+    bus = data.get("bus", {})
+    if not isinstance(source, dict) or not isinstance(bus, dict):
+        raise ConfigError("[source] and [bus] must be tables", source=src)
+    kind = source.get("kind", "synthetic")
+    if kind not in ("replay", "synthetic"):
+        raise ConfigError(f"unknown source kind {kind!r}", source=src, key="source.kind")
+    files = [p.parent / f for f in source.get("files", [])]
+    if kind == "replay" and not files:
+        raise ConfigError("a replay needs files", source=src, key="source.files")
+    return FeedConfig(
+        exchange=exchange,
+        instruments=insts,
+        source=kind,
+        files=files,
+        speed=speed,
+        silence_timeout_s=_opt(data, "silence_timeout_s", (int, float), src),
+        start_ns=_opt(source, "start_ns", int, src),
+        end_ns=_opt(source, "end_ns", int, src),
+        seed=_opt(source, "seed", int, src) or 1,
+        duration_s=_opt(source, "duration_s", (int, float), src)
+        or (None if source.get("n_events") else 3600.0),
+        n_events=_opt(source, "n_events", int, src),
+        start_price=str(source.get("start_price", "100")),
+        start_at_ns=_opt(source, "start_at_ns", int, src) or 1_700_000_000 * NS,
+        topic_root=str(bus.get("topic_root", "mlt")),
+        mqtt_host=str(bus.get("host", "127.0.0.1")),
+        mqtt_port=int(bus.get("port", 1883)),
+    )
+
+
+def build_source(cfg: FeedConfig) -> Iterator[Msg]:
+    """The message iterator a config describes (a replay, or one synthetic market per
+    instrument merged by time)."""
+    if cfg.source == "replay":
+        return replay_files(
+            cfg.files,
+            cfg.instruments,
+            start_ns=cfg.start_ns,
+            end_ns=cfg.end_ns,
+            silence_timeout_s=cfg.silence_timeout_s,
+        )
+    import heapq
+    from operator import attrgetter
+
+    markets = [
+        synthetic_market(
+            inst,
+            seed=cfg.seed + k,
+            start_ns=cfg.start_at_ns,
+            duration_s=cfg.duration_s,
+            n_events=cfg.n_events,
+            start_price=cfg.start_price,
+        )
+        for k, inst in enumerate(cfg.instruments)
+    ]
+    return heapq.merge(*markets, key=attrgetter("ts"))

@@ -1,0 +1,1 @@
+"""Hyperliquid public WebSocket (``l2Book`` full-book messages and ``trades``)."""
