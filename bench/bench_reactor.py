@@ -23,20 +23,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiomqtt  # noqa: E402
+import aiomqtt
 
-from mlthon.api import MDSub, Strategy  # noqa: E402
-from mlthon.basics import Exchange, Price, Qty, Side  # noqa: E402
-from mlthon.infra.broker import MosquittoBroker  # noqa: E402
-from mlthon.infra.bus import messages as m  # noqa: E402
-from mlthon.infra.bus.inproc import InProcBus  # noqa: E402
-from mlthon.infra.bus.mqtt import MqttBus  # noqa: E402
-from mlthon.infra.bus.topics import Topics  # noqa: E402
-from mlthon.infra.clock import LiveScheduler, SimScheduler  # noqa: E402
-from mlthon.infra.config import parse_strategy_config  # noqa: E402
-from mlthon.infra.control import ControlService  # noqa: E402
-from mlthon.infra.env.strat_env import StratEnv  # noqa: E402
-from mlthon.infra.reactor import Reactor  # noqa: E402
+from mlthon.api import MDSub, Strategy
+from mlthon.basics import Exchange, Price, Qty, Side
+from mlthon.infra.broker import MosquittoBroker
+from mlthon.infra.bus import messages as m
+from mlthon.infra.bus.inproc import InProcBus
+from mlthon.infra.bus.mqtt import MqttBus
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import LiveScheduler, SimScheduler
+from mlthon.infra.config import parse_strategy_config
+from mlthon.infra.control import ControlService
+from mlthon.infra.env.strat_env import StratEnv
+from mlthon.infra.reactor import Reactor
 
 SIM = Exchange.Sim
 
@@ -85,8 +85,9 @@ def bench_inproc(n_events: int, batch: int) -> tuple[float, float]:
     sched = SimScheduler()
     bus = InProcBus(sched)
     topics = Topics()
-    cfg = parse_strategy_config({"strategy": {"name": "bench", "class": "x:Y"},
-                                 "instruments": {"use": [9001]}})
+    cfg = parse_strategy_config(
+        {"strategy": {"name": "bench", "class": "x:Y"}, "instruments": {"use": [9001]}}
+    )
     ControlService(bus, sched, topics, [cfg]).start()
     strat = Counter()
     env = StratEnv(strat, bus, Reactor(sched), topics)
@@ -122,8 +123,10 @@ def bench_inproc(n_events: int, batch: int) -> tuple[float, float]:
 
 async def bare_echo(port: int, qos: int, n: int) -> list[float]:
     sock = [(6, 1, 1)]  # IPPROTO_TCP, TCP_NODELAY, on
-    async with aiomqtt.Client("127.0.0.1", port, socket_options=sock) as a, \
-            aiomqtt.Client("127.0.0.1", port, socket_options=sock) as b:
+    async with (
+        aiomqtt.Client("127.0.0.1", port, socket_options=sock) as a,
+        aiomqtt.Client("127.0.0.1", port, socket_options=sock) as b,
+    ):
         await a.subscribe("bench/pong", qos)
         await b.subscribe("bench/ping", qos)
 
@@ -150,8 +153,9 @@ async def env_round_trip(port: int, qos: int, n: int) -> list[float]:
     """env.fetch_account_info -> gateway on another client -> on_account_info."""
     topics = Topics(f"bench{qos}")
     sched = LiveScheduler()
-    cfg = parse_strategy_config({"strategy": {"name": "bench", "class": "x:Y"},
-                                 "instruments": {"use": [9001]}})
+    cfg = parse_strategy_config(
+        {"strategy": {"name": "bench", "class": "x:Y"}, "instruments": {"use": [9001]}}
+    )
     done = asyncio.Event()
     rtts: list[float] = []
 
@@ -171,8 +175,9 @@ async def env_round_trip(port: int, qos: int, n: int) -> list[float]:
             sys_bus.publish(topics.gtw_rpt(SIM, req.strat), m.AccountInfo(user_id="u"), qos=qos)
 
         sys_bus.subscribe(topics.gtw_req(SIM), on_req, qos=qos)
-        sys_bus.publish(topics.gtw_status(SIM), m.GatewayStatus(exchange=SIM, status=1),
-                        qos=1, retain=True)
+        sys_bus.publish(
+            topics.gtw_status(SIM), m.GatewayStatus(exchange=SIM, status=1), qos=1, retain=True
+        )
         ControlService(sys_bus, sched, topics, [cfg]).start()
         await sys_bus.flush()
         strat = Pinger()
@@ -181,13 +186,18 @@ async def env_round_trip(port: int, qos: int, n: int) -> list[float]:
             await asyncio.sleep(0.01)
         # Requests go out at the chosen QoS: patch the env's publish for the bench only.
         orig = s_bus.publish
-        s_bus.publish = lambda t, msg, qos_=qos, retain=False, **kw: orig(t, msg, qos=qos_,  # type: ignore[method-assign]
-                                                                          retain=retain)
+        s_bus.publish = lambda t, msg, qos_=qos, retain=False, **kw: orig(
+            t,
+            msg,
+            qos=qos_,  # type: ignore[method-assign]
+            retain=retain,
+        )
         strat.t0 = time.perf_counter()
         env.fetch_account_info(SIM)
         await asyncio.wait_for(done.wait(), 120)
-        sys_bus.publish(topics.gtw_status(SIM), m.GatewayStatus(exchange=SIM, status=1),
-                        qos=1, retain=True)
+        sys_bus.publish(
+            topics.gtw_status(SIM), m.GatewayStatus(exchange=SIM, status=1), qos=1, retain=True
+        )
     return rtts
 
 
@@ -198,13 +208,15 @@ def pct(xs: list[float], p: float) -> float:
 
 async def bench_mqtt(port: int, n: int) -> None:
     for qos in (0, 1):
-        base = (await bare_echo(port, qos, n))[n // 10:]
-        ours = (await env_round_trip(port, qos, n))[n // 10:]
+        base = (await bare_echo(port, qos, n))[n // 10 :]
+        ours = (await env_round_trip(port, qos, n))[n // 10 :]
         b50, b99 = statistics.median(base) * 1e6, pct(base, 0.99) * 1e6
         o50, o99 = statistics.median(ours) * 1e6, pct(ours, 0.99) * 1e6
-        print(f"MQTT QoS {qos} round trip: env request p50 {o50:7.0f} us  p99 {o99:7.0f} us | "
-              f"bare aiomqtt echo p50 {b50:7.0f} us  p99 {b99:7.0f} us | "
-              f"ratio p50 {o50 / b50:.2f}x (target <= 1.5x)")
+        print(
+            f"MQTT QoS {qos} round trip: env request p50 {o50:7.0f} us  p99 {o99:7.0f} us | "
+            f"bare aiomqtt echo p50 {b50:7.0f} us  p99 {b99:7.0f} us | "
+            f"ratio p50 {o50 / b50:.2f}x (target <= 1.5x)"
+        )
 
 
 def main() -> None:
@@ -215,9 +227,11 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     ours, base = bench_inproc(a.events, a.batch)
-    print(f"in-process dispatch: {1 / ours:,.0f} callbacks/s ({ours * 1e9:.0f} ns/event, "
-          f"batches of {a.batch}) | baseline bare loop {1 / base:,.0f}/s ({base * 1e9:.0f} "
-          f"ns/event) | ratio {ours / base:.2f}x (target <= 3x)")
+    print(
+        f"in-process dispatch: {1 / ours:,.0f} callbacks/s ({ours * 1e9:.0f} ns/event, "
+        f"batches of {a.batch}) | baseline bare loop {1 / base:,.0f}/s ({base * 1e9:.0f} "
+        f"ns/event) | ratio {ours / base:.2f}x (target <= 3x)"
+    )
     with MosquittoBroker() as broker:
         asyncio.run(bench_mqtt(broker.port, a.round_trips))
 

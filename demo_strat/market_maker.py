@@ -127,8 +127,9 @@ class MarketMaker(Strategy):
             self.stopping = False
             self.env.send_stop_ack()
 
-    def on_cancel_all_reject(self, exchange: Exchange, instrument_id: int,
-                             reject_code: GtwRejectCode, reject_reason: str) -> None:
+    def on_cancel_all_reject(
+        self, exchange: Exchange, instrument_id: int, reject_code: GtwRejectCode, reject_reason: str
+    ) -> None:
         self._alert(f"cancel-all rejected: {reject_code.name} {reject_reason}")
         if self.stopping:
             self.stopping = False
@@ -145,8 +146,9 @@ class MarketMaker(Strategy):
             self._alert(f"gateway {status.name}: quotes pulled ({detail})")
         self.requote()
 
-    def on_feed_handler_status(self, exchange: Exchange, status: FeedHandlerStatus,
-                               detail: str) -> None:
+    def on_feed_handler_status(
+        self, exchange: Exchange, status: FeedHandlerStatus, detail: str
+    ) -> None:
         if exchange is not self.exchange:
             return
         was = self.feed_ready
@@ -158,13 +160,15 @@ class MarketMaker(Strategy):
 
     # --- market data -----------------------------------------------------------------------------
 
-    def on_best_bid_level_update(self, exchange: Exchange, instrument_id: int, price: Price,
-                                 qty: Qty, recv_ts: int) -> None:
+    def on_best_bid_level_update(
+        self, exchange: Exchange, instrument_id: int, price: Price, qty: Qty, recv_ts: int
+    ) -> None:
         self.bid = (price, qty)
         self.requote()
 
-    def on_best_ask_level_update(self, exchange: Exchange, instrument_id: int, price: Price,
-                                 qty: Qty, recv_ts: int) -> None:
+    def on_best_ask_level_update(
+        self, exchange: Exchange, instrument_id: int, price: Price, qty: Qty, recv_ts: int
+    ) -> None:
         self.ask = (price, qty)
         self.requote()
 
@@ -221,9 +225,18 @@ class MarketMaker(Strategy):
                     self._cancel(side)
                 continue
             if have is None:
-                cid = self.env.send_new_order(None, self.exchange, self.iid, side, target, qty,
-                                              ExecInstructions.PostOnly, OrderType.Limit, TIF.GTC,
-                                              False)
+                cid = self.env.send_new_order(
+                    None,
+                    self.exchange,
+                    self.iid,
+                    side,
+                    target,
+                    qty,
+                    ExecInstructions.PostOnly,
+                    OrderType.Limit,
+                    TIF.GTC,
+                    False,
+                )
                 self.quotes[side] = (cid, target, qty)
                 self.pending.add(str(cid))
             elif have[1] != target:
@@ -255,25 +268,41 @@ class MarketMaker(Strategy):
             if str(cid) == client_id:
                 del self.quotes[side]
 
-    def on_new_order_ack(self, exchange: Exchange, client_id: str, exchange_id: str,
-                         instrument_id: int, side: Side, price: Price, qty: Qty,
-                         leaves_qty: Qty, order_type: OrderType, tif: TIF,
-                         exec_instr: ExecInstructions) -> None:
+    def on_new_order_ack(
+        self,
+        exchange: Exchange,
+        client_id: str,
+        exchange_id: str,
+        instrument_id: int,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        leaves_qty: Qty,
+        order_type: OrderType,
+        tif: TIF,
+        exec_instr: ExecInstructions,
+    ) -> None:
         self.pending.discard(client_id)
 
-    def on_new_order_reject(self, exchange: Exchange, client_id: str,
-                            reject_code: GtwRejectCode, reject_reason: str) -> None:
+    def on_new_order_reject(
+        self, exchange: Exchange, client_id: str, reject_code: GtwRejectCode, reject_reason: str
+    ) -> None:
         self._forget(client_id)
-        if reject_code not in (GtwRejectCode.PostOnlyWouldCross, GtwRejectCode.GtwNotReady,
-                               GtwRejectCode.StrategyStopped):
+        if reject_code not in (
+            GtwRejectCode.PostOnlyWouldCross,
+            GtwRejectCode.GtwNotReady,
+            GtwRejectCode.StrategyStopped,
+        ):
             self._alert(f"order rejected: {reject_code.name} {reject_reason}")
 
-    def on_modify_order_ack(self, exchange: Exchange, client_id: str, new_price: Price,
-                            new_qty: Qty, leaves_qty: Qty) -> None:
+    def on_modify_order_ack(
+        self, exchange: Exchange, client_id: str, new_price: Price, new_qty: Qty, leaves_qty: Qty
+    ) -> None:
         self.pending.discard(client_id)
 
-    def on_modify_order_reject(self, exchange: Exchange, client_id: str,
-                               reject_code: GtwRejectCode, reject_reason: str) -> None:
+    def on_modify_order_reject(
+        self, exchange: Exchange, client_id: str, reject_code: GtwRejectCode, reject_reason: str
+    ) -> None:
         # The order may be gone (filled, cancelled): forget it and quote afresh.
         self._forget(client_id)
         self.env.send_cancel_order(self.exchange, self.iid, client_id)
@@ -287,21 +316,41 @@ class MarketMaker(Strategy):
     def on_cancel_order_ack(self, exchange: Exchange, client_id: str) -> None:
         self.pending.discard(client_id)
 
-    def on_cancel_order_reject(self, exchange: Exchange, nullable_client_id: str | None,
-                               reject_code: GtwRejectCode, reject_reason: str) -> None:
+    def on_cancel_order_reject(
+        self,
+        exchange: Exchange,
+        nullable_client_id: str | None,
+        reject_code: GtwRejectCode,
+        reject_reason: str,
+    ) -> None:
         if nullable_client_id is not None:
             self._forget(nullable_client_id)
 
-    def on_order_cancelled(self, exchange: Exchange, client_id: str, unsolicited: bool,
-                           engine_ts: int, recv_ts: int, cancel_code: CancelCode,
-                           cancel_reason: str) -> None:
+    def on_order_cancelled(
+        self,
+        exchange: Exchange,
+        client_id: str,
+        unsolicited: bool,
+        engine_ts: int,
+        recv_ts: int,
+        cancel_code: CancelCode,
+        cancel_reason: str,
+    ) -> None:
         self._forget(client_id)
         if unsolicited and cancel_code is not CancelCode.CancelAll:
-            log.info("%s: order %s cancelled by the venue: %s", self.name, client_id,
-                     cancel_reason)
+            log.info("%s: order %s cancelled by the venue: %s", self.name, client_id, cancel_reason)
 
-    def on_order_execution(self, exchange: Exchange, client_id: str, side: Side, price: Price,
-                           fill_qty: Qty, leaves_qty: Qty, exec_ts: int, recv_ts: int) -> None:
+    def on_order_execution(
+        self,
+        exchange: Exchange,
+        client_id: str,
+        side: Side,
+        price: Price,
+        fill_qty: Qty,
+        leaves_qty: Qty,
+        exec_ts: int,
+        recv_ts: int,
+    ) -> None:
         q = fill_qty.value
         signed = q if side is Side.Buy else -q
         self.position += signed
@@ -309,14 +358,14 @@ class MarketMaker(Strategy):
         self.fills += 1
         if not leaves_qty:
             self._forget(client_id)
-        self.env.publish_telegram(
-            f"{self.name}: {side.name} {fill_qty} @ {price} -> position {self.position}",
-            priority=1,
-        )
+        text = f"{self.name}: {side.name} {fill_qty} @ {price} -> position {self.position}"
+        log.info("%s", text)
+        self.env.publish_telegram(text, priority=1)
         self.requote()
 
-    def on_rate_limit_info(self, exchange: Exchange, rate_limit: int, rate_remaining: int,
-                           reset_ts: int) -> None:
+    def on_rate_limit_info(
+        self, exchange: Exchange, rate_limit: int, rate_remaining: int, reset_ts: int
+    ) -> None:
         if rate_remaining * 10 <= rate_limit:
             self.pull_quotes(f"rate limit: {rate_remaining}/{rate_limit} left")
             self.paused = True
@@ -387,7 +436,16 @@ class MarketMaker(Strategy):
         self.pending.clear()
         if self.position and self.inst is not None:
             side = Side.Sell if self.position > 0 else Side.Buy
-            self.env.send_new_order(None, self.exchange, self.iid, side, "0",
-                                    Qty(abs(self.position)), ExecInstructions.Unset,
-                                    OrderType.Market, TIF.IOC, True)
+            self.env.send_new_order(
+                None,
+                self.exchange,
+                self.iid,
+                side,
+                "0",
+                Qty(abs(self.position)),
+                ExecInstructions.Unset,
+                OrderType.Market,
+                TIF.IOC,
+                True,
+            )
         return f"flattening {self.position}; quoting paused (resume to quote again)"

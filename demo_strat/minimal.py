@@ -19,15 +19,25 @@ class Minimal(Strategy):
         if self.order_id is None:
             inst = self.env.get_instrument(exchange, instrument_id)
             self.order_id = self.env.send_new_order(
-                None, exchange, instrument_id, Side.Buy, price, inst.min_qty,
-                ExecInstructions.PostOnly, OrderType.Limit, TIF.GTC, False)
+                None,
+                exchange,
+                instrument_id,
+                Side.Buy,
+                price,
+                inst.min_qty,
+                ExecInstructions.PostOnly,
+                OrderType.Limit,
+                TIF.GTC,
+                False,
+            )
 
     def on_new_order_reject(self, exchange, client_id, reject_code, reject_reason):
         log.warning("rejected: %s %s", reject_code.name, reject_reason)
         self.order_id = None
 
-    def on_order_execution(self, exchange, client_id, side, price, fill_qty, leaves_qty,
-                           exec_ts, recv_ts):
+    def on_order_execution(
+        self, exchange, client_id, side, price, fill_qty, leaves_qty, exec_ts, recv_ts
+    ):
         log.info("filled %s %s @ %s", side.name, fill_qty, price)
 
     def heartbeat(self):

@@ -79,7 +79,7 @@ class IStratEnv(ABC):
         cmd_name_str: str,
         callback_func: Callable[[list[str]], Any],
         *,
-        help: str | None = None,  # noqa: A002 - the command's help line
+        help: str | None = None,
         dangerous: bool = False,
     ) -> None:
         """Run ``callback_func(params)`` whenever command ``cmd_name_str`` arrives (from

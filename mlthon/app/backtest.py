@@ -33,10 +33,10 @@ from typing import Any
 import attrs
 
 from mlthon.api.istrategy import IStrategy
+from mlthon.app.ledger import Ledger
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
-from mlthon.app.ledger import Ledger
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
 from mlthon.infra.bus import messages as m
@@ -161,7 +161,8 @@ class Backtest:
             import inspect
 
             required = [
-                p for p in list(inspect.signature(s.__init__).parameters.values())[1:]
+                p
+                for p in list(inspect.signature(s.__init__).parameters.values())[1:]
                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
             ]
             inst = s(dict(self.params)) if required else s()  # type: ignore[call-arg]
@@ -173,8 +174,14 @@ class Backtest:
         if isinstance(data, list) and data and isinstance(data[0], str | Path):
             from mlthon.feeds.replay import replay_files
 
-            return iter(replay_files([Path(p) for p in data], self.instruments,  # type: ignore[arg-type]
-                                     start_ns=self.start_ns, end_ns=self.end_ns))
+            return iter(
+                replay_files(
+                    [Path(p) for p in data],
+                    self.instruments,  # type: ignore[arg-type]
+                    start_ns=self.start_ns,
+                    end_ns=self.end_ns,
+                )
+            )
         it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
         if self.start_ns is None and self.end_ns is None:
             return it
@@ -275,8 +282,12 @@ class Backtest:
         control.request_stop(self.name, "end of data")
         sched.run_until(end_ts + int(self.stop_ack_timeout_s * NS_PER_S) + 1)
         ledger.funding = -sum(
-            (fp.amount for gw in gateways.values() for fp in gw.engine.funding_payments
-             if fp.strat == self.name),
+            (
+                fp.amount
+                for gw in gateways.values()
+                for fp in gw.engine.funding_payments
+                if fp.strat == self.name
+            ),
             Decimal(0),
         )
         ledger.sample(sched.now_ns())
@@ -287,8 +298,17 @@ class Backtest:
         wall = time.perf_counter() - wall0
         return self._result(ledger, env, reactor, t0, end_ts, events, wall, gateways)
 
-    def _result(self, ledger: Ledger, env: StratEnv, reactor: Reactor, t0: int, t1: int,
-                events: int, wall: float, gateways: dict[Exchange, SimGateway]) -> BacktestResult:
+    def _result(
+        self,
+        ledger: Ledger,
+        env: StratEnv,
+        reactor: Reactor,
+        t0: int,
+        t1: int,
+        events: int,
+        wall: float,
+        gateways: dict[Exchange, SimGateway],
+    ) -> BacktestResult:
         span_s = max(1e-9, (t1 - t0) / NS_PER_S)
         sample_s = self.sample_every_ns / NS_PER_S
         realised = ledger.realised()
@@ -300,11 +320,19 @@ class Backtest:
             for inst in gw.instruments:
                 ours = ledger.pos[inst.instrument_id].qty
                 theirs = acct.net_position(inst)
-                check[inst.name] = {"strategy_side": str(ours), "exchange_side": str(theirs),
-                                    "match": ours == theirs}
+                check[inst.name] = {
+                    "strategy_side": str(ours),
+                    "exchange_side": str(theirs),
+                    "match": ours == theirs,
+                }
                 if ours != theirs:
-                    log.error("backtest: position mismatch on %s %s: ledger %s, exchange %s",
-                              ex.name, inst.name, ours, theirs)
+                    log.error(
+                        "backtest: position mismatch on %s %s: ledger %s, exchange %s",
+                        ex.name,
+                        inst.name,
+                        ours,
+                        theirs,
+                    )
         summary: dict[str, Any] = {
             "strategy": self.name,
             "instruments": [i.name for i in self.instruments],
@@ -328,8 +356,9 @@ class Backtest:
             "max_drawdown": money(ledger.max_drawdown()),
             "sharpe": round(ledger.sharpe(self.capital, _YEAR_S / sample_s), 6),
             "spread_captured": money(ledger.spread_captured),
-            "final_position": {i.name: str(ledger.pos[i.instrument_id].qty)
-                               for i in self.instruments},
+            "final_position": {
+                i.name: str(ledger.pos[i.instrument_id].qty) for i in self.instruments
+            },
             "callback_errors": reactor.callback_errors,
             "accounting_check": check,
         }
@@ -339,17 +368,52 @@ class Backtest:
             "callbacks": reactor.callbacks,
             "pid": float(os.getpid()),
         }
-        orders = _rows(ledger.order_list, ["ts", "cl_id", "instrument_id", "side", "ord_type",
-                                           "tif", "price", "qty", "status", "filled_qty"])
+        orders = _rows(
+            ledger.order_list,
+            [
+                "ts",
+                "cl_id",
+                "instrument_id",
+                "side",
+                "ord_type",
+                "tif",
+                "price",
+                "qty",
+                "status",
+                "filled_qty",
+            ],
+        )
         for row, o in zip(orders, ledger.order_list, strict=True):
             row["avg_price"] = o.avg_price()
             row["reject"] = o.reject
-        fills = _rows(ledger.fills, ["ts", "cl_id", "exec_id", "instrument_id", "side", "price",
-                                     "qty", "fee", "maker", "mid", "position", "realised"])
+        fills = _rows(
+            ledger.fills,
+            [
+                "ts",
+                "cl_id",
+                "exec_id",
+                "instrument_id",
+                "side",
+                "price",
+                "qty",
+                "fee",
+                "maker",
+                "mid",
+                "position",
+                "realised",
+            ],
+        )
         for row in fills:
             row["realised"] = money(Decimal(row["realised"]))
-        curve = [{"ts": str(ts), "equity": money(eq), "position": str(pos),
-                  "mid": "" if mid is None else str(mid)} for ts, eq, pos, mid in ledger.curve]
+        curve = [
+            {
+                "ts": str(ts),
+                "equity": money(eq),
+                "position": str(pos),
+                "mid": "" if mid is None else str(mid),
+            }
+            for ts, eq, pos, mid in ledger.curve
+        ]
         return BacktestResult(summary, orders, fills, curve, perf)
 
 
@@ -362,8 +426,12 @@ class _Progress:
         if enabled and os.isatty(2):
             from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-            self._p = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                               TimeElapsedColumn(), transient=True)
+            self._p = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self._p.start()
             self._task = self._p.add_task("backtest: starting", total=None)
 

@@ -37,8 +37,12 @@ import attrs
 
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.infra.bus import messages as m
-from mlthon.infra.config import StrategyConfig, load_strategy_class, load_strategy_config
-from mlthon.infra.config import parse_param_assignments
+from mlthon.infra.config import (
+    StrategyConfig,
+    load_strategy_class,
+    load_strategy_config,
+    parse_param_assignments,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,9 @@ def _parse_time(text: str | None, what: str) -> int | None:
     try:
         t = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--{what} must be ISO time (2024-08-08T12:00:00) or ns, got {text!r}")
+        raise ConfigError(
+            f"--{what} must be ISO time (2024-08-08T12:00:00) or ns, got {text!r}"
+        ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.UTC)
     return int(t.timestamp() * NS)
@@ -70,8 +76,7 @@ def _section(cfg: StrategyConfig, name: str) -> dict[str, Any]:
 def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
     bt = _section(cfg, "backtest")
     base = Path(cfg.source).resolve().parent if cfg.source else Path.cwd()
-    data = a.data or [str(base / p) if not Path(p).is_absolute() else p
-                      for p in bt.get("data", [])]
+    data = a.data or [str(base / p) if not Path(p).is_absolute() else p for p in bt.get("data", [])]
     return {
         "data": data,
         "synthetic_seconds": float(a.synthetic_seconds or bt.get("synthetic_seconds", 600)),
@@ -89,8 +94,10 @@ def _synthetic(cfg: StrategyConfig, seconds: float, seed: int) -> Iterator[m.Msg
 
     insts = cfg.instruments()
     start = 1_700_000_000 * NS  # a fixed start keeps synthetic runs reproducible
-    streams = [synthetic_market(i, seed=seed + k, start_ns=start, duration_s=seconds)
-               for k, i in enumerate(insts)]
+    streams = [
+        synthetic_market(i, seed=seed + k, start_ns=start, duration_s=seconds)
+        for k, i in enumerate(insts)
+    ]
     if len(streams) == 1:
         return streams[0]
     import heapq
@@ -98,8 +105,9 @@ def _synthetic(cfg: StrategyConfig, seconds: float, seed: int) -> Iterator[m.Msg
     return heapq.merge(*streams, key=lambda x: x.ts)  # type: ignore[attr-defined,no-any-return]
 
 
-def run_backtest(cfg: StrategyConfig, settings: dict[str, Any], *, progress: bool = False,
-                 report: bool = True) -> tuple[dict[str, Any], dict[str, float], Path]:
+def run_backtest(
+    cfg: StrategyConfig, settings: dict[str, Any], *, progress: bool = False, report: bool = True
+) -> tuple[dict[str, Any], dict[str, float], Path]:
     """Run one backtest from a config and settings; write its folder; return the figures."""
     from mlthon.app.backtest import Backtest
     from mlthon.gateways.sim.config import SimGatewayConfig
@@ -107,13 +115,24 @@ def run_backtest(cfg: StrategyConfig, settings: dict[str, Any], *, progress: boo
     sim = _section(cfg, "sim")
     gw = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
     cls = load_strategy_class(cfg.class_path, cfg.source)
-    data: Any = settings["data"] or _synthetic(cfg, settings["synthetic_seconds"],
-                                               settings["synthetic_seed"])
-    bt = Backtest(cls, data=data, instruments=cfg.instruments(), params=cfg.params,
-                  name=cfg.name, gateway=gw, start_ns=settings["start"], end_ns=settings["end"],
-                  start_params=cfg.start_params, sample_every_s=settings["sample_every_s"],
-                  capital=settings["capital"], progress=progress,
-                  stop_ack_timeout_s=cfg.stop_ack_timeout_s)
+    data: Any = settings["data"] or _synthetic(
+        cfg, settings["synthetic_seconds"], settings["synthetic_seed"]
+    )
+    bt = Backtest(
+        cls,
+        data=data,
+        instruments=cfg.instruments(),
+        params=cfg.params,
+        name=cfg.name,
+        gateway=gw,
+        start_ns=settings["start"],
+        end_ns=settings["end"],
+        start_params=cfg.start_params,
+        sample_every_s=settings["sample_every_s"],
+        capital=settings["capital"],
+        progress=progress,
+        stop_ack_timeout_s=cfg.stop_ack_timeout_s,
+    )
     result = bt.run()
     folder = result.write(settings["out"], report=report)
     return result.summary, result.perf, folder
@@ -122,13 +141,21 @@ def run_backtest(cfg: StrategyConfig, settings: dict[str, Any], *, progress: boo
 def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else "")
     p.add_argument("config", help="the strategy's TOML config")
-    p.add_argument("--data", nargs="*", default=None,
-                   help="recordings to replay (default: [backtest].data, else a synthetic market)")
+    p.add_argument(
+        "--data",
+        nargs="*",
+        default=None,
+        help="recordings to replay (default: [backtest].data, else a synthetic market)",
+    )
     p.add_argument("--start", help="replay from this time (ISO, UTC) or ns")
     p.add_argument("--end", help="replay up to this time (ISO, UTC) or ns")
     p.add_argument("--out", help="results folder (default results/<strategy>)")
-    p.add_argument("--synthetic-seconds", type=float, default=None,
-                   help="length of the synthetic market when no data is given (default 600)")
+    p.add_argument(
+        "--synthetic-seconds",
+        type=float,
+        default=None,
+        help="length of the synthetic market when no data is given (default 600)",
+    )
     p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
     return p
@@ -144,17 +171,31 @@ def backtest_main(argv: list[str]) -> int:
     return 0
 
 
-def _print_summary(summary: dict[str, Any], perf: dict[str, float], folder: Path,
-                   *, report: bool) -> None:
+def _print_summary(
+    summary: dict[str, Any], perf: dict[str, float], folder: Path, *, report: bool
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"backtest {summary['strategy']} on {', '.join(summary['instruments'])}")
     t.add_column("figure")
     t.add_column("value", justify="right")
-    for k in ("total_pnl", "realised_pnl", "unrealised_pnl", "fees", "funding", "turnover",
-              "max_drawdown", "sharpe", "fills", "orders", "fill_ratio", "spread_captured",
-              "events", "duration_s"):
+    for k in (
+        "total_pnl",
+        "realised_pnl",
+        "unrealised_pnl",
+        "fees",
+        "funding",
+        "turnover",
+        "max_drawdown",
+        "sharpe",
+        "fills",
+        "orders",
+        "fill_ratio",
+        "spread_captured",
+        "events",
+        "duration_s",
+    ):
         t.add_row(k, str(summary[k]))
     t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
     t.add_row("wall time (s)", f"{perf['wall_time_s']:.2f}")
@@ -182,12 +223,18 @@ def _sweep_one(args: tuple[str, dict[str, Any], dict[str, Any], str]) -> dict[st
     logging.basicConfig(level=logging.WARNING)
     cfg = load_strategy_config(path)
     cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
-    summary, perf, folder = run_backtest(cfg, settings, report=False)
-    return {"permutation_id": perm_id, **{f"param.{k}": v for k, v in overrides.items()},
-            "total_pnl": summary["total_pnl"], "sharpe": summary["sharpe"],
-            "max_drawdown": summary["max_drawdown"], "fills": summary["fills"],
-            "fill_ratio": summary["fill_ratio"], "fees": summary["fees"],
-            "folder": str(folder)}
+    summary, _perf, folder = run_backtest(cfg, settings, report=False)
+    return {
+        "permutation_id": perm_id,
+        **{f"param.{k}": v for k, v in overrides.items()},
+        "total_pnl": summary["total_pnl"],
+        "sharpe": summary["sharpe"],
+        "max_drawdown": summary["max_drawdown"],
+        "fills": summary["fills"],
+        "fill_ratio": summary["fill_ratio"],
+        "fees": summary["fees"],
+        "folder": str(folder),
+    }
 
 
 def sweep_main(argv: list[str]) -> int:
@@ -232,8 +279,9 @@ def sweep_main(argv: list[str]) -> int:
     for col in ("permutation_id", "total_pnl", "sharpe", "max_drawdown", "fills"):
         t.add_column(col)
     for r in rows:
-        t.add_row(*(str(r[c]) for c in ("permutation_id", "total_pnl", "sharpe", "max_drawdown",
-                                        "fills")))
+        t.add_row(
+            *(str(r[c]) for c in ("permutation_id", "total_pnl", "sharpe", "max_drawdown", "fills"))
+        )
     Console(file=sys.stdout).print(t)
     print(f"table: {table}")
     return 0

@@ -77,43 +77,57 @@ def _check_mode(cfg: StrategyConfig) -> None:
     if cfg.mode in (RuntimeMode.Live, RuntimeMode.LiveTestnet):
         raise ConfigError(
             f"mode {cfg.mode.name} needs a live exchange gateway (Binance USD-M, Bybit v5), "
-            "which this build does not have yet; use mode = \"paper\" to trade against the "
+            'which this build does not have yet; use mode = "paper" to trade against the '
             "simulated exchange",
             source=cfg.source,
             key="strategy.mode",
         )
 
 
-def write_configs(cfg: StrategyConfig, workdir: Path, port: int, data: list[str],
-                  speed: float) -> dict[str, Path]:
+def write_configs(
+    cfg: StrategyConfig, workdir: Path, port: int, data: list[str], speed: float
+) -> dict[str, Path]:
     """The generated gateway, feed and strategy configs for one run."""
     insts = cfg.instruments()
     exchanges = sorted({i.exchange for i in insts}, key=lambda e: e.value)
     if len(exchanges) != 1:
-        raise ConfigError("`mlthon run` serves strategies on one exchange for now; got "
-                          + ", ".join(e.name for e in exchanges), source=cfg.source)
+        raise ConfigError(
+            "`mlthon run` serves strategies on one exchange for now; got "
+            + ", ".join(e.name for e in exchanges),
+            source=cfg.source,
+        )
     ex = exchanges[0]
     ids = [i.instrument_id for i in insts]
     root = cfg.bus.root
     inst_file = cfg.instruments_file
     sim = dict(cfg.raw.get("sim", {}))
     gw: dict[str, dict[str, Any]] = {
-        "gateway": {"exchange": ex.name, "instruments": ids, "root": root,
-                    **({"instruments_file": inst_file} if inst_file else {})},
+        "gateway": {
+            "exchange": ex.name,
+            "instruments": ids,
+            "root": root,
+            **({"instruments_file": inst_file} if inst_file else {}),
+        },
         "bus": {"host": "127.0.0.1", "port": port},
     }
-    for section, table in sim.items():
-        if isinstance(table, dict):
-            # Nested tables (latency.entry) are written as inline maps.
-            gw[section] = table
+    # Nested tables (latency.entry) are written as inline maps.
+    gw.update({section: table for section, table in sim.items() if isinstance(table, dict)})
     feed_source: dict[str, Any] = (
-        {"kind": "replay", "files": [str(Path(p).resolve()) for p in data]} if data
-        else {"kind": "synthetic", "seed": int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7)),
-              "duration_s": 7 * 24 * 3600.0}
+        {"kind": "replay", "files": [str(Path(p).resolve()) for p in data]}
+        if data
+        else {
+            "kind": "synthetic",
+            "seed": int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7)),
+            "duration_s": 7 * 24 * 3600.0,
+        }
     )
     feed: dict[str, dict[str, Any]] = {
-        "": {"exchange": ex.name, "instrument_ids": ids, "speed": speed,
-             **({"instruments_file": inst_file} if inst_file else {})},
+        "": {
+            "exchange": ex.name,
+            "instrument_ids": ids,
+            "speed": speed,
+            **({"instruments_file": inst_file} if inst_file else {}),
+        },
         "source": feed_source,
         "bus": {"host": "127.0.0.1", "port": port, "topic_root": root},
     }
@@ -123,9 +137,15 @@ def write_configs(cfg: StrategyConfig, workdir: Path, port: int, data: list[str]
     return paths
 
 
-async def _spawn(name: str, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+async def _spawn(
+    name: str, *args: str, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mlthon", *args, env=env,
+        sys.executable,
+        "-m",
+        "mlthon",
+        *args,
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
     )
     log.info("run: started %s (pid %d)", name, proc.pid)
@@ -145,9 +165,15 @@ async def _stop_proc(name: str, proc: asyncio.subprocess.Process, timeout_s: flo
     log.info("run: %s exited (%s)", name, proc.returncode)
 
 
-async def run_processes(cfg: StrategyConfig, *, data: list[str], speed: float,
-                        stop: asyncio.Event, telegram: str | None = None,
-                        ready: asyncio.Event | None = None) -> int:
+async def run_processes(
+    cfg: StrategyConfig,
+    *,
+    data: list[str],
+    speed: float,
+    stop: asyncio.Event,
+    telegram: str | None = None,
+    ready: asyncio.Event | None = None,
+) -> int:
     """Run every part in its own process until ``stop``; returns the exit code."""
     _check_mode(cfg)
     broker: MosquittoBroker | None = None
@@ -156,7 +182,8 @@ async def run_processes(cfg: StrategyConfig, *, data: list[str], speed: float,
         if find_mosquitto() is None:
             raise ConfigError(
                 f"no MQTT broker answers on {host}:{port} and mosquitto is not installed "
-                "(apt-get install -y mosquitto), or use --single-process")
+                "(apt-get install -y mosquitto), or use --single-process"
+            )
         broker = MosquittoBroker(port if not _port_open("127.0.0.1", port) else free_port())
         broker.start()
         host, port = broker.host, broker.port
@@ -171,30 +198,52 @@ async def run_processes(cfg: StrategyConfig, *, data: list[str], speed: float,
         bus_args = ["--port", str(port), "--root", cfg.bus.root]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(Path(cfg.source).resolve().parent), os.getcwd(), env.get("PYTHONPATH", "")])
+            [str(Path(cfg.source).resolve().parent), os.getcwd(), env.get("PYTHONPATH", "")]
+        )
         try:
-            procs.append(("control", await _spawn("control", "control", "--strategy",
-                                                  str(strat_cfg), *bus_args, env=env)))
-            procs.append(("gateway", await _spawn("gateway", "gateway", "--config",
-                                                  str(paths["gateway"]), env=env)))
-            procs.append(("feed", await _spawn("feed", "feed", "--config", str(paths["feed"]),
-                                               env=env)))
+            procs.append(
+                (
+                    "control",
+                    await _spawn(
+                        "control", "control", "--strategy", str(strat_cfg), *bus_args, env=env
+                    ),
+                )
+            )
+            procs.append(
+                (
+                    "gateway",
+                    await _spawn("gateway", "gateway", "--config", str(paths["gateway"]), env=env),
+                )
+            )
+            procs.append(
+                ("feed", await _spawn("feed", "feed", "--config", str(paths["feed"]), env=env))
+            )
             if telegram:
-                procs.append(("telegram", await _spawn("telegram", "telegram", "--config",
-                                                       telegram, env=env)))
-            procs.append(("strategy", await _spawn("strategy", "strategy", str(strat_cfg),
-                                                   env=env)))
+                procs.append(
+                    (
+                        "telegram",
+                        await _spawn("telegram", "telegram", "--config", telegram, env=env),
+                    )
+                )
+            procs.append(
+                ("strategy", await _spawn("strategy", "strategy", str(strat_cfg), env=env))
+            )
             if ready is not None:
                 ready.set()
-            print(f"mlthon run: {cfg.name} paper trading; broker 127.0.0.1:{port}; "
-                  f"Ctrl-C to stop", flush=True)
+            print(
+                f"mlthon run: {cfg.name} paper trading; broker 127.0.0.1:{port}; Ctrl-C to stop",
+                flush=True,
+            )
             waiters = {asyncio.ensure_future(p.wait()): n for n, p in procs}
             stopper = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
             for fut in done:
                 if fut in waiters:
-                    log.error("run: %s exited unexpectedly (%s); stopping the rest",
-                              waiters[fut], fut.result())
+                    log.error(
+                        "run: %s exited unexpectedly (%s); stopping the rest",
+                        waiters[fut],
+                        fut.result(),
+                    )
             stopper.cancel()
             for fut in waiters:
                 fut.cancel()
@@ -227,8 +276,14 @@ def _with_bus(text: str, port: int, root: str, base: Path) -> str:
     return "\n".join(out)
 
 
-async def run_single_process(cfg: StrategyConfig, *, data: list[str], speed: float,
-                             stop: asyncio.Event, ready: asyncio.Event | None = None) -> str:
+async def run_single_process(
+    cfg: StrategyConfig,
+    *,
+    data: list[str],
+    speed: float,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> str:
     """Every part in this process, on the in-process bus and the wall clock."""
     _check_mode(cfg)
     from mlthon.feeds.handler import run_feed
@@ -252,8 +307,9 @@ async def run_single_process(cfg: StrategyConfig, *, data: list[str], speed: flo
     for ex in sorted({i.exchange for i in insts}, key=lambda e: e.value):
         import attrs
 
-        gw = SimGateway(bus, sched, topics, attrs.evolve(gw_cfg, exchange=ex, instrument_ids=()),
-                        insts)
+        gw = SimGateway(
+            bus, sched, topics, attrs.evolve(gw_cfg, exchange=ex, instrument_ids=()), insts
+        )
         gw.start()
         gateways.append(gw)
     if data:
@@ -270,15 +326,16 @@ async def run_single_process(cfg: StrategyConfig, *, data: list[str], speed: flo
     feed_stop = asyncio.Event()
     strat_stop = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
-        strat_task = tg.create_task(run_strategy(cfg, strat_stop, bus=bus, scheduler=sched),
-                                    name=f"strategy[{cfg.name}]")
+        strat_task = tg.create_task(
+            run_strategy(cfg, strat_stop, bus=bus, scheduler=sched), name=f"strategy[{cfg.name}]"
+        )
         feed_task = tg.create_task(
             run_feed(bus, topics, source, speed=speed, stop=feed_stop, clock=LiveClock()),
-            name="feed")
+            name="feed",
+        )
         if ready is not None:
             ready.set()
-        print(f"mlthon run --single-process: {cfg.name} paper trading; Ctrl-C to stop",
-              flush=True)
+        print(f"mlthon run --single-process: {cfg.name} paper trading; Ctrl-C to stop", flush=True)
         await stop.wait()
         strat_stop.set()
         outcome = await strat_task
@@ -312,18 +369,35 @@ def run_main(argv: list[str]) -> int:
     """Entry point of ``mlthon run``."""
     p = argparse.ArgumentParser(prog="mlthon run", description=__doc__.splitlines()[0])
     p.add_argument("config", help="the strategy's TOML config")
-    p.add_argument("--single-process", action="store_true",
-                   help="all parts in this process on the in-process bus")
-    p.add_argument("--data", nargs="*", default=None,
-                   help="recordings to replay at recorded speed (default: [backtest].data, else "
-                        "a synthetic market)")
-    p.add_argument("--speed", type=float, default=1.0,
-                   help="replay speed: 1 = recorded speed, 10 = ten times faster")
+    p.add_argument(
+        "--single-process",
+        action="store_true",
+        help="all parts in this process on the in-process bus",
+    )
+    p.add_argument(
+        "--data",
+        nargs="*",
+        default=None,
+        help="recordings to replay at recorded speed (default: [backtest].data, else "
+        "a synthetic market)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="replay speed: 1 = recorded speed, 10 = ten times faster",
+    )
     p.add_argument("--telegram", default=None, help="a telegram.toml to start the bridge with")
     a = p.parse_args(argv)
     cfg = load_strategy_config(a.config)
-    data = a.data if a.data is not None else [
-        str((Path(cfg.source).parent / d).resolve()) for d in cfg.raw.get("backtest", {}).get("data", [])]
+    data = (
+        a.data
+        if a.data is not None
+        else [
+            str((Path(cfg.source).parent / d).resolve())
+            for d in cfg.raw.get("backtest", {}).get("data", [])
+        ]
+    )
 
     async def main() -> int:
         from mlthon.infra.runner import install_signal_handlers

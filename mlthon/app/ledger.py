@@ -15,6 +15,7 @@ PnL conventions (all exact decimals, in the instrument's settlement coin):
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from decimal import Decimal
 from typing import Any
@@ -103,8 +104,16 @@ class Ledger:
 
     def on_request(self, topic: str, msg: Any) -> None:
         if isinstance(msg, m.NewOrder):
-            row = OrderRow(msg.ts, msg.cl_id, msg.instrument_id, msg.side.name,
-                           msg.ord_type.name, msg.tif.name, msg.price, msg.qty)
+            row = OrderRow(
+                msg.ts,
+                msg.cl_id,
+                msg.instrument_id,
+                msg.side.name,
+                msg.ord_type.name,
+                msg.tif.name,
+                msg.price,
+                msg.qty,
+            )
             self.orders[msg.cl_id] = row
             self.order_list.append(row)
         elif isinstance(msg, m.ModifyOrder):
@@ -169,9 +178,22 @@ class Ledger:
             row.filled_qty += qty
             row.notional += qty * price
             row.status = "filled" if Decimal(msg.leaves_qty) == 0 else "partially_filled"
-        self.fills.append(FillRow(msg.exec_ts, msg.cl_id, msg.exec_id, msg.instrument_id,
-                                  msg.side.name, price, qty, fee, msg.maker, mid, p.qty,
-                                  p.realised))
+        self.fills.append(
+            FillRow(
+                msg.exec_ts,
+                msg.cl_id,
+                msg.exec_id,
+                msg.instrument_id,
+                msg.side.name,
+                price,
+                qty,
+                fee,
+                msg.maker,
+                mid,
+                p.qty,
+                p.realised,
+            )
+        )
         self.sample(msg.exec_ts)
 
     # --- marks -----------------------------------------------------------------------------------
@@ -213,7 +235,7 @@ class Ledger:
         eqs = [float(e) for _, e, _, _ in self.curve]
         if len(eqs) < 3 or not capital:
             return 0.0
-        rets = [(b - a) / float(capital) for a, b in zip(eqs, eqs[1:], strict=False)]
+        rets = [(b - a) / float(capital) for a, b in itertools.pairwise(eqs)]
         sd = statistics.pstdev(rets)
         if sd == 0:
             return 0.0

@@ -35,17 +35,49 @@ def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Non
 def write_results(result: BacktestResult, folder: Path, *, report: bool = True) -> Path:
     """Write the result's files into ``folder`` (created); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
-    _write_csv(folder / "orders.csv", result.orders,
-               ["ts", "cl_id", "instrument_id", "side", "ord_type", "tif", "price", "qty",
-                "status", "filled_qty", "avg_price", "reject"])
-    _write_csv(folder / "fills.csv", result.fills,
-               ["ts", "cl_id", "exec_id", "instrument_id", "side", "price", "qty", "fee", "maker",
-                "mid", "position", "realised"])
+    _write_csv(
+        folder / "orders.csv",
+        result.orders,
+        [
+            "ts",
+            "cl_id",
+            "instrument_id",
+            "side",
+            "ord_type",
+            "tif",
+            "price",
+            "qty",
+            "status",
+            "filled_qty",
+            "avg_price",
+            "reject",
+        ],
+    )
+    _write_csv(
+        folder / "fills.csv",
+        result.fills,
+        [
+            "ts",
+            "cl_id",
+            "exec_id",
+            "instrument_id",
+            "side",
+            "price",
+            "qty",
+            "fee",
+            "maker",
+            "mid",
+            "position",
+            "realised",
+        ],
+    )
     _write_csv(folder / "equity.csv", result.curve, ["ts", "equity", "position", "mid"])
-    (folder / "summary.json").write_text(json.dumps(result.summary, indent=2, sort_keys=True)
-                                         + "\n", encoding="utf-8")
-    (folder / "perf.json").write_text(json.dumps(result.perf, indent=2, sort_keys=True) + "\n",
-                                      encoding="utf-8")
+    (folder / "summary.json").write_text(
+        json.dumps(result.summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    (folder / "perf.json").write_text(
+        json.dumps(result.perf, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     if report:
         pngs = _plots(result, folder)
         (folder / "report.html").write_text(_html(result, pngs), encoding="utf-8")
@@ -86,8 +118,9 @@ def _plots(result: BacktestResult, folder: Path) -> list[tuple[str, str]]:
         plt.close(fig)
         out.append((name, title))
 
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True,
-                                 gridspec_kw={"height_ratios": [3, 1]})
+    fig, (a1, a2) = plt.subplots(
+        2, 1, figsize=(10, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     a1.plot(xs, eq, color="#1f77b4", lw=1.2)
     a1.set_ylabel("equity (PnL)")
     a1.grid(alpha=0.3)
@@ -109,14 +142,27 @@ def _plots(result: BacktestResult, folder: Path) -> list[tuple[str, str]]:
     if mids:
         ax.plot([x for x, _ in mids], [y for _, y in mids], color="#7f7f7f", lw=1, label="mid")
     buys = [(secs(f["ts"]), float(Decimal(f["price"]))) for f in result.fills if f["side"] == "Buy"]
-    sells = [(secs(f["ts"]), float(Decimal(f["price"]))) for f in result.fills
-             if f["side"] == "Sell"]
+    sells = [
+        (secs(f["ts"]), float(Decimal(f["price"]))) for f in result.fills if f["side"] == "Sell"
+    ]
     if buys:
-        ax.scatter([x for x, _ in buys], [y for _, y in buys], marker="^", color="#2ca02c", s=18,
-                   label="our buys")
+        ax.scatter(
+            [x for x, _ in buys],
+            [y for _, y in buys],
+            marker="^",
+            color="#2ca02c",
+            s=18,
+            label="our buys",
+        )
     if sells:
-        ax.scatter([x for x, _ in sells], [y for _, y in sells], marker="v", color="#d62728",
-                   s=18, label="our sells")
+        ax.scatter(
+            [x for x, _ in sells],
+            [y for _, y in sells],
+            marker="v",
+            color="#d62728",
+            s=18,
+            label="our sells",
+        )
     ax.set_ylabel("price")
     ax.set_xlabel("seconds since start")
     ax.legend(loc="best")
@@ -152,28 +198,49 @@ th{background:#f4f4f4;text-align:left}img{max-width:100%;border:1px solid #eee;m
 
 def _html(result: BacktestResult, pngs: list[tuple[str, str]]) -> str:
     s = result.summary
-    keys = ["total_pnl", "realised_pnl", "unrealised_pnl", "fees", "funding", "turnover",
-            "max_drawdown", "sharpe", "fill_ratio", "fills", "orders", "rejects",
-            "spread_captured", "events", "duration_s"]
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(s.get(k, '')))}</td></tr>"
-                   for k in keys)
+    keys = [
+        "total_pnl",
+        "realised_pnl",
+        "unrealised_pnl",
+        "fees",
+        "funding",
+        "turnover",
+        "max_drawdown",
+        "sharpe",
+        "fill_ratio",
+        "fills",
+        "orders",
+        "rejects",
+        "spread_captured",
+        "events",
+        "duration_s",
+    ]
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(s.get(k, '')))}</td></tr>" for k in keys
+    )
     figs = "".join(
         f'<h2>{html.escape(title)}</h2><img src="{html.escape(name)}" alt="{html.escape(title)}">'
         for name, title in pngs
-    ) or ('<p class="note">No plots: matplotlib is not installed '
-          "(<code>pip install mlthon[report]</code>).</p>")
+    ) or (
+        '<p class="note">No plots: matplotlib is not installed '
+        "(<code>pip install mlthon[report]</code>).</p>"
+    )
     fills = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(f[k])}</td>" for k in
-                         ("ts", "side", "price", "qty", "fee", "position")) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(f[k])}</td>"
+            for k in ("ts", "side", "price", "qty", "fee", "position")
+        )
+        + "</tr>"
         for f in result.fills[:50]
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>mlthon backtest: {html.escape(str(s.get('strategy')))}</title>
+<title>mlthon backtest: {html.escape(str(s.get("strategy")))}</title>
 <style>{_CSS}</style></head><body>
-<h1>Backtest of {html.escape(str(s.get('strategy')))} on
-{html.escape(', '.join(s.get('instruments', [])))}</h1>
+<h1>Backtest of {html.escape(str(s.get("strategy")))} on
+{html.escape(", ".join(s.get("instruments", [])))}</h1>
 <table>{rows}</table>
 {figs}
 <h2>First fills</h2>

@@ -12,10 +12,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 # package -> prefixes it must not import
 RULES = {
-    "mlthon/basics": ("mlthon.api", "mlthon.infra", "mlthon.feeds", "mlthon.gateways",
-                      "mlthon.app", "aiomqtt", "telegram", "asyncio"),
-    "mlthon/api": ("mlthon.infra", "mlthon.feeds", "mlthon.gateways", "mlthon.app", "aiomqtt",
-                   "telegram"),
+    "mlthon/basics": (
+        "mlthon.api",
+        "mlthon.infra",
+        "mlthon.feeds",
+        "mlthon.gateways",
+        "mlthon.app",
+        "aiomqtt",
+        "telegram",
+        "asyncio",
+    ),
+    "mlthon/api": (
+        "mlthon.infra",
+        "mlthon.feeds",
+        "mlthon.gateways",
+        "mlthon.app",
+        "aiomqtt",
+        "telegram",
+    ),
     "mlthon/infra": ("mlthon.feeds", "mlthon.gateways", "mlthon.app"),
     "mlthon/feeds": ("mlthon.api", "mlthon.gateways", "mlthon.app"),
     "mlthon/gateways": ("mlthon.api", "mlthon.feeds", "mlthon.app"),

@@ -58,7 +58,11 @@ class MqttBus(BusBase):
         max_outbox: bound of the outbox kept while disconnected.
         reconnect_min_s: first back-off delay.
         reconnect_max_s: back-off cap.
-        keepalive_s: MQTT keepalive.
+        keepalive_s: MQTT keepalive (the broker declares the client gone after 1.5x this).
+        will: (topic, message) the broker publishes, retained, if the client disappears
+            without disconnecting (a crash, a kill -9, a network cut).
+        clean_session: False keeps the broker-side session (subscriptions, QoS 1 messages
+            queued while away) across reconnects; needs a stable ``client_id``.
     """
 
     def __init__(
@@ -73,6 +77,8 @@ class MqttBus(BusBase):
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 5.0,
         keepalive_s: int = 10,
+        will: tuple[str, Msg] | None = None,
+        clean_session: bool = True,
     ) -> None:
         super().__init__()
         self.host = host
@@ -81,6 +87,11 @@ class MqttBus(BusBase):
         self._username = username
         self._password = password
         self._keepalive = keepalive_s
+        # Last will: published (retained, QoS 1) by the broker if this client vanishes.
+        self._will = (
+            aiomqtt.Will(will[0], encode(will[1]), qos=1, retain=True) if will is not None else None
+        )
+        self._clean_session = clean_session
         self._max_outbox = max_outbox
         self._reconnect_min = reconnect_min_s
         self._reconnect_max = reconnect_max_s
@@ -205,7 +216,7 @@ class MqttBus(BusBase):
             while self._unacked:
                 self._prune_unacked()
                 if self._unacked:
-                    await asyncio.sleep(0.001)  # noqa: ASYNC110 - paho reports acks by polling
+                    await asyncio.sleep(0.001)
 
     async def close(self) -> None:
         """Disconnect and stop reconnecting."""
@@ -236,6 +247,8 @@ class MqttBus(BusBase):
                     username=self._username,
                     password=self._password,
                     keepalive=self._keepalive,
+                    will=self._will,
+                    clean_session=self._clean_session,
                     socket_options=_NODELAY,
                     max_queued_outgoing_messages=None,
                     timeout=10,
@@ -250,7 +263,7 @@ class MqttBus(BusBase):
                     self._outbox.extendleft(reversed(resend))
                     # aiomqtt keeps its paho client private; publishing through it directly
                     # saves a task switch per message (see publish_raw).
-                    self._paho = client._client  # noqa: SLF001
+                    self._paho = client._client
                     self.connects += 1
                     delay = self._reconnect_min
                     log.info("mqtt[%s]: connected to %s:%d", self.client_id, self.host, self.port)

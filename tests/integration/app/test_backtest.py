@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -38,14 +37,34 @@ class BuyThenSell(Strategy):
     def on_best_ask_level_update(self, exchange, instrument_id, price, qty, recv_ts) -> None:
         if self.step == 0:
             self.step = 1
-            self.env.send_new_order(None, SIM, 9001, Side.Buy, price, "0.010",
-                                    ExecInstructions.Unset, OrderType.Limit, TIF.IOC, False)
+            self.env.send_new_order(
+                None,
+                SIM,
+                9001,
+                Side.Buy,
+                price,
+                "0.010",
+                ExecInstructions.Unset,
+                OrderType.Limit,
+                TIF.IOC,
+                False,
+            )
 
     def on_best_bid_level_update(self, exchange, instrument_id, price, qty, recv_ts) -> None:
         if self.step == 1 and price.value >= Decimal("100.5"):
             self.step = 2
-            self.env.send_new_order(None, SIM, 9001, Side.Sell, price, "0.010",
-                                    ExecInstructions.Unset, OrderType.Limit, TIF.IOC, False)
+            self.env.send_new_order(
+                None,
+                SIM,
+                9001,
+                Side.Sell,
+                price,
+                "0.010",
+                ExecInstructions.Unset,
+                OrderType.Limit,
+                TIF.IOC,
+                False,
+            )
 
 
 def hand_data() -> list[m.Msg]:
@@ -57,8 +76,15 @@ def hand_data() -> list[m.Msg]:
         book(T0, [(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]),
         m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotEnd, ts=T0),
         # Three seconds later the market moves up 0.5.
-        book(T0 + 3 * S, [(0, 1, "100.5", "1"), (0, 2, "100.7", "1"), (2, 1, "100.0", "0"),
-                          (2, 2, "100.2", "0")]),
+        book(
+            T0 + 3 * S,
+            [
+                (0, 1, "100.5", "1"),
+                (0, 2, "100.7", "1"),
+                (2, 1, "100.0", "0"),
+                (2, 2, "100.2", "0"),
+            ],
+        ),
         book(T0 + 6 * S, [(1, 1, "100.5", "2")]),
     ]
 
@@ -102,15 +128,41 @@ def test_same_inputs_give_byte_identical_outputs(tmp_path):
     outs = []
     for k in range(2):
         out = tmp_path / f"run{k}"
-        p = subprocess.run([sys.executable, "-m", "mlthon", "--log-level", "WARNING",
-                            "backtest", str(cfg), "--synthetic-seconds", "120", "--out", str(out)],
-                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlthon",
+                "--log-level",
+                "WARNING",
+                "backtest",
+                str(cfg),
+                "--synthetic-seconds",
+                "120",
+                "--out",
+                str(out),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert p.returncode == 0, p.stderr
         assert f"report: {out}/report.html" in p.stdout
         outs.append(out)
     files = sorted(f.name for f in outs[0].iterdir())
-    assert {"orders.csv", "fills.csv", "equity.csv", "summary.json", "report.html",
-            "equity.png", "position.png", "fills.png", "spread.png", "perf.json"} <= set(files)
+    assert {
+        "orders.csv",
+        "fills.csv",
+        "equity.csv",
+        "summary.json",
+        "report.html",
+        "equity.png",
+        "position.png",
+        "fills.png",
+        "spread.png",
+        "perf.json",
+    } <= set(files)
     for name in files:
         if name == "perf.json":  # wall time and events/s: the only run-dependent file
             continue
@@ -128,10 +180,28 @@ def test_backtest_replays_a_real_capture(shared_data, tmp_path):
     text = text.replace("use = [9001]", "use = [1001]")
     text = text.replace('size = "0.010"', 'size = "0.002"')
     cfg.write_text(text.replace("[strategy]", "[strategy]", 1))
-    p = subprocess.run([sys.executable, "-m", "mlthon", "--log-level", "WARNING", "backtest",
-                        str(cfg), "--data", str(capture), "--end", "1723161555000000000",
-                        "--out", str(tmp_path / "real"), "--no-report"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlthon",
+            "--log-level",
+            "WARNING",
+            "backtest",
+            str(cfg),
+            "--data",
+            str(capture),
+            "--end",
+            "1723161555000000000",
+            "--out",
+            str(tmp_path / "real"),
+            "--no-report",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((tmp_path / "real" / "summary.json").read_text())
     assert s["instruments"] == ["BTCUSDT"] and s["events"] > 1000
@@ -155,19 +225,45 @@ window.addEventListener('error', e => { document.title = 'SCRIPT ERROR ' + e.mes
 </script></body>"""
     (out / "probe.html").write_text(html.replace("</body>", probe))
     p = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chrome'}", "--allow-file-access-from-files",
-         "--virtual-time-budget=5000", "--dump-dom", f"file://{out / 'probe.html'}"],
-        capture_output=True, text=True, timeout=120)
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"file://{out / 'probe.html'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "<title>IMAGES 4 BROKEN 0</title>" in p.stdout, p.stdout[:500] + p.stderr[-2000:]
     shot = tmp_path / "report.png"
     subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chrome2'}", f"--screenshot={shot}",
-         "--window-size=1200,2400", f"file://{out / 'report.html'}"],
-        capture_output=True, timeout=120)
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome2'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            f"file://{out / 'report.html'}",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 10_000
     artefacts = REPO / "results" / "test-artefacts"
     artefacts.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,24 @@ def test_tutorial_strategy_backtests_as_written(tmp_path):
     assert py and toml
     (tmp_path / "my_strat.py").write_text(py.group(1))
     (tmp_path / "dip.toml").write_text(toml.group(1))
-    p = subprocess.run([sys.executable, "-m", "mlthon", "--log-level", "WARNING", "backtest",
-                        "dip.toml", "--synthetic-seconds", "60", "--no-report"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlthon",
+            "--log-level",
+            "WARNING",
+            "backtest",
+            "dip.toml",
+            "--synthetic-seconds",
+            "60",
+            "--no-report",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     s = json.loads((tmp_path / "results" / "dip" / "summary.json").read_text())
     assert s["orders"] > 0 and s["callback_errors"] == 0
