@@ -200,6 +200,31 @@ class StratStatus(Msg, tag="sstat", kw_only=True, frozen=True):
     hooks: list[HookInfo] = []
 
 
+class ComponentStatus(Msg, tag="cstat", kw_only=True, frozen=True):
+    """Any process -> status topic (retained), on every change and as a periodic heartbeat.
+
+    ``kind`` is gateway, feed, strategy, control or telegram; ``state`` up, degraded, down or
+    stale (set by watchers when heartbeats stop); ``since`` when the state began; ``rates``
+    message rates by name (per second); ``extra`` kind-specific figures (a strategy's position,
+    open orders and PnL...).
+    """
+
+    name: str
+    kind: str
+    state: str
+    since: int = 0
+    ts: int = 0
+    detail: str = ""
+    version: str = ""
+    pid: int = 0
+    host: str = ""
+    heartbeat_s: float = 0.0
+    rates: dict[str, float] = {}
+    lag_ms: float = 0.0
+    last_error: str = ""
+    extra: dict[str, Any] = {}
+
+
 # ------------------------------------------------------------------------------------------------
 # Order entry: strategy -> gateway
 # ------------------------------------------------------------------------------------------------
@@ -578,6 +603,7 @@ AnyMsg = (
     | CmdResult
     | TelegramPublish
     | StratStatus
+    | ComponentStatus
     | RequestMsg
     | ReportMsg
     | GatewayStatus

@@ -19,6 +19,7 @@ topic                               publisher -> reader    messages
 ``{root}/feed/{exchange}/status``   feed (retained)        FeedStatus (whole feed)
 ``{root}/feed/{exchange}/events``   feed -> ops            FeedStatus per book (BookInvalid...)
 ``{root}/feed/{exchange}/req``      strategy -> feed       SnapshotRequest
+``{root}/status/{kind}/{name}``     every process (ret.)   ComponentStatus (heartbeat, last will)
 ==================================  =====================  ==================================
 
 ``{exchange}`` is the Exchange member's name (``BinanceUsdm``), ``{iid}`` the instrument id.
@@ -109,6 +110,12 @@ class Topics:
 
     def feed_status_all(self) -> str:
         return f"{self.root}/feed/+/status"
+
+    def component_status(self, kind: str, name: str) -> str:
+        return f"{self.root}/status/{kind}/{name}"
+
+    def component_status_all(self) -> str:
+        return f"{self.root}/status/+/+"
 
     def exchange_of(self, topic: str) -> Exchange | None:
         """The exchange named in a ``gtw/...``, ``md/...`` or ``feed/...`` topic, if any."""
