@@ -63,6 +63,7 @@ class MarketMaker(Strategy):
         self.can_modify = True
         self.running = False
         self.stopping = False
+        self.last_alert: dict[str, int] = {}
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -393,6 +394,12 @@ class MarketMaker(Strategy):
         return True
 
     def _alert(self, text: str) -> None:
+        """Log and send an alert; the same alert at most once a minute."""
+        now = self.env.get_time_ns()
+        key = text.split(":")[0]
+        if now - self.last_alert.get(key, -(10**18)) < 60 * 10**9:
+            return
+        self.last_alert[key] = now
         log.warning("%s: %s", self.name, text)
         self.env.publish_telegram(f"{self.name}: {text}", priority=0)
 

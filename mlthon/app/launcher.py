@@ -59,10 +59,10 @@ def _toml(tables: dict[str, dict[str, Any]]) -> str:
     """A small TOML writer for the generated configs (tables of scalars, lists, inline maps)."""
     out = []
     for name, table in tables.items():
-        scalars = {k: v for k, v in table.items() if not isinstance(v, dict) or name == ""}
         if name:
             out.append(f"[{name}]")
-        out.extend(f"{k} = {_toml_value(v)}" for k, v in scalars.items())
+        # Nested tables are written as inline maps.
+        out.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
         out.append("")
     return "\n".join(out)
 
@@ -135,6 +135,17 @@ def write_configs(
     paths["gateway"].write_text(_toml(gw))
     paths["feed"].write_text(_toml(feed))
     return paths
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the launcher dies (even by SIGKILL), so no
+    part is left running without it (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 async def _spawn(

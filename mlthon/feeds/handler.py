@@ -25,10 +25,20 @@ import attrs
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
+from mlthon.feeds.mirror import BookMirror
 from mlthon.feeds.replay import replay_files
 from mlthon.feeds.synthetic import synthetic_market
-from mlthon.infra.bus.bus import BusBase
-from mlthon.infra.bus.messages import FeedStatus, Msg
+from mlthon.infra.bus.bus import BusBase, Subscription
+from mlthon.infra.bus.messages import (
+    ADD,
+    ASK,
+    BID,
+    BookUpdate,
+    FeedStatus,
+    LevelUpdate,
+    Msg,
+    SnapshotRequest,
+)
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Clock
 from mlthon.infra.instruments import load_instruments
@@ -73,6 +83,8 @@ async def run_feed(
         The number of messages published (statuses of the feed itself excluded).
     """
     md_topics: dict[tuple[int, int], str] = {}
+    responder = SnapshotResponder(bus, topics, clock)
+    responder.start()
     seen_ex: dict[int, list[str]] = {}
     published = 0
     first_ts: int | None = None
@@ -119,12 +131,79 @@ async def run_feed(
             topic = md_topics[key] = topics.md(Exchange(ex_v), iid)
             seen_ex[ex_v].append(topic)
         bus.publish(topic, msg)
+        responder.mirror.apply(msg)
         published += 1
+    responder.stop()
     why = "stopped" if stop.is_set() else "source finished"
     for ex_v in seen_ex or ([exchange.value] if exchange is not None else []):
         feed_status(Exchange(ex_v), FeedHandlerStatus.Disconnected, f"feed {why}")
     log.info("feed: %s after %d messages", why, published)
     return published
+
+
+class SnapshotResponder:
+    """Answers ``SnapshotRequest`` messages with the current book of one instrument.
+
+    A strategy that subscribes after the feed sent its snapshot asks for one; the feed keeps a
+    copy of what it published (:class:`~mlthon.feeds.mirror.BookMirror`) and re-sends that book,
+    framed by ``SnapshotStart`` / ``SnapshotEnd``, on the instrument's market-data topic. Every
+    subscriber of the topic sees it and resets its copy; a book that is not valid right now is
+    not sent (its next verified snapshot will be).
+    """
+
+    def __init__(self, bus: BusBase, topics: Topics, clock: Clock) -> None:
+        self.bus = bus
+        self.topics = topics
+        self.clock = clock
+        self.mirror = BookMirror(check_crossed=False)
+        self.answered = 0
+        self._sub: Subscription | None = None
+
+    def start(self) -> None:
+        self._sub = self.bus.subscribe(self.topics.feed_req_all(), self._on_request, qos=1)
+
+    def stop(self) -> None:
+        if self._sub is not None:
+            self.bus.unsubscribe(self._sub)
+            self._sub = None
+
+    def _on_request(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, SnapshotRequest):
+            return
+        iid = msg.iid
+        if not self.mirror.is_valid(iid):
+            log.info("feed: snapshot request for %d from %s: book not valid yet", iid, msg.strat)
+            return
+        try:
+            ex = Exchange(msg.ex)
+        except ValueError:
+            log.warning("feed: snapshot request for unknown exchange %r dropped", msg.ex)
+            return
+        md = self.topics.md(ex, iid)
+        now = self.clock.now_ns()
+        detail = f"snapshot for {msg.strat or 'a late subscriber'}"
+        self.bus.publish(
+            md,
+            FeedStatus(
+                ex=msg.ex, iid=iid, status=FeedHandlerStatus.SnapshotStart, detail=detail, ts=now
+            ),
+        )
+        lb = self.mirror.level_books.get(iid)
+        if lb is not None and len(lb):
+            lch = [(ADD, side, lid, str(p), str(q)) for lid, side, p, q in lb.orders_dec()]
+            self.bus.publish(md, LevelUpdate(ex=msg.ex, iid=iid, ts=now, ch=lch))
+        else:
+            bids, asks = self.mirror.book(iid).top_dec(1_000_000)
+            ch = [(ADD, BID, str(p), str(q)) for p, q in bids]
+            ch += [(ADD, ASK, str(p), str(q)) for p, q in asks]
+            self.bus.publish(md, BookUpdate(ex=msg.ex, iid=iid, ts=now, ch=ch))
+        self.bus.publish(
+            md,
+            FeedStatus(
+                ex=msg.ex, iid=iid, status=FeedHandlerStatus.SnapshotEnd, detail=detail, ts=now
+            ),
+        )
+        self.answered += 1
 
 
 # --- configuration -------------------------------------------------------------------------------

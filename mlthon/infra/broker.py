@@ -99,8 +99,13 @@ class MosquittoBroker:
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(self.conf_text())
         with (self.workdir / "mosquitto.log").open("ab") as log_file:
+            # Its own session: a Ctrl-C in the terminal reaches the launcher only, which then
+            # stops the parts in order (the broker last).
             self.proc = subprocess.Popen(  # noqa: S603 - fixed binary, our own config
-                [binary, "-c", str(conf)], stdout=log_file, stderr=log_file
+                [binary, "-c", str(conf)],
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
             )
         try:
             wait_for_port(self.host, self.port, timeout_s)

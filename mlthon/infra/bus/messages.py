@@ -225,6 +225,15 @@ class ComponentStatus(Msg, tag="cstat", kw_only=True, frozen=True):
     extra: dict[str, Any] = {}
 
 
+# ops (issue 7): added by the ops helper for its tests; the lead owns this file.
+class Shutdown(Msg, tag="shutdown", kw_only=True, frozen=True):
+    """``mlthon kill`` -> ``{root}/ops/shutdown``: the process whose component name, ``kind/name``
+    or pid is ``target`` stops cleanly, as on SIGTERM."""
+
+    target: str
+    reason: str = ""
+
+
 # ------------------------------------------------------------------------------------------------
 # Order entry: strategy -> gateway
 # ------------------------------------------------------------------------------------------------
@@ -604,6 +613,7 @@ AnyMsg = (
     | TelegramPublish
     | StratStatus
     | ComponentStatus
+    | Shutdown
     | RequestMsg
     | ReportMsg
     | GatewayStatus

@@ -209,14 +209,36 @@ class MqttBus(BusBase):
         async with asyncio.timeout(timeout_s):
             await self._first_connect.wait()
 
-    async def flush(self, timeout_s: float = 5.0) -> None:
-        """Wait until the outbox is empty and QoS 1 publishes are acknowledged."""
-        async with asyncio.timeout(timeout_s):
-            await self._idle.wait()
-            while self._unacked:
-                self._prune_unacked()
-                if self._unacked:
-                    await asyncio.sleep(0.001)
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until the outbox is empty and QoS 1 publishes are acknowledged.
+
+        Returns False (and logs what is left) if that did not happen within ``timeout_s``, or
+        at once if the broker is not connected.
+        """
+        if not self._connected:
+            log.warning(
+                "mqtt[%s]: flush while disconnected: %d messages wait in the outbox",
+                self.client_id,
+                len(self._outbox),
+            )
+            return False
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._idle.wait()
+                while self._unacked:
+                    self._prune_unacked()
+                    if self._unacked:
+                        await asyncio.sleep(0.001)  # noqa: ASYNC110 - paho reports acks by polling
+        except TimeoutError:
+            log.warning(
+                "mqtt[%s]: flush timed out after %.1fs: %d queued, %d unacknowledged",
+                self.client_id,
+                timeout_s,
+                len(self._outbox),
+                len(self._unacked),
+            )
+            return False
+        return True
 
     async def close(self) -> None:
         """Disconnect and stop reconnecting."""
@@ -227,8 +249,8 @@ class MqttBus(BusBase):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
-        if self._connected:
-            self._set_connected(False)
+        # A deliberate close is not a lost connection: listeners are not told.
+        self._connected = False
 
     def _set_connected(self, up: bool) -> None:
         if up == self._connected:

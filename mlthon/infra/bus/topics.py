@@ -108,6 +108,9 @@ class Topics:
     def feed_req(self, exchange: Exchange) -> str:
         return f"{self.root}/feed/{exchange.name}/req"
 
+    def feed_req_all(self) -> str:
+        return f"{self.root}/feed/+/req"
+
     def feed_status_all(self) -> str:
         return f"{self.root}/feed/+/status"
 

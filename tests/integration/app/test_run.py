@@ -1,0 +1,86 @@
+"""`mlthon run`: paper trading in separate processes and in one, reaching fills, and a Ctrl-C
+that stops everything and leaves no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlthon.infra.broker import free_port
+from tests.conftest import REPO, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def fast_mm_config(tmp_path: Path, port: int) -> Path:
+    """The demo market maker, quoting tight and small so that it fills within seconds."""
+    text = (REPO / "demo_strat" / "market_maker.toml").read_text()
+    text = text.replace("spread_ticks = 4", "spread_ticks = 1")
+    text = text.replace("requote_ms = 500", "requote_ms = 200")
+    text += f'\n[bus]\nhost = "127.0.0.1"\nport = {port}\nroot = "runtest"\n'
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+def children_of(pid: int) -> set[int]:
+    out: set[int] = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out.add(int(d.name))
+                out |= children_of(int(d.name))
+    return out
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["processes", "single-process"])
+async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single):
+    cfg = fast_mm_config(tmp_path, free_port())
+    args = [sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--speed", "20"]
+    if single:
+        args.append("--single-process")
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    lines: list[str] = []
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace").rstrip())
+
+    reader = asyncio.create_task(pump())
+    try:
+        # The market maker's fills are announced on Telegram's topic and logged by the env.
+        await wait_until(
+            lambda: any("-> position" in ln for ln in lines), 60, "a fill of the market maker"
+        )
+        kids = children_of(proc.pid)
+        if not single:
+            assert len(kids) >= 5  # broker, control, gateway, feed, strategy
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 60)
+        await reader
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "\n".join(lines)
+    assert proc.returncode == 0, text[-4000:]
+    assert "stopped (acknowledged)" in text or "acknowledged its stop" in text
+    for pid in kids:
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        ), f"{pid} left running"
+    assert os.waitstatus_to_exitcode(0) == 0
