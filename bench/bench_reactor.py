@@ -81,7 +81,8 @@ def make_batches(n_events: int, batch: int) -> list[m.BookUpdate]:
     return out
 
 
-def bench_inproc(n_events: int, batch: int) -> tuple[float, float]:
+def bench_inproc(n_events: int, batch: int, repeats: int = 5) -> tuple[float, float]:
+    """Best of ``repeats`` interleaved runs of ours and of the baseline (ns per event each)."""
     sched = SimScheduler()
     bus = InProcBus(sched)
     topics = Topics()
@@ -99,26 +100,27 @@ def bench_inproc(n_events: int, batch: int) -> tuple[float, float]:
     topic = topics.md(SIM, 9001)
     publish = bus.publish
     drain = sched.run_soon
-    t0 = time.perf_counter()
-    for b in batches:
-        publish(topic, b)
-        drain()
-    ours = time.perf_counter() - t0
-    assert strat.n >= n_events, strat.n
-    per_event_ours = ours / strat.n
-
     # Baseline: build the same callback arguments from the same tuples and call the method.
     base = Counter()
     cache_p = {s: Price(s) for b in batches for (_, _, s, _) in b.ch}
     cache_q = {s: Qty(s) for b in batches for (_, _, _, s) in b.ch}
     sides = {1: Side.Buy, 2: Side.Sell}
-    t0 = time.perf_counter()
-    for b in batches:
-        ts = b.ts
-        for _a, side, ps, qs in b.ch:
-            base.on_modify_price_level(SIM, 9001, sides[side], cache_p[ps], cache_q[qs], ts)
-    baseline = time.perf_counter() - t0
-    return per_event_ours, baseline / base.n
+    best_ours = best_base = float("inf")
+    for _ in range(repeats):
+        strat.n = 0
+        t0 = time.perf_counter()
+        for b in batches:
+            publish(topic, b)
+            drain()
+        best_ours = min(best_ours, (time.perf_counter() - t0) / strat.n)
+        base.n = 0
+        t0 = time.perf_counter()
+        for b in batches:
+            ts = b.ts
+            for _a, side, ps, qs in b.ch:
+                base.on_modify_price_level(SIM, 9001, sides[side], cache_p[ps], cache_q[qs], ts)
+        best_base = min(best_base, (time.perf_counter() - t0) / base.n)
+    return best_ours, best_base
 
 
 async def bare_echo(port: int, qos: int, n: int) -> list[float]:
@@ -228,7 +230,7 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     ours, base = bench_inproc(a.events, a.batch)
     print(
-        f"in-process dispatch: {1 / ours:,.0f} callbacks/s ({ours * 1e9:.0f} ns/event, "
+        f"in-process dispatch (best of 5 interleaved runs): {1 / ours:,.0f} callbacks/s ({ours * 1e9:.0f} ns/event, "
         f"batches of {a.batch}) | baseline bare loop {1 / base:,.0f}/s ({base * 1e9:.0f} "
         f"ns/event) | ratio {ours / base:.2f}x (target <= 3x)"
     )

@@ -230,6 +230,15 @@ class PriceLevelBook:
         """A copy of one side as ``{price: qty}`` Decimals (unordered)."""
         return dict(self._side(side).levels)
 
+    def live_levels(self, side: int) -> dict[Decimal, Decimal]:
+        """The live ``{price: qty}`` dict of one side, for hot paths.
+
+        Read it freely, and replace the quantity of a price that is already there (a modify);
+        adding or removing prices must go through :meth:`apply` / :meth:`add` / :meth:`delete`,
+        which keep the best-price heap in step.
+        """
+        return self._side(side).levels
+
     def qty_at(self, side: int, price: Price) -> Qty | None:
         """The size at ``price`` on ``side``, or None if there is no such level."""
         q = self._side(side).levels.get(price.value)

@@ -27,7 +27,7 @@ class InProcBus(BusBase):
         self._scheduler = scheduler
         self._subs: list[Subscription] = []
         self._route_cache: dict[str, list[Subscription]] = {}
-        self._queue: deque[tuple[str, Any]] = deque()
+        self._queue: deque[tuple[str, Any, Subscription | None]] = deque()
         self._scheduled = False
         self._retained: dict[str, Any] = {}
         self.delivered = 0
@@ -40,7 +40,7 @@ class InProcBus(BusBase):
     def publish(self, topic: str, msg: Msg, *, qos: int = 0, retain: bool = False) -> None:
         if retain:
             self._retained[topic] = msg
-        self._queue.append((topic, msg))
+        self._queue.append((topic, msg, None))
         if not self._scheduled:
             self._scheduled = True
             self._scheduler.call_soon(self.drain)
@@ -51,7 +51,8 @@ class InProcBus(BusBase):
         self._route_cache.clear()
         for topic, msg in self._retained.items():
             if topic_matches(pattern, topic):
-                self._queue.append((topic, _Direct(sub, msg)))
+                # A retained message owed to this new subscriber only.
+                self._queue.append((topic, msg, sub))
         if self._queue and not self._scheduled:
             self._scheduled = True
             self._scheduler.call_soon(self.drain)
@@ -74,32 +75,26 @@ class InProcBus(BusBase):
         """Deliver every queued message (and those their handlers publish) in FIFO order."""
         self._scheduled = False
         queue = self._queue
+        pop = queue.popleft
         cache = self._route_cache
+        delivered = 0
         while queue:
-            topic, msg = queue.popleft()
-            if type(msg) is _Direct:
-                targets: list[Subscription] = [msg.sub]
-                msg = msg.msg
+            topic, msg, only = pop()
+            if only is None:
+                targets = cache.get(topic)
+                if targets is None:
+                    targets = self._routes(topic)
             else:
-                found = cache.get(topic)
-                targets = found if found is not None else self._routes(topic)
+                targets = [only]
             for sub in targets:
-                if not sub.active:
-                    continue
-                self.delivered += 1
-                try:
-                    sub.handler(topic, msg)
-                except Exception:
-                    # Handlers guard strategy code themselves; this only catches infra bugs.
-                    self.handler_errors += 1
-                    log.exception("in-process bus: handler for %r failed on %r", sub.pattern, topic)
-
-
-class _Direct:
-    """A retained message owed to one new subscriber only."""
-
-    __slots__ = ("msg", "sub")
-
-    def __init__(self, sub: Subscription, msg: Any) -> None:
-        self.sub = sub
-        self.msg = msg
+                if sub.active:
+                    delivered += 1
+                    try:
+                        sub.handler(topic, msg)
+                    except Exception:
+                        # Handlers guard strategy code themselves; this only catches infra bugs.
+                        self.handler_errors += 1
+                        log.exception(
+                            "in-process bus: handler for %r failed on %r", sub.pattern, topic
+                        )
+        self.delivered += delivered

@@ -228,7 +228,7 @@ class MqttBus(BusBase):
                 while self._unacked:
                     self._prune_unacked()
                     if self._unacked:
-                        await asyncio.sleep(0.001)  # noqa: ASYNC110 - paho reports acks by polling
+                        await asyncio.sleep(0.001)
         except TimeoutError:
             log.warning(
                 "mqtt[%s]: flush timed out after %.1fs: %d queued, %d unacknowledged",

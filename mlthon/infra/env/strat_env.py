@@ -170,7 +170,6 @@ class StratEnv(IStratEnv):
         self._gtw_status: dict[Exchange, GtwStatus] = {}
         self._feed_status: dict[Exchange, FeedHandlerStatus] = {}
         self._md: dict[tuple[Exchange, int], _MdState] = {}
-        self._md_by_topic: dict[str, _MdState] = {}
         self._orders: dict[str, tuple[Exchange, int]] = {}
         self._next_cl_id = 0
         self._used_cl_ids: set[int] = set()
@@ -221,7 +220,6 @@ class StratEnv(IStratEnv):
             self._subs.clear()
             for st in self._md.values():
                 st.topic_sub = None
-            self._md_by_topic.clear()
             log.warning("env: lost the framework (was %s)", was)
             self.reactor.invoke(self.strategy.on_framework_disconnected)
 
@@ -558,19 +556,30 @@ class StratEnv(IStratEnv):
             return
         st.subs.add(md_sub)
         st.refresh()
-        if st.topic_sub is None and self.state != DISCONNECTED:
+        if st.topic_sub is not None:
+            self._rebuild_md_handler(st)
+        elif self.state != DISCONNECTED:
             self._subscribe_md_topic(st)
 
     def _subscribe_md_topic(self, st: _MdState) -> None:
         topic = self.topics.md(st.exchange, st.iid)
-        st.topic_sub = self.bus.subscribe(topic, self._on_md, qos=0)
-        self._md_by_topic[topic] = st
+        st.topic_sub = self.bus.subscribe(topic, self._md_handler(st), qos=0)
         # A late subscriber asks the feed for the current book.
         self.bus.publish(
             self.topics.feed_req(st.exchange),
             m.SnapshotRequest(ex=st.exchange.value, iid=st.iid, strat=self.strat_name),
             qos=1,
         )
+
+    def _rebuild_md_handler(self, st: _MdState) -> None:
+        # The handler is specialised for a set of subscriptions: swap in a new one. The new
+        # subscription goes first, so the broker subscription is never dropped in between.
+        old = st.topic_sub
+        st.topic_sub = self.bus.subscribe(
+            self.topics.md(st.exchange, st.iid), self._md_handler(st), qos=0
+        )
+        if old is not None:
+            self.bus.unsubscribe(old)
 
     def unsubscribe(self, exchange: Exchange, instrument_id: int, md_sub: MDSub) -> None:
         self._check_exchange(exchange)
@@ -581,10 +590,11 @@ class StratEnv(IStratEnv):
             return
         st.subs.discard(md_sub)
         st.refresh()
+        if st.subs and st.topic_sub is not None:
+            self._rebuild_md_handler(st)
         if not st.subs:
             if st.topic_sub is not None:
                 self.bus.unsubscribe(st.topic_sub)
-                self._md_by_topic.pop(self.topics.md(exchange, instrument_id), None)
             del self._md[(exchange, instrument_id)]
 
     def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
@@ -607,10 +617,89 @@ class StratEnv(IStratEnv):
             q = self._qty_cache[s] = Qty(s)
         return q
 
-    def _on_md(self, topic: str, msg: Any) -> None:
-        st = self._md_by_topic.get(topic)
-        if st is None:
-            return
+    def _md_handler(self, st: _MdState) -> Callable[[str, Any], None]:
+        """The market-data handler of one instrument, specialised for its subscriptions.
+
+        Price-level book batches, the bulk of the traffic, are handled inline here with
+        everything they need bound once (closure cells are as fast as locals); the rest goes
+        through :meth:`_on_md`.
+        """
+        book = st.book
+        pb = book.price_book
+        apply = pb.apply_dec
+        levels = (None, pb.live_levels(1), pb.live_levels(2))
+        pget = self._price_cache.get
+        qget = self._qty_cache.get
+        price_of = self._price
+        qty_of = self._qty
+        strat = self.strategy
+        ex = st.exchange
+        iid = st.iid
+        want_pl = st.want_price_levels
+        want_lv = st.want_levels
+        want_bbo = st.want_bbo
+        n_cb = want_pl + want_lv
+        on_add = strat.on_add_price_level
+        on_mod = strat.on_modify_price_level
+        on_del = strat.on_delete_price_level
+        sides = _SIDE_BY_INT
+        zero = _ZERO
+        reactor = self.reactor
+        emit_bbo = self._emit_bbo
+        on_other = self._on_md
+        perf = time.perf_counter_ns
+        book_update = m.BookUpdate
+        env = self
+
+        def handler(topic: str, msg: Any) -> None:
+            if type(msg) is not book_update or want_lv:
+                on_other(st, msg)
+                return
+            t0 = perf()
+            env.md_messages += 1
+            ts = st.last_ts = msg.ts
+            ch = msg.ch
+            i = 0
+            n = len(ch)
+            while i < n:
+                try:
+                    while i < n:
+                        action, side_i, ps, qs = ch[i]
+                        i += 1
+                        price = pget(ps)
+                        if price is None:
+                            price = price_of(ps)
+                        pv = price._v
+                        if action == 2:
+                            apply(side_i, pv, zero)
+                            if want_pl:
+                                on_del(ex, iid, sides[side_i], price, ts)
+                            continue
+                        qty = qget(qs)
+                        if qty is None:
+                            qty = qty_of(qs)
+                        lv = levels[side_i]
+                        if action == 1 and pv in lv:  # type: ignore[operator]
+                            lv[pv] = qty._v  # type: ignore[index]  # a modify keeps the heap
+                        else:
+                            apply(side_i, pv, qty._v)
+                        if want_pl:
+                            if action == 1:
+                                on_mod(ex, iid, sides[side_i], price, qty, ts)
+                            else:
+                                on_add(ex, iid, sides[side_i], price, qty, ts)
+                except Exception as exc:
+                    reactor.failed("market-data callback", exc, (ch[i - 1],))
+            reactor.callbacks += n * n_cb
+            if want_bbo:
+                emit_bbo(st, ts)
+            elapsed = perf() - t0
+            if elapsed > reactor.slow_callback_ns:
+                reactor.slow("market data (BookUpdate)", elapsed)
+
+        return handler
+
+    def _on_md(self, st: _MdState, msg: Any) -> None:
         self.md_messages += 1
         t0 = time.perf_counter_ns()
         kind = type(msg)
@@ -633,7 +722,7 @@ class StratEnv(IStratEnv):
         elif kind is m.FeedStatus:
             self._on_book_status(st, msg)
         else:
-            log.warning("env: unexpected %s on %s; dropped", kind.__name__, topic)
+            log.warning("env: unexpected %s for %s; dropped", kind.__name__, st.iid)
             return
         elapsed = time.perf_counter_ns() - t0
         if elapsed > self.reactor.slow_callback_ns:
@@ -662,7 +751,9 @@ class StratEnv(IStratEnv):
         # The per-event hot path: locals only, cache lookups inlined, one counter update per
         # batch. The try sits outside the inner loop (free in CPython 3.11 until it raises);
         # after a raising callback the loop resumes with the next event.
-        apply = st.book.price_book.apply_dec
+        pb = st.book.price_book
+        apply = pb.apply_dec
+        levels = (None, pb.live_levels(1), pb.live_levels(2))
         pget = self._price_cache.get
         qget = self._qty_cache.get
         price_of = self._price
@@ -701,7 +792,12 @@ class StratEnv(IStratEnv):
                     qty = qget(qs)
                     if qty is None:
                         qty = qty_of(qs)
-                    apply(side_i, price._v, qty._v)
+                    lv = levels[side_i]
+                    pv = price._v
+                    if action == 1 and pv in lv:  # type: ignore[operator]
+                        lv[pv] = qty._v  # type: ignore[index]  # a modify keeps the heap valid
+                    else:
+                        apply(side_i, pv, qty._v)
                     if want_pl:
                         if action == 1:
                             on_mod(ex, iid, sides[side_i], price, qty, ts)
