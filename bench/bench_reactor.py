@@ -230,7 +230,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     ours, base = bench_inproc(a.events, a.batch)
     print(
-        f"in-process dispatch (best of 5 interleaved runs): {1 / ours:,.0f} callbacks/s ({ours * 1e9:.0f} ns/event, "
+        f"in-process dispatch (best of 5 interleaved runs): {1 / ours:,.0f} callbacks/s "
+        f"({ours * 1e9:.0f} ns/event, "
         f"batches of {a.batch}) | baseline bare loop {1 / base:,.0f}/s ({base * 1e9:.0f} "
         f"ns/event) | ratio {ours / base:.2f}x (target <= 3x)"
     )
