@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from mlthon.basics.errors import MlthonError
 
@@ -20,11 +21,11 @@ log = logging.getLogger("mlthon")
 
 # Commands implemented in component packages: name -> (module, function, one-line help).
 _DELEGATED: dict[str, tuple[str, str, str]] = {
-    "feed": ("mlthon.feeds.cli", "feed_main", "run a feed-handler process (--config feed.toml)"),
+    "feed": ("mlthon.cli", "_feed_main", "run a feed-handler process (--config feed.toml)"),
     "record": ("mlthon.feeds.cli", "record_main", "record a feed to the raw capture format"),
     "gateway": (
-        "mlthon.gateways.sim.cli",
-        "gateway_main",
+        "mlthon.cli",
+        "_gateway_main",
         "run the simulated exchange gateway (--config gateway.toml)",
     ),
     "telegram": (
@@ -44,6 +45,51 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
         "paper-trade a strategy: broker, control, gateway, feed and strategy processes",
     ),
 }
+
+
+def _config_table(argv: list[str]) -> dict[str, Any]:
+    """The TOML given with --config in ``argv`` (empty if absent or unreadable: the component's
+    own loader then reports the problem)."""
+    import tomllib
+    from pathlib import Path
+
+    for i, word in enumerate(argv):
+        path = argv[i + 1] if word == "--config" and i + 1 < len(argv) else None
+        if word.startswith("--config="):
+            path = word.split("=", 1)[1]
+        if path:
+            try:
+                return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                return {}
+    return {}
+
+
+def _gateway_main(argv: list[str]) -> int:
+    """``mlthon gateway``: a live venue when the config names an environment, else the
+    simulated exchange."""
+    from mlthon.gateways.live.cli import is_live_config
+
+    if is_live_config(_config_table(argv)):
+        from mlthon.gateways.live.cli import gateway_main as live_main
+
+        return live_main(argv)
+    from mlthon.gateways.sim.cli import gateway_main
+
+    return gateway_main(argv)
+
+
+def _feed_main(argv: list[str]) -> int:
+    """``mlthon feed``: a live venue feed when ``[source] kind = "live"``, else replay or
+    synthetic."""
+    source = _config_table(argv).get("source", {})
+    if isinstance(source, dict) and source.get("kind") == "live":
+        from mlthon.feeds.live_cli import live_feed_main
+
+        return live_feed_main(argv)
+    from mlthon.feeds.cli import feed_main
+
+    return feed_main(argv)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -110,6 +110,9 @@ class Backtest:
         sample_every_s: spacing of the equity curve's points (plus one per fill).
         capital: the capital the Sharpe ratio's returns are measured on.
         progress: show a progress bar (rich) while running.
+        stop_ack_timeout_s: how long the strategy has to acknowledge the final stop.
+        simulate_exchange: False runs market data only (no gateway: orders are refused with
+            GtwNotReady), for signal research and replay benchmarks.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class Backtest:
         capital: Decimal | str = "100000",
         progress: bool = False,
         stop_ack_timeout_s: float = 10.0,
+        simulate_exchange: bool = True,
     ) -> None:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")
@@ -142,6 +146,7 @@ class Backtest:
         self.capital = Decimal(str(capital))
         self.progress = progress
         self.stop_ack_timeout_s = stop_ack_timeout_s
+        self.simulate_exchange = simulate_exchange
         self._strategy_arg = strategy
         self._data = data
         self.events = 0
@@ -212,7 +217,8 @@ class Backtest:
         control = ControlService(bus, sched, topics, [cfg])
         control.start()
         gateways: dict[Exchange, SimGateway] = {}
-        for ex in sorted({i.exchange for i in self.instruments}, key=lambda e: e.value):
+        exchanges = sorted({i.exchange for i in self.instruments}, key=lambda e: e.value)
+        for ex in exchanges if self.simulate_exchange else []:
             gcfg = attrs.evolve(self.gateway_cfg, exchange=ex, instrument_ids=())
             gw = SimGateway(bus, sched, topics, gcfg, self.instruments)
             gw.start()

@@ -18,7 +18,10 @@ from mlthon.feeds.record import iter_raw_messages, record
 from mlthon.infra.bus.bus import BusBase, Handler, Subscription
 from mlthon.infra.bus.messages import Msg
 from mlthon.infra.bus.topics import Topics
-from mlthon.infra.clock import LiveClock
+from mlthon.infra.clock import LiveClock, LiveScheduler
+from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
+from mlthon.infra.ops.metering import MeteredBus
+from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,13 @@ class CountingBus(BusBase):
 def _mqtt_bus(cfg: FeedConfig) -> BusBase:
     from mlthon.infra.bus.mqtt import MqttBus  # imported here: aiomqtt only when used
 
-    return MqttBus(cfg.mqtt_host, cfg.mqtt_port, client_id=f"mlthon-feed-{cfg.exchange.name}")
+    return MqttBus(
+        cfg.mqtt_host,
+        cfg.mqtt_port,
+        client_id=f"mlthon-feed-{cfg.exchange.name}",
+        # ops (issue 7): strategies hear Disconnected if this process dies.
+        will=feed_will(Topics(cfg.topic_root), cfg.exchange),
+    )
 
 
 async def _feed(cfg: FeedConfig, dry_run: bool, speed: float | None) -> int:
@@ -60,18 +69,55 @@ async def _feed(cfg: FeedConfig, dry_run: bool, speed: float | None) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):  # non-POSIX loops
             loop.add_signal_handler(sig, stop.set)
     bus: BusBase = CountingBus() if dry_run else _mqtt_bus(cfg)
+    topics = Topics(cfg.topic_root)
     async with bus:
-        n = await run_feed(
+        # ops (issue 7): counted traffic, heartbeat and `mlthon kill`.
+        metered = MeteredBus(bus, LiveClock())
+        ops = ProcessOps(
             bus,
-            Topics(cfg.topic_root),
+            LiveScheduler(loop=loop),
+            topics,
+            kind="feed",
+            name=cfg.exchange.name,
+            stop=stop,
+            stats=metered_stats(metered),
+        )
+        await _connected(bus)  # QoS 0 market data published before the connection is lost
+        ops.start(DEGRADED, f"{cfg.source} source starting")
+        follow_venue_status(ops, bus, topics, "feed", cfg.exchange)
+        n = await run_feed(
+            metered,
+            topics,
             build_source(cfg),
             speed=speed,
             stop=stop,
             clock=LiveClock(),
             exchange=cfg.exchange,
         )
+        ops.close("stopped" if stop.is_set() else "source finished")
+        await _flush(bus)
     log.info("feed: published %d messages", n)
     return n
+
+
+async def _connected(bus: BusBase, timeout_s: float = 10.0) -> None:
+    """Wait for the broker before publishing (ops, issue 7)."""
+    from mlthon.infra.bus.mqtt import MqttBus
+
+    if isinstance(bus, MqttBus):
+        try:
+            await bus.wait_connected(timeout_s)
+        except TimeoutError:
+            log.warning("feed: no broker after %.0fs; publishing anyway", timeout_s)
+
+
+async def _flush(bus: BusBase) -> None:
+    """Let the last statuses reach the broker before disconnecting (ops, issue 7)."""
+    from mlthon.infra.bus.mqtt import MqttBus
+
+    if isinstance(bus, MqttBus):
+        with contextlib.suppress(TimeoutError):
+            await bus.flush(2.0)
 
 
 def feed_main(argv: list[str]) -> int:

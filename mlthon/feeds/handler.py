@@ -82,6 +82,9 @@ async def run_feed(
     Returns:
         The number of messages published (statuses of the feed itself excluded).
     """
+    # Market data is QoS 0: published while the broker is away it would be lost, so the feed
+    # starts streaming only once connected.
+    await bus.wait_connected(30.0)
     md_topics: dict[tuple[int, int], str] = {}
     responder = SnapshotResponder(bus, topics, clock)
     responder.start()

@@ -29,6 +29,9 @@ from mlthon.infra.clock import LiveScheduler, Scheduler
 from mlthon.infra.config import StrategyConfig, load_strategy_class
 from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import RUNNING, STOPPED, STOPPING, StratEnv
+from mlthon.infra.ops import wiring as ops  # ops (issue 7)
+from mlthon.infra.ops.heartbeat import component_will
+from mlthon.infra.ops.metering import MeteredBus, TimedReactor
 from mlthon.infra.reactor import Reactor
 
 log = logging.getLogger(__name__)
@@ -121,26 +124,71 @@ async def run_strategy(
     scheduler = scheduler or LiveScheduler()
     topics = Topics(cfg.bus.root)
     own_bus = bus is None
-    the_bus: BusBase = bus or MqttBus(cfg.bus.host, cfg.bus.port, client_id=f"strat-{cfg.name}")
-    reactor = Reactor(
-        scheduler, name=f"strategy[{cfg.name}]", slow_callback_ms=cfg.slow_callback_ms
+    the_bus: BusBase = bus or MqttBus(
+        cfg.bus.host,
+        cfg.bus.port,
+        client_id=f"strat-{cfg.name}",
+        will=component_will(topics, "strategy", cfg.name),  # ops (issue 7)
+    )
+    # ops (issue 7): the env's traffic and callbacks are counted and timed for the heartbeat.
+    metered = MeteredBus(the_bus, scheduler.clock)
+    reactor: Reactor = TimedReactor(
+        scheduler,
+        latency=metered.latency,
+        name=f"strategy[{cfg.name}]",
+        slow_callback_ms=cfg.slow_callback_ms,
     )
     outcome = "not running"
     async with contextlib.AsyncExitStack() as stack:
         if own_bus:
             await stack.enter_async_context(the_bus)
-        env = StratEnv(strategy, the_bus, reactor, topics, tz=cfg.timezone or None)
+        env = StratEnv(strategy, metered, reactor, topics, tz=cfg.timezone or None)
+        proc_ops = _strategy_ops(env, the_bus, metered, cfg, topics, stop)  # ops (issue 7)
         if on_env is not None:
             on_env(env)
         await stop.wait()
         outcome = await shutdown_strategy(env, cfg, the_bus)
         env.close()
+        proc_ops.close(f"stopped ({outcome})")  # ops (issue 7)
         if isinstance(the_bus, MqttBus):
             with contextlib.suppress(TimeoutError):
                 await the_bus.flush(2.0)
         await reactor.cancel_tasks()
     log.info("strategy %s: stopped (%s)", cfg.name, outcome)
     return outcome
+
+
+def _strategy_ops(
+    env: StratEnv,
+    bus: BusBase,
+    metered: MeteredBus,
+    cfg: StrategyConfig,
+    topics: Topics,
+    stop: asyncio.Event,
+) -> ops.ProcessOps:
+    """ops (issue 7): heartbeat (up while running), positions, and ``mlthon kill``."""
+    tracker = ops.PositionTracker(bus, topics, cfg.name)
+    tracker.start()
+    proc_ops = ops.ProcessOps(
+        bus,
+        env.scheduler,
+        topics,
+        kind="strategy",
+        name=cfg.name,
+        stop=stop,
+        stats=ops.metered_stats(
+            metered,
+            extra=lambda: ops.strategy_extra(env, tracker),
+            last_error=lambda: env.reactor.last_error,
+        ),
+    )
+
+    def on_state(state: str) -> None:
+        proc_ops.heartbeat.set_state(ops.UP if state == RUNNING else ops.DEGRADED, state)
+
+    env.state_listeners.append(on_state)
+    proc_ops.start(ops.DEGRADED, env.state)
+    return proc_ops
 
 
 async def run_control(
@@ -151,17 +199,54 @@ async def run_control(
     port: int,
     root: str,
     bus: BusBase | None = None,
+    web_port: int | None = None,
+    web_host: str = "127.0.0.1",
+    web_token: str | None = None,
 ) -> None:
-    """Run the control service until ``stop`` is set."""
+    """Run the control service until ``stop`` is set.
+
+    With ``web_port`` (0: any free port) it also serves the status page and ``/metrics``
+    (:class:`~mlthon.infra.ops.web.StatusWeb`); ``web_token`` unlocks its actions.
+    """
     scheduler = LiveScheduler()
-    the_bus: BusBase = bus or MqttBus(host, port, client_id="control")
+    topics = Topics(root)
+    the_bus: BusBase = bus or MqttBus(
+        host, port, client_id="control", will=component_will(topics, "control", "control")
+    )
     async with contextlib.AsyncExitStack() as stack:
         if bus is None:
             await stack.enter_async_context(the_bus)
-        control = ControlService(the_bus, scheduler, Topics(root), cfgs)
+        control = ControlService(the_bus, scheduler, topics, cfgs)
         control.start()
+        # ops (issue 7): heartbeat, `mlthon kill`, the status board and the web page.
+        proc_ops = ops.ProcessOps(
+            the_bus,
+            scheduler,
+            topics,
+            kind="control",
+            name="control",
+            stop=stop,
+            stats=lambda: ops.Stats(
+                extra={"strategies": {n: st.state for n, st in control.strats.items()}}
+            ),
+        )
+        proc_ops.start()
+        if web_port is not None:
+            from mlthon.infra.ops.board import StatusBoard
+            from mlthon.infra.ops.web import StatusWeb
+
+            board = StatusBoard(the_bus, scheduler, topics)
+            board.start()
+            stack.callback(board.stop, unsubscribe=False)  # the bus closes next
+            await stack.enter_async_context(
+                StatusWeb(board, host=web_host, port=web_port, token=web_token)
+            )
         await stop.wait()
+        proc_ops.close()
         control.stop()
+        if isinstance(the_bus, MqttBus):
+            with contextlib.suppress(TimeoutError):
+                await the_bus.flush(2.0)
 
 
 async def send_command(

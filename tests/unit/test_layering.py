@@ -33,6 +33,13 @@ RULES = {
     "mlthon/infra": ("mlthon.feeds", "mlthon.gateways", "mlthon.app"),
     "mlthon/feeds": ("mlthon.api", "mlthon.gateways", "mlthon.app"),
     "mlthon/gateways": ("mlthon.api", "mlthon.feeds", "mlthon.app"),
+    "mlthon/venues": (
+        "mlthon.api",
+        "mlthon.feeds",
+        "mlthon.gateways",
+        "mlthon.app",
+        "mlthon.infra",
+    ),
 }
 
 

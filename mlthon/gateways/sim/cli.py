@@ -22,6 +22,9 @@ from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.instruments import load_instruments
+from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
+from mlthon.infra.ops.metering import MeteredBus
+from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,23 @@ async def _run(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     scheduler = LiveScheduler(loop=loop)
-    async with MqttBus(host or config.bus_host, port or config.bus_port) as bus:
-        gateway = SimGateway(bus, scheduler, Topics(config.root), config, list(instruments))
+    topics = Topics(config.root)
+    # ops (issue 7): a last will for strategies, counted traffic, heartbeat, `mlthon kill`.
+    will = gateway_will(topics, config.exchange)
+    async with MqttBus(host or config.bus_host, port or config.bus_port, will=will) as bus:
+        metered = MeteredBus(bus, scheduler.clock)
+        gateway = SimGateway(metered, scheduler, topics, config, list(instruments))
+        ops = ProcessOps(
+            bus,
+            scheduler,
+            topics,
+            kind="gateway",
+            name=config.exchange.name,
+            stop=stop,
+            stats=metered_stats(metered),
+        )
+        ops.start(DEGRADED, "simulated exchange starting")
+        follow_venue_status(ops, bus, topics, "gateway", config.exchange)
         gateway.start()
         log.info(
             "sim gateway %s serving %d instruments", config.exchange.name, len(gateway.instruments)
@@ -87,4 +105,5 @@ async def _run(
             await stop.wait()
         finally:
             gateway.stop()
+            ops.close()
             await bus.flush()

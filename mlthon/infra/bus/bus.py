@@ -68,6 +68,10 @@ class BusBase(ABC):
     def connected(self) -> bool:
         """True while messages can flow."""
 
+    async def wait_connected(self, timeout_s: float = 10.0) -> None:
+        """Wait until messages can flow (raises TimeoutError). Immediate when connected."""
+        return None
+
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         """Call ``listener(connected)`` on every connection change."""
         self._listeners.append(listener)

@@ -205,9 +205,21 @@ class MqttBus(BusBase):
         await self.close()
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
-        """Wait until the first connection is up (raises TimeoutError)."""
-        async with asyncio.timeout(timeout_s):
-            await self._first_connect.wait()
+        """Wait until the broker connection is up (raises TimeoutError)."""
+        if self._connected:
+            return
+        up = asyncio.Event()
+
+        def listener(connected: bool) -> None:
+            if connected:
+                up.set()
+
+        self._listeners.append(listener)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await up.wait()
+        finally:
+            self._listeners.remove(listener)
 
     async def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until the outbox is empty and QoS 1 publishes are acknowledged.

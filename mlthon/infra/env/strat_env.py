@@ -642,6 +642,13 @@ class StratEnv(IStratEnv):
         on_add = strat.on_add_price_level
         on_mod = strat.on_modify_price_level
         on_del = strat.on_delete_price_level
+        on_add_l = strat.on_add_level
+        on_mod_l = strat.on_modify_level
+        on_del_l = strat.on_delete_level
+        # Level ids of a price-level feed are prices in ticks; computed once per price.
+        tick = book.tick
+        lids: dict[Decimal, int] = {}
+        lid_get = lids.get
         sides = _SIDE_BY_INT
         zero = _ZERO
         reactor = self.reactor
@@ -652,7 +659,7 @@ class StratEnv(IStratEnv):
         env = self
 
         def handler(topic: str, msg: Any) -> None:
-            if type(msg) is not book_update or want_lv:
+            if type(msg) is not book_update:
                 on_other(st, msg)
                 return
             t0 = perf()
@@ -670,10 +677,18 @@ class StratEnv(IStratEnv):
                         if price is None:
                             price = price_of(ps)
                         pv = price._v
+                        lid = 0
+                        if want_lv:
+                            found = lid_get(pv)
+                            if found is None:
+                                found = lids[pv] = int(pv / tick)
+                            lid = found
                         if action == 2:
                             apply(side_i, pv, zero)
                             if want_pl:
                                 on_del(ex, iid, sides[side_i], price, ts)
+                            if want_lv:
+                                on_del_l(ex, iid, sides[side_i], lid, ts)
                             continue
                         qty = qget(qs)
                         if qty is None:
@@ -688,6 +703,11 @@ class StratEnv(IStratEnv):
                                 on_mod(ex, iid, sides[side_i], price, qty, ts)
                             else:
                                 on_add(ex, iid, sides[side_i], price, qty, ts)
+                        if want_lv:
+                            if action == 1:
+                                on_mod_l(ex, iid, sides[side_i], lid, qty, ts)
+                            else:
+                                on_add_l(ex, iid, sides[side_i], lid, price, qty, ts)
                 except Exception as exc:
                     reactor.failed("market-data callback", exc, (ch[i - 1],))
             reactor.callbacks += n * n_cb
@@ -703,9 +723,7 @@ class StratEnv(IStratEnv):
         self.md_messages += 1
         t0 = time.perf_counter_ns()
         kind = type(msg)
-        if kind is m.BookUpdate:
-            self._on_book(st, msg)
-        elif kind is m.TradeUpdate:
+        if kind is m.TradeUpdate:
             if st.want_trades:
                 self._on_trades(st, msg)
         elif kind is m.LevelUpdate:
@@ -746,74 +764,6 @@ class StratEnv(IStratEnv):
         self.reactor.invoke(self.strategy.on_feed_handler_status, st.exchange, status, msg.detail)
         if status is not FeedHandlerStatus.SnapshotStart:
             self._emit_bbo(st, st.last_ts or msg.ts)
-
-    def _on_book(self, st: _MdState, msg: m.BookUpdate) -> None:
-        # The per-event hot path: locals only, cache lookups inlined, one counter update per
-        # batch. The try sits outside the inner loop (free in CPython 3.11 until it raises);
-        # after a raising callback the loop resumes with the next event.
-        pb = st.book.price_book
-        apply = pb.apply_dec
-        levels = (None, pb.live_levels(1), pb.live_levels(2))
-        pget = self._price_cache.get
-        qget = self._qty_cache.get
-        price_of = self._price
-        qty_of = self._qty
-        strat = self.strategy
-        ex = st.exchange
-        iid = st.iid
-        ts = st.last_ts = msg.ts
-        want_pl = st.want_price_levels
-        want_lv = st.want_levels
-        on_add = strat.on_add_price_level
-        on_mod = strat.on_modify_price_level
-        on_del = strat.on_delete_price_level
-        tick = st.book.tick
-        sides = _SIDE_BY_INT
-        zero = _ZERO
-        reactor = self.reactor
-        ch = msg.ch
-        i = 0
-        n = len(ch)
-        while i < n:
-            try:
-                while i < n:
-                    action, side_i, ps, qs = ch[i]
-                    i += 1
-                    price = pget(ps)
-                    if price is None:
-                        price = price_of(ps)
-                    if action == 2:
-                        apply(side_i, price._v, zero)
-                        if want_pl:
-                            on_del(ex, iid, sides[side_i], price, ts)
-                        if want_lv:
-                            strat.on_delete_level(ex, iid, sides[side_i], int(price._v / tick), ts)
-                        continue
-                    qty = qget(qs)
-                    if qty is None:
-                        qty = qty_of(qs)
-                    lv = levels[side_i]
-                    pv = price._v
-                    if action == 1 and pv in lv:  # type: ignore[operator]
-                        lv[pv] = qty._v  # type: ignore[index]  # a modify keeps the heap valid
-                    else:
-                        apply(side_i, pv, qty._v)
-                    if want_pl:
-                        if action == 1:
-                            on_mod(ex, iid, sides[side_i], price, qty, ts)
-                        else:
-                            on_add(ex, iid, sides[side_i], price, qty, ts)
-                    if want_lv:
-                        lid = int(price._v / tick)
-                        if action == 0:
-                            strat.on_add_level(ex, iid, sides[side_i], lid, price, qty, ts)
-                        else:
-                            strat.on_modify_level(ex, iid, sides[side_i], lid, qty, ts)
-            except Exception as exc:
-                reactor.failed("market-data callback", exc, (ch[i - 1],))
-        reactor.callbacks += n * (want_pl + want_lv)
-        if st.want_bbo:
-            self._emit_bbo(st, ts)
 
     def _on_levels(self, st: _MdState, msg: m.LevelUpdate) -> None:
         book = st.book

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -11,6 +12,9 @@ import sys
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import LiveScheduler
+from mlthon.infra.ops.heartbeat import component_will
+from mlthon.infra.ops.wiring import ProcessOps
 from mlthon.infra.telegram.bridge import TelegramBridge
 from mlthon.infra.telegram.config import TelegramConfig, load_config
 
@@ -65,8 +69,25 @@ async def _serve(config: TelegramConfig, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, shutdown.set)
-    bus = MqttBus(host, port, client_id=f"mlthon-{config.client_id}")
+    topics = Topics(config.bus.root)
+    # ops (issue 7): last will, heartbeat and `mlthon kill`.
+    will = component_will(topics, "telegram", config.client_id)
+    bus = MqttBus(host, port, client_id=f"mlthon-{config.client_id}", will=will)
     async with bus:
-        bridge = TelegramBridge(config, bus, topics=Topics(config.bus.root))
-        await bridge.run(shutdown)
+        ops = ProcessOps(
+            bus,
+            LiveScheduler(loop=loop),
+            topics,
+            kind="telegram",
+            name=config.client_id,
+            stop=shutdown,
+        )
+        ops.start()
+        bridge = TelegramBridge(config, bus, topics=topics)
+        try:
+            await bridge.run(shutdown)
+        finally:
+            ops.close()
+            with contextlib.suppress(TimeoutError):
+                await bus.flush(2.0)
     log.info("mlthon telegram: stopped")

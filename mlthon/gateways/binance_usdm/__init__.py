@@ -1,0 +1,1 @@
+"""Binance USD-M futures order entry: signed REST (``/fapi``) and the user-data stream."""

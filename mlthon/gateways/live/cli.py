@@ -1,0 +1,136 @@
+"""``mlthon gateway --config live.toml`` for a real venue: run a :class:`LiveGateway` on MQTT.
+
+The venue is chosen by ``[gateway] exchange``; :data:`VENUES` maps each supported exchange to its
+folder's ``build_gateway`` (adding a venue adds one line here). The process serves until SIGINT or
+SIGTERM, then cancels its open orders, announces its status and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mlthon.basics.errors import ConfigError, MlthonError
+from mlthon.basics.mlt_enum import Exchange
+from mlthon.gateways.live.config import LiveGatewayConfig
+from mlthon.gateways.live.gateway import LiveGateway
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import LiveScheduler
+from mlthon.infra.instruments import load_instruments
+
+log = logging.getLogger(__name__)
+
+# exchange -> "module:function" building its gateway (bus, scheduler, topics, config, instruments)
+VENUES: dict[Exchange, str] = {
+    Exchange.BinanceUsdm: "mlthon.gateways.binance_usdm.gateway:build_gateway",
+    Exchange.Bybit: "mlthon.gateways.bybit_v5.gateway:build_gateway",
+}
+
+
+def builder(exchange: Exchange) -> Callable[..., LiveGateway]:
+    """The ``build_gateway`` of an exchange's folder.
+
+    Raises:
+        ConfigError: no live gateway for that exchange.
+    """
+    target = VENUES.get(exchange)
+    if target is None:
+        supported = ", ".join(e.name for e in VENUES)
+        raise ConfigError(
+            f"no live gateway for {exchange.name} (supported: {supported})", key="gateway.exchange"
+        )
+    module, _, func = target.partition(":")
+    fn: Callable[..., LiveGateway] = getattr(importlib.import_module(module), func)
+    return fn
+
+
+def is_live_config(data: dict[str, Any]) -> bool:
+    """True if a parsed gateway TOML asks for a live venue (``[gateway] environment`` set):
+    the switch ``mlthon gateway`` can use to choose this entry point over the simulator."""
+    g = data.get("gateway", {})
+    return isinstance(g, dict) and "environment" in g
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlthon gateway", description="Run a live venue gateway on MQTT."
+    )
+    p.add_argument("--config", required=True, help="gateway TOML file (see docs/exchanges.md)")
+    p.add_argument("--host", default=None, help="MQTT host (overrides [bus] host)")
+    p.add_argument("--port", type=int, default=None, help="MQTT port (overrides [bus] port)")
+    return p
+
+
+def gateway_main(argv: list[str], shutdown: asyncio.Event | None = None) -> int:
+    """Entry point of ``mlthon gateway`` for a live venue.
+
+    Args:
+        argv: the arguments after ``gateway``.
+        shutdown: an event that ends the run when set (tests); signals set it otherwise.
+
+    Returns:
+        0 on a clean stop, 2 on a configuration error (no keys...), 1 on another mlthon error.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        config = LiveGatewayConfig.from_toml(args.config)
+        build = builder(config.exchange)
+        creds = config.credentials()
+    except ConfigError as exc:
+        sys.stderr.write(f"mlthon gateway: {exc}\n")
+        return 2
+    try:
+        asyncio.run(_run(config, build, creds, args.host, args.port, shutdown))
+    except ConfigError as exc:
+        sys.stderr.write(f"mlthon gateway: {exc}\n")
+        return 2
+    except MlthonError as exc:
+        log.error("gateway %s failed: %s", config.exchange.name, exc)
+        return 1
+    return 0
+
+
+async def _run(
+    config: LiveGatewayConfig,
+    build: Callable[..., LiveGateway],
+    creds: Any,
+    host: str | None,
+    port: int | None,
+    shutdown: asyncio.Event | None,
+) -> None:
+    from mlthon.infra.bus.mqtt import MqttBus  # aiomqtt only when used
+
+    instruments = [
+        i
+        for i in load_instruments(config.instruments_file)
+        if i.exchange is config.exchange
+        and (not config.instrument_ids or i.instrument_id in config.instrument_ids)
+    ]
+    if not instruments:
+        raise ConfigError(f"no instrument of {config.exchange.name}", key="gateway.instruments")
+    stop = shutdown or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if shutdown is None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+    scheduler = LiveScheduler(loop=loop)
+    async with MqttBus(host or config.bus_host, port or config.bus_port) as bus:
+        gateway = build(bus, scheduler, Topics(config.root), config, instruments, creds)
+        log.info(
+            "live gateway %s (%s) serving %d instruments",
+            config.exchange.name,
+            config.environment.name,
+            len(instruments),
+        )
+        try:
+            await gateway.run(stop)
+        finally:
+            await bus.flush()

@@ -1,0 +1,917 @@
+"""``LiveGateway``: a real venue on the bus, on top of one venue's :class:`VenueApi`.
+
+Requests arrive from the bus (sync handlers); each is checked at once (ready, known instrument,
+grid, duplicate id) and then served by a named task doing the signed REST call. Fills and
+cancellations come from the private stream; every fill is reported once (de-duplicated by the
+venue's execution id), whichever of the stream, a REST answer or a reconciliation saw it first.
+
+Status: ``Connecting`` until the private stream is authenticated and open orders are reconciled,
+then ``ReadyToTrade``; ``Maintenance`` when the venue says so; back to ``Connecting`` while the
+stream reconnects (capped exponential back-off with jitter). After every reconnect the open orders
+and their executions are fetched over REST and the missed reports are emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Coroutine
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mlthon.basics.errors import GatewayError, RateLimited
+from mlthon.basics.instrument import Instrument
+from mlthon.basics.mlt_enum import (
+    CancelCode,
+    GtwRejectCode,
+    GtwStatus,
+    OrderStatus,
+    OrderType,
+)
+from mlthon.gateways.base import FetchRequest, GatewayBase
+from mlthon.gateways.live.config import LiveGatewayConfig
+from mlthon.gateways.live.model import (
+    Fill,
+    LiveOrder,
+    OrderEvent,
+    RateUsage,
+    StatusEvent,
+    StreamEvent,
+    VenueApi,
+    VenueOrder,
+    VenueRejected,
+    VenueTimeout,
+    VenueUnavailable,
+)
+from mlthon.infra.bus.bus import BusBase
+from mlthon.infra.bus.messages import (
+    AccountInfo,
+    CancelAll,
+    CancelAllAck,
+    CancelAllReject,
+    CancelOrder,
+    CancelOrderAck,
+    CancelOrderReject,
+    FetchAccount,
+    FetchFunding,
+    FetchOrders,
+    FetchOrderStatus,
+    FetchPosition,
+    FetchWallet,
+    FundingInfo,
+    ModifyOrder,
+    ModifyOrderAck,
+    ModifyOrderReject,
+    Msg,
+    NewOrder,
+    NewOrderAck,
+    NewOrderReject,
+    OrderCancelled,
+    OrderExecution,
+    OrdersInfo,
+    OrderStatusInfo,
+    OrderWire,
+    PositionInfo,
+    RateLimitInfo,
+    RequestReject,
+    WalletInfo,
+)
+from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import Scheduler
+from mlthon.venues.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+_THRESHOLDS = (50, 90, 100)
+_MAX_SEEN = 200_000
+_MAX_CLOSED = 10_000
+
+
+def _fmt(d: Decimal) -> str:
+    """Canonical decimal text: no exponent, no trailing zeros."""
+    return format(d.normalize(), "f")
+
+
+def _dec(value: str | None, name: str) -> Decimal:
+    try:
+        d = Decimal(value or "")
+    except InvalidOperation as exc:
+        raise ValueError(f"{name} {value!r} is not a decimal") from exc
+    if not d.is_finite():
+        raise ValueError(f"{name} {value!r} is not finite")
+    return d
+
+
+def venue_client_id(strat: str, cl_id: str, max_len: int = 36) -> str:
+    """The client order id sent to the venue: ``<strat>.<cl_id>`` when it fits the venues'
+    alphabet and length, else a stable hash of both (strategies may reuse each other's ids)."""
+    raw = f"{strat}.{cl_id}"
+    ok = all(c.isalnum() or c in "._-" for c in raw) and raw.isascii()
+    if ok and len(raw) <= max_len:
+        return raw
+    import hashlib
+
+    return "h" + hashlib.sha256(raw.encode()).hexdigest()[: max_len - 1]
+
+
+class LiveGateway(GatewayBase):
+    """A venue gateway: bus requests in, signed REST out, reports from REST and the stream.
+
+    Args:
+        bus: the bus.
+        scheduler: time and timers.
+        topics: topic names.
+        config: the live configuration.
+        api: the venue's I/O seam.
+        instruments: the instruments to serve (grids refreshed from the venue in :meth:`run`).
+        logger: where to log.
+    """
+
+    def __init__(
+        self,
+        bus: BusBase,
+        scheduler: Scheduler,
+        topics: Topics,
+        config: LiveGatewayConfig,
+        api: VenueApi,
+        instruments: list[Instrument],
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        super().__init__(bus, scheduler, topics, config.exchange, logger or log)
+        self.config = config
+        self.api = api
+        self.instruments: dict[int, Instrument] = {i.instrument_id: i for i in instruments}
+        self.orders: dict[str, LiveOrder] = {}
+        self._by_strat: dict[tuple[str, str], str] = {}
+        self._seen_execs: OrderedDict[str, None] = OrderedDict()
+        self._closed: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop = asyncio.Event()
+        self._started = False
+        self._ready = False
+        self._blocked_until = 0
+        self._announced: dict[str, tuple[int, set[int]]] = {}
+        self.backoff = Backoff(cap_s=config.reconnect_max_s)
+        self.connects = 0
+        self.reconciled_fills = 0
+
+    @property
+    def name(self) -> str:
+        """``gateway[<exchange>]``: the prefix of task names and log lines."""
+        return f"gateway[{self.exchange.name}]"
+
+    # ================================================================================ lifecycle
+    def start(self) -> None:
+        """Subscribe to requests and announce ``Connecting`` (``run`` does the connecting)."""
+        if self._started:
+            return
+        self._started = True
+        self.publish_status(GtwStatus.Connecting, "starting")
+        self.subscribe_requests()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to cancel the open orders and finish."""
+        self._stop.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Serve until ``stop`` (or :meth:`stop`) is set: open the session, load the grids,
+        keep the private stream up; on the way out cancel the open orders (if configured),
+        announce the stop and unsubscribe.
+
+        Raises:
+            GatewayError: the venue could not be reached to load the instruments.
+        """
+        await self.api.open()
+        try:
+            loaded = await self.api.load_instruments(list(self.instruments.values()))
+            self.instruments = {i.instrument_id: i for i in loaded}
+            self.start()
+            async with asyncio.TaskGroup() as tg:
+                stream = tg.create_task(self._stream_loop(), name=f"{self.name}.stream")
+                waiters = [self._stop.wait()]
+                if stop is not None:
+                    waiters.append(stop.wait())
+                done = [tg.create_task(w, name=f"{self.name}.stop") for w in waiters]
+                await asyncio.wait(done, return_when=asyncio.FIRST_COMPLETED)
+                self._stop.set()  # ends the maintenance probe and the stream's back-off waits
+                for t in done:
+                    t.cancel()
+                stream.cancel()
+            await self._shutdown()
+        finally:
+            await self.api.close()
+
+    async def _shutdown(self) -> None:
+        self._ready = False
+        n = 0
+        if self.config.cancel_on_stop:
+            open_orders = [o for o in self.orders.values() if not o.closed and o.acked]
+            results = await asyncio.gather(
+                *(self._cancel_one(o, "all", CancelCode.CancelAll) for o in open_orders),
+                return_exceptions=True,
+            )
+            n = sum(1 for r in results if r is True)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.config.request_timeout_s)
+            for t in late:
+                self.log.warning("%s: cancelling straggler %s", self.name, t.get_name())
+                t.cancel()
+        self.publish_status(GtwStatus.Connecting, f"stopped; {n} open orders cancelled")
+        self.unsubscribe_all()
+        self._started = False
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], role: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}.{role}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.log.error("%s: task %s failed", self.name, task.get_name(), exc_info=exc)
+
+    # ================================================================================ stream
+    async def _stream_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.api.run_private_stream(self._on_connected, self._on_events)
+                why = "private stream closed"
+            except VenueUnavailable as exc:
+                why = exc.detail
+                if exc.maintenance:
+                    self._ready = False
+                    self.publish_status(GtwStatus.Maintenance, exc.detail)
+            except GatewayError as exc:
+                why = str(exc)
+            self._ready = False
+            if self.status is not GtwStatus.Maintenance:
+                self.publish_status(GtwStatus.Connecting, f"reconnecting: {why}")
+            delay = self.backoff.next_delay()
+            self.log.warning("%s: %s; reconnecting in %.2fs", self.name, why, delay)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+
+    async def _on_connected(self) -> None:
+        self.connects += 1
+        await self.reconcile()
+        self.backoff.reset()
+        self._ready = True
+        self.publish_status(GtwStatus.ReadyToTrade, "private stream up, orders reconciled")
+
+    def _on_events(self, events: list[StreamEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, StatusEvent):
+                self._ready = not ev.maintenance
+                self.publish_status(
+                    GtwStatus.Maintenance if ev.maintenance else GtwStatus.ReadyToTrade, ev.detail
+                )
+            elif isinstance(ev, OrderEvent):
+                self._on_order_event(ev)
+
+    def _on_order_event(self, ev: OrderEvent) -> None:
+        order = self.orders.get(ev.order.venue_cid)
+        if order is None:
+            self.log.debug("%s: update of a foreign order %s", self.name, ev.order.venue_cid)
+            return
+        if ev.fill is not None:
+            self._apply_fill(order, ev.fill)
+        self._apply_venue_order(order, ev.order, from_stream=True)
+
+    async def reconcile(self) -> None:
+        """Bring every order we believe open in line with the venue: acks, fills and
+        cancellations the strategies missed are emitted now (each fill once)."""
+        mine = [o for o in self.orders.values() if not o.closed]
+        if not mine:
+            return
+        venue_open = {
+            vo.venue_cid: vo for vo in await self.api.open_orders(list(self.instruments.values()))
+        }
+        for order in mine:
+            for fill in await self.api.order_fills(order):
+                if self._apply_fill(order, fill):
+                    self.reconciled_fills += 1
+            vo = venue_open.get(order.venue_cid)
+            if vo is None:
+                vo = await self.api.query_order(order)
+            if vo is not None:
+                self._apply_venue_order(order, vo, from_stream=True)
+            elif order.status is OrderStatus.PendingNew and not order.acked:
+                continue  # its NewOrder task is still deciding
+        self.log.info(
+            "%s: reconciled %d orders (%d missed fills)",
+            self.name,
+            len(mine),
+            self.reconciled_fills,
+        )
+
+    # ================================================================================ state
+    def _report(self, order: LiveOrder, msg: Msg) -> None:
+        self.publish_report(order.strat, msg)
+
+    def _now(self) -> int:
+        return self.scheduler.now_ns()
+
+    def _ack(self, order: LiveOrder) -> None:
+        if order.acked:
+            return
+        order.acked = True
+        if order.status is OrderStatus.PendingNew:
+            order.status = OrderStatus.New
+        self._report(
+            order,
+            NewOrderAck(
+                cl_id=order.cl_id,
+                exch_id=order.exch_id,
+                instrument_id=order.instrument.instrument_id,
+                side=order.side,
+                price=_fmt(order.price),
+                qty=_fmt(order.qty),
+                leaves_qty=_fmt(order.qty),
+                ord_type=order.ord_type,
+                tif=order.tif,
+                exec_instr=order.exec_instr,
+                ts=self._now(),
+            ),
+        )
+
+    def _apply_fill(self, order: LiveOrder, fill: Fill) -> bool:
+        """Report a fill unless already reported; True if it was new."""
+        if fill.exec_id in self._seen_execs:
+            return False
+        self._seen_execs[fill.exec_id] = None
+        if len(self._seen_execs) > _MAX_SEEN:
+            self._seen_execs.popitem(last=False)
+        if fill.exch_id and not order.exch_id:
+            order.exch_id = fill.exch_id
+        self._ack(order)
+        order.filled += fill.qty
+        if order.filled >= order.qty:
+            order.status = OrderStatus.Filled
+            self._close(order)
+        else:
+            order.status = OrderStatus.PartiallyFilled
+        self._report(
+            order,
+            OrderExecution(
+                cl_id=order.cl_id,
+                exec_id=fill.exec_id,
+                instrument_id=order.instrument.instrument_id,
+                side=order.side,
+                price=_fmt(fill.price),
+                fill_qty=_fmt(fill.qty),
+                leaves_qty=_fmt(order.leaves),
+                exec_ts=fill.ts,
+                fee=_fmt(fill.fee),
+                fee_coin=fill.fee_coin,
+                maker=fill.maker,
+                ts=self._now(),
+            ),
+        )
+        return True
+
+    def _apply_venue_order(self, order: LiveOrder, vo: VenueOrder, *, from_stream: bool) -> None:
+        if vo.exch_id:
+            order.exch_id = vo.exch_id
+        if vo.status is OrderStatus.PendingNew:
+            return  # submitted only (Bybit's create answer): the stream tells the outcome
+        rejected = vo.status is OrderStatus.Rejected or (
+            vo.status is OrderStatus.Cancelled and vo.reject_code is not None
+        )
+        if rejected and not order.acked and order.filled == 0:
+            self._forget(order)
+            self._report(
+                order,
+                NewOrderReject(
+                    cl_id=order.cl_id,
+                    code=vo.reject_code or GtwRejectCode.ExchangeError,
+                    reason=vo.reason or "rejected by the venue",
+                    ts=self._now(),
+                ),
+            )
+            return
+        if vo.status in (OrderStatus.New, OrderStatus.PartiallyFilled, OrderStatus.Untriggered):
+            self._ack(order)
+            return
+        if vo.status is OrderStatus.Filled:
+            self._ack(order)  # the fills themselves come from the stream or order_fills
+            return
+        if vo.status in (OrderStatus.Cancelled, OrderStatus.Rejected):
+            self._ack(order)
+            if order.closed and not order.cancel_pending:
+                return
+            if vo.filled > order.filled and from_stream:
+                # the execution report is still on its way: keep the order until it arrives
+                self.log.debug("%s: %s cancelled with fills pending", self.name, order.venue_cid)
+            if order.cancel_pending:
+                order.cancel_seen = True
+                order.status = OrderStatus.Cancelled
+                self._close(order)
+                return
+            code = (
+                CancelCode.ImmediateOrCancel
+                if vo.cancel_code_hint == "ioc"
+                else CancelCode.ExchangeCancel
+            )
+            self._cancelled(order, unsolicited=True, code=code, reason=vo.reason)
+
+    def _cancelled(
+        self, order: LiveOrder, *, unsolicited: bool, code: CancelCode, reason: str
+    ) -> None:
+        order.status = OrderStatus.Cancelled
+        self._close(order)
+        self._report(
+            order,
+            OrderCancelled(
+                cl_id=order.cl_id,
+                unsolicited=unsolicited,
+                engine_ts=self._now(),
+                cancel_code=code,
+                reason=reason,
+                ts=self._now(),
+            ),
+        )
+
+    def _close(self, order: LiveOrder) -> None:
+        if order.closed:
+            return
+        order.closed = True
+        self._closed[order.venue_cid] = None
+        while len(self._closed) > _MAX_CLOSED:
+            old, _ = self._closed.popitem(last=False)
+            o = self.orders.pop(old, None)
+            if o is not None:
+                self._by_strat.pop((o.strat, o.cl_id), None)
+
+    def _forget(self, order: LiveOrder) -> None:
+        self.orders.pop(order.venue_cid, None)
+        self._by_strat.pop((order.strat, order.cl_id), None)
+
+    def _find(self, strat: str, cl_id: str) -> LiveOrder | None:
+        vcid = self._by_strat.get((strat, cl_id))
+        return self.orders.get(vcid) if vcid else None
+
+    def _rate(self, strat: str) -> None:
+        """Announce rate-limit usage crossing 50 / 90 / 100 % of the budget."""
+        usage: RateUsage | None = self.api.last_rate
+        if usage is None or usage.limit <= 0:
+            return
+        key = usage.name
+        window, done = self._announced.get(key, (usage.reset_ts, set()))
+        if window != usage.reset_ts:
+            done = set()
+        self._announced[key] = (usage.reset_ts, done)
+        for pct in _THRESHOLDS:
+            if pct not in done and usage.used * 100 >= pct * usage.limit:
+                done.add(pct)
+                self.publish_report(
+                    strat,
+                    RateLimitInfo(
+                        rate_limit=usage.limit,
+                        rate_remaining=max(usage.limit - usage.used, 0),
+                        reset_ts=usage.reset_ts,
+                    ),
+                )
+
+    def _gate(self) -> tuple[GtwRejectCode, str] | None:
+        """Why no request can go out now (None if one can)."""
+        if self.status is GtwStatus.Maintenance:
+            return GtwRejectCode.GtwNotReady, "venue in maintenance"
+        if not self._ready:
+            return GtwRejectCode.GtwNotReady, "gateway not ready (connecting)"
+        if self._blocked_until > self._now():
+            secs = (self._blocked_until - self._now()) / NS
+            return GtwRejectCode.RateLimitExceeded, f"rate limited; retry in {secs:.1f}s"
+        return None
+
+    def _unavailable(self, exc: VenueUnavailable) -> str:
+        """A request met an unreachable venue; in maintenance, say so and probe until it ends."""
+        if exc.maintenance and self.status is not GtwStatus.Maintenance:
+            self._ready = False
+            self.publish_status(GtwStatus.Maintenance, exc.detail)
+            self._spawn(self._probe_maintenance(), "maintenance_probe")
+        return exc.detail
+
+    async def _probe_maintenance(self) -> None:
+        while self.status is GtwStatus.Maintenance and not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.maintenance_probe_s):
+                    await self._stop.wait()
+            try:
+                await self.api.account_id()
+            except GatewayError as exc:
+                self.log.info("%s: still unavailable: %s", self.name, exc)
+                continue
+            await self.reconcile()
+            self._ready = True
+            self.publish_status(GtwStatus.ReadyToTrade, "maintenance over")
+
+    def _rate_limited(self, exc: RateLimited) -> str:
+        self._blocked_until = max(self._blocked_until, self._now() + int(exc.retry_after_s * NS))
+        self.log.warning("%s: %s", self.name, exc)
+        return str(exc)
+
+    # ================================================================================ new
+    def on_new_order(self, req: NewOrder) -> None:
+        """Check the request, then place it (``_on_new_order``)."""
+
+        def reject(code: GtwRejectCode, reason: str) -> None:
+            self.publish_report(
+                req.strat,
+                NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+            )
+
+        gate = self._gate()
+        if gate is not None:
+            reject(*gate)
+            return
+        inst = self.instruments.get(req.instrument_id)
+        if inst is None:
+            reject(GtwRejectCode.UnknownInstrument, f"instrument {req.instrument_id} not served")
+            return
+        if req.ord_type in (OrderType.StopLimit, OrderType.StopMarket):
+            self.publish_report(req.strat, _unsupported("NewOrder"))
+            return
+        existing = self._find(req.strat, req.cl_id)
+        if existing is not None and not existing.closed:
+            reject(GtwRejectCode.DuplicateClientId, f"cl_id {req.cl_id} is still live")
+            return
+        try:
+            qty = _dec(req.qty, "qty")
+            price = _dec(req.price, "price") if req.ord_type is OrderType.Limit else Decimal(0)
+        except ValueError as exc:
+            reject(GtwRejectCode.InvalidRequest, str(exc))
+            return
+        if qty <= 0 or qty % inst.lot_size != 0 or qty < inst.min_qty:
+            reject(
+                GtwRejectCode.InvalidQty,
+                f"qty {req.qty} not a positive multiple of {inst.lot_size} >= {inst.min_qty}",
+            )
+            return
+        if req.ord_type is OrderType.Limit and (price <= 0 or price % inst.tick_size != 0):
+            reject(GtwRejectCode.InvalidPrice, f"price {req.price} not on tick {inst.tick_size}")
+            return
+        order = LiveOrder(
+            strat=req.strat,
+            cl_id=req.cl_id,
+            venue_cid=venue_client_id(req.strat, req.cl_id),
+            instrument=inst,
+            side=req.side,
+            price=price,
+            qty=qty,
+            ord_type=req.ord_type,
+            tif=req.tif,
+            exec_instr=req.exec_instr,
+            reduce_only=req.close_position,
+            created_ts=self._now(),
+        )
+        if existing is not None:
+            self._forget(existing)
+        self.orders[order.venue_cid] = order
+        self._by_strat[(order.strat, order.cl_id)] = order.venue_cid
+        self._spawn(self._on_new_order(order), f"new[{order.venue_cid}]")
+
+    async def _on_new_order(self, order: LiveOrder) -> None:
+        async with order.lock:
+            try:
+                vo = await self.api.place(order)
+            except VenueRejected as exc:
+                self._new_rejected(order, exc.code, exc.reason)
+            except RateLimited as exc:
+                self._new_rejected(order, GtwRejectCode.RateLimitExceeded, self._rate_limited(exc))
+            except VenueTimeout as exc:
+                await self._resolve_unknown_new(order, str(exc))
+            except VenueUnavailable as exc:
+                self._new_rejected(order, GtwRejectCode.ExchangeError, self._unavailable(exc))
+            else:
+                self._apply_venue_order(order, vo, from_stream=False)
+            finally:
+                self._rate(order.strat)
+
+    def _new_rejected(self, order: LiveOrder, code: GtwRejectCode, reason: str) -> None:
+        if order.acked:  # the stream already acked it: the venue has it after all
+            return
+        self._forget(order)
+        self._report(
+            order, NewOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now())
+        )
+
+    async def _resolve_unknown_new(self, order: LiveOrder, why: str) -> None:
+        """A NewOrder timed out: ask the venue whether it has the order."""
+        try:
+            vo = await self.api.query_order(order)
+        except GatewayError as exc:
+            self.log.warning("%s: %s unresolved after timeout: %s", self.name, order.cl_id, exc)
+            vo = None
+        if vo is None:
+            self._new_rejected(order, GtwRejectCode.Timeout, why)
+        else:
+            self._apply_venue_order(order, vo, from_stream=False)
+
+    # ================================================================================ modify
+    def on_modify_order(self, req: ModifyOrder) -> None:
+        """Check the request, then amend the order (``_on_modify_order``)."""
+
+        def reject(code: GtwRejectCode, reason: str) -> None:
+            self.publish_report(
+                req.strat,
+                ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+            )
+
+        gate = self._gate()
+        if gate is not None:
+            reject(*gate)
+            return
+        order = self._find(req.strat, req.cl_id)
+        if order is None or order.closed:
+            reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
+            return
+        if order.ord_type is not OrderType.Limit:
+            reject(GtwRejectCode.InvalidRequest, "only limit orders can be modified")
+            return
+        if req.new_price is None and req.new_qty is None:
+            reject(GtwRejectCode.InvalidRequest, "modify needs new_price or new_qty")
+            return
+        try:
+            price = _dec(req.new_price, "new_price") if req.new_price else order.price
+            qty = _dec(req.new_qty, "new_qty") if req.new_qty else order.qty
+        except ValueError as exc:
+            reject(GtwRejectCode.InvalidRequest, str(exc))
+            return
+        inst = order.instrument
+        if price <= 0 or price % inst.tick_size != 0:
+            reject(GtwRejectCode.InvalidPrice, f"price {price} not on tick {inst.tick_size}")
+            return
+        if qty <= order.filled or qty % inst.lot_size != 0:
+            reject(GtwRejectCode.InvalidQty, f"qty {qty} off the lot grid or not above filled")
+            return
+        self._spawn(self._on_modify_order(order, price, qty), f"modify[{order.venue_cid}]")
+
+    async def _on_modify_order(self, order: LiveOrder, price: Decimal, qty: Decimal) -> None:
+        async with order.lock:
+            code: GtwRejectCode | None = None
+            reason = ""
+            try:
+                await self.api.amend(order, price, qty)
+            except VenueRejected as exc:
+                if exc.code is GtwRejectCode.UnsupportedOperation:
+                    self._report(order, _unsupported("ModifyOrder"))
+                    return
+                code, reason = exc.code, exc.reason
+            except RateLimited as exc:
+                code, reason = GtwRejectCode.RateLimitExceeded, self._rate_limited(exc)
+            except VenueTimeout as exc:
+                code, reason = GtwRejectCode.Timeout, str(exc)
+            except VenueUnavailable as exc:
+                code, reason = GtwRejectCode.ExchangeError, self._unavailable(exc)
+            finally:
+                self._rate(order.strat)
+            if code is not None:
+                self._report(
+                    order,
+                    ModifyOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now()),
+                )
+                return
+            order.price = price
+            order.qty = qty
+            self._report(
+                order,
+                ModifyOrderAck(
+                    cl_id=order.cl_id,
+                    new_price=_fmt(price),
+                    new_qty=_fmt(qty),
+                    leaves_qty=_fmt(order.leaves),
+                    ts=self._now(),
+                ),
+            )
+
+    # ================================================================================ cancel
+    def on_cancel_order(self, req: CancelOrder) -> None:
+        """Check the request, then cancel the order (``_on_cancel_order``)."""
+
+        def reject(code: GtwRejectCode, reason: str) -> None:
+            self.publish_report(
+                req.strat,
+                CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+            )
+
+        gate = self._gate()
+        if gate is not None:
+            reject(*gate)
+            return
+        order = self._find(req.strat, req.cl_id)
+        if order is None or order.closed:
+            reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
+            return
+        self._spawn(self._on_cancel_order(order), f"cancel[{order.venue_cid}]")
+
+    async def _on_cancel_order(self, order: LiveOrder) -> None:
+        try:
+            await self._cancel_one(order, "user", CancelCode.CanceledByUser)
+        except GatewayError as exc:
+            code = exc.code if isinstance(exc, VenueRejected) else GtwRejectCode.ExchangeError
+            if isinstance(exc, RateLimited):
+                code = GtwRejectCode.RateLimitExceeded
+            elif isinstance(exc, VenueTimeout):
+                code = GtwRejectCode.Timeout
+            reason = exc.reason if isinstance(exc, VenueRejected) else str(exc)
+            self._report(
+                order,
+                CancelOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now()),
+            )
+
+    async def _cancel_one(self, order: LiveOrder, why: str, code: CancelCode) -> bool:
+        """Cancel at the venue; on success send CancelOrderAck (single cancels) and
+        OrderCancelled. Returns False if the order closed meanwhile (filled); raises the
+        venue's error otherwise."""
+        async with order.lock:
+            if order.closed and not order.cancel_seen:
+                return False
+            order.cancel_pending = why
+            try:
+                await self.api.cancel(order)
+            except GatewayError as exc:
+                if isinstance(exc, RateLimited):
+                    self._rate_limited(exc)
+                if not order.cancel_seen:
+                    if isinstance(exc, VenueRejected) and order.closed:
+                        return False  # filled meanwhile
+                    raise
+                # the stream saw it cancelled: the venue's error (unknown order...) is a race
+            finally:
+                order.cancel_pending = ""
+                self._rate(order.strat)
+            self._ack(order)  # the venue had it (Bybit acks from the stream, maybe not yet)
+            if why == "user":
+                self._report(order, CancelOrderAck(cl_id=order.cl_id, ts=self._now()))
+            order.cancel_seen = False
+            order.closed = False  # reopen for the one OrderCancelled below
+            self._cancelled(order, unsolicited=False, code=code, reason="")
+            return True
+
+    def on_cancel_all(self, req: CancelAll) -> None:
+        """Cancel every open order of the strategy (on one instrument, or all)."""
+        gate = self._gate()
+        if gate is not None:
+            self.publish_report(
+                req.strat,
+                CancelAllReject(
+                    instrument_id=req.instrument_id, code=gate[0], reason=gate[1], ts=self._now()
+                ),
+            )
+            return
+        targets = [
+            o
+            for o in self.orders.values()
+            if o.strat == req.strat
+            and not o.closed
+            and (req.instrument_id == 0 or o.instrument.instrument_id == req.instrument_id)
+        ]
+        self._spawn(self._on_cancel_all(req, targets), f"cancel_all[{req.strat}]")
+
+    async def _on_cancel_all(self, req: CancelAll, targets: list[LiveOrder]) -> None:
+        code = CancelCode.StopEscalation if req.escalation else CancelCode.CancelAll
+        results = await asyncio.gather(
+            *(self._cancel_one(o, "all", code) for o in targets), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for r in errors:
+            if not isinstance(r, Exception):
+                raise r
+        failed = [
+            r
+            for r in errors
+            if not (isinstance(r, VenueRejected) and r.code is GtwRejectCode.UnknownOrder)
+        ]
+        if failed:
+            first = failed[0]
+            rc = (
+                GtwRejectCode.RateLimitExceeded
+                if isinstance(first, RateLimited)
+                else (
+                    first.code if isinstance(first, VenueRejected) else GtwRejectCode.ExchangeError
+                )
+            )
+            self.publish_report(
+                req.strat,
+                CancelAllReject(
+                    instrument_id=req.instrument_id,
+                    code=rc,
+                    reason=f"{len(failed)} of {len(targets)} cancels failed: {first}",
+                    ts=self._now(),
+                ),
+            )
+            return
+        self.publish_report(
+            req.strat, CancelAllAck(instrument_id=req.instrument_id, ts=self._now())
+        )
+
+    # ================================================================================ fetch
+    def on_fetch(self, req: FetchRequest) -> None:
+        """Answer from the registry (orders) or the venue (account, wallet, position,
+        funding)."""
+        rqst = type(req).__name__
+        if isinstance(req, FetchOrders):
+            wires = [
+                self._wire(o)
+                for o in self.orders.values()
+                if o.strat == req.strat
+                and not o.closed
+                and o.acked
+                and (req.instrument_id == 0 or o.instrument.instrument_id == req.instrument_id)
+            ]
+            self.publish_report(req.strat, OrdersInfo(orders=wires))
+            return
+        if isinstance(req, FetchOrderStatus):
+            order = self._find(req.strat, req.cl_id)
+            if order is None:
+                self.publish_report(
+                    req.strat,
+                    RequestReject(
+                        code=GtwRejectCode.UnknownOrder,
+                        detail=f"no order {req.cl_id}",
+                        rqst_type=rqst,
+                        ts=self._now(),
+                    ),
+                )
+            else:
+                self.publish_report(req.strat, OrderStatusInfo(order=self._wire(order)))
+            return
+        if (
+            isinstance(req, FetchPosition | FetchFunding)
+            and req.instrument_id not in self.instruments
+        ):
+            self.publish_report(
+                req.strat,
+                RequestReject(
+                    code=GtwRejectCode.UnknownInstrument,
+                    detail=f"instrument {req.instrument_id} not served",
+                    rqst_type=rqst,
+                    ts=self._now(),
+                ),
+            )
+            return
+        self._spawn(self._on_fetch(req), f"fetch[{req.strat}]")
+
+    async def _on_fetch(self, req: FetchRequest) -> None:
+        msg: Msg
+        try:
+            if isinstance(req, FetchAccount):
+                msg = AccountInfo(user_id=await self.api.account_id())
+            elif isinstance(req, FetchWallet):
+                total, avail = await self.api.wallet(req.coin)
+                msg = WalletInfo(coin=req.coin, total=_fmt(total), available=_fmt(avail))
+            elif isinstance(req, FetchPosition):
+                pos = await self.api.position(self.instruments[req.instrument_id])
+                msg = PositionInfo(instrument_id=req.instrument_id, position=_fmt(pos))
+            elif isinstance(req, FetchFunding):
+                rate, next_ts = await self.api.funding(self.instruments[req.instrument_id])
+                msg = FundingInfo(instrument_id=req.instrument_id, rate=_fmt(rate), next_ts=next_ts)
+            else:  # pragma: no cover - handled synchronously
+                return
+        except GatewayError as exc:
+            code = GtwRejectCode.ExchangeError
+            if isinstance(exc, VenueRejected):
+                code = exc.code
+            elif isinstance(exc, RateLimited):
+                code = GtwRejectCode.RateLimitExceeded
+                self._rate_limited(exc)
+            elif isinstance(exc, VenueTimeout):
+                code = GtwRejectCode.Timeout
+            msg = RequestReject(
+                code=code, detail=str(exc), rqst_type=type(req).__name__, ts=self._now()
+            )
+        finally:
+            self._rate(req.strat)
+        self.publish_report(req.strat, msg)
+
+    def _wire(self, o: LiveOrder) -> OrderWire:
+        return OrderWire(
+            instrument_id=o.instrument.instrument_id,
+            cl_id=o.cl_id,
+            exch_id=o.exch_id,
+            side=o.side,
+            price=_fmt(o.price),
+            qty=_fmt(o.qty),
+            leaves_qty=_fmt(o.leaves),
+            filled_qty=_fmt(o.filled),
+            status=o.status,
+            ord_type=o.ord_type,
+            tif=o.tif,
+            exec_instr=o.exec_instr,
+            created_ts=o.created_ts,
+        )
+
+
+def _unsupported(msg_type: str) -> Msg:
+    from mlthon.infra.bus.messages import UnsupportedOp
+
+    return UnsupportedOp(msg_type=msg_type)

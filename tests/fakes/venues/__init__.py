@@ -1,0 +1,1 @@
+"""Fake venues on loopback speaking each exchange's protocol (REST + websocket)."""
