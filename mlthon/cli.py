@@ -11,16 +11,33 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mlthon.basics.errors import MlthonError
+from mlthon.basics.errors import ConfigError, MlthonError
 
 log = logging.getLogger("mlthon")
 
 # Commands implemented in component packages: name -> (module, function, one-line help).
 _DELEGATED: dict[str, tuple[str, str, str]] = {
+    "status": (
+        "mlthon.infra.ops.cli",
+        "status_main",
+        "live table of every component (--once, --json)",
+    ),
+    "servers": ("mlthon.infra.ops.cli", "servers_main", "list running servers (--json, --kind)"),
+    "kill": (
+        "mlthon.infra.ops.cli",
+        "kill_main",
+        "stop one server cleanly: name, kind/name, pid or pid@host",
+    ),
+    "doctor": (
+        "mlthon.infra.ops.cli",
+        "doctor_main",
+        "pre-flight checks (broker, clock, config, secrets, versions, disk)",
+    ),
     "feed": ("mlthon.cli", "_feed_main", "run a feed-handler process (--config feed.toml)"),
     "record": ("mlthon.feeds.cli", "record_main", "record a feed to the raw capture format"),
     "gateway": (
@@ -112,11 +129,26 @@ def _cmd_control(a: argparse.Namespace) -> int:
     from mlthon.infra.runner import install_signal_handlers, run_control
 
     cfgs = [load_strategy_config(p) for p in a.strategy]
+    web_host, web_port = "127.0.0.1", None
+    if a.web:
+        host_part, _, port_part = a.web.rpartition(":")
+        if not port_part.isdigit():
+            raise ConfigError(f"--web takes [HOST:]PORT, got {a.web!r}")
+        web_host, web_port = host_part or "127.0.0.1", int(port_part)
 
     async def main() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_control(cfgs, stop, host=a.host, port=a.port, root=a.root)
+        await run_control(
+            cfgs,
+            stop,
+            host=a.host,
+            port=a.port,
+            root=a.root,
+            web_port=web_port,
+            web_host=web_host,
+            web_token=os.environ.get("MLTHON_OPS_TOKEN"),
+        )
 
     asyncio.run(main())
     return 0
@@ -194,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="TOML",
         help="a strategy config (repeat for several)",
+    )
+    p.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        default=None,
+        help="serve the status page and /metrics there (actions need $MLTHON_OPS_TOKEN)",
     )
     _bus_args(p)
     p.set_defaults(func=_cmd_control)

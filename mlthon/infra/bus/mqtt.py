@@ -19,7 +19,6 @@ Only this module and the Telegram bridge touch aiomqtt/paho; their errors become
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -168,6 +167,8 @@ class MqttBus(BusBase):
 
     def unsubscribe(self, sub: Subscription) -> None:
         sub.active = False
+        if self._closing:
+            return
         if sub in self._subs:
             self._subs.remove(sub)
         self._route_cache.clear()
@@ -256,10 +257,21 @@ class MqttBus(BusBase):
         """Disconnect and stop reconnecting."""
         self._closing = True
         self._wake.set()
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        runner = self._runner
+        if runner is not None:
+            runner.cancel()
+            # aiomqtt's acknowledgement waits can swallow a cancellation that races with the
+            # acknowledgement itself; never wait forever for them.
+            done, _ = await asyncio.wait({runner}, timeout=3.0)
+            if not done:
+                log.warning(
+                    "mqtt[%s]: connection task did not stop within 3s; left behind", self.client_id
+                )
+                runner.cancel()
+            elif not runner.cancelled() and runner.exception() is not None:
+                log.warning(
+                    "mqtt[%s]: connection task ended with %r", self.client_id, runner.exception()
+                )
             self._runner = None
         # A deliberate close is not a lost connection: listeners are not told.
         self._connected = False
