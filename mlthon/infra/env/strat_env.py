@@ -55,6 +55,7 @@ _SIDES = {1: Side.Buy, 2: Side.Sell, 0: Side.Unset}
 _SIDE_BY_INT = (Side.Unset, Side.Buy, Side.Sell)
 _ZERO = Decimal(0)
 _CACHE_LIMIT = 200_000
+_SEEN_EXECS_MAX = 1_000_000
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 
 # Strategy life-cycle states, as published in StratStatus.
@@ -180,6 +181,8 @@ class StratEnv(IStratEnv):
         self._last_error_alert: dict[str, int] = {}
         self.reports_received = 0
         self.md_messages = 0
+        self.duplicate_fills = 0
+        self._seen_execs: dict[tuple[Exchange, str], None] = {}
         reactor.on_error = self._on_callback_error
         reactor.on_slow = self._on_callback_slow
         bus.add_connection_listener(self._on_bus_connection)
@@ -1214,6 +1217,16 @@ class StratEnv(IStratEnv):
         now = self.scheduler.now_ns()
         try:
             if isinstance(msg, m.OrderExecution):
+                # At-least-once delivery (QoS 1, reconnects, replays) may repeat a fill: each
+                # execution id reaches the strategy once.
+                key = (ex, msg.exec_id)
+                if key in self._seen_execs:
+                    self.duplicate_fills += 1
+                    log.info("env: duplicate execution %s on %s dropped", msg.exec_id, ex.name)
+                    return
+                self._seen_execs[key] = None
+                if len(self._seen_execs) > _SEEN_EXECS_MAX:
+                    del self._seen_execs[next(iter(self._seen_execs))]
                 inv(
                     s.on_order_execution,
                     ex,

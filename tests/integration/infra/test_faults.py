@@ -224,3 +224,37 @@ async def test_broker_restart_disconnects_then_reconnects_and_logs_in_again(brok
             "on_instruments",
             "on_strat_params_update",
         ]
+
+
+async def test_a_repeated_execution_reaches_the_strategy_once():
+    async with inproc_system() as s:
+        await s.until("on_strat_params_update")
+        fill = m.OrderExecution(
+            cl_id="1",
+            exec_id="E-77",
+            instrument_id=9001,
+            side=Side.Buy,
+            price="100.0",
+            fill_qty="0.001",
+            leaves_qty="0",
+            exec_ts=5,
+        )
+        s.gateway.report("rec", fill)
+        s.gateway.report("rec", fill)  # redelivered after a reconnect
+        s.gateway.report(
+            "rec",
+            m.OrderExecution(
+                cl_id="1",
+                exec_id="E-78",
+                instrument_id=9001,
+                side=Side.Buy,
+                price="100.0",
+                fill_qty="0.001",
+                leaves_qty="0",
+                exec_ts=6,
+            ),
+        )
+        await s.until("on_order_execution", 2)
+        await wait_until(lambda: s.env.reports_received == 3)
+        assert [a[6] for a in s.strat.of("on_order_execution")] == [5, 6]
+        assert s.env.duplicate_fills == 1
