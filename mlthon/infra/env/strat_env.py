@@ -752,6 +752,15 @@ class StratEnv(IStratEnv):
     def _on_book_status(self, st: _MdState, msg: m.FeedStatus) -> None:
         book = st.book
         status = msg.status
+        if msg.iid == 0:
+            # A feed-wide status repeated on the book's topic to keep it in order with the book:
+            # it only matters for the book when the feed went away; the strategy hears the
+            # transition once, from the feed's status topic.
+            if status is FeedHandlerStatus.Disconnected:
+                book.clear()
+                book.valid = book.building = False
+                st.last_bid = st.last_ask = None
+            return
         if status is FeedHandlerStatus.SnapshotStart:
             book.clear()
             book.valid = False
