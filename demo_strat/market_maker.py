@@ -141,10 +141,12 @@ class MarketMaker(Strategy):
     def on_gateway_status(self, exchange: Exchange, status: GtwStatus, detail: str) -> None:
         if exchange is not self.exchange:
             return
+        was_ready = self.gateway_ready
         self.gateway_ready = status is GtwStatus.ReadyToTrade
         if not self.gateway_ready:
             self.quotes.clear()  # the gateway cancels or will reject; start afresh when back
-            self._alert(f"gateway {status.name}: quotes pulled ({detail})")
+            if was_ready and self.running:
+                self._alert(f"gateway {status.name}: quotes pulled ({detail})")
         self.requote()
 
     def on_feed_handler_status(

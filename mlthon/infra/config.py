@@ -278,7 +278,8 @@ def parse_param_assignments(args: list[str], current: dict[str, Any]) -> dict[st
 
     A value is read as a TOML value (``2``, ``0.5``, ``true``, ``"text"``); a bare word that is
     not TOML is taken as a string. When the key already exists its type must be kept (an int may
-    become a float).
+    become a float); a key whose current value is a string takes the text as given (so
+    ``size=0.010`` stays the exact ``"0.010"``).
 
     Raises:
         ValueError: a word without ``=``, or a value whose type does not match the current one.
@@ -289,6 +290,10 @@ def parse_param_assignments(args: list[str], current: dict[str, Any]) -> dict[st
         key = key.strip()
         if not sep or not key:
             raise ValueError(f"{word!r} is not key=value")
+        if isinstance(current.get(key), str):
+            # A text parameter (a decimal like "0.010", a name) keeps the words as given.
+            out[key] = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+            continue
         try:
             value = tomllib.loads(f"v = {text}")["v"]
         except tomllib.TOMLDecodeError:

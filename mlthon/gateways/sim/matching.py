@@ -241,6 +241,42 @@ class MatchingEngine:
             created_ts=o.created_ts,
         )
 
+    # ================================================================================ restart
+    @property
+    def counters(self) -> tuple[int, int]:
+        """(orders created, executions reported): the sources of exchange and execution ids."""
+        return self._order_n, self._exec_n
+
+    def restore(
+        self,
+        orders: Iterable[SimOrder],
+        accounts: Mapping[str, Account],
+        counters: tuple[int, int],
+    ) -> None:
+        """Load the state a previous run left (gateway restart): orders, accounts, id counters.
+
+        Open orders rest again at their price with their stored queue estimate (stops wait for
+        their trigger); their locks and margin are recomputed. Must be called before any request.
+        """
+        self._order_n = max(self._order_n, counters[0])
+        self._exec_n = max(self._exec_n, counters[1])
+        for strat, acct in accounts.items():
+            acct._marks = self._mark  # noqa: SLF001 - the engine owns its accounts
+            self._accounts[strat] = acct
+        for o in orders:
+            mkt = self._markets.get(o.iid)
+            self._orders[o.key] = o
+            if mkt is None or o.status not in _OPEN:
+                continue
+            self._open[o.key] = o
+            if o.status is OrderStatus.Untriggered:
+                mkt.stops.append(o)
+            elif o.tick is not None:
+                mkt.resting(o.is_buy).setdefault(o.tick, []).append(o)
+                if mkt.l3:
+                    mkt.l3_seq = max(mkt.l3_seq, o.l3_seq)
+            self._relock(mkt, o)
+
     # ================================================================================ output
     def _emit(self, strat: str, msg: Msg) -> None:
         self._sink(strat, msg, self._kind)
