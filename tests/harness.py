@@ -34,7 +34,7 @@ def strategy_config(name: str = "rec", **over: Any) -> StrategyConfig:
             "stop_ack_timeout_s": over.pop("stop_ack_timeout_s", 5),
         },
         "params": over.pop("params", {"spread": 2, "size": "0.001", "active": True}),
-        "instruments": {"use": [9001, 1001]},
+        "instruments": {"use": over.pop("use", [9001, 1001])},
     }
     data["strategy"].update(over)
     return parse_strategy_config(data, "<test>")

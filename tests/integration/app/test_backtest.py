@@ -274,15 +274,39 @@ window.addEventListener('error', e => { document.title = 'SCRIPT ERROR ' + e.mes
 def test_sweep_runs_every_combination_in_parallel_best_first(tmp_path):
     cfg = REPO / "demo_strat" / "market_maker.toml"
     out = tmp_path / "sweep"
-    p = subprocess.run([sys.executable, "-m", "mlthon", "--log-level", "WARNING", "sweep",
-                        str(cfg), "--synthetic-seconds", "60", "--out", str(out),
-                        "--grid", "spread_ticks=2,4", "size=0.010,0.020", "--jobs", "2"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlthon",
+            "--log-level",
+            "WARNING",
+            "sweep",
+            str(cfg),
+            "--synthetic-seconds",
+            "60",
+            "--out",
+            str(out),
+            "--grid",
+            "spread_ticks=2,4",
+            "size=0.010,0.020",
+            "--jobs",
+            "2",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     rows = json.loads((out / "sweep.json").read_text())
     assert len(rows) == 4
     assert {(r["param.spread_ticks"], r["param.size"]) for r in rows} == {
-        (2, "0.010"), (2, "0.020"), (4, "0.010"), (4, "0.020")}
+        (2, "0.010"),
+        (2, "0.020"),
+        (4, "0.010"),
+        (4, "0.020"),
+    }
     pnls = [Decimal(r["total_pnl"]) for r in rows]
     assert pnls == sorted(pnls, reverse=True)
     assert (out / "sweep.csv").read_text().startswith("permutation_id,")
