@@ -72,6 +72,7 @@ LIVE = 1
 
 VERIFY_LEVELS = 5
 _PRICE_CACHE: dict[str, Decimal] = {}
+_QTY_CACHE: dict[str, Decimal] = {}
 _PRICE_CACHE_MAX = 200_000
 _RECENT = 512
 _MAX_BAD_KEPT = 200
@@ -392,22 +393,30 @@ class FeedEngine:
         """Apply a diff; return an error text on bad data (the book is then partly updated)."""
         apply = book.apply_dec
         cache = _PRICE_CACHE
+        qcache = _QTY_CACHE
         for side, levels in ((BID, diff.bids), (ASK, diff.asks)):
             for p, q in levels:
                 # Decimal hashing dominates the book's cost; one Decimal per price string keeps
-                # its hash computed once (prices near the touch repeat all the time).
+                # its hash computed once (prices near the touch repeat all the time). Sizes
+                # repeat too; a size string is checked once, when first seen.
                 pd = cache.get(p)
-                try:
-                    if pd is None:
-                        pd = Decimal(p)
-                        if len(cache) >= _PRICE_CACHE_MAX:
-                            cache.clear()
-                        cache[p] = pd
-                    qd = Decimal(q)
-                except InvalidOperation:
-                    return f"unparsable level [{p!r}, {q!r}]"
-                if qd < 0:
-                    return f"negative size {q} at {p}"
+                qd = qcache.get(q)
+                if pd is None or qd is None:
+                    try:
+                        if pd is None:
+                            pd = Decimal(p)
+                            if len(cache) >= _PRICE_CACHE_MAX:
+                                cache.clear()
+                            cache[p] = pd
+                        if qd is None:
+                            qd = Decimal(q)
+                            if qd < 0:
+                                return f"negative size {q} at {p}"
+                            if len(qcache) >= _PRICE_CACHE_MAX:
+                                qcache.clear()
+                            qcache[q] = qd
+                    except InvalidOperation:
+                        return f"unparsable level [{p!r}, {q!r}]"
                 act = apply(side, pd, qd)
                 if out is not None and act >= 0:
                     out.append((act, side, p, q))
