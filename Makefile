@@ -34,6 +34,8 @@ bench: ## print the benchmark figures
 	$(PY) bench/bench_reactor.py
 	-$(PY) bench/bench_feed.py
 	-$(PY) bench/bench_matching.py
+	-$(PY) bench/bench_pipeline.py
+	-$(PY) bench/bench_vs_nautilus.py --repeat 3
 
 demo: ## the demo market maker on the embedded synthetic market
 	mlthon backtest demo_strat/market_maker.toml
