@@ -15,6 +15,12 @@ broker. Every child is reaped; one that does not exit in time is killed.
 
 ``--single-process`` runs the same parts as tasks of one process on the in-process bus.
 
+Reliability (``docs/reliability.md``): ``--journal PATH`` (or ``[sim] journal``) gives the
+gateway an order journal that survives restarts. ``--secure`` starts the broker with a password
+file and ACLs: the strategy, the gateway and the control service log in with generated passwords
+handed to them in ``MLTHON_BUS_PASSWORD`` (never on a command line, never logged); the feed
+connects anonymously with a feed's rights only.
+
 Runtime modes: ``paper`` is what this runs. ``live`` and ``live-testnet`` need the exchange
 gateways, which this build does not have yet: they stop with a clear message.
 """
@@ -26,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -37,8 +44,12 @@ from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
 from mlthon.infra.config import StrategyConfig, load_strategy_config
+from mlthon.infra.security import ADMIN_USER, acl_text, gateway_user, strategy_user
 
 log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
+USERNAME_ENV = "MLTHON_BUS_USERNAME"
 
 
 def _toml_value(v: Any) -> str:
@@ -84,19 +95,51 @@ def _check_mode(cfg: StrategyConfig) -> None:
         )
 
 
-def write_configs(
-    cfg: StrategyConfig, workdir: Path, port: int, data: list[str], speed: float
-) -> dict[str, Path]:
-    """The generated gateway, feed and strategy configs for one run."""
-    insts = cfg.instruments()
-    exchanges = sorted({i.exchange for i in insts}, key=lambda e: e.value)
+def _exchange_of(cfg: StrategyConfig) -> Any:
+    exchanges = sorted({i.exchange for i in cfg.instruments()}, key=lambda e: e.value)
     if len(exchanges) != 1:
         raise ConfigError(
             "`mlthon run` serves strategies on one exchange for now; got "
             + ", ".join(e.name for e in exchanges),
             source=cfg.source,
         )
-    ex = exchanges[0]
+    return exchanges[0]
+
+
+def journal_path(cfg: StrategyConfig, override: str | None) -> str | None:
+    """The gateway's journal: ``--journal``, else ``[sim] journal`` (relative to the file)."""
+    value = override or cfg.raw.get("sim", {}).get("journal")
+    if not value:
+        return None
+    path = Path(str(value))
+    if not path.is_absolute():
+        path = (Path(cfg.source).parent if override is None else Path.cwd()) / path
+    return str(path.resolve())
+
+
+def write_configs(
+    cfg: StrategyConfig,
+    workdir: Path,
+    port: int,
+    data: list[str],
+    speed: float,
+    *,
+    journal: str | None = None,
+    bus_user: str | None = None,
+) -> dict[str, Path]:
+    """The generated gateway, feed and strategy configs for one run.
+
+    Args:
+        cfg: the strategy's config.
+        workdir: where to write them.
+        port: the broker's port.
+        data: recordings to replay (empty: a synthetic market).
+        speed: replay speed.
+        journal: the gateway's order journal (None: none).
+        bus_user: the gateway's broker user (secure brokers).
+    """
+    insts = cfg.instruments()
+    ex = _exchange_of(cfg)
     ids = [i.instrument_id for i in insts]
     root = cfg.bus.root
     inst_file = cfg.instruments_file
@@ -107,8 +150,13 @@ def write_configs(
             "instruments": ids,
             "root": root,
             **({"instruments_file": inst_file} if inst_file else {}),
+            **({"journal": journal} if journal else {}),
         },
-        "bus": {"host": "127.0.0.1", "port": port},
+        "bus": {
+            "host": "127.0.0.1",
+            "port": port,
+            **({"username": bus_user} if bus_user else {}),
+        },
     }
     # Nested tables (latency.entry) are written as inline maps.
     gw.update({section: table for section, table in sim.items() if isinstance(table, dict)})
@@ -184,24 +232,55 @@ async def run_processes(
     stop: asyncio.Event,
     telegram: str | None = None,
     ready: asyncio.Event | None = None,
+    secure: bool = False,
+    journal: str | None = None,
 ) -> int:
-    """Run every part in its own process until ``stop``; returns the exit code."""
+    """Run every part in its own process until ``stop``; returns the exit code.
+
+    Raises:
+        ConfigError: no broker and no mosquitto, or ``secure`` with a broker already running.
+    """
     _check_mode(cfg)
     broker: MosquittoBroker | None = None
     host, port = cfg.bus.host, cfg.bus.port
+    ex = _exchange_of(cfg)
+    passwords = {
+        name: secrets.token_urlsafe(24)
+        for name in (ADMIN_USER, strategy_user(cfg.name), gateway_user(ex.name))
+    }
     if not (host in ("127.0.0.1", "localhost") and _port_open(host, port)):
         if find_mosquitto() is None:
             raise ConfigError(
                 f"no MQTT broker answers on {host}:{port} and mosquitto is not installed "
                 "(apt-get install -y mosquitto), or use --single-process"
             )
-        broker = MosquittoBroker(port if not _port_open("127.0.0.1", port) else free_port())
+        broker = MosquittoBroker(
+            port if not _port_open("127.0.0.1", port) else free_port(),
+            secure=secure,
+            users=passwords if secure else None,
+            acl=acl_text(cfg.bus.root, [cfg.name], [ex.name], anonymous_feed=True)
+            if secure
+            else None,
+            allow_anonymous=secure,
+        )
         broker.start()
         host, port = broker.host, broker.port
+    elif secure:
+        raise ConfigError(
+            f"--secure configures the broker it starts, but one already answers on {host}:{port}"
+        )
     procs: list[tuple[str, asyncio.subprocess.Process]] = []
     with tempfile.TemporaryDirectory(prefix="mlthon-run-") as tmp:
         work = Path(tmp)
-        paths = write_configs(cfg, work, port, data, speed)
+        paths = write_configs(
+            cfg,
+            work,
+            port,
+            data,
+            speed,
+            journal=journal_path(cfg, journal),
+            bus_user=gateway_user(ex.name) if secure else None,
+        )
         text = Path(cfg.source).read_text(encoding="utf-8")
         strat_cfg = work / "strategy.toml"
         # The strategy's own file with the bus of this run.
@@ -211,25 +290,48 @@ async def run_processes(
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(cfg.source).resolve().parent), os.getcwd(), env.get("PYTHONPATH", "")]
         )
+        env.pop(PASSWORD_ENV, None)
+        env.pop(USERNAME_ENV, None)
+
+        def env_of(user: str) -> dict[str, str]:
+            """The child's environment: its own broker password when secure."""
+            return {**env, PASSWORD_ENV: passwords[user]} if secure else env
+
         try:
             procs.append(
                 (
                     "control",
                     await _spawn(
-                        "control", "control", "--strategy", str(strat_cfg), *bus_args, env=env
+                        "control",
+                        "control",
+                        "--strategy",
+                        str(strat_cfg),
+                        *bus_args,
+                        env=env_of(ADMIN_USER),
                     ),
                 )
             )
             procs.append(
                 (
                     "gateway",
-                    await _spawn("gateway", "gateway", "--config", str(paths["gateway"]), env=env),
+                    await _spawn(
+                        "gateway",
+                        "gateway",
+                        "--config",
+                        str(paths["gateway"]),
+                        env=env_of(gateway_user(ex.name)),
+                    ),
                 )
             )
             procs.append(
                 ("feed", await _spawn("feed", "feed", "--config", str(paths["feed"]), env=env))
             )
             if telegram:
+                if secure:
+                    log.warning(
+                        "run: --secure: the Telegram bridge connects without a broker user and "
+                        "may only read"
+                    )
                 procs.append(
                     (
                         "telegram",
@@ -237,7 +339,12 @@ async def run_processes(
                     )
                 )
             procs.append(
-                ("strategy", await _spawn("strategy", "strategy", str(strat_cfg), env=env))
+                (
+                    "strategy",
+                    await _spawn(
+                        "strategy", "strategy", str(strat_cfg), env=env_of(strategy_user(cfg.name))
+                    ),
+                )
             )
             if ready is not None:
                 ready.set()
@@ -399,6 +506,16 @@ def run_main(argv: list[str]) -> int:
         help="replay speed: 1 = recorded speed, 10 = ten times faster",
     )
     p.add_argument("--telegram", default=None, help="a telegram.toml to start the bridge with")
+    p.add_argument(
+        "--secure",
+        action="store_true",
+        help="start the broker with a password file and ACLs (docs/reliability.md)",
+    )
+    p.add_argument(
+        "--journal",
+        default=None,
+        help="the gateway's order journal (SQLite file); state survives gateway restarts",
+    )
     a = p.parse_args(argv)
     cfg = load_strategy_config(a.config)
     data = (
@@ -419,7 +536,15 @@ def run_main(argv: list[str]) -> int:
             outcome = await run_single_process(cfg, data=data, speed=a.speed, stop=stop)
             print(f"mlthon run: stopped ({outcome})")
             return 0
-        rc = await run_processes(cfg, data=data, speed=a.speed, stop=stop, telegram=a.telegram)
+        rc = await run_processes(
+            cfg,
+            data=data,
+            speed=a.speed,
+            stop=stop,
+            telegram=a.telegram,
+            secure=a.secure,
+            journal=a.journal,
+        )
         print("mlthon run: stopped; every process reaped")
         return rc
 

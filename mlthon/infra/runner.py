@@ -7,6 +7,12 @@ that started it), then shuts down cleanly:
   ``send_stop_ack``; if it does not, cancel-all requests go to every exchange it may trade on
   (the escalation), and the fact is logged;
 * background tasks are cancelled under a bounded timeout, the bus is closed last.
+
+A strategy's MQTT session is persistent (``clean_session=False`` under the stable client id
+``strat-<name>-<root>``): the broker keeps its subscriptions and queues the QoS 1 reports published
+while it is away, and delivers them when it returns (``docs/reliability.md``). On a secured broker
+the strategy logs in as ``strat-<name>`` and the control service as ``mlthon-admin`` (or
+``MLTHON_BUS_USERNAME``) with the password of ``MLTHON_BUS_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
+import re
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +41,28 @@ from mlthon.infra.ops import wiring as ops  # ops (issue 7)
 from mlthon.infra.ops.heartbeat import component_will
 from mlthon.infra.ops.metering import MeteredBus, TimedReactor
 from mlthon.infra.reactor import Reactor
+from mlthon.infra.security import ADMIN_USER, read_secret, strategy_user
 
 log = logging.getLogger(__name__)
+
+
+PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
+USERNAME_ENV = "MLTHON_BUS_USERNAME"
+
+
+def strategy_bus(cfg: StrategyConfig, topics: Topics, *, persistent: bool = True) -> MqttBus:
+    """The strategy's MQTT bus: a stable client id, a persistent session, its credentials."""
+    password = read_secret(env=PASSWORD_ENV)
+    root = re.sub(r"[^A-Za-z0-9_.-]", "_", topics.root)
+    return MqttBus(
+        cfg.bus.host,
+        cfg.bus.port,
+        client_id=f"strat-{cfg.name}-{root}",
+        username=os.environ.get(USERNAME_ENV, strategy_user(cfg.name)) if password else None,
+        password=password.reveal() if password else None,
+        clean_session=not persistent,
+        will=component_will(topics, "strategy", cfg.name),  # ops (issue 7)
+    )
 
 
 def make_strategy(cfg: StrategyConfig) -> IStrategy:
@@ -124,12 +152,7 @@ async def run_strategy(
     scheduler = scheduler or LiveScheduler()
     topics = Topics(cfg.bus.root)
     own_bus = bus is None
-    the_bus: BusBase = bus or MqttBus(
-        cfg.bus.host,
-        cfg.bus.port,
-        client_id=f"strat-{cfg.name}",
-        will=component_will(topics, "strategy", cfg.name),  # ops (issue 7)
-    )
+    the_bus: BusBase = bus or strategy_bus(cfg, topics)
     # ops (issue 7): the env's traffic and callbacks are counted and timed for the heartbeat.
     metered = MeteredBus(the_bus, scheduler.clock)
     reactor: Reactor = TimedReactor(
@@ -210,8 +233,14 @@ async def run_control(
     """
     scheduler = LiveScheduler()
     topics = Topics(root)
+    password = read_secret(env=PASSWORD_ENV)
     the_bus: BusBase = bus or MqttBus(
-        host, port, client_id="control", will=component_will(topics, "control", "control")
+        host,
+        port,
+        client_id="control",
+        username=os.environ.get(USERNAME_ENV, ADMIN_USER) if password else None,
+        password=password.reveal() if password else None,
+        will=component_will(topics, "control", "control"),
     )
     async with contextlib.AsyncExitStack() as stack:
         if bus is None:

@@ -23,6 +23,15 @@ def user_stream_url(ws_base: str, listen_key: str) -> str:
 
 
 def decode_user_frame(raw: bytes) -> list[StreamEvent]:
+    """See :func:`_decode_user_frame`; a bad number or invalid text in a frame is a
+    ``msgspec.ValidationError`` too (the stream loops skip such frames)."""
+    try:
+        return _decode_user_frame(raw)
+    except (ArithmeticError, ValueError) as exc:  # InvalidOperation, int(), UnicodeDecodeError
+        raise msgspec.ValidationError(f"bad value in frame: {exc}") from exc
+
+
+def _decode_user_frame(raw: bytes) -> list[StreamEvent]:
     """The events of one user-data frame (order updates; others are ignored).
 
     Raises:

@@ -65,6 +65,15 @@ async def _expect(conn: WsConnection, op: str) -> None:
 
 
 def decode_private_frame(raw: bytes) -> list[StreamEvent]:
+    """See :func:`_decode_private_frame`; a bad number or invalid text in a frame is a
+    ``msgspec.ValidationError`` too (the stream loops skip such frames)."""
+    try:
+        return _decode_private_frame(raw)
+    except (ArithmeticError, ValueError) as exc:  # InvalidOperation, int(), UnicodeDecodeError
+        raise msgspec.ValidationError(f"bad value in frame: {exc}") from exc
+
+
+def _decode_private_frame(raw: bytes) -> list[StreamEvent]:
     """The events of one private frame (``order``, ``execution`` and ``execution.fast``; pongs
     and other topics are ignored).
 

@@ -2,6 +2,12 @@
 
 The process serves requests and market data from the broker until SIGINT or SIGTERM, then cancels
 every open order, announces its status and exits.
+
+Reliability (``docs/reliability.md``): with ``[gateway] journal`` the gateway journals every
+request and report and restores its state on restart. Its MQTT session is persistent
+(``clean_session=False``, client id ``gtw-<exchange>``), so requests published while it was away
+are delivered when it returns. Reports are marked sent in the journal once the broker has
+acknowledged them; a restart publishes again those that were not.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 import attrs
 
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
+from mlthon.gateways.sim.journal import OrderJournal
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
@@ -25,8 +33,12 @@ from mlthon.infra.instruments import load_instruments
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import client_tls_context, gateway_user, read_secret
 
 log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
+_CONFIRM_EVERY_S = 0.05
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,27 +95,81 @@ async def _run(
     topics = Topics(config.root)
     # ops (issue 7): a last will for strategies, counted traffic, heartbeat, `mlthon kill`.
     will = gateway_will(topics, config.exchange)
-    async with MqttBus(host or config.bus_host, port or config.bus_port, will=will) as bus:
-        metered = MeteredBus(bus, scheduler.clock)
-        gateway = SimGateway(metered, scheduler, topics, config, list(instruments))
-        ops = ProcessOps(
-            bus,
-            scheduler,
-            topics,
-            kind="gateway",
-            name=config.exchange.name,
-            stop=stop,
-            stats=metered_stats(metered),
-        )
-        ops.start(DEGRADED, "simulated exchange starting")
-        follow_venue_status(ops, bus, topics, "gateway", config.exchange)
-        gateway.start()
-        log.info(
-            "sim gateway %s serving %d instruments", config.exchange.name, len(gateway.instruments)
-        )
-        try:
+    journal = OrderJournal(config.journal) if config.journal else None
+    bus = _make_bus(config, host, port, will)
+    try:
+        async with bus:
+            await _serve(config, bus, scheduler, topics, instruments, journal, stop)
+    finally:
+        if journal is not None:
+            journal.close()
+
+
+def _make_bus(config: SimGatewayConfig, host: str | None, port: int | None, will: Any) -> MqttBus:
+    """The gateway's bus: a persistent session under a stable client id, credentials, TLS."""
+    kw: dict[str, Any] = {
+        "client_id": f"{gateway_user(config.exchange.name)}-{config.root.replace('/', '_')}",
+        "clean_session": False,
+        "will": will,
+    }
+    password = read_secret(env=PASSWORD_ENV, file=config.bus_password_file)
+    if config.bus_username:
+        kw["username"] = config.bus_username
+        kw["password"] = password.reveal() if password is not None else None
+    if config.bus_tls_ca:
+        kw["tls_context"] = client_tls_context(config.bus_tls_ca)
+    try:
+        return MqttBus(host or config.bus_host, port or config.bus_port, **kw)
+    except TypeError as exc:
+        raise ConfigError(f"this build's MQTT bus cannot do that: {exc}", key="bus") from None
+
+
+async def _serve(
+    config: SimGatewayConfig,
+    bus: MqttBus,
+    scheduler: LiveScheduler,
+    topics: Topics,
+    instruments: Any,
+    journal: OrderJournal | None,
+    stop: asyncio.Event,
+) -> None:
+    metered = MeteredBus(bus, scheduler.clock)
+    gateway = SimGateway(metered, scheduler, topics, config, list(instruments), journal=journal)
+    ops = ProcessOps(
+        bus,
+        scheduler,
+        topics,
+        kind="gateway",
+        name=config.exchange.name,
+        stop=stop,
+        stats=metered_stats(metered),
+    )
+    ops.start(DEGRADED, "simulated exchange starting")
+    follow_venue_status(ops, bus, topics, "gateway", config.exchange)
+    gateway.start()
+    log.info(
+        "sim gateway %s serving %d instruments", config.exchange.name, len(gateway.instruments)
+    )
+    try:
+        if journal is None:
             await stop.wait()
-        finally:
-            gateway.stop()
-            ops.close()
-            await bus.flush()
+        else:
+            await _confirm_sent(bus, gateway, journal, stop)
+    finally:
+        gateway.stop()
+        ops.close()
+        if await bus.flush() and journal is not None:
+            journal.mark_sent(gateway.published_seq)
+
+
+async def _confirm_sent(
+    bus: MqttBus, gateway: SimGateway, journal: OrderJournal, stop: asyncio.Event
+) -> None:
+    """Until ``stop``: advance the journal's sent watermark once the broker acknowledged."""
+    while not stop.is_set():
+        upto = gateway.published_seq
+        if upto > journal.sent_seq and bus.connected and await bus.flush(2.0):
+            journal.mark_sent(upto)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CONFIRM_EVERY_S):
+                await stop.wait()

@@ -10,10 +10,14 @@ conservative queue and the instruments' own fees::
     root = "mlt"                 # bus topic root
     connect_delay = "0"          # time from start() to ReadyToTrade
     id_prefix = "sim"            # prefix of exchange order ids and execution ids
+    journal = "sim.db"           # order journal (SQLite); state survives restarts (default: none)
 
     [bus]                        # used by `mlthon gateway` only
     host = "127.0.0.1"
     port = 1883
+    username = "gtw-Sim"         # broker user (default: none)
+    password_file = "gtw.pass"   # file holding the password (or env MLTHON_BUS_PASSWORD)
+    tls_ca = "ca.pem"            # CA file: TLS to the broker (default: plain TCP)
 
     [matching]
     queue_model = "conservative" # conservative | power | uniform | log
@@ -111,8 +115,13 @@ class SimGatewayConfig:
         root: bus topic root.
         connect_delay_ns: delay from start() to ReadyToTrade.
         id_prefix: prefix of exchange order ids and execution ids.
+        journal: path of the order journal (None: no journal, nothing survives a restart); a
+            relative path in a config file is relative to that file.
         bus_host: MQTT host (CLI only).
         bus_port: MQTT port (CLI only).
+        bus_username: broker user (CLI only).
+        bus_password_file: file holding the broker password (CLI only).
+        bus_tls_ca: CA certificate file; set, the CLI connects with TLS.
         queue_model: conservative, power, uniform or log.
         queue_power: exponent of the power model.
         seed: seed of the probabilistic queue models.
@@ -134,8 +143,12 @@ class SimGatewayConfig:
     root: str = "mlt"
     connect_delay_ns: int = 0
     id_prefix: str = "sim"
+    journal: str | None = None
     bus_host: str = "127.0.0.1"
     bus_port: int = 1883
+    bus_username: str | None = None
+    bus_password_file: str | None = None
+    bus_tls_ca: str | None = None
     queue_model: str = "conservative"
     queue_power: float = 2.0
     seed: int = 0
@@ -166,11 +179,20 @@ class SimGatewayConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", source=source) from None
         config = cls.from_dict(data, source=source)
-        if config.instruments_file and not Path(config.instruments_file).is_absolute():
-            # relative to the config file, not to wherever the process was started
-            resolved = Path(path).parent / config.instruments_file
-            config = attrs.evolve(config, instruments_file=str(resolved))
-        return config
+
+        # relative paths are relative to the config file, not to wherever the process started
+        def resolve(value: str | None) -> str | None:
+            if value and not Path(value).is_absolute():
+                return str(Path(path).parent / value)
+            return value
+
+        return attrs.evolve(
+            config,
+            instruments_file=resolve(config.instruments_file),
+            journal=resolve(config.journal),
+            bus_password_file=resolve(config.bus_password_file),
+            bus_tls_ca=resolve(config.bus_tls_ca),
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> SimGatewayConfig:
@@ -259,7 +281,15 @@ class _Loader:
         g = self.table(
             data,
             "gateway",
-            {"exchange", "instruments", "instruments_file", "root", "connect_delay", "id_prefix"},
+            {
+                "exchange",
+                "instruments",
+                "instruments_file",
+                "root",
+                "connect_delay",
+                "id_prefix",
+                "journal",
+            },
         )
         if "exchange" in g:
             try:
@@ -279,7 +309,12 @@ class _Loader:
             kw["connect_delay_ns"] = self.duration("gateway.connect_delay", g["connect_delay"])
         if "id_prefix" in g:
             kw["id_prefix"] = str(g["id_prefix"])
-        b = self.table(data, "bus", {"host", "port"})
+        if "journal" in g:
+            kw["journal"] = str(g["journal"])
+        b = self.table(data, "bus", {"host", "port", "username", "password_file", "tls_ca"})
+        for key in ("username", "password_file", "tls_ca"):
+            if key in b:
+                kw[f"bus_{key}"] = str(b[key])
         if "host" in b:
             kw["bus_host"] = str(b["host"])
         if "port" in b:

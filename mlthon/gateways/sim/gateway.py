@@ -18,10 +18,18 @@ Timing (``docs/simulation.md`` has the long form). With ``e`` the entry delay of
 
 With every delay zero, a request is handled inside its bus delivery and its answers are published
 at once, in order.
+
+With an :class:`~mlthon.gateways.sim.journal.OrderJournal` (``docs/reliability.md``): a request is
+journaled when it arrives; a repeated one (same bytes: a QoS 1 redelivery) is dropped. The reports
+of each engine call and the state they changed are committed in one transaction before any of them
+is published. ``start()`` first reconciles with the journal (requests are refused ``GtwNotReady``
+until then), publishes again what may not have been sent, and reports what it found to the log, the
+status topic and Telegram.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import deque
 from typing import Any
@@ -32,10 +40,14 @@ from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
 from mlthon.gateways.base import FetchRequest, GatewayBase
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.fees import FeeModel
+from mlthon.gateways.sim.journal import OrderJournal
 from mlthon.gateways.sim.latency import LatencyModel
 from mlthon.gateways.sim.matching import MatchingEngine
 from mlthon.gateways.sim.queue import queue_model_from_name
+from mlthon.gateways.sim.recovery import Reconciliation, reconcile
+from mlthon.gateways.sim.state import account_to_state, order_to_state
 from mlthon.infra.bus.bus import BusBase
+from mlthon.infra.bus.codec import encode
 from mlthon.infra.bus.messages import (
     CancelAll,
     CancelAllReject,
@@ -49,6 +61,7 @@ from mlthon.infra.bus.messages import (
     NewOrderReject,
     RateLimitInfo,
     RequestReject,
+    TelegramPublish,
     UnsupportedOp,
 )
 from mlthon.infra.bus.topics import Topics
@@ -63,6 +76,15 @@ _KIND: dict[type[Any], str] = {
     CancelAll: "cancel_all",
 }
 _THRESHOLDS = (50, 90, 100)
+_SEEN_MAX = 100_000
+
+
+def request_key(req: Any, kind: str) -> str:
+    """The identity of a request: its kind and a digest of its exact bytes.
+
+    A QoS 1 redelivery repeats the bytes; a new request differs at least in its ``ts``.
+    """
+    return f"{kind}:{hashlib.sha256(encode(req)).hexdigest()}"
 
 
 class SimGateway(GatewayBase):
@@ -76,6 +98,7 @@ class SimGateway(GatewayBase):
         instruments: candidate instruments; those of ``config.instrument_ids`` (or, if empty,
             those of ``config.exchange``) are served.
         logger: where to log.
+        journal: the order journal (None: nothing survives a restart).
 
     Raises:
         ConfigError: no instrument to serve, or an unknown instrument id in the config.
@@ -90,9 +113,17 @@ class SimGateway(GatewayBase):
         instruments: list[Instrument],
         *,
         logger: logging.Logger | None = None,
+        journal: OrderJournal | None = None,
     ) -> None:
         super().__init__(bus, scheduler, topics, config.exchange, logger or log)
         self.config = config
+        self.journal = journal
+        # reports of the engine call in progress, persisted then delivered at its end
+        self._staged: list[tuple[str, Msg, str]] = []
+        self._seen: dict[str, None] = {}
+        self.duplicate_requests = 0
+        self.published_seq = 0  # journal seq of the last report handed to the bus
+        self.reconciliation: Reconciliation | None = None
         if config.instrument_ids:
             by_id = {i.instrument_id: i for i in instruments}
             missing = [i for i in config.instrument_ids if i not in by_id]
@@ -128,8 +159,8 @@ class SimGateway(GatewayBase):
         self._timers: list[Handle] = []
         self._funding_timers: dict[int, tuple[int, Handle]] = {}
         self._last_arrival: dict[str, int] = {}
-        # answers waiting for their delivery time, in delivery order: (due, strat, msg)
-        self._outbox: deque[tuple[int, str, Msg]] = deque()
+        # answers waiting for their delivery time, in delivery order: (due, strat, msg, seq)
+        self._outbox: deque[tuple[int, str, Msg, int]] = deque()
         self._last_due = 0
         self._flush_handle: Handle | None = None
         # delivery time of the answers of the engine call in progress
@@ -147,6 +178,8 @@ class SimGateway(GatewayBase):
             return
         self._started = True
         self.publish_status(GtwStatus.Connecting, "starting")
+        if self.journal is not None:
+            self._reconcile(self.journal)
         self.subscribe_requests()
         for inst in self.instruments:
             self._subs.append(
@@ -171,8 +204,9 @@ class SimGateway(GatewayBase):
         now = self.scheduler.now_ns()
         self._begin_call(now)
         n = self.engine.cancel_everything(now)
-        for _, strat, msg in self._outbox:
-            self.publish_report(strat, msg)
+        self._end_call()
+        for _, strat, msg, seq in self._outbox:
+            self._publish(strat, msg, seq)
         self._outbox.clear()
         for h in self._timers:
             h.cancel()
@@ -185,6 +219,40 @@ class SimGateway(GatewayBase):
             self._flush_handle = None
         self.unsubscribe_all()
         self.publish_status(GtwStatus.Connecting, f"stopped; {n} open orders cancelled")
+
+    def _reconcile(self, journal: OrderJournal) -> None:
+        """Load and check the journaled state; re-send and answer what the last run left."""
+        rec = reconcile(self.engine, journal)
+        self.reconciliation = rec
+        self.publish_status(GtwStatus.Connecting, "reconciling with the journal")
+        for r in rec.unsent:
+            self._publish(r.strat, r.msg, r.seq)
+        now = self.scheduler.now_ns()
+        for p in rec.pending:
+            self._begin_call(now)
+            if p.kind != "fetch":
+                why = "gateway restarted before handling it"
+                self._reject(p.msg, p.kind, GtwRejectCode.GtwNotReady, why, now)
+            journal.request_done(p.seq)
+            self._end_call()
+        text = rec.text()
+        if rec.clean:
+            self.log.info("sim %s: %s", self.exchange.name, text)
+        else:
+            self.log.error("sim %s: %s", self.exchange.name, text)
+        self.publish_status(GtwStatus.Connecting, rec.summary())
+        if rec.orders or rec.unsent or rec.pending or not rec.clean:
+            for strat in sorted(rec.strategies):
+                self.bus.publish(
+                    self.topics.telegram(strat),
+                    TelegramPublish(
+                        strat=strat,
+                        text=f"gateway {self.exchange.name} restarted; {rec.text(strat)}",
+                        priority=0,
+                        ts=now,
+                    ),
+                    qos=1,
+                )
 
     def _become_ready(self) -> None:
         self._ready = True
@@ -226,19 +294,44 @@ class SimGateway(GatewayBase):
 
     def _arrive(self, req: Any, kind: str) -> None:
         now = self.scheduler.now_ns()
+        seq = 0
+        if kind != "fetch":
+            key = request_key(req, kind)
+            j = self.journal
+            if key in self._seen or (j is not None and j.has_request(key)):
+                self.duplicate_requests += 1
+                self.log.info(
+                    "sim %s: repeated %s of %s dropped (%s)",
+                    self.exchange.name,
+                    type(req).__name__,
+                    req.strat,
+                    getattr(req, "cl_id", ""),
+                )
+                return
+            self._seen[key] = None
+            if len(self._seen) > _SEEN_MAX:
+                del self._seen[next(iter(self._seen))]
+            if j is not None:
+                seq = j.add_request(key, req.strat, kind, req, now) or 0
         t_ex = max(now + self.latency.entry_ns(kind), self._last_arrival.get(req.strat, 0))
         self._last_arrival[req.strat] = t_ex
         run_at = t_ex + self.latency.market_data_ns()
         if run_at <= now:
-            self._process(req, kind, t_ex)
+            self._process(req, kind, t_ex, seq)
         else:
             # not kept: after stop(), _process drops what is still in flight
-            self.scheduler.call_at(run_at, self._process, req, kind, t_ex)
+            self.scheduler.call_at(run_at, self._process, req, kind, t_ex, seq)
 
-    def _process(self, req: Any, kind: str, t_ex: int) -> None:
+    def _process(self, req: Any, kind: str, t_ex: int, seq: int = 0) -> None:
         if not self._started:
             return
         self._begin_call(t_ex)
+        self._handle(req, kind, t_ex)
+        if seq and self.journal is not None:
+            self.journal.request_done(seq)
+        self._end_call()
+
+    def _handle(self, req: Any, kind: str, t_ex: int) -> None:
         rqst_type = type(req).__name__
         if not self._ready or self._in_maintenance(t_ex):
             state = "in maintenance" if self._in_maintenance(t_ex) else "not ready"
@@ -315,6 +408,7 @@ class SimGateway(GatewayBase):
         t_ex = now - self.latency.market_data_ns()
         self._begin_call(t_ex)
         self.engine.on_market_data(msg, t_ex)
+        self._end_call()
         if isinstance(msg, FundingUpdate) and msg.next_ts:
             self._arm_funding(msg.iid, msg.next_ts)
 
@@ -331,7 +425,9 @@ class SimGateway(GatewayBase):
     def _pay_funding(self, iid: int, due: int) -> None:
         self._funding_timers.pop(iid, None)
         self._begin_call(due)
-        for p in self.engine.settle_funding(iid, due):
+        payments = self.engine.settle_funding(iid, due)
+        self._end_call({p.strat for p in payments})
+        for p in payments:
             self.log.info(
                 "sim %s: funding %s %s paid by %s on %s (rate %s, qty %s, mark %s)",
                 self.exchange.name,
@@ -348,27 +444,77 @@ class SimGateway(GatewayBase):
     def _begin_call(self, t_ex: int) -> None:
         self._call_ts = t_ex
         self._call_due = None
+        self._staged.clear()
 
     def _on_report(self, strat: str, msg: Msg, kind: str) -> None:
-        """Engine sink: queue ``msg`` for delivery one response delay after the exchange time."""
+        """Engine sink: keep ``msg`` until the end of the engine call (see :meth:`_end_call`)."""
+        self._staged.append((strat, msg, kind))
+
+    def _end_call(self, touched: set[str] | None = None) -> None:
+        """Journal the call's reports and changed state in one transaction, then deliver them."""
+        staged = list(self._staged)
+        self._staged.clear()
+        j = self.journal
+        if j is None:
+            for strat, msg, kind in staged:
+                self._deliver(strat, msg, kind, 0)
+            return
+        kept: list[tuple[str, Msg, str, int]] = []
+        strats = set(touched or ())
+        orders: set[tuple[str, str]] = set()
+        for strat, msg, kind in staged:
+            seq = j.add_report(strat, msg, self._call_ts)
+            if seq is None:
+                self.log.warning(
+                    "sim %s: execution %s already journaled; not sent again",
+                    self.exchange.name,
+                    getattr(msg, "exec_id", "?"),
+                )
+                continue
+            kept.append((strat, msg, kind, seq))
+            strats.add(strat)
+            cl_id = getattr(msg, "cl_id", None)
+            if cl_id:
+                orders.add((strat, cl_id))
+        for strat, cl_id in orders:
+            o = self.engine.order(strat, cl_id)
+            if o is not None:
+                j.save_order(strat, cl_id, order_to_state(o))
+        for strat in strats:
+            j.save_account(strat, account_to_state(self.engine.account(strat)))
+        if kept or strats:
+            order_n, exec_n = self.engine.counters
+            j.set_meta("order_n", str(order_n))
+            j.set_meta("exec_n", str(exec_n))
+        j.commit()
+        for strat, msg, kind, seq in kept:
+            self._deliver(strat, msg, kind, seq)
+
+    def _deliver(self, strat: str, msg: Msg, kind: str, seq: int) -> None:
+        """Queue ``msg`` for delivery one response delay after the exchange time."""
         now = self.scheduler.now_ns()
         if self._call_due is None:
             self._call_due = self._call_ts + self.latency.response_ns(kind)
         due = max(self._call_due, now, self._last_due)
         self._last_due = due
         if due <= now and not self._outbox:
-            self.publish_report(strat, msg)
+            self._publish(strat, msg, seq)
             return
-        self._outbox.append((due, strat, msg))
+        self._outbox.append((due, strat, msg, seq))
         if self._flush_handle is None:
             self._flush_handle = self.scheduler.call_at(self._outbox[0][0], self._flush)
+
+    def _publish(self, strat: str, msg: Msg, seq: int) -> None:
+        self.publish_report(strat, msg)
+        if seq > self.published_seq:
+            self.published_seq = seq
 
     def _flush(self) -> None:
         self._flush_handle = None
         now = self.scheduler.now_ns()
         box = self._outbox
         while box and box[0][0] <= now:
-            _, strat, msg = box.popleft()
-            self.publish_report(strat, msg)
+            _, strat, msg, seq = box.popleft()
+            self._publish(strat, msg, seq)
         if box:
             self._flush_handle = self.scheduler.call_at(box[0][0], self._flush)

@@ -89,6 +89,7 @@ class OrderJournal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
+        self._in_tx = False
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -100,6 +101,7 @@ class OrderJournal:
             version = self.meta("schema")
             if version is None:
                 self.set_meta("schema", str(SCHEMA_VERSION))
+                self.commit()
             elif version != str(SCHEMA_VERSION):
                 raise ConfigError(
                     f"journal schema {version}, this mlthon writes {SCHEMA_VERSION}",
@@ -107,7 +109,6 @@ class OrderJournal:
                 )
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the journal: {exc}", source=self.path) from exc
-        self._in_tx = False
 
     def close(self) -> None:
         """Commit what is pending and close the file."""
@@ -126,7 +127,7 @@ class OrderJournal:
             self._db.execute("COMMIT")
             self._in_tx = False
 
-    # --- meta --------------------------------------------------------------------------------------
+    # --- meta ------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         """A value of the meta table."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -142,7 +143,7 @@ class OrderJournal:
         value = self.meta(key)
         return int(value) if value is not None else 0
 
-    # --- requests ----------------------------------------------------------------------------------
+    # --- requests --------------------------------------------------------------------------------
     def has_request(self, req_key: str) -> bool:
         """Whether a request with this identity was already journaled."""
         row = self._db.execute("SELECT 1 FROM requests WHERE req_key = ?", (req_key,)).fetchone()
@@ -171,7 +172,7 @@ class OrderJournal:
         ).fetchall()
         return [JournaledRequest(r[0], r[1], r[2], decode(_TOPIC, r[3])) for r in rows]
 
-    # --- reports -----------------------------------------------------------------------------------
+    # --- reports ---------------------------------------------------------------------------------
     def add_report(self, strat: str, msg: Msg, ts: int) -> int | None:
         """Journal a report (in the current transaction); None for an execution already there."""
         self._begin()
@@ -215,7 +216,7 @@ class OrderJournal:
             self.set_meta("sent", str(seq))
             self.commit()
 
-    # --- state -------------------------------------------------------------------------------------
+    # --- state -----------------------------------------------------------------------------------
     def save_order(self, strat: str, cl_id: str, state: Mapping[str, Any]) -> None:
         """Store an order's state (in the current transaction)."""
         self._begin()

@@ -247,22 +247,15 @@ class MatchingEngine:
         """(orders created, executions reported): the sources of exchange and execution ids."""
         return self._order_n, self._exec_n
 
-    def restore(
-        self,
-        orders: Iterable[SimOrder],
-        accounts: Mapping[str, Account],
-        counters: tuple[int, int],
-    ) -> None:
-        """Load the state a previous run left (gateway restart): orders, accounts, id counters.
+    def restore(self, orders: Iterable[SimOrder], counters: tuple[int, int]) -> None:
+        """Load the orders and id counters a previous run left (gateway restart).
 
         Open orders rest again at their price with their stored queue estimate (stops wait for
-        their trigger); their locks and margin are recomputed. Must be called before any request.
+        their trigger); their locks and margin are recomputed, so load the accounts first
+        (:meth:`account`). Must be called before any request.
         """
         self._order_n = max(self._order_n, counters[0])
         self._exec_n = max(self._exec_n, counters[1])
-        for strat, acct in accounts.items():
-            acct._marks = self._mark  # noqa: SLF001 - the engine owns its accounts
-            self._accounts[strat] = acct
         for o in orders:
             mkt = self._markets.get(o.iid)
             self._orders[o.key] = o

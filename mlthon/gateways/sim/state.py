@@ -83,7 +83,9 @@ def account_to_state(acct: Account) -> dict[str, Any]:
     }
 
 
-def account_into(acct: Account, s: Mapping[str, Any], instruments: Mapping[int, Instrument]) -> None:
+def account_into(
+    acct: Account, s: Mapping[str, Any], instruments: Mapping[int, Instrument]
+) -> None:
     """Load a stored state into a fresh account (positions of unknown instruments are skipped).
 
     Raises:
@@ -97,4 +99,3 @@ def account_into(acct: Account, s: Mapping[str, Any], instruments: Mapping[int, 
         p = acct.position(inst, Leg(leg))
         p.qty, p.entry = Decimal(qty), Decimal(entry)
         p.realised, p.funding = Decimal(realised), Decimal(funding)
-

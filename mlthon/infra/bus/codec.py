@@ -34,7 +34,8 @@ def decode(topic: str, payload: bytes | bytearray | memoryview) -> AnyMsg:
     """
     try:
         msg: AnyMsg = _decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        # msgspec reports invalid UTF-8 inside a string as UnicodeDecodeError.
         raise MalformedMessage(topic, bytes(payload), str(exc)) from exc
     if msg.v != WIRE_VERSION:
         raise MalformedMessage(

@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 from collections import deque
 from typing import Any
 
@@ -62,6 +63,7 @@ class MqttBus(BusBase):
             without disconnecting (a crash, a kill -9, a network cut).
         clean_session: False keeps the broker-side session (subscriptions, QoS 1 messages
             queued while away) across reconnects; needs a stable ``client_id``.
+        tls_context: connect with TLS using this context (None: plain TCP).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class MqttBus(BusBase):
         keepalive_s: int = 10,
         will: tuple[str, Msg] | None = None,
         clean_session: bool = True,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
         self.host = host
@@ -91,6 +94,7 @@ class MqttBus(BusBase):
             aiomqtt.Will(will[0], encode(will[1]), qos=1, retain=True) if will is not None else None
         )
         self._clean_session = clean_session
+        self._tls_context = tls_context
         self._max_outbox = max_outbox
         self._reconnect_min = reconnect_min_s
         self._reconnect_max = reconnect_max_s
@@ -286,7 +290,7 @@ class MqttBus(BusBase):
         delay = self._reconnect_min
         while not self._closing:
             try:
-                async with aiomqtt.Client(
+                client = aiomqtt.Client(
                     self.host,
                     self.port,
                     identifier=self.client_id,
@@ -298,7 +302,12 @@ class MqttBus(BusBase):
                     socket_options=_NODELAY,
                     max_queued_outgoing_messages=None,
                     timeout=10,
-                ) as client:
+                    tls_context=self._tls_context,
+                )
+                # QoS 1 messages are acknowledged only after their handler ran, so a process
+                # killed in between gets them again (at-least-once end to end).
+                client._client.manual_ack_set(True)
+                async with client:
                     self._client = client
                     for pattern, qos in self._patterns.items():
                         await client.subscribe(pattern, qos)
@@ -353,8 +362,10 @@ class MqttBus(BusBase):
             except MalformedMessage as exc:
                 self.malformed += 1
                 log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
-                continue
-            self._dispatch(topic, msg)
+            else:
+                self._dispatch(topic, msg)
+            if message.qos and self._paho is not None:
+                self._paho.ack(message.mid, message.qos)
 
     def _dispatch(self, topic: str, msg: Any) -> None:
         targets = self._route_cache.get(topic)

@@ -56,6 +56,8 @@ _SIDE_BY_INT = (Side.Unset, Side.Buy, Side.Sell)
 _ZERO = Decimal(0)
 _CACHE_LIMIT = 200_000
 _SEEN_EXECS_MAX = 1_000_000
+# Reports an order gets at most once (a repeat is a redelivery).
+_ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 
 # Strategy life-cycle states, as published in StratStatus.
@@ -183,6 +185,7 @@ class StratEnv(IStratEnv):
         self.md_messages = 0
         self.duplicate_fills = 0
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
+        self._seen_once: dict[tuple[type, Exchange, str], None] = {}
         reactor.on_error = self._on_callback_error
         reactor.on_slow = self._on_callback_slow
         bus.add_connection_listener(self._on_bus_connection)
@@ -474,6 +477,8 @@ class StratEnv(IStratEnv):
         return self.timers.setup_daily_callback(hh_mm_ss, callback_func)
 
     def cancel_timer(self, timer_id: int) -> bool:
+        if isinstance(timer_id, bool) or not isinstance(timer_id, int):
+            raise InvalidArgumentType("timer_id", timer_id, "must be the int a setup call returned")
         return self.timers.cancel(timer_id)
 
     def get_time_ns(self) -> int:
@@ -601,6 +606,9 @@ class StratEnv(IStratEnv):
             del self._md[(exchange, instrument_id)]
 
     def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
+        self._check_exchange(exchange)
+        if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
+            raise InvalidArgumentType("instrument_id", instrument_id, "must be an int")
         st = self._md.get((exchange, instrument_id))
         return st.book if st is not None else None
 
@@ -1225,6 +1233,15 @@ class StratEnv(IStratEnv):
         inv = self.reactor.invoke
         now = self.scheduler.now_ns()
         try:
+            if type(msg) in _ONCE_PER_ORDER:
+                # Redelivered after a reconnect or a gateway restart: said once is enough.
+                once = (type(msg), ex, msg.cl_id)
+                if once in self._seen_once:
+                    log.info("env: repeated %s for %s dropped", type(msg).__name__, msg.cl_id)
+                    return
+                self._seen_once[once] = None
+                if len(self._seen_once) > _SEEN_EXECS_MAX:
+                    del self._seen_once[next(iter(self._seen_once))]
             if isinstance(msg, m.OrderExecution):
                 # At-least-once delivery (QoS 1, reconnects, replays) may repeat a fill: each
                 # execution id reaches the strategy once.

@@ -12,6 +12,7 @@ import pytest
 from mlthon.api import MDSub
 from mlthon.basics import (
     TIF,
+    CancelCode,
     Exchange,
     GtwRejectCode,
     InvalidArgument,
@@ -258,3 +259,27 @@ async def test_a_repeated_execution_reaches_the_strategy_once():
         await wait_until(lambda: s.env.reports_received == 3)
         assert [a[6] for a in s.strat.of("on_order_execution")] == [5, 6]
         assert s.env.duplicate_fills == 1
+
+
+async def test_repeated_acks_and_cancels_reach_the_strategy_once():
+    async with inproc_system() as s:
+        await s.until("on_strat_params_update")
+        cid = s.env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.001")
+        await s.until("on_new_order_ack")
+        ack = next(r for r in s.gateway.requests if isinstance(r, m.NewOrder))
+        s.gateway._on_req("", ack)  # the gateway answers the same request again
+        s.env.send_cancel_order(SIM, 9001, cid)
+        await s.until("on_order_cancelled")
+        s.gateway.report(
+            "rec",
+            m.OrderCancelled(
+                cl_id=str(cid),
+                unsolicited=False,
+                engine_ts=7,
+                cancel_code=CancelCode.CanceledByUser,
+            ),
+        )
+        s.env.fetch_account_info(SIM)
+        await s.until("on_account_info")
+        assert len(s.strat.of("on_new_order_ack")) == 1
+        assert len(s.strat.of("on_order_cancelled")) == 1
