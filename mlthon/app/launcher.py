@@ -87,9 +87,11 @@ def _port_open(host: str, port: int) -> bool:
 def _check_mode(cfg: StrategyConfig) -> None:
     if cfg.mode in (RuntimeMode.Live, RuntimeMode.LiveTestnet):
         raise ConfigError(
-            f"mode {cfg.mode.name} needs a live exchange gateway (Binance USD-M, Bybit v5), "
-            'which this build does not have yet; use mode = "paper" to trade against the '
-            "simulated exchange",
+            f"`mlthon run` paper-trades on the simulated exchange; mode {cfg.mode.name} is not "
+            "started by it yet. To trade live, run `mlthon control`, `mlthon gateway --config "
+            "live.toml` (with [gateway] environment = \"Testnet\" or \"Mainnet\"), `mlthon "
+            "feed` with [source] kind = \"live\" and `mlthon strategy` (docs/exchanges.md); "
+            'or set mode = "paper"',
             source=cfg.source,
             key="strategy.mode",
         )
@@ -483,6 +485,18 @@ def _with_ts(msg: Any, ts: int) -> Any:
     return msgspec.structs.replace(msg, ts=ts)
 
 
+def _telegram_config(cfg: StrategyConfig) -> str | None:
+    """The Telegram bridge config that `mlthon run` starts when a token is configured: the
+    strategy file's ``[telegram] config = "telegram.toml"`` (relative to it), else
+    ``$MLTHON_TELEGRAM_CONFIG``."""
+    table = cfg.raw.get("telegram", {})
+    path = table.get("config") if isinstance(table, dict) else None
+    if path:
+        p = Path(path)
+        return str(p if p.is_absolute() else (Path(cfg.source).parent / p).resolve())
+    return os.environ.get("MLTHON_TELEGRAM_CONFIG") or None
+
+
 def run_main(argv: list[str]) -> int:
     """Entry point of ``mlthon run``."""
     p = argparse.ArgumentParser(prog="mlthon run", description=__doc__.splitlines()[0])
@@ -505,7 +519,12 @@ def run_main(argv: list[str]) -> int:
         default=1.0,
         help="replay speed: 1 = recorded speed, 10 = ten times faster",
     )
-    p.add_argument("--telegram", default=None, help="a telegram.toml to start the bridge with")
+    p.add_argument(
+        "--telegram",
+        default=None,
+        help="a telegram.toml to start the bridge with (default: [telegram] config of the "
+        "strategy file, else $MLTHON_TELEGRAM_CONFIG; none: no bridge)",
+    )
     p.add_argument(
         "--secure",
         action="store_true",
@@ -518,6 +537,7 @@ def run_main(argv: list[str]) -> int:
     )
     a = p.parse_args(argv)
     cfg = load_strategy_config(a.config)
+    telegram = a.telegram or _telegram_config(cfg)
     data = (
         a.data
         if a.data is not None
@@ -541,7 +561,7 @@ def run_main(argv: list[str]) -> int:
             data=data,
             speed=a.speed,
             stop=stop,
-            telegram=a.telegram,
+            telegram=telegram,
             secure=a.secure,
             journal=a.journal,
         )
