@@ -89,8 +89,8 @@ def _check_mode(cfg: StrategyConfig) -> None:
         raise ConfigError(
             f"`mlthon run` paper-trades on the simulated exchange; mode {cfg.mode.name} is not "
             "started by it yet. To trade live, run `mlthon control`, `mlthon gateway --config "
-            "live.toml` (with [gateway] environment = \"Testnet\" or \"Mainnet\"), `mlthon "
-            "feed` with [source] kind = \"live\" and `mlthon strategy` (docs/exchanges.md); "
+            'live.toml` (with [gateway] environment = "Testnet" or "Mainnet"), `mlthon '
+            'feed` with [source] kind = "live" and `mlthon strategy` (docs/exchanges.md); '
             'or set mode = "paper"',
             source=cfg.source,
             key="strategy.mode",
