@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 
 from mlthon.api.istrategy import IStrategy
-from mlthon.app.ledger import Ledger
+from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, Ledger
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
@@ -47,6 +47,7 @@ from mlthon.infra.config import StrategyConfig
 from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import RUNNING, StratEnv
 from mlthon.infra.reactor import Reactor
+from mlthon.infra.runner import instantiate_strategy, set_login_name
 
 log = logging.getLogger(__name__)
 
@@ -152,26 +153,12 @@ class Backtest:
         self.events = 0
 
     def _make_strategy(self) -> IStrategy:
-        strat = self._build_strategy()
-        if isinstance(getattr(strat, "name", None), str):
-            # The convenience base logs in with self.name: make it the run's name.
-            strat.name = self.name  # type: ignore[attr-defined]
-        return strat
-
-    def _build_strategy(self) -> IStrategy:
         s = self._strategy_arg
         if isinstance(s, IStrategy):
+            set_login_name(s, self.name)
             return s
-        if isinstance(s, type) and issubclass(s, IStrategy):
-            import inspect
-
-            required = [
-                p
-                for p in list(inspect.signature(s.__init__).parameters.values())[1:]
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-            ]
-            inst = s(dict(self.params)) if required else s()  # type: ignore[call-arg]
-            return inst  # type: ignore[no-any-return]
+        if isinstance(s, type):
+            return instantiate_strategy(s, self.params, self.name)
         raise ConfigError(f"strategy must be an IStrategy instance or class, got {s!r}")
 
     def _messages(self) -> Iterator[m.Msg]:
@@ -374,41 +361,12 @@ class Backtest:
             "callbacks": reactor.callbacks,
             "pid": float(os.getpid()),
         }
-        orders = _rows(
-            ledger.order_list,
-            [
-                "ts",
-                "cl_id",
-                "instrument_id",
-                "side",
-                "ord_type",
-                "tif",
-                "price",
-                "qty",
-                "status",
-                "filled_qty",
-            ],
-        )
+        # avg_price and reject are computed below, the rest are the rows' attributes.
+        orders = _rows(ledger.order_list, ORDER_COLUMNS[:-2])
         for row, o in zip(orders, ledger.order_list, strict=True):
             row["avg_price"] = o.avg_price()
             row["reject"] = o.reject
-        fills = _rows(
-            ledger.fills,
-            [
-                "ts",
-                "cl_id",
-                "exec_id",
-                "instrument_id",
-                "side",
-                "price",
-                "qty",
-                "fee",
-                "maker",
-                "mid",
-                "position",
-                "realised",
-            ],
-        )
+        fills = _rows(ledger.fills, FILL_COLUMNS)
         for row in fills:
             row["realised"] = money(Decimal(row["realised"]))
         curve = [

@@ -28,6 +28,37 @@ from mlthon.infra.bus import messages as m
 
 ZERO = Decimal(0)
 
+# Columns of the result tables (orders.csv, fills.csv, equity.csv), in order.
+ORDER_COLUMNS = [
+    "ts",
+    "cl_id",
+    "instrument_id",
+    "side",
+    "ord_type",
+    "tif",
+    "price",
+    "qty",
+    "status",
+    "filled_qty",
+    "avg_price",
+    "reject",
+]
+FILL_COLUMNS = [
+    "ts",
+    "cl_id",
+    "exec_id",
+    "instrument_id",
+    "side",
+    "price",
+    "qty",
+    "fee",
+    "maker",
+    "mid",
+    "position",
+    "realised",
+]
+CURVE_COLUMNS = ["ts", "equity", "position", "mid"]
+
 
 def pnl_of(inst: Instrument, qty: Decimal, entry: Decimal, exit_: Decimal) -> Decimal:
     """PnL of closing ``qty`` (signed: + long) opened at ``entry`` at ``exit_``."""

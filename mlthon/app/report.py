@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlthon.app.ledger import CURVE_COLUMNS, FILL_COLUMNS, ORDER_COLUMNS
+
 if TYPE_CHECKING:
     from mlthon.app.backtest import BacktestResult
 
@@ -35,43 +37,9 @@ def _write_csv(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Non
 def write_results(result: BacktestResult, folder: Path, *, report: bool = True) -> Path:
     """Write the result's files into ``folder`` (created); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
-    _write_csv(
-        folder / "orders.csv",
-        result.orders,
-        [
-            "ts",
-            "cl_id",
-            "instrument_id",
-            "side",
-            "ord_type",
-            "tif",
-            "price",
-            "qty",
-            "status",
-            "filled_qty",
-            "avg_price",
-            "reject",
-        ],
-    )
-    _write_csv(
-        folder / "fills.csv",
-        result.fills,
-        [
-            "ts",
-            "cl_id",
-            "exec_id",
-            "instrument_id",
-            "side",
-            "price",
-            "qty",
-            "fee",
-            "maker",
-            "mid",
-            "position",
-            "realised",
-        ],
-    )
-    _write_csv(folder / "equity.csv", result.curve, ["ts", "equity", "position", "mid"])
+    _write_csv(folder / "orders.csv", result.orders, ORDER_COLUMNS)
+    _write_csv(folder / "fills.csv", result.fills, FILL_COLUMNS)
+    _write_csv(folder / "equity.csv", result.curve, CURVE_COLUMNS)
     (folder / "summary.json").write_text(
         json.dumps(result.summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )

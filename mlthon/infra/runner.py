@@ -65,35 +65,47 @@ def strategy_bus(cfg: StrategyConfig, topics: Topics, *, persistent: bool = True
     )
 
 
-def make_strategy(cfg: StrategyConfig) -> IStrategy:
-    """Instantiate the strategy class of ``cfg``.
+def instantiate_strategy(
+    cls: type, params: dict[str, Any], name: str, source: str = ""
+) -> IStrategy:
+    """Build a strategy: ``cls(params)`` if its ``__init__`` takes a parameter
+    (``__init__(self, cfg)``), ``cls()`` otherwise; the convenience base's ``name`` (its login)
+    becomes ``name``.
 
-    The class is called with the config's ``[params]`` table if its ``__init__`` takes a
-    parameter (``__init__(self, cfg)``), with nothing otherwise.
+    Raises:
+        ConfigError: ``cls`` is not an IStrategy, or its constructor fails.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, IStrategy)):
+        raise ConfigError(f"{cls!r} is not an IStrategy", source=source, key="strategy.class")
+    try:
+        required = [
+            p
+            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+        strat = cls(dict(params)) if required else cls()  # type: ignore[call-arg]
+    except TypeError as exc:
+        raise ConfigError(
+            f"cannot construct {cls.__name__}: {exc}", source=source, key="strategy.class"
+        ) from exc
+    set_login_name(strat, name)
+    return strat  # type: ignore[no-any-return]
+
+
+def set_login_name(strat: IStrategy, name: str) -> None:
+    """Make a convenience-base strategy log in as ``name``."""
+    if isinstance(getattr(strat, "name", None), str):
+        strat.name = name  # type: ignore[attr-defined]
+
+
+def make_strategy(cfg: StrategyConfig) -> IStrategy:
+    """Instantiate the strategy class of ``cfg`` (see :func:`instantiate_strategy`).
 
     Raises:
         ConfigError: the class cannot be imported, is not an IStrategy, or its constructor fails.
     """
     cls = load_strategy_class(cfg.class_path, cfg.source)
-    if not issubclass(cls, IStrategy):
-        raise ConfigError(
-            f"{cfg.class_path} is not an IStrategy", source=cfg.source, key="strategy.class"
-        )
-    try:
-        params = [
-            p
-            for p in list(inspect.signature(cls.__init__).parameters.values())[1:]
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        ]
-        strat = cls(dict(cfg.params)) if params else cls()  # type: ignore[call-arg]
-    except TypeError as exc:
-        raise ConfigError(
-            f"cannot construct {cfg.class_path}: {exc}", source=cfg.source, key="strategy.class"
-        ) from exc
-    if hasattr(strat, "name") and isinstance(getattr(strat, "name", None), str):
-        # The convenience base logs in with self.name: make it the configured name.
-        strat.name = cfg.name
-    return strat  # type: ignore[no-any-return]
+    return instantiate_strategy(cls, cfg.params, cfg.name, cfg.source)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
