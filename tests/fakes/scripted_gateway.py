@@ -31,6 +31,14 @@ class ScriptedGateway:
         self.exchange = exchange
         self.requests: list[Any] = []
         self._open: dict[str, m.NewOrder] = {}
+        self._closed: dict[str, tuple[m.NewOrder, OrderStatus]] = {}
+
+    def end_silently(self, cl_id: str, status: OrderStatus | None) -> None:
+        """An open order ends without a report (the strategy was away): ``status`` is what a
+        status query answers later; None forgets the order entirely."""
+        order = self._open.pop(cl_id)
+        if status is not None:
+            self._closed[cl_id] = (order, status)
 
     def start(self, status: GtwStatus = GtwStatus.ReadyToTrade) -> None:
         self.bus.subscribe(self.topics.gtw_req(self.exchange), self._on_req, qos=1)
@@ -160,6 +168,22 @@ class ScriptedGateway:
             )
         elif isinstance(req, m.FetchOrderStatus):
             o = self._open.get(req.cl_id)
+            if req.cl_id in self._closed:
+                order, status = self._closed[req.cl_id]
+                w = self._wire(order)
+                self.report(
+                    s,
+                    m.OrderStatusInfo(
+                        order=m.OrderWire(
+                            **{
+                                **{f: getattr(w, f) for f in w.__struct_fields__},
+                                "status": status,
+                                "leaves_qty": "0",
+                            }
+                        )
+                    ),
+                )
+                return
             if o is None:
                 self.report(
                     s,

@@ -30,12 +30,14 @@ from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
+    CancelCode,
     Exchange,
     ExecInstructions,
     FeedHandlerStatus,
     GtwRejectCode,
     GtwStatus,
     MDSub,
+    OrderStatus,
     OrderType,
     Side,
     TriggerDirection,
@@ -186,6 +188,9 @@ class StratEnv(IStratEnv):
         self.duplicate_fills = 0
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
         self._seen_once: dict[tuple[type, Exchange, str], None] = {}
+        # Open orders being checked after a reconnection, per exchange, in request order.
+        self._reconciling: dict[Exchange, list[str]] = {}
+        self.reconciled_orders = 0
         reactor.on_error = self._on_callback_error
         reactor.on_slow = self._on_callback_slow
         bus.add_connection_listener(self._on_bus_connection)
@@ -327,6 +332,92 @@ class StratEnv(IStratEnv):
                 qos=1,
             )
         self._publish_status_soon()
+        for ex in {e for e, _ in self._orders.values()}:
+            self._reconcile(ex)
+
+    def _reconcile(self, exchange: Exchange) -> None:
+        """Ask the gateway for the state of every order this env believes open there (after a
+        reconnection, or when the gateway is back): an order that ended meanwhile without the
+        strategy hearing it is closed with a callback, not left open forever. The answers are
+        handled here and not shown to the strategy."""
+        cl_ids = [cl for cl, (ex, _) in self._orders.items() if ex is exchange]
+        if not cl_ids or self._reconciling.get(exchange):
+            return
+        log.info("env: reconciling %d open orders on %s", len(cl_ids), exchange.name)
+        self._reconciling[exchange] = list(cl_ids)
+        for cl in cl_ids:
+            iid = self._orders[cl][1]
+            self.bus.publish(
+                self.topics.gtw_req(exchange),
+                m.FetchOrderStatus(strat=self.strat_name, instrument_id=iid, cl_id=cl),
+                qos=1,
+            )
+
+    def _reconciled(self, ex: Exchange, msg: Any) -> bool:
+        """Handle an answer to a reconciliation request; False if it is not one."""
+        pending = self._reconciling.get(ex)
+        if not pending:
+            return False
+        if isinstance(msg, m.OrderStatusInfo):
+            cl = msg.order.cl_id
+            if cl not in pending:
+                return False
+            pending.remove(cl)
+            status = msg.order.status
+            if not status.is_open and cl in self._orders:
+                self.reconciled_orders += 1
+                self._orders.pop(cl, None)
+                log.warning(
+                    "env: order %s on %s ended (%s) while the strategy was away",
+                    cl,
+                    ex.name,
+                    status.name,
+                )
+                if status is OrderStatus.Filled:
+                    # The fills come as executions (kept for us while away); the status tells
+                    # the strategy the order is done even if they do not.
+                    self.reactor.invoke(
+                        self.strategy.on_order_status,
+                        ex,
+                        msg.order.instrument_id,
+                        cl,
+                        msg.order.exch_id,
+                        msg.order.side,
+                        Price(msg.order.price),
+                        Qty(msg.order.leaves_qty),
+                        status,
+                        msg.order.ord_type,
+                        msg.order.tif,
+                        msg.order.exec_instr,
+                    )
+                else:
+                    self.reactor.invoke(
+                        self.strategy.on_order_cancelled,
+                        ex,
+                        cl,
+                        True,
+                        0,
+                        self.scheduler.now_ns(),
+                        CancelCode.ExchangeCancel,
+                        f"order {status.name.lower()} while disconnected (found by reconciliation)",
+                    )
+            return True
+        if isinstance(msg, m.RequestReject) and msg.rqst_type == "FetchOrderStatus":
+            # The gateway answers in request order: this is the oldest pending order.
+            cl = pending.pop(0)
+            if msg.code is GtwRejectCode.UnknownOrder and cl in self._orders:
+                self.reconciled_orders += 1
+                self._orders.pop(cl, None)
+                log.warning("env: order %s unknown to %s after a reconnection", cl, ex.name)
+                self.reactor.invoke(
+                    self.strategy.on_new_order_reject,
+                    ex,
+                    cl,
+                    GtwRejectCode.UnknownOrder,
+                    "the gateway does not know this order (lost while disconnected)",
+                )
+            return True
+        return False
 
     def _on_stop_msg(self, msg: m.Stop) -> None:
         if self.state in (STOPPED, STOPPING):
@@ -384,6 +475,8 @@ class StratEnv(IStratEnv):
             return  # ready from the start: not a transition (as in the reference)
         log.info("env: gateway %s %s -> %s (%s)", msg.exchange.name, prev, msg.status, msg.detail)
         self.reactor.invoke(self.strategy.on_gateway_status, msg.exchange, msg.status, msg.detail)
+        if msg.status is GtwStatus.ReadyToTrade and self.state == RUNNING:
+            self._reconcile(msg.exchange)
 
     def _on_feed_status(self, topic: str, msg: Any) -> None:
         if not isinstance(msg, m.FeedStatus):
@@ -1261,6 +1354,8 @@ class StratEnv(IStratEnv):
             log.warning("env: report on unparsable topic %s dropped", topic)
             return
         self.reports_received += 1
+        if self._reconciling and self._reconciled(ex, msg):
+            return
         s = self.strategy
         inv = self.reactor.invoke
         now = self.scheduler.now_ns()

@@ -17,6 +17,7 @@ from mlthon.basics import (
     GtwRejectCode,
     InvalidArgument,
     InvalidArgumentType,
+    OrderStatus,
     OrderType,
     Side,
 )
@@ -283,3 +284,29 @@ async def test_repeated_acks_and_cancels_reach_the_strategy_once():
         await s.until("on_account_info")
         assert len(s.strat.of("on_new_order_ack")) == 1
         assert len(s.strat.of("on_order_cancelled")) == 1
+
+
+async def test_orders_that_ended_while_away_are_closed_after_the_reconnection():
+    async with inproc_system() as s:
+        await s.until("on_strat_params_update")
+        env, gw, strat = s.env, s.gateway, s.strat
+        gone = env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.001")
+        lost = env.send_new_order(None, SIM, 9001, Side.Buy, "99.0", "0.001")
+        kept = env.send_new_order(None, SIM, 9001, Side.Buy, "98.0", "0.001")
+        await s.until("on_new_order_ack", 3)
+        env._on_bus_connection(False)  # the strategy loses the broker...
+        gw.end_silently(str(gone), OrderStatus.Cancelled)  # ...cancelled meanwhile
+        gw.end_silently(str(lost), None)  # ...and one the gateway no longer knows
+        env._on_bus_connection(True)
+        await s.until("on_order_cancelled")
+        await s.until("on_new_order_reject")
+        (args,) = strat.of("on_order_cancelled")
+        assert args[1] == str(gone) and args[2] is True and args[5] is CancelCode.ExchangeCancel
+        (rej,) = strat.of("on_new_order_reject")
+        assert rej[1:3] == (str(lost), GtwRejectCode.UnknownOrder)
+        # The checks were the env's own: the strategy saw no status answers it did not ask for,
+        # and the order still open stays open.
+        assert not strat.of("on_order_status") and not strat.of("on_request_reject")
+        assert env.reconciled_orders == 2
+        env.send_cancel_order(SIM, 9001, kept)
+        await s.until("on_cancel_order_ack")
