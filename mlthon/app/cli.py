@@ -35,6 +35,7 @@ from typing import Any
 
 import attrs
 
+from mlthon.app.ledger import HEADLINE_FIGURES
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.infra.bus import messages as m
 from mlthon.infra.config import (
@@ -180,22 +181,7 @@ def _print_summary(
     t = Table(title=f"backtest {summary['strategy']} on {', '.join(summary['instruments'])}")
     t.add_column("figure")
     t.add_column("value", justify="right")
-    for k in (
-        "total_pnl",
-        "realised_pnl",
-        "unrealised_pnl",
-        "fees",
-        "funding",
-        "turnover",
-        "max_drawdown",
-        "sharpe",
-        "fills",
-        "orders",
-        "fill_ratio",
-        "spread_captured",
-        "events",
-        "duration_s",
-    ):
+    for k in HEADLINE_FIGURES:
         t.add_row(k, str(summary[k]))
     t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
     t.add_row("wall time (s)", f"{perf['wall_time_s']:.2f}")

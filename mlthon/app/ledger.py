@@ -59,6 +59,25 @@ FILL_COLUMNS = [
 ]
 CURVE_COLUMNS = ["ts", "equity", "position", "mid"]
 
+# The figures a person looks at first, in the order the CLI and the report show them.
+HEADLINE_FIGURES = (
+    "total_pnl",
+    "realised_pnl",
+    "unrealised_pnl",
+    "fees",
+    "funding",
+    "turnover",
+    "max_drawdown",
+    "sharpe",
+    "fills",
+    "orders",
+    "rejects",
+    "fill_ratio",
+    "spread_captured",
+    "events",
+    "duration_s",
+)
+
 
 def pnl_of(inst: Instrument, qty: Decimal, entry: Decimal, exit_: Decimal) -> Decimal:
     """PnL of closing ``qty`` (signed: + long) opened at ``entry`` at ``exit_``."""

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlthon.app.ledger import CURVE_COLUMNS, FILL_COLUMNS, ORDER_COLUMNS
+from mlthon.app.ledger import CURVE_COLUMNS, FILL_COLUMNS, HEADLINE_FIGURES, ORDER_COLUMNS
 
 if TYPE_CHECKING:
     from mlthon.app.backtest import BacktestResult
@@ -166,23 +166,7 @@ th{background:#f4f4f4;text-align:left}img{max-width:100%;border:1px solid #eee;m
 
 def _html(result: BacktestResult, pngs: list[tuple[str, str]]) -> str:
     s = result.summary
-    keys = [
-        "total_pnl",
-        "realised_pnl",
-        "unrealised_pnl",
-        "fees",
-        "funding",
-        "turnover",
-        "max_drawdown",
-        "sharpe",
-        "fill_ratio",
-        "fills",
-        "orders",
-        "rejects",
-        "spread_captured",
-        "events",
-        "duration_s",
-    ]
+    keys = HEADLINE_FIGURES
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(s.get(k, '')))}</td></tr>" for k in keys
     )

@@ -31,9 +31,11 @@ from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
 from mlthon.feeds.engine import FeedEngine
 from mlthon.feeds.events import Disconnect, Event
+from mlthon.feeds.handler import SnapshotResponder
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.messages import FeedStatus, Msg
 from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import Clock, LiveClock
 from mlthon.venues.backoff import Backoff
 from mlthon.venues.transport import WsConnection, ws_connect
 
@@ -258,10 +260,14 @@ class LiveFeedBase(ABC):
             await conn.send(payload)
 
 
-def bus_sink(bus: BusBase, topics: Topics) -> Callable[[Msg], None]:
+def bus_sink(bus: BusBase, topics: Topics, clock: Clock | None = None) -> Callable[[Msg], None]:
     """An ``emit`` publishing like :func:`~mlthon.feeds.handler.run_feed`: instrument messages
-    on ``md(exchange, iid)`` (QoS 0), feed-wide statuses retained on ``feed_status``."""
+    on ``md(exchange, iid)`` (QoS 0), feed-wide statuses retained on ``feed_status``; late
+    subscribers' snapshot requests are answered from a copy of what was published."""
     md: dict[tuple[int, int], str] = {}
+    responder = SnapshotResponder(bus, topics, clock or LiveClock())
+    responder.start()
+    mirror = responder.mirror
 
     def emit(msg: Msg) -> None:
         ex: int = msg.ex  # type: ignore[attr-defined]
@@ -273,5 +279,6 @@ def bus_sink(bus: BusBase, topics: Topics) -> Callable[[Msg], None]:
         if topic is None:
             topic = md[(ex, iid)] = topics.md(Exchange(ex), iid)
         bus.publish(topic, msg)
+        mirror.apply(msg)
 
     return emit

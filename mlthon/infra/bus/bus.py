@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mlthon.infra.bus.messages import Msg
+from mlthon.infra.bus.topics import topic_matches
 
 Handler = Callable[[str, Any], None]
 ConnectionListener = Callable[[bool], None]
@@ -34,6 +35,41 @@ class Subscription:
 
     def __repr__(self) -> str:
         return f"Subscription({self.pattern!r})"
+
+
+class SubscriptionTable:
+    """The subscriptions of one bus and, per topic, the subscriptions it reaches (cached: the
+    wildcard match runs once per topic, not once per message)."""
+
+    __slots__ = ("cache", "subs")
+
+    _CACHE_MAX = 100_000
+
+    def __init__(self) -> None:
+        self.subs: list[Subscription] = []
+        self.cache: dict[str, list[Subscription]] = {}
+
+    def add(self, sub: Subscription) -> None:
+        self.subs.append(sub)
+        self.cache.clear()
+
+    def remove(self, sub: Subscription) -> bool:
+        """Drop ``sub``; True if no subscription is left on its pattern."""
+        sub.active = False
+        if sub in self.subs:
+            self.subs.remove(sub)
+        self.cache.clear()
+        return not any(s.pattern == sub.pattern for s in self.subs)
+
+    def routes(self, topic: str) -> list[Subscription]:
+        """The subscriptions whose pattern matches ``topic``."""
+        found = self.cache.get(topic)
+        if found is None:
+            found = [s for s in self.subs if topic_matches(s.pattern, topic)]
+            if len(self.cache) > self._CACHE_MAX:
+                self.cache.clear()
+            self.cache[topic] = found
+        return found
 
 
 class BusBase(ABC):

@@ -11,7 +11,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from mlthon.infra.bus.bus import BusBase, Handler, Subscription
+from mlthon.infra.bus.bus import BusBase, Handler, Subscription, SubscriptionTable
 from mlthon.infra.bus.messages import Msg
 from mlthon.infra.bus.topics import topic_matches
 from mlthon.infra.clock import Scheduler
@@ -25,8 +25,7 @@ class InProcBus(BusBase):
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__()
         self._scheduler = scheduler
-        self._subs: list[Subscription] = []
-        self._route_cache: dict[str, list[Subscription]] = {}
+        self._table = SubscriptionTable()
         self._queue: deque[tuple[str, Any, Subscription | None]] = deque()
         self._scheduled = False
         self._retained: dict[str, Any] = {}
@@ -47,8 +46,7 @@ class InProcBus(BusBase):
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)
-        self._subs.append(sub)
-        self._route_cache.clear()
+        self._table.add(sub)
         for topic, msg in self._retained.items():
             if topic_matches(pattern, topic):
                 # A retained message owed to this new subscriber only.
@@ -59,31 +57,22 @@ class InProcBus(BusBase):
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        sub.active = False
-        if sub in self._subs:
-            self._subs.remove(sub)
-        self._route_cache.clear()
-
-    def _routes(self, topic: str) -> list[Subscription]:
-        subs = [s for s in self._subs if topic_matches(s.pattern, topic)]
-        if len(self._route_cache) > 100_000:
-            self._route_cache.clear()
-        self._route_cache[topic] = subs
-        return subs
+        self._table.remove(sub)
 
     def drain(self) -> None:
         """Deliver every queued message (and those their handlers publish) in FIFO order."""
         self._scheduled = False
         queue = self._queue
         pop = queue.popleft
-        cache = self._route_cache
+        cache = self._table.cache
+        routes = self._table.routes
         delivered = 0
         while queue:
             topic, msg, only = pop()
             if only is None:
                 targets = cache.get(topic)
                 if targets is None:
-                    targets = self._routes(topic)
+                    targets = routes(topic)
             else:
                 targets = [only]
             for sub in targets:

@@ -31,10 +31,9 @@ from typing import Any
 import aiomqtt
 
 from mlthon.basics.errors import MalformedMessage
-from mlthon.infra.bus.bus import BusBase, Handler, Subscription
+from mlthon.infra.bus.bus import BusBase, Handler, Subscription, SubscriptionTable
 from mlthon.infra.bus.codec import decode, encode
 from mlthon.infra.bus.messages import Msg
-from mlthon.infra.bus.topics import topic_matches
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +97,8 @@ class MqttBus(BusBase):
         self._max_outbox = max_outbox
         self._reconnect_min = reconnect_min_s
         self._reconnect_max = reconnect_max_s
-        self._subs: list[Subscription] = []
+        self._table = SubscriptionTable()
         self._patterns: dict[str, int] = {}
-        self._route_cache: dict[str, list[Subscription]] = {}
         self._outbox: deque[tuple[int, str, bytes, int, bool]] = deque()
         self._wake = asyncio.Event()
         self._client: aiomqtt.Client | None = None
@@ -161,8 +159,7 @@ class MqttBus(BusBase):
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)
-        self._subs.append(sub)
-        self._route_cache.clear()
+        self._table.add(sub)
         if pattern not in self._patterns or self._patterns[pattern] < qos:
             self._patterns[pattern] = qos
             if self._connected:
@@ -170,13 +167,10 @@ class MqttBus(BusBase):
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        sub.active = False
         if self._closing:
+            sub.active = False
             return
-        if sub in self._subs:
-            self._subs.remove(sub)
-        self._route_cache.clear()
-        if not any(s.pattern == sub.pattern for s in self._subs):
+        if self._table.remove(sub):
             self._patterns.pop(sub.pattern, None)
             if self._connected:
                 self._enqueue((_UNSUB, sub.pattern, b"", 0, False))
@@ -348,7 +342,6 @@ class MqttBus(BusBase):
                 "mqtt[%s]: cannot connect to %s:%d: %s", self.client_id, self.host, self.port, err
             )
         self._set_connected(False)
-        self._route_cache.clear()
 
     async def _reader(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -368,13 +361,7 @@ class MqttBus(BusBase):
                 self._paho.ack(message.mid, message.qos)
 
     def _dispatch(self, topic: str, msg: Any) -> None:
-        targets = self._route_cache.get(topic)
-        if targets is None:
-            targets = [s for s in self._subs if topic_matches(s.pattern, topic)]
-            if len(self._route_cache) > 100_000:
-                self._route_cache.clear()
-            self._route_cache[topic] = targets
-        for sub in targets:
+        for sub in self._table.routes(topic):
             if not sub.active:
                 continue
             try:

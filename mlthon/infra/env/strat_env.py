@@ -938,7 +938,7 @@ class StratEnv(IStratEnv):
                         if old is None:
                             continue
                         lb.delete(lid)
-                        touched.append((old[0], self._price(str(old[1]))))
+                        touched.append((old[0], Price._make(old[1])))
                         if st.want_levels:
                             reactor.callbacks += 1
                             strat.on_delete_level(ex, iid, side, lid, ts)
@@ -949,7 +949,7 @@ class StratEnv(IStratEnv):
                         if old is None or action == 0:
                             if old is not None:
                                 lb.delete(lid)
-                                touched.append((old[0], self._price(str(old[1]))))
+                                touched.append((old[0], Price._make(old[1])))
                             lb.add(side_i, lid, price, qty)
                             if st.want_levels:
                                 reactor.callbacks += 1
@@ -957,7 +957,7 @@ class StratEnv(IStratEnv):
                         else:
                             lb.modify(lid, qty, price)
                             if old[1] != price._v:
-                                touched.append((old[0], self._price(str(old[1]))))
+                                touched.append((old[0], Price._make(old[1])))
                             if st.want_levels:
                                 reactor.callbacks += 1
                                 strat.on_modify_level(ex, iid, side, lid, qty, ts)
@@ -988,27 +988,23 @@ class StratEnv(IStratEnv):
         bid = pb.best_bid_dec()
         if bid != st.last_bid:
             st.last_bid = bid
-            if bid is not None:
-                self.reactor.invoke(
-                    self.strategy.on_best_bid_level_update,
-                    st.exchange,
-                    st.iid,
-                    Price._make(bid[0]),
-                    Qty._make(bid[1]),
-                    ts,
-                )
+            self._best_changed(self.strategy.on_best_bid_level_update, st, bid, ts)
         ask = pb.best_ask_dec()
         if ask != st.last_ask:
             st.last_ask = ask
-            if ask is not None:
-                self.reactor.invoke(
-                    self.strategy.on_best_ask_level_update,
-                    st.exchange,
-                    st.iid,
-                    Price._make(ask[0]),
-                    Qty._make(ask[1]),
-                    ts,
-                )
+            self._best_changed(self.strategy.on_best_ask_level_update, st, ask, ts)
+
+    def _best_changed(
+        self,
+        callback: Callable[..., Any],
+        st: _MdState,
+        best: tuple[Decimal, Decimal] | None,
+        ts: int,
+    ) -> None:
+        if best is not None:
+            self.reactor.invoke(
+                callback, st.exchange, st.iid, Price._make(best[0]), Qty._make(best[1]), ts
+            )
 
     def _on_trades(self, st: _MdState, msg: m.TradeUpdate) -> None:
         strat = self.strategy

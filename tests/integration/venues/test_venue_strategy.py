@@ -126,6 +126,9 @@ async def test_strategy_trades_binance_through_gateway_and_feed_processes(
                     "gateway ready",
                 )
                 s.env.subscribe(Exchange.BinanceUsdm, 1001, MDSub.BBO)
+                # The subscription is on the broker once the bus's outbox is drained (the writer
+                # waits for the SUBACK): only then may the venue start streaming.
+                assert await s.strat_bus.flush()
                 await wait_until(lambda: fx.market_ws and "BTCUSDT" in fx.depth_requests, 20)
                 for raw in frames:
                     await fx.push_market(raw)
