@@ -83,6 +83,11 @@ class _SideLevels:
         self.levels.clear()
         self.heap.clear()
 
+    def compact(self) -> None:
+        """Rebuild the heap if stale entries outnumber live ones (after inline pushes)."""
+        if len(self.heap) > 2 * len(self.levels) + 64:
+            self.rebuild()
+
 
 class PriceLevelBook:
     """Price-level (L2) book of one instrument: exact price -> aggregated quantity, per side.
@@ -229,6 +234,20 @@ class PriceLevelBook:
     def levels_dec(self, side: int) -> dict[Decimal, Decimal]:
         """A copy of one side as ``{price: qty}`` Decimals (unordered)."""
         return dict(self._side(side).levels)
+
+    def hot_side(self, side: int) -> _SideLevels:
+        """One side's internals, for hot loops that inline :meth:`apply_dec`.
+
+        The contract: ``levels`` is ``{price: qty}``; a price added to ``levels`` must also be
+        pushed on ``heap`` (negated when ``is_bid``); removing a price needs nothing more; call
+        :meth:`compact` once after the loop.
+        """
+        return self._side(side)
+
+    def compact(self) -> None:
+        """Trim both heaps after a hot loop that pushed on them directly (see :meth:`hot_side`)."""
+        self._bids.compact()
+        self._asks.compact()
 
     def live_levels(self, side: int) -> dict[Decimal, Decimal]:
         """The live ``{price: qty}`` dict of one side, for hot paths.

@@ -24,6 +24,7 @@ logged with its source and line, and either skipped or answered with a resync.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -80,6 +81,29 @@ _MAX_BAD_KEPT = 200
 
 def _fmt(d: Decimal) -> str:
     return format(d, "f")
+
+
+def _to_decimals(p: str, q: str) -> tuple[Decimal, Decimal]:
+    """The cached Decimals of a price and a size string, converting and caching new ones.
+
+    Raises:
+        InvalidOperation: not a number; ValueError: a negative size.
+    """
+    pd = _PRICE_CACHE.get(p)
+    if pd is None:
+        pd = Decimal(p)
+        if len(_PRICE_CACHE) >= _PRICE_CACHE_MAX:
+            _PRICE_CACHE.clear()
+        _PRICE_CACHE[p] = pd
+    qd = _QTY_CACHE.get(q)
+    if qd is None:
+        qd = Decimal(q)
+        if qd < 0:
+            raise ValueError(f"negative size {q} at {p}")
+        if len(_QTY_CACHE) >= _PRICE_CACHE_MAX:
+            _QTY_CACHE.clear()
+        _QTY_CACHE[q] = qd
+    return pd, qd
 
 
 @attrs.define
@@ -200,6 +224,18 @@ class FeedEngine:
         for st in self._by_key.values():
             if st.iid == instrument_id:
                 return st.l3 if st.l3 is not None else st.l2
+        return None
+
+    def price_book(self, exchange: Exchange, instrument_id: int) -> PriceLevelBook | None:
+        """The engine's price-level book of an instrument, or None if it is not configured.
+
+        The object stays the same for the engine's life (it is cleared and rebuilt in place),
+        so an in-process reader may keep it: a backtest's strategy env reads it instead of
+        keeping a copy (:meth:`StratEnv.share_feed_books`).
+        """
+        for st in self._by_key.values():
+            if st.iid == instrument_id and st.ex == exchange.value:
+                return st.l2
         return None
 
     def is_live(self, instrument_id: int) -> bool:
@@ -390,36 +426,56 @@ class FeedEngine:
     def _apply_levels(
         book: PriceLevelBook, diff: DepthDiff, out: list[BookDelta] | None
     ) -> str | None:
-        """Apply a diff; return an error text on bad data (the book is then partly updated)."""
-        apply = book.apply_dec
-        cache = _PRICE_CACHE
-        qcache = _QTY_CACHE
-        for side, levels in ((BID, diff.bids), (ASK, diff.asks)):
-            for p, q in levels:
-                # Decimal hashing dominates the book's cost; one Decimal per price string keeps
-                # its hash computed once (prices near the touch repeat all the time). Sizes
-                # repeat too; a size string is checked once, when first seen.
-                pd = cache.get(p)
-                qd = qcache.get(q)
-                if pd is None or qd is None:
-                    try:
-                        if pd is None:
-                            pd = Decimal(p)
-                            if len(cache) >= _PRICE_CACHE_MAX:
-                                cache.clear()
-                            cache[p] = pd
-                        if qd is None:
-                            qd = Decimal(q)
-                            if qd < 0:
-                                return f"negative size {q} at {p}"
-                            if len(qcache) >= _PRICE_CACHE_MAX:
-                                qcache.clear()
-                            qcache[q] = qd
-                    except InvalidOperation:
-                        return f"unparsable level [{p!r}, {q!r}]"
-                act = apply(side, pd, qd)
-                if out is not None and act >= 0:
-                    out.append((act, side, p, q))
+        """Apply a diff; return an error text on bad data (the book is then partly updated).
+
+        The book's dict and heap are updated inline (this loop runs once per level of every
+        depth message; see :meth:`PriceLevelBook.hot_side` for the contract).
+        """
+        cget = _PRICE_CACHE.get
+        qget = _QTY_CACHE.get
+        push = heapq.heappush
+        append = None if out is None else out.append
+        try:
+            for side, pairs in ((BID, diff.bids), (ASK, diff.asks)):
+                if not pairs:
+                    continue
+                hot = book.hot_side(side)
+                lv = hot.levels
+                heap = hot.heap
+                neg = hot.is_bid
+                for p, q in pairs:
+                    # Decimal hashing dominates a dict book's cost; one Decimal per price string
+                    # keeps its hash computed once (prices near the touch repeat all the time).
+                    # Sizes repeat too; a size string is checked once, when first seen.
+                    pd = cget(p)
+                    qd = qget(q)
+                    if pd is None or qd is None:
+                        try:
+                            pd, qd = _to_decimals(p, q)
+                        except InvalidOperation:
+                            return f"unparsable level [{p!r}, {q!r}]"
+                        except ValueError as exc:
+                            return str(exc)
+                    if qd:
+                        old = lv.get(pd)
+                        if old is None:
+                            lv[pd] = qd
+                            push(heap, -pd if neg else pd)
+                            act = ADD
+                        elif old is qd or old == qd:
+                            continue
+                        else:
+                            lv[pd] = qd
+                            act = MODIFY
+                    elif pd in lv:
+                        del lv[pd]
+                        act = DELETE
+                    else:
+                        continue
+                    if append is not None:
+                        append((act, side, p, q))
+        finally:
+            book.compact()
         return None
 
     # --- price-level books -----------------------------------------------------------------------
@@ -635,7 +691,10 @@ class FeedEngine:
         self._invalidate(
             st, ts, f"book differs from snapshot {s.last_id} in the top {VERIFY_LEVELS} levels"
         )
-        st.l2 = shadow
+        # Rebuild in place: the book object is never replaced (see :meth:`price_book`).
+        self._load(st.l2, s.bids, s.asks)
+        for d in diffs:
+            self._apply_levels(st.l2, d, None)
         st.last_id = diffs[-1].last_id
         st.recent.extend(diffs)
         self._go_live(st, ts, f"snapshot {s.last_id}")

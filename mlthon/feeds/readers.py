@@ -96,22 +96,43 @@ def open_lines(path: str | Path) -> Iterator[bytes]:
             magic = f.read(4)
         if magic[:2] == b"\x1f\x8b":
             with gzip.open(p, "rb") as g:
-                for line in g:
-                    yield line.rstrip(b"\r\n")
+                yield from _split_lines(g)
         elif magic == b"PK\x03\x04":
             with zipfile.ZipFile(p) as z:
                 names = [n for n in z.namelist() if not n.endswith("/")]
                 if not names:
                     raise BadMarketData("empty zip archive", source=str(p))
                 with z.open(names[0]) as m:
-                    for line in m:
-                        yield line.rstrip(b"\r\n")
+                    yield from _split_lines(m)
         else:
             with p.open("rb") as f:
                 for line in f:
                     yield line.rstrip(b"\r\n")
     except OSError as exc:
         raise BadMarketData(f"cannot read: {exc}", source=str(p)) from exc
+
+
+_CHUNK = 1 << 20
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _split_lines(f: _Readable) -> Iterator[bytes]:
+    """The lines of a binary stream without line ends, read a megabyte at a time (much faster
+    than ``readline`` on a gzip stream)."""
+    rest = b""
+    while True:
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            break
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if rest:
+        yield rest[:-1] if rest.endswith(b"\r") else rest
 
 
 def detect_format(first_line: bytes) -> str | None:

@@ -18,7 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 import msgspec
 
 from mlthon.basics.mlt_enum import Exchange, Side
-from mlthon.feeds.binance_usdm.wire import DepthUpdate, Envelope, MarkPrice, StrLevels, Trade
+from mlthon.feeds.binance_usdm.wire import (
+    DepthEnvelope,
+    DepthUpdate,
+    Envelope,
+    MarkPrice,
+    MarkPriceEnvelope,
+    StrLevels,
+    Trade,
+    TradeEnvelope,
+)
 from mlthon.feeds.events import (
     SEQ_NEXT,
     SEQ_PREV,
@@ -40,6 +49,10 @@ _envelope = msgspec.json.Decoder(Envelope)
 _depth = msgspec.json.Decoder(DepthUpdate)
 _trade = msgspec.json.Decoder(Trade)
 _mark = msgspec.json.Decoder(MarkPrice)
+_depth_env = msgspec.json.Decoder(DepthEnvelope)
+_trade_env = msgspec.json.Decoder(TradeEnvelope)
+_mark_env = msgspec.json.Decoder(MarkPriceEnvelope)
+_STREAM_HEAD = b'{"stream":"'
 
 
 def depth_update_to_diff(m: DepthUpdate) -> DepthDiff:
@@ -127,6 +140,10 @@ class BinanceDecoder:
         self.last_symbol: str | None = None
         self._ranges: dict[str, tuple[int, int]] = {}
         self._orphans: list[Envelope] = []
+        # Combined-stream lines start with the stream's name; once a name has been seen, its
+        # lines go straight to a decoder for their payload (one decode, no envelope pass).
+        self._routes: dict[bytes, Callable[[bytes], list[Event]]] = {}
+        self.ignored = 0  # messages of streams not used (bookTicker, kline...)
 
     def symbol_for(self, last_update_id: int) -> str | None:
         """The symbol a REST snapshot without one belongs to: with one symbol in the stream,
@@ -162,12 +179,20 @@ class BinanceDecoder:
         return self.snapshot_from_rest(env, symbol)
 
     def decode(self, raw: bytes | str) -> list[Event]:
-        """Events of one received line (usually one).
+        """Events of one received line (usually one; none for a stream that is not used).
 
         Raises:
             msgspec.DecodeError: not JSON; msgspec.ValidationError: a known stream whose payload
                 does not have the documented fields.
         """
+        if type(raw) is bytes and raw.startswith(_STREAM_HEAD):
+            name = raw[11 : raw.find(b'"', 11)]
+            route = self._routes.get(name)
+            if route is not None:
+                return route(raw)
+        return self._decode_any(raw)
+
+    def _decode_any(self, raw: bytes | str) -> list[Event]:
         env = _envelope.decode(raw)
         if env.lastUpdateId is not None:
             sym = env.symbol or self.symbol_for(env.lastUpdateId)
@@ -179,26 +204,46 @@ class BinanceDecoder:
         if stream is not None and env.data:
             data: msgspec.Raw | bytes | str = env.data
             kind = stream[stream.find("@") + 1 :]
+            if len(self._routes) < 1000:
+                self._routes[stream.encode()] = self._route_for(kind)
         elif env.e is not None:
             data = raw
             kind = env.e
         else:
             return [Ignored("binance: unrecognised message")]
         if kind.startswith("depth"):
-            diff = depth_update_to_diff(_depth.decode(data))
-            self.last_symbol = diff.symbol
-            self._ranges[diff.symbol] = (diff.first_id, diff.last_id)
-            if self._orphans:
-                out: list[Event] = [self.snapshot_from_rest(o, diff.symbol) for o in self._orphans]
-                self._orphans.clear()
-                out.append(diff)
-                return out
-            return [diff]
+            return self._on_depth(_depth.decode(data))
         if kind in ("trade", "aggTrade"):
             return [trade_to_trades(_trade.decode(data))]
         if kind.startswith("markPrice"):
             return [mark_price_to_funding(_mark.decode(data))]
+        self.ignored += 1
         return [Ignored(f"binance {kind}")]
+
+    def _route_for(self, kind: str) -> Callable[[bytes], list[Event]]:
+        """The one-pass decoder of a combined stream's lines, by the stream's kind."""
+        if kind.startswith("depth"):
+            return lambda raw: self._on_depth(_depth_env.decode(raw).data)
+        if kind in ("trade", "aggTrade"):
+            return lambda raw: [trade_to_trades(_trade_env.decode(raw).data)]
+        if kind.startswith("markPrice"):
+            return lambda raw: [mark_price_to_funding(_mark_env.decode(raw).data)]
+        return self._skip
+
+    def _skip(self, raw: bytes) -> list[Event]:
+        self.ignored += 1
+        return []
+
+    def _on_depth(self, m: DepthUpdate) -> list[Event]:
+        diff = depth_update_to_diff(m)
+        self.last_symbol = diff.symbol
+        self._ranges[diff.symbol] = (diff.first_id, diff.last_id)
+        if self._orphans:
+            out: list[Event] = [self.snapshot_from_rest(o, diff.symbol) for o in self._orphans]
+            self._orphans.clear()
+            out.append(diff)
+            return out
+        return [diff]
 
 
 BULK_DEPTH_HEADER = "symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu"

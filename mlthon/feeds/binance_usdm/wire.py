@@ -65,3 +65,21 @@ class MarkPrice(msgspec.Struct):
     T: int
     E: int = 0
     i: str = ""
+
+
+class DepthEnvelope(msgspec.Struct):
+    """A combined-stream line known to carry a depth diff (one decode instead of two)."""
+
+    data: DepthUpdate
+
+
+class TradeEnvelope(msgspec.Struct):
+    """A combined-stream line known to carry a trade or an aggregated trade."""
+
+    data: Trade
+
+
+class MarkPriceEnvelope(msgspec.Struct):
+    """A combined-stream line known to carry a mark price / funding update."""
+
+    data: MarkPrice

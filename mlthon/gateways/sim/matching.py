@@ -497,24 +497,18 @@ class MatchingEngine:
     @staticmethod
     def _liquidity(mkt: MarketState, is_buy: bool, limit: int | None) -> int:
         """Displayed lots an order could take within ``limit`` (None: the whole side)."""
-        if is_buy:
-            keys = mkt.asks.irange(maximum=limit)
-            book = mkt.asks
-        else:
-            keys = mkt.bids.irange(minimum=limit, reverse=True)
-            book = mkt.bids
-        return sum(int(book[k]) for k in keys)
+        book = mkt.asks if is_buy else mkt.bids
+        return sum(book[k] for k in book.best_first(limit))
 
     @staticmethod
     def _walk_bound(mkt: MarketState, is_buy: bool, lots: int) -> int | None:
         """The deepest price a market order of ``lots`` reaches; None if the side runs out."""
         book = mkt.asks if is_buy else mkt.bids
-        keys = book.irange() if is_buy else book.irange(reverse=True)
         left = lots
-        for k in keys:
-            left -= int(book[k])
+        for k in book.best_first():
+            left -= book[k]
             if left <= 0:
-                return int(k)
+                return k
         return None
 
     def _walk_estimate(self, mkt: MarketState, is_buy: bool, lots: int) -> int | None:
@@ -522,10 +516,8 @@ class MatchingEngine:
         bound = self._walk_bound(mkt, is_buy, lots)
         if bound is not None:
             return bound
-        book = mkt.asks if is_buy else mkt.bids
-        if book:
-            return int(book.peekitem(-1 if is_buy else 0)[0])
-        return mkt.last_trade_tick
+        deepest = (mkt.asks if is_buy else mkt.bids).worst()
+        return deepest if deepest is not None else mkt.last_trade_tick
 
     # ================================================================================ matching
     def _execute(self, mkt: MarketState, order: SimOrder) -> None:
@@ -568,13 +560,13 @@ class MatchingEngine:
         """Walk the opposite displayed book as taker, consuming it in the sim's view."""
         book = mkt.asks if order.is_buy else mkt.bids
         limit = order.tick
-        idx = 0 if order.is_buy else -1
-        while order.status in _OPEN and order.leaves > 0 and book:
-            t, avail = book.peekitem(idx)
-            if limit is not None and (t > limit if order.is_buy else t < limit):
+        while order.status in _OPEN and order.leaves > 0:
+            t = book.best()
+            if t is None or (limit is not None and (t > limit if order.is_buy else t < limit)):
                 break
-            x = min(int(avail), order.leaves)
-            done = self._fill(mkt, order, int(t), x, maker=False)
+            avail = book[t]
+            x = min(avail, order.leaves)
+            done = self._fill(mkt, order, t, x, maker=False)
             if done <= 0:
                 break
             if done >= avail:
@@ -945,31 +937,39 @@ class MatchingEngine:
         self._funding_due(mkt, ts)
         bids, asks = mkt.bids, mkt.asks
         rb, ra = mkt.resting_bids, mkt.resting_asks
+        ticks_get = mkt.tick_cache().get
+        lots_get = mkt.lots_cache().get
         touched_bid = touched_ask = False
         for action, side, px, qty in msg.ch:
-            try:
-                t = mkt.ticks_of(px)
-                new = 0 if action == DELETE else mkt.lots_of(qty)
-            except (ValueError, InvalidOperation):
-                log.warning(
-                    "sim %s: unusable book level %r %r on %s", self.exchange, px, qty, msg.iid
-                )
-                continue
-            is_bid = side == BID
-            book = bids if is_bid else asks
-            prev = int(book.get(t, 0))
-            if new:
-                book[t] = new
-            elif prev:
-                del book[t]
-            if is_bid:
+            # The conversion caches answer almost every level; the methods fill them.
+            t = ticks_get(px)
+            new = 0 if action == DELETE else lots_get(qty)
+            if t is None or new is None:
+                try:
+                    t = mkt.ticks_of(px)
+                    new = 0 if action == DELETE else mkt.lots_of(qty)
+                except (ValueError, InvalidOperation):
+                    log.warning(
+                        "sim %s: unusable book level %r %r on %s", self.exchange, px, qty, msg.iid
+                    )
+                    continue
+            if side == BID:
+                book = bids
                 touched_bid = True
                 queue = rb.get(t) if rb else None
             else:
+                book = asks
                 touched_ask = True
                 queue = ra.get(t) if ra else None
+            prev = book.get(t, 0)
+            if new:
+                book[t] = new
+                if not prev:
+                    book.push(t)
+            elif prev:
+                del book[t]
             if queue:
-                self._level_changed(mkt, is_bid, t, prev, new, queue)
+                self._level_changed(mkt, side == BID, t, prev, new, queue)
         self._after_book(mkt, touched_bid, touched_ask)
 
     def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
@@ -1001,19 +1001,17 @@ class MatchingEngine:
         """Fill our resting orders of one side that the opposite book now reaches."""
         resting = mkt.resting(bids)
         opp = mkt.asks if bids else mkt.bids
-        idx = 0 if bids else -1
         for t in sorted(resting, reverse=bids):
-            if not opp:
-                return
-            best = int(opp.peekitem(idx)[0])
-            if (best > t) if bids else (best < t):
+            best = opp.best()
+            if best is None or ((best > t) if bids else (best < t)):
                 return
             for o in list(resting.get(t, ())):
-                while o.status in _OPEN and opp:
-                    bt, avail = opp.peekitem(idx)
-                    if (bt > t) if bids else (bt < t):
+                while o.status in _OPEN:
+                    bt = opp.best()
+                    if bt is None or ((bt > t) if bids else (bt < t)):
                         break
-                    done = self._fill(mkt, o, t, min(int(avail), o.leaves), maker=True)
+                    avail = opp[bt]
+                    done = self._fill(mkt, o, t, min(avail, o.leaves), maker=True)
                     if done <= 0:
                         break
                     if done >= avail:
@@ -1114,11 +1112,7 @@ class MatchingEngine:
         for is_bid, t in touched:
             ids = queues.get((is_bid, t))
             total = sum(levels[i][2] for i in ids) if ids else 0
-            book = mkt.bids if is_bid else mkt.asks
-            if total:
-                book[t] = total
-            else:
-                book.pop(t, None)
+            (mkt.bids if is_bid else mkt.asks).set_level(t, total)
             queue = mkt.resting(is_bid).get(t)
             if queue:
                 for o in queue:
