@@ -175,7 +175,7 @@ async def env_round_trip(port: int, qos: int, n: int) -> list[float]:
         def on_req(topic, req) -> None:
             sys_bus.publish(topics.gtw_rpt(SIM, req.strat), m.AccountInfo(user_id="u"), qos=qos)
 
-        sys_bus.subscribe(topics.gtw_req(SIM), on_req, qos=qos)
+        sys_bus.subscribe(topics.gtw_req_all(SIM), on_req, qos=qos)
         sys_bus.publish(
             topics.gtw_status(SIM), m.GatewayStatus(exchange=SIM, status=1), qos=1, retain=True
         )

@@ -360,7 +360,14 @@ class IStrategy(ABC):
 
     @abstractmethod
     def on_orders_info(self, exchange: Exchange, orders: list[Order]) -> None:
-        """Answer to ``fetch_orders_info``: the open orders matching the request."""
+        """Answer to ``fetch_orders_info``: the open orders matching the request.
+
+        Also called unasked, once per gateway after a login (a restart) or a gateway's return,
+        with the open orders of this strategy that the env did not know (placed before the
+        process restarted): the env adopted them, each has ``adopted=True``, and
+        ``send_modify_order`` / ``send_cancel_order`` work on them as on the strategy's own. Not
+        called when there is nothing to adopt.
+        """
 
 
 class Strategy(IStrategy):

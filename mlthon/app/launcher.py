@@ -17,9 +17,10 @@ broker. Every child is reaped; one that does not exit in time is killed.
 
 Reliability (``docs/reliability.md``): ``--journal PATH`` (or ``[sim] journal``) gives the
 gateway an order journal that survives restarts. ``--secure`` starts the broker with a password
-file and ACLs: the strategy, the gateway and the control service log in with generated passwords
-handed to them in ``MLTHON_BUS_PASSWORD`` (never on a command line, never logged); the feed
-connects anonymously with a feed's rights only.
+file and ACLs and no anonymous access: every process it starts (control, gateway, feed, Telegram
+bridge, strategy) logs in as its own user (``mlthon-admin``, ``gtw-<EX>``, ``feed-<EX>``,
+``tg-<client_id>``, ``strat-<name>``) with a generated password handed to it in
+``MLTHON_BUS_USERNAME`` / ``MLTHON_BUS_PASSWORD`` (never on a command line, never logged).
 
 Runtime modes: ``paper`` is what this runs. ``live`` and ``live-testnet`` need the exchange
 gateways, which this build does not have yet: they stop with a clear message.
@@ -38,18 +39,30 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
 from mlthon.infra.config import StrategyConfig, load_strategy_config
-from mlthon.infra.security import ADMIN_USER, acl_text, gateway_user, strategy_user
+from mlthon.infra.ops.wiring import Stats
+from mlthon.infra.security import (
+    ADMIN_USER,
+    PASSWORD_ENV,
+    USERNAME_ENV,
+    acl_text,
+    feed_user,
+    gateway_user,
+    strategy_user,
+    telegram_user,
+)
+
+if TYPE_CHECKING:
+    from mlthon.infra.bus.inproc import InProcBus
+    from mlthon.infra.clock import LiveScheduler
+    from mlthon.infra.control import ControlService
 
 log = logging.getLogger(__name__)
-
-PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
-USERNAME_ENV = "MLTHON_BUS_USERNAME"
 
 
 def _toml_value(v: Any) -> str:
@@ -246,10 +259,11 @@ async def run_processes(
     broker: MosquittoBroker | None = None
     host, port = cfg.bus.host, cfg.bus.port
     ex = _exchange_of(cfg)
-    passwords = {
-        name: secrets.token_urlsafe(24)
-        for name in (ADMIN_USER, strategy_user(cfg.name), gateway_user(ex.name))
-    }
+    tg_client = _telegram_client_id(telegram) if telegram and secure else None
+    users = [ADMIN_USER, strategy_user(cfg.name), gateway_user(ex.name), feed_user(ex.name)]
+    if tg_client is not None:
+        users.append(telegram_user(tg_client))
+    passwords = {name: secrets.token_urlsafe(24) for name in users}
     if not (host in ("127.0.0.1", "localhost") and _port_open(host, port)):
         if find_mosquitto() is None:
             raise ConfigError(
@@ -260,10 +274,15 @@ async def run_processes(
             port if not _port_open("127.0.0.1", port) else free_port(),
             secure=secure,
             users=passwords if secure else None,
-            acl=acl_text(cfg.bus.root, [cfg.name], [ex.name], anonymous_feed=True)
+            acl=acl_text(
+                cfg.bus.root,
+                [cfg.name],
+                [ex.name],
+                feeds=[ex.name],
+                telegrams=[tg_client] if tg_client is not None else [],
+            )
             if secure
             else None,
-            allow_anonymous=secure,
         )
         broker.start()
         host, port = broker.host, broker.port
@@ -296,8 +315,10 @@ async def run_processes(
         env.pop(USERNAME_ENV, None)
 
         def env_of(user: str) -> dict[str, str]:
-            """The child's environment: its own broker password when secure."""
-            return {**env, PASSWORD_ENV: passwords[user]} if secure else env
+            """The child's environment: its own broker user and password when secure."""
+            if not secure:
+                return env
+            return {**env, USERNAME_ENV: user, PASSWORD_ENV: passwords[user]}
 
         try:
             procs.append(
@@ -326,18 +347,32 @@ async def run_processes(
                 )
             )
             procs.append(
-                ("feed", await _spawn("feed", "feed", "--config", str(paths["feed"]), env=env))
+                (
+                    "feed",
+                    await _spawn(
+                        "feed",
+                        "feed",
+                        "--config",
+                        str(paths["feed"]),
+                        env=env_of(feed_user(ex.name)),
+                    ),
+                )
             )
             if telegram:
-                if secure:
-                    log.warning(
-                        "run: --secure: the Telegram bridge connects without a broker user and "
-                        "may only read"
-                    )
                 procs.append(
                     (
                         "telegram",
-                        await _spawn("telegram", "telegram", "--config", telegram, env=env),
+                        await _spawn(
+                            "telegram",
+                            "telegram",
+                            "--config",
+                            telegram,
+                            "--mqtt-host",
+                            "127.0.0.1",
+                            "--mqtt-port",
+                            str(port),
+                            env=env_of(telegram_user(tg_client)) if tg_client else env,
+                        ),
                     )
                 )
             procs.append(
@@ -403,8 +438,14 @@ async def run_single_process(
     speed: float,
     stop: asyncio.Event,
     ready: asyncio.Event | None = None,
+    bus: InProcBus | None = None,
+    scheduler: LiveScheduler | None = None,
 ) -> str:
-    """Every part in this process, on the in-process bus and the wall clock."""
+    """Every part in this process, on the in-process bus and the wall clock.
+
+    Each part heartbeats on ``{root}/status/{kind}/{name}`` of that bus, as its own process
+    would. ``bus`` and its ``scheduler`` (default: new ones) let a caller watch them.
+    """
     _check_mode(cfg)
     from mlthon.feeds.handler import run_feed
     from mlthon.gateways.sim.config import SimGatewayConfig
@@ -413,18 +454,34 @@ async def run_single_process(
     from mlthon.infra.bus.topics import Topics
     from mlthon.infra.clock import LiveClock, LiveScheduler
     from mlthon.infra.control import ControlService
+    from mlthon.infra.ops.heartbeat import DEGRADED
+    from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status
     from mlthon.infra.runner import run_strategy
 
-    sched = LiveScheduler()
-    bus = InProcBus(sched)
+    sched = scheduler or LiveScheduler()
+    bus = bus or InProcBus(sched)
     topics = Topics(cfg.bus.root)
     insts = cfg.instruments()
     control = ControlService(bus, sched, topics, [cfg])
     control.start()
+    exchanges = sorted({i.exchange for i in insts}, key=lambda e: e.value)
+    # ops: the heartbeats each process would send (the strategy's come from run_strategy)
+    parts = [
+        ProcessOps(
+            bus, sched, topics, kind="control", name="control", stats=lambda: ops_stats(control)
+        )
+    ]
+    parts[0].start()
+    for ex in exchanges:
+        for kind in ("gateway", "feed"):
+            part = ProcessOps(bus, sched, topics, kind=kind, name=ex.name)
+            part.start(DEGRADED, "starting")
+            follow_venue_status(part, bus, topics, kind, ex)
+            parts.append(part)
     sim = cfg.raw.get("sim", {})
     gw_cfg = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
     gateways = []
-    for ex in sorted({i.exchange for i in insts}, key=lambda e: e.value):
+    for ex in exchanges:
         import attrs
 
         gw = SimGateway(
@@ -464,7 +521,14 @@ async def run_single_process(
         for gw in gateways:
             gw.stop()
         control.stop()
+        for part in reversed(parts):
+            part.close()
     return outcome
+
+
+def ops_stats(control: ControlService) -> Stats:
+    """The control service's heartbeat figures: each strategy's state."""
+    return Stats(extra={"strategies": {n: st.state for n, st in control.strats.items()}})
 
 
 def _shift_to_now(source: Any) -> Any:
@@ -483,6 +547,17 @@ def _with_ts(msg: Any, ts: int) -> Any:
     import msgspec
 
     return msgspec.structs.replace(msg, ts=ts)
+
+
+def _telegram_client_id(path: str) -> str:
+    """The bus client id of the Telegram bridge configured by ``path`` (its broker user's name).
+
+    Raises:
+        ConfigError: the config does not load.
+    """
+    from mlthon.infra.telegram.config import load_config
+
+    return load_config(path).client_id
 
 
 def _telegram_config(cfg: StrategyConfig) -> str | None:

@@ -23,6 +23,9 @@ class Order:
         status: life-cycle state.
         order_type, tif, exec_instr: as sent.
         created_ts: when the gateway accepted it (ns).
+        adopted: True when the env handed it over unasked (``on_orders_info`` after a login or a
+            gateway's return): an open order of this strategy that this process did not place
+            (it was placed before a restart). The env now tracks it like its own.
     """
 
     exchange: Exchange
@@ -39,3 +42,4 @@ class Order:
     tif: TIF = TIF.GTC
     exec_instr: ExecInstructions = ExecInstructions.Unset
     created_ts: int = 0
+    adopted: bool = False

@@ -22,6 +22,7 @@ from mlthon.infra.clock import LiveClock, LiveScheduler
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import bus_login, feed_user
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,13 @@ class CountingBus(BusBase):
 def _mqtt_bus(cfg: FeedConfig) -> BusBase:
     from mlthon.infra.bus.mqtt import MqttBus  # imported here: aiomqtt only when used
 
+    user, password = bus_login(feed_user(cfg.exchange.name))
     return MqttBus(
         cfg.mqtt_host,
         cfg.mqtt_port,
         client_id=f"mlthon-feed-{cfg.exchange.name}",
+        username=user,
+        password=password,
         # ops (issue 7): strategies hear Disconnected if this process dies.
         will=feed_will(Topics(cfg.topic_root), cfg.exchange),
     )

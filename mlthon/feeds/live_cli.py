@@ -36,8 +36,12 @@ from mlthon.basics.mlt_enum import Environment, Exchange, FeedHandlerStatus
 from mlthon.feeds.live import LiveFeedBase, bus_sink
 from mlthon.infra.bus.messages import FeedStatus, Msg
 from mlthon.infra.bus.topics import Topics
-from mlthon.infra.clock import Clock, LiveClock
+from mlthon.infra.clock import Clock, LiveClock, LiveScheduler
 from mlthon.infra.instruments import load_instruments
+from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
+from mlthon.infra.ops.metering import MeteredBus
+from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import bus_login, feed_user
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +170,30 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
     clock = LiveClock()
     topics = Topics(cfg["root"])
     exchange: Exchange = cfg["exchange"]
-    async with MqttBus(cfg["host"], cfg["port"]) as bus:
-        emit = bus_sink(bus, topics)
+    user, password = bus_login(feed_user(exchange.name))
+    bus = MqttBus(
+        cfg["host"],
+        cfg["port"],
+        client_id=f"mlthon-feed-{exchange.name}-{topics.root.replace('/', '_')}",
+        will=feed_will(topics, exchange),  # strategies hear Disconnected if this process dies
+        username=user,
+        password=password,
+    )
+    async with bus:
+        # ops: counted traffic, heartbeat on status/feed/<EX>, `mlthon kill`
+        metered = MeteredBus(bus, clock)
+        ops = ProcessOps(
+            bus,
+            LiveScheduler(loop=asyncio.get_running_loop()),
+            topics,
+            kind="feed",
+            name=exchange.name,
+            stop=stop,
+            stats=metered_stats(metered),
+        )
+        ops.start(DEGRADED, f"{exchange.name} live feed starting")
+        follow_venue_status(ops, bus, topics, "feed", exchange)
+        emit = bus_sink(metered, topics)
 
         def status(s: FeedHandlerStatus, detail: str) -> Msg:
             return FeedStatus(ex=exchange.value, iid=0, status=s, detail=detail, ts=clock.now_ns())
@@ -188,4 +214,5 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
             await feed.run(stop)
         finally:
             emit(status(FeedHandlerStatus.Disconnected, "feed stopped"))
+            ops.close()
             await bus.flush()

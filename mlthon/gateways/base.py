@@ -1,9 +1,10 @@
 """The seam every order-entry gateway implements, simulated or real.
 
-A gateway serves one exchange. It reads the strategies' requests on ``topics.gtw_req(exchange)``,
-answers each strategy on ``topics.gtw_rpt(exchange, strat)`` and keeps its state retained on
-``topics.gtw_status(exchange)``. :class:`GatewayBase` does the routing and publishing; a concrete
-gateway implements one ``on_<request>`` method per request kind and its lifecycle.
+A gateway serves one exchange. It reads the strategies' requests on ``topics.gtw_req_all(exchange)``
+(one topic per strategy, ``.../req/<strat>``), answers each strategy on ``topics.gtw_rpt(exchange,
+strat)`` and keeps its state retained on ``topics.gtw_status(exchange)``. :class:`GatewayBase` does
+the routing and publishing; a concrete gateway implements one ``on_<request>`` method per request
+kind and its lifecycle.
 
 Contract for implementations (``mlthon/gateways/_template/README.md`` repeats it):
 
@@ -13,19 +14,29 @@ Contract for implementations (``mlthon/gateways/_template/README.md`` repeats it
 * fills are ``OrderExecution`` (unique ``exec_id``), cancellations ``OrderCancelled`` (requested or
   not);
 * ``stop()`` cancels the open orders before the gateway lets go of the bus.
+
+The base drops, before any ``on_*`` method sees it, a request whose payload ``strat`` is not the
+strategy of its topic (the broker's ACL lets a strategy publish on its own request topic only, so
+the topic names the real sender): it logs a WARNING and answers the topic's strategy with the
+request's reject (``InvalidRequest``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from mlthon.basics.mlt_enum import Exchange, GtwStatus
+from mlthon.basics.mlt_enum import Exchange, GtwRejectCode, GtwStatus
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.messages import (
     CancelAll,
+    CancelAllReject,
     CancelOrder,
+    CancelOrderReject,
     FetchAccount,
     FetchFunding,
     FetchOrders,
@@ -34,16 +45,61 @@ from mlthon.infra.bus.messages import (
     FetchWallet,
     GatewayStatus,
     ModifyOrder,
+    ModifyOrderReject,
     Msg,
     NewOrder,
+    NewOrderReject,
+    RequestReject,
 )
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Scheduler
+
+if TYPE_CHECKING:
+    from mlthon.gateways.journal import OrderJournal
+    from mlthon.infra.bus.mqtt import MqttBus
 
 FetchRequest = (
     FetchAccount | FetchWallet | FetchPosition | FetchFunding | FetchOrderStatus | FetchOrders
 )
 OrderRequest = NewOrder | ModifyOrder | CancelOrder | CancelAll
+
+
+def reject_for(req: Any, code: GtwRejectCode, reason: str, ts: int) -> Msg:
+    """The reject that answers request ``req``: the order-specific reject for order requests,
+    else a ``RequestReject`` naming the request's type."""
+    if isinstance(req, NewOrder):
+        return NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+    if isinstance(req, ModifyOrder):
+        return ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+    if isinstance(req, CancelOrder):
+        return CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
+    if isinstance(req, CancelAll):
+        return CancelAllReject(instrument_id=req.instrument_id, code=code, reason=reason, ts=ts)
+    return RequestReject(
+        code=code,
+        detail=reason,
+        rqst_type=type(req).__name__,
+        ts=ts,
+        req_id=getattr(req, "req_id", ""),
+    )
+
+
+async def confirm_sent(
+    bus: MqttBus,
+    published_seq: Callable[[], int],
+    journal: OrderJournal,
+    stop: asyncio.Event,
+    every_s: float = 0.05,
+) -> None:
+    """Until ``stop``: advance the journal's sent watermark to the last report handed to the bus
+    (``published_seq()``) once the broker has acknowledged everything published so far."""
+    while not stop.is_set():
+        upto = published_seq()
+        if upto > journal.sent_seq and bus.connected and await bus.flush(2.0):
+            journal.mark_sent(upto)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await stop.wait()
 
 
 class GatewayBase(ABC):
@@ -72,6 +128,7 @@ class GatewayBase(ABC):
         self.log = logger or logging.getLogger(__name__)
         self.status = GtwStatus.Connecting
         self._subs: list[Subscription] = []
+        self.foreign_requests = 0  # requests dropped: payload strat != topic strat
 
     # --- lifecycle --------------------------------------------------------------------------------
     @abstractmethod
@@ -105,9 +162,9 @@ class GatewayBase(ABC):
 
     # --- shared plumbing ------------------------------------------------------------------------
     def subscribe_requests(self) -> None:
-        """Route every request on ``gtw_req(exchange)`` to the ``on_*`` methods."""
+        """Route every request on ``gtw_req_all(exchange)`` to the ``on_*`` methods."""
         self._subs.append(
-            self.bus.subscribe(self.topics.gtw_req(self.exchange), self._dispatch, qos=1)
+            self.bus.subscribe(self.topics.gtw_req_all(self.exchange), self._dispatch, qos=1)
         )
 
     def unsubscribe_all(self) -> None:
@@ -117,6 +174,11 @@ class GatewayBase(ABC):
         self._subs.clear()
 
     def _dispatch(self, topic: str, msg: Any) -> None:
+        sender = self.topics.req_strat(topic)
+        strat = getattr(msg, "strat", None)
+        if sender is None or strat != sender:
+            self._refuse_foreign(topic, sender, msg)
+            return
         if isinstance(msg, NewOrder):
             self.on_new_order(msg)
         elif isinstance(msg, ModifyOrder):
@@ -139,6 +201,25 @@ class GatewayBase(ABC):
             self.log.warning(
                 "gateway %s: ignoring %s on %s", self.exchange.name, type(msg).__name__, topic
             )
+
+    def _refuse_foreign(self, topic: str, sender: str | None, msg: Any) -> None:
+        """Drop a request sent in another strategy's name; tell the sender why."""
+        self.foreign_requests += 1
+        kind = type(msg).__name__
+        strat = getattr(msg, "strat", None)
+        self.log.warning(
+            "gateway %s: dropped %s on %s: it names strategy %r, the topic %r",
+            self.exchange.name,
+            kind,
+            topic,
+            strat,
+            sender,
+        )
+        if sender is None:
+            return
+        reason = f"request names strategy {strat!r} but was sent on {sender!r}'s topic"
+        answer = reject_for(msg, GtwRejectCode.InvalidRequest, reason, self.scheduler.now_ns())
+        self.publish_report(sender, answer)
 
     def publish_report(self, strat: str, msg: Msg) -> None:
         """Send a report to one strategy (QoS 1)."""

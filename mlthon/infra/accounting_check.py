@@ -14,13 +14,21 @@ A difference is an alert, not a silent drift: it is logged at ERROR and sent to 
 priority 0 on ``{root}/tg/<strat>``, and kept in :attr:`mismatches`.
 
 The first ``PositionInfo`` of an instrument seen before any fill of it sets the opening position
-(a strategy may start with one).
+(a strategy may start with one). :meth:`baseline` asks for the positions at a (re)start: the first
+answer then sets the opening position to the gateway's position minus the fills already counted,
+so that a process restarted after a crash (whose earlier fills it never saw) starts from the
+gateway's books instead of alerting.
+
+In the strategy process (``mlthon.infra.runner.run_strategy``) the env feeds the checker
+(:attr:`StratEnv.report_listeners`, after the strategy's own callback, so that ``strategy_view``
+already includes the fill) and sends its position requests (``fetch_position``), whose answers
+the strategy does not see; ``on_mismatch`` puts the alert in the strategy's status.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -70,6 +78,12 @@ class AccountingChecker:
         strat: the strategy's name.
         strategy_view: the strategy's own positions (None: only the gateway is compared).
         period_s: how often to ask the gateways (0: only when :meth:`check_gateway` is called).
+        fetch_position: sends a position request for (exchange, instrument id) (default: a
+            ``FetchPosition`` published on the bus by the checker).
+        on_mismatch: also called with every mismatch (e.g. to put it in a status).
+        auto_baseline: the first fill of an instrument without an opening position calls
+            :meth:`baseline` for it (a process that may have been restarted: its earlier fills
+            are in the gateway's position, not in its count).
         logger: where to log.
     """
 
@@ -82,6 +96,9 @@ class AccountingChecker:
         *,
         strategy_view: StrategyView | None = None,
         period_s: float = 0.0,
+        fetch_position: Callable[[Exchange, int], object] | None = None,
+        on_mismatch: Callable[[Mismatch], object] | None = None,
+        auto_baseline: bool = False,
         logger: logging.Logger | None = None,
     ) -> None:
         self.bus = bus
@@ -90,6 +107,9 @@ class AccountingChecker:
         self.strat = strat
         self.strategy_view = strategy_view
         self.period_ns = int(period_s * 1e9)
+        self.fetch_position = fetch_position or self._publish_fetch
+        self.on_mismatch = on_mismatch
+        self.auto_baseline = auto_baseline
         self.log = logger or log
         self.positions: dict[Key, Decimal] = {}
         self.fees: dict[tuple[Exchange, str], Decimal] = {}
@@ -97,15 +117,18 @@ class AccountingChecker:
         self.checks = 0
         self.mismatches: list[Mismatch] = []
         self._opening: dict[Key, Decimal] = {}
+        self._baseline: set[Key] = set()
         self._seen: set[tuple[Exchange, str]] = set()
         self._sub: Subscription | None = None
         self._timer: Handle | None = None
 
-    def start(self) -> None:
-        """Subscribe to the strategy's reports and start the periodic check."""
-        self._sub = self.bus.subscribe(
-            self.topics.gtw_rpt_all_exchanges(self.strat), self._on_report, qos=1
-        )
+    def start(self, *, subscribe: bool = True) -> None:
+        """Start the periodic check, and read the strategy's reports from the bus (unless
+        ``subscribe`` is False: the caller then hands every report to :meth:`on_report`)."""
+        if subscribe:
+            self._sub = self.bus.subscribe(
+                self.topics.gtw_rpt_all_exchanges(self.strat), self.on_report, qos=1
+            )
         self._arm()
 
     def close(self) -> None:
@@ -124,9 +147,23 @@ class AccountingChecker:
     def check_gateway(self) -> None:
         """Ask every gateway traded on for the position of every instrument traded."""
         for ex, iid in sorted(self.positions, key=lambda k: (k[0].value, k[1])):
-            self.bus.publish(
-                self.topics.gtw_req(ex), FetchPosition(strat=self.strat, instrument_id=iid), qos=1
-            )
+            self.fetch_position(ex, iid)
+
+    def baseline(self, keys: Iterable[Key]) -> None:
+        """Ask for the positions of ``keys`` not yet known (at a start or restart): each first
+        answer sets the opening position to what the gateway holds minus the fills counted."""
+        for key in sorted(keys, key=lambda k: (k[0].value, k[1])):
+            if key in self._opening:
+                continue
+            self._baseline.add(key)
+            self.fetch_position(*key)
+
+    def _publish_fetch(self, ex: Exchange, iid: int) -> None:
+        self.bus.publish(
+            self.topics.gtw_req(ex, self.strat),
+            FetchPosition(strat=self.strat, instrument_id=iid),
+            qos=1,
+        )
 
     # --- internals ----------------------------------------------------------------------------
     def _arm(self) -> None:
@@ -137,7 +174,8 @@ class AccountingChecker:
         self.check_gateway()
         self._arm()
 
-    def _on_report(self, topic: str, msg: Any) -> None:
+    def on_report(self, topic: str, msg: Any) -> None:
+        """Take one report of the strategy (fills and positions; others are ignored)."""
         ex = self.topics.exchange_of(topic)
         if ex is None:
             return
@@ -146,6 +184,14 @@ class AccountingChecker:
         elif isinstance(msg, PositionInfo):
             key = (ex, msg.instrument_id)
             actual = Decimal(msg.position)
+            if key in self._baseline:
+                # Reports come in order: every fill counted so far is in this position.
+                self._baseline.discard(key)
+                self._opening[key] = actual - self.positions.get(key, Decimal(0))
+                self.log.info(
+                    "accounting[%s]: %s %d opens at %s", self.strat, ex.name, key[1], actual
+                )
+                return
             if key not in self.positions and key not in self._opening:
                 self._opening[key] = actual
                 return
@@ -163,6 +209,10 @@ class AccountingChecker:
         )
         fee_key = (ex, msg.fee_coin)
         self.fees[fee_key] = self.fees.get(fee_key, Decimal(0)) + Decimal(msg.fee)
+        if self.auto_baseline and key not in self._opening and key not in self._baseline:
+            self.baseline([key])
+        if key in self._baseline:
+            return  # the opening position is not known yet: nothing to compare with
         if self.strategy_view is not None:
             view = self.strategy_view()
             self._compare(key, "strategy", view.get(key, Decimal(0)))
@@ -185,3 +235,5 @@ class AccountingChecker:
             TelegramPublish(strat=self.strat, text=text, priority=0, ts=mismatch.ts),
             qos=1,
         )
+        if self.on_mismatch is not None:
+            self.on_mismatch(mismatch)

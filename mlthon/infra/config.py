@@ -11,6 +11,8 @@ Example::
     stop_ack_timeout_s = 10                        # then the stop escalates (cancel-all)
     slow_callback_ms = 50                          # report callbacks blocking longer
     timezone = ""                                  # daily callbacks: "" = the system's
+    stale_cmd_s = 60                               # drop command hooks older than this (0: never)
+    accounting_period_s = 30                       # ask the gateways for positions (0: never)
 
     [params]                                       # handed to on_strat_params_update
     spread_ticks = 2
@@ -75,6 +77,8 @@ class StrategyConfig:
     stop_ack_timeout_s: float = 10.0
     slow_callback_ms: float = 50.0
     timezone: str = ""
+    stale_cmd_s: float = 60.0
+    accounting_period_s: float = 30.0
     instruments_file: str = ""
     instrument_ids: tuple[int, ...] = ()
     bus: BusConfig = BusConfig()
@@ -144,6 +148,8 @@ def parse_strategy_config(
         "stop_ack_timeout_s",
         "slow_callback_ms",
         "timezone",
+        "stale_cmd_s",
+        "accounting_period_s",
     }
     unknown = set(strat) - known
     if unknown:
@@ -174,6 +180,11 @@ def parse_strategy_config(
         raise ConfigError("must be > 0", source=source, key="strategy.stop_ack_timeout_s")
     slow_ms = float(_get(strat, "slow_callback_ms", (int, float), 50.0, source, "strategy"))
     tz = _get(strat, "timezone", str, "", source, "strategy")
+    stale_s = float(_get(strat, "stale_cmd_s", (int, float), 60.0, source, "strategy"))
+    acct_s = float(_get(strat, "accounting_period_s", (int, float), 30.0, source, "strategy"))
+    for key, value in (("stale_cmd_s", stale_s), ("accounting_period_s", acct_s)):
+        if value < 0:
+            raise ConfigError("must be >= 0", source=source, key=f"strategy.{key}")
     if tz:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -215,6 +226,8 @@ def parse_strategy_config(
         stop_ack_timeout_s=timeout,
         slow_callback_ms=slow_ms,
         timezone=tz,
+        stale_cmd_s=stale_s,
+        accounting_period_s=acct_s,
         instruments_file=inst_file,
         instrument_ids=tuple(use),
         bus=bus,

@@ -189,7 +189,13 @@ class ControlService:
         else:
             self.bus.publish(
                 ctl,
-                m.CmdHook(cmd_id=msg.cmd_id, name=name, args=list(msg.args), reply_to=msg.reply_to),
+                m.CmdHook(
+                    cmd_id=msg.cmd_id,
+                    name=name,
+                    args=list(msg.args),
+                    reply_to=msg.reply_to,
+                    sent_ts=self.scheduler.now_ns(),
+                ),
                 qos=1,
             )
 
@@ -237,7 +243,7 @@ class ControlService:
         now = self.scheduler.now_ns()
         for ex in exchanges:
             self.bus.publish(
-                self.topics.gtw_req(ex),
+                self.topics.gtw_req(ex, strat),
                 m.CancelAll(strat=strat, instrument_id=0, ts=now, escalation=True),
                 qos=1,
             )

@@ -29,6 +29,7 @@ from typing import Any
 
 from mlthon.api.istrategy import IStrategy
 from mlthon.basics.errors import ConfigError
+from mlthon.infra.accounting_check import AccountingChecker, Mismatch
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.mqtt import MqttBus
@@ -136,7 +137,7 @@ async def shutdown_strategy(env: StratEnv, cfg: StrategyConfig, bus: BusBase) ->
         now = env.scheduler.now_ns()
         for ex in exchanges:
             bus.publish(
-                env.topics.gtw_req(ex),
+                env.topics.gtw_req(ex, cfg.name),
                 m.CancelAll(strat=cfg.name, instrument_id=0, ts=now, escalation=True),
                 qos=1,
             )
@@ -177,12 +178,21 @@ async def run_strategy(
     async with contextlib.AsyncExitStack() as stack:
         if own_bus:
             await stack.enter_async_context(the_bus)
-        env = StratEnv(strategy, metered, reactor, topics, tz=cfg.timezone or None)
+        env = StratEnv(
+            strategy,
+            metered,
+            reactor,
+            topics,
+            tz=cfg.timezone or None,
+            stale_cmd_s=cfg.stale_cmd_s,
+        )
+        checker = start_accounting(env, cfg)
         proc_ops = _strategy_ops(env, the_bus, metered, cfg, topics, stop)  # ops (issue 7)
         if on_env is not None:
             on_env(env)
         await stop.wait()
         outcome = await shutdown_strategy(env, cfg, the_bus)
+        checker.close()
         env.close()
         proc_ops.close(f"stopped ({outcome})")  # ops (issue 7)
         if isinstance(the_bus, MqttBus):
@@ -191,6 +201,39 @@ async def run_strategy(
         await reactor.cancel_tasks()
     log.info("strategy %s: stopped (%s)", cfg.name, outcome)
     return outcome
+
+
+def start_accounting(env: StratEnv, cfg: StrategyConfig) -> AccountingChecker:
+    """The accounting check of a strategy process (``docs/reliability.md`` §4).
+
+    The env hands it every report after the strategy's callback and sends its position requests
+    (their answers are not shown to the strategy); the gateways are asked every
+    ``cfg.accounting_period_s``. A strategy with an ``accounting_positions()`` method (returning
+    its own positions by ``(Exchange, instrument_id)``) is compared after every fill. A mismatch
+    is logged at ERROR, sent to Telegram (priority 0) and put in the strategy's status.
+    """
+    view = getattr(env.strategy, "accounting_positions", None)
+
+    def on_mismatch(mm: Mismatch) -> None:
+        env.publish_status(
+            f"ACCOUNTING MISMATCH on {mm.exchange.name} {mm.instrument_id}: {mm.source} says "
+            f"{mm.actual}, the fills say {mm.expected}"
+        )
+
+    checker = AccountingChecker(
+        env.bus,
+        env.scheduler,
+        env.topics,
+        cfg.name,
+        strategy_view=view if callable(view) else None,
+        period_s=cfg.accounting_period_s,
+        fetch_position=env.request_position,
+        on_mismatch=on_mismatch,
+        auto_baseline=True,
+    )
+    env.report_listeners.append(checker.on_report)
+    checker.start(subscribe=False)
+    return checker
 
 
 def _strategy_ops(

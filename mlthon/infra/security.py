@@ -4,9 +4,13 @@
   ``password_file`` (``$7$<iterations>$<salt>$<hash>``, base64), so no ``mosquitto_passwd`` binary
   is needed.
 * :func:`acl_text` writes the ``acl_file``: which user may publish and subscribe where. A strategy
-  publishes only its login, requests to gateways, its own ``strat/<name>/#``, Telegram and status
-  topics; a gateway only its own ``gtw/<EX>/#`` and status. What an ACL cannot check (the ``strat``
-  *inside* a request) the gateway checks (``docs/reliability.md``).
+  publishes only its login, its own requests (``gtw/+/req/<name>``), its own ``strat/<name>/#``,
+  Telegram and status topics; a gateway only its own ``gtw/<EX>/#`` and status; a feed only its
+  market data and feed topics; the Telegram bridge only commands and its status. What an ACL
+  cannot check (the ``strat`` *inside* a request) the gateway checks against the topic
+  (``docs/reliability.md``).
+* :func:`bus_login` reads a process's broker credentials from ``MLTHON_BUS_USERNAME`` /
+  ``MLTHON_BUS_PASSWORD`` (what ``mlthon run --secure`` hands every child).
 * :func:`read_secret` reads a secret from the environment or from a file and never logs it;
   :class:`Secret` keeps it out of reprs and f-strings by accident.
 * :func:`client_tls_context` builds the TLS context a bus client uses with a private CA.
@@ -28,6 +32,8 @@ from mlthon.basics.errors import ConfigError
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 uses by default
 ADMIN_USER = "mlthon-admin"
+PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
+USERNAME_ENV = "MLTHON_BUS_USERNAME"
 
 
 @attrs.frozen(repr=False)
@@ -109,29 +115,61 @@ def gateway_user(exchange: str) -> str:
     return f"gtw-{exchange}"
 
 
+def feed_user(exchange: str) -> str:
+    """The broker user of the feed of ``exchange`` (an ``Exchange`` member name)."""
+    return f"feed-{exchange}"
+
+
+def telegram_user(client_id: str) -> str:
+    """The broker user of the Telegram bridge whose bus client id is ``client_id``."""
+    return f"tg-{client_id}"
+
+
+def bus_login(default_user: str) -> tuple[str | None, str | None]:
+    """A process's broker credentials: ``(user, password)`` for the MQTT client.
+
+    The password comes from ``$MLTHON_BUS_PASSWORD``; the user from ``$MLTHON_BUS_USERNAME``,
+    else ``default_user``. Without a password both are None (an anonymous client).
+    """
+    password = read_secret(env=PASSWORD_ENV)
+    if password is None:
+        return None, None
+    return os.environ.get(USERNAME_ENV) or default_user, password.reveal()
+
+
 def acl_text(
-    root: str, strategies: Iterable[str], gateways: Iterable[str], *, anonymous_feed: bool = False
+    root: str,
+    strategies: Iterable[str],
+    gateways: Iterable[str],
+    *,
+    feeds: Iterable[str] = (),
+    telegrams: Iterable[str] = (),
+    anonymous_feed: bool = False,
 ) -> str:
     """A mosquitto ``acl_file`` for one topic root.
 
-    ``mlthon-admin`` (control service, feeds, Telegram bridge, CLI clients) may do anything under
-    ``root``. Each strategy and each gateway gets its own user (:func:`strategy_user`,
-    :func:`gateway_user`) limited as the module docstring says; everybody may read market data,
-    statuses and the ops topics. ``anonymous_feed`` gives clients without a user (on a broker
-    that allows them) exactly a feed handler's rights: publish market data and feed statuses,
-    read snapshot requests.
+    ``mlthon-admin`` (control service, CLI clients) may do anything under ``root``. Each
+    strategy, gateway, feed (by exchange name) and Telegram bridge (by bus client id) gets its
+    own user (:func:`strategy_user`, :func:`gateway_user`, :func:`feed_user`,
+    :func:`telegram_user`) limited as the module docstring says; everybody may read statuses
+    and the ops topics. ``anonymous_feed`` gives clients without a user (on a broker that allows
+    them) a feed handler's rights for every exchange.
     """
     r = root
     out = []
-    if anonymous_feed:
-        out += [
-            f"topic write {r}/md/#",
-            f"topic readwrite {r}/feed/+/status",
+
+    def feed_rights(ex: str) -> list[str]:
+        return [
+            f"topic write {r}/md/{ex}/#",
+            f"topic readwrite {r}/feed/{ex}/#",
             f"topic read {r}/feed/+/req",
-            f"topic readwrite {r}/status/feed/#",
+            f"topic readwrite {r}/status/feed/{ex}",
             f"topic read {r}/ops/#",
             "",
         ]
+
+    if anonymous_feed:
+        out += feed_rights("+")
     out += [f"user {ADMIN_USER}", f"topic readwrite {r}/#", ""]
     common_read = [
         f"topic read {r}/md/#",
@@ -144,7 +182,7 @@ def acl_text(
         out += [
             f"user {strategy_user(name)}",
             f"topic write {r}/ctl/login",
-            f"topic write {r}/gtw/+/req",
+            f"topic write {r}/gtw/+/req/{name}",
             f"topic readwrite {r}/strat/{name}/#",
             f"topic write {r}/tg/{name}",
             f"topic write {r}/feed/+/req",
@@ -161,6 +199,23 @@ def acl_text(
             f"topic readwrite {r}/status/gateway/{ex}",
             f"topic write {r}/tg/#",
             *common_read,
+            "",
+        ]
+    for ex in feeds:
+        out += [f"user {feed_user(ex)}", *feed_rights(ex)]
+    for client_id in telegrams:
+        out += [
+            f"user {telegram_user(client_id)}",
+            f"topic write {r}/ctl/cmd",
+            f"topic read {r}/reply/{client_id}",
+            f"topic read {r}/tg/+",
+            f"topic read {r}/strat/+/status",
+            f"topic read {r}/strat/+/ctl",
+            f"topic readwrite {r}/status/telegram/{client_id}",
+            f"topic read {r}/feed/+/status",
+            f"topic read {r}/gtw/+/status",
+            f"topic read {r}/status/#",
+            f"topic read {r}/ops/#",
             "",
         ]
     return "\n".join(out)

@@ -41,7 +41,7 @@ class ScriptedGateway:
             self._closed[cl_id] = (order, status)
 
     def start(self, status: GtwStatus = GtwStatus.ReadyToTrade) -> None:
-        self.bus.subscribe(self.topics.gtw_req(self.exchange), self._on_req, qos=1)
+        self.bus.subscribe(self.topics.gtw_req_all(self.exchange), self._on_req, qos=1)
         self.set_status(status)
 
     def set_status(self, status: GtwStatus, detail: str = "") -> None:
@@ -54,6 +54,10 @@ class ScriptedGateway:
 
     def report(self, strat: str, msg: m.Msg) -> None:
         self.bus.publish(self.topics.gtw_rpt(self.exchange, strat), msg, qos=1)
+
+    def _answer(self, req: Any, msg: m.Msg) -> None:
+        """Answer a fetch as real gateways do: with the request's id echoed."""
+        self.report(req.strat, m.echo_req_id(req, msg))
 
     def _on_req(self, topic: str, req: Any) -> None:
         self.requests.append(req)
@@ -152,14 +156,14 @@ class ScriptedGateway:
                     ),
                 )
         elif isinstance(req, m.FetchAccount):
-            self.report(s, m.AccountInfo(user_id="user-1"))
+            self._answer(req, m.AccountInfo(user_id="user-1"))
         elif isinstance(req, m.FetchWallet):
-            self.report(s, m.WalletInfo(coin=req.coin, total="10.5", available="7.25"))
+            self._answer(req, m.WalletInfo(coin=req.coin, total="10.5", available="7.25"))
         elif isinstance(req, m.FetchPosition):
-            self.report(s, m.PositionInfo(instrument_id=req.instrument_id, position="-0.003"))
+            self._answer(req, m.PositionInfo(instrument_id=req.instrument_id, position="-0.003"))
         elif isinstance(req, m.FetchFunding):
-            self.report(
-                s,
+            self._answer(
+                req,
                 m.FundingInfo(
                     instrument_id=req.instrument_id,
                     rate="0.0001",
@@ -171,8 +175,8 @@ class ScriptedGateway:
             if req.cl_id in self._closed:
                 order, status = self._closed[req.cl_id]
                 w = self._wire(order)
-                self.report(
-                    s,
+                self._answer(
+                    req,
                     m.OrderStatusInfo(
                         order=m.OrderWire(
                             **{
@@ -185,8 +189,8 @@ class ScriptedGateway:
                 )
                 return
             if o is None:
-                self.report(
-                    s,
+                self._answer(
+                    req,
                     m.RequestReject(
                         code=GtwRejectCode.UnknownOrder,
                         detail="unknown",
@@ -194,9 +198,9 @@ class ScriptedGateway:
                     ),
                 )
                 return
-            self.report(s, m.OrderStatusInfo(order=self._wire(o)))
+            self._answer(req, m.OrderStatusInfo(order=self._wire(o)))
         elif isinstance(req, m.FetchOrders):
-            self.report(s, m.OrdersInfo(orders=[self._wire(o) for o in self._open.values()]))
+            self._answer(req, m.OrdersInfo(orders=[self._wire(o) for o in self._open.values()]))
 
     @staticmethod
     def _wire(o: m.NewOrder) -> m.OrderWire:

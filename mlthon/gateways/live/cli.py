@@ -2,7 +2,13 @@
 
 The venue is chosen by ``[gateway] exchange``; :data:`VENUES` maps each supported exchange to its
 folder's ``build_gateway`` (adding a venue adds one line here). The process serves until SIGINT or
-SIGTERM, then cancels its open orders, announces its status and exits.
+SIGTERM (or ``mlthon kill``), then cancels its open orders, announces its status and exits.
+
+Like the simulated gateway's process it keeps a persistent MQTT session (client id
+``gtw-<EX>-<root>``), leaves ``GatewayStatus(Connecting, "gateway process lost")`` as its last
+will, heartbeats on ``{root}/status/gateway/<EX>``, logs in with ``MLTHON_BUS_USERNAME`` (default
+``gtw-<EX>``) / ``MLTHON_BUS_PASSWORD`` when set, and with ``[gateway] journal`` keeps an order
+journal whose ``sent`` watermark advances once the broker acknowledged the reports.
 """
 
 from __future__ import annotations
@@ -15,17 +21,28 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import Exchange
+from mlthon.gateways.base import confirm_sent
+from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.live.config import LiveGatewayConfig
 from mlthon.gateways.live.gateway import LiveGateway
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.instruments import load_instruments
+from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
+from mlthon.infra.ops.metering import MeteredBus
+from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import bus_login, gateway_user
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger(__name__)
+
+_CONFIRM_EVERY_S = 0.05
 
 # exchange -> "module:function" building its gateway (bus, scheduler, topics, config, instruments)
 VENUES: dict[Exchange, str] = {
@@ -122,15 +139,62 @@ async def _run(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
     scheduler = LiveScheduler(loop=loop)
-    async with MqttBus(host or config.bus_host, port or config.bus_port) as bus:
-        gateway = build(bus, scheduler, Topics(config.root), config, instruments, creds)
-        log.info(
-            "live gateway %s (%s) serving %d instruments",
-            config.exchange.name,
-            config.environment.name,
-            len(instruments),
-        )
-        try:
-            await gateway.run(stop)
-        finally:
-            await bus.flush()
+    topics = Topics(config.root)
+    ex = config.exchange.name
+    user, password = bus_login(gateway_user(ex))
+    bus = MqttBus(
+        host or config.bus_host,
+        port or config.bus_port,
+        client_id=f"{gateway_user(ex)}-{config.root.replace('/', '_')}",
+        clean_session=False,
+        will=gateway_will(topics, config.exchange),
+        username=user,
+        password=password,
+    )
+    journal = OrderJournal(config.journal) if config.journal else None
+    try:
+        async with bus:
+            metered = MeteredBus(bus, scheduler.clock)
+            gateway = build(metered, scheduler, topics, config, instruments, creds)
+            gateway.journal = journal
+            ops = ProcessOps(
+                bus,
+                scheduler,
+                topics,
+                kind="gateway",
+                name=ex,
+                stop=stop,
+                stats=metered_stats(metered),
+            )
+            ops.start(DEGRADED, f"{config.environment.name} gateway starting")
+            follow_venue_status(ops, bus, topics, "gateway", config.exchange)
+            log.info(
+                "live gateway %s (%s) serving %d instruments%s",
+                ex,
+                config.environment.name,
+                len(instruments),
+                f", journal {journal.path}" if journal is not None else "",
+            )
+            confirm = (
+                asyncio.create_task(
+                    confirm_sent(
+                        bus, lambda: gateway.published_seq, journal, stop, _CONFIRM_EVERY_S
+                    ),
+                    name=f"gateway[{ex}].confirm_sent",
+                )
+                if journal is not None
+                else None
+            )
+            try:
+                await gateway.run(stop)
+            finally:
+                if confirm is not None:
+                    confirm.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await confirm
+                ops.close()
+                if await bus.flush() and journal is not None:
+                    journal.mark_sent(gateway.published_seq)
+    finally:
+        if journal is not None:
+            journal.close()

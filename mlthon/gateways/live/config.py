@@ -20,6 +20,7 @@
     reconnect_max_s = 30            # cap of the private-stream reconnect back-off
     maintenance_probe_s = 30        # probe period while the venue is in maintenance
     cancel_on_stop = true
+    journal = "binance.db"          # order journal (SQLite), relative to this file; default none
 
     [bus]
     host = "127.0.0.1"
@@ -80,6 +81,8 @@ class LiveGatewayConfig:
         reconnect_max_s: cap of the private-stream reconnect back-off.
         maintenance_probe_s: how often a venue in maintenance is probed.
         cancel_on_stop: cancel the open orders on stop.
+        journal: the order journal's SQLite file (None: nothing survives a restart;
+            ``docs/reliability.md``).
         bus_host / bus_port: the broker (``mlthon gateway`` only).
     """
 
@@ -100,6 +103,7 @@ class LiveGatewayConfig:
     reconnect_max_s: float = 30.0
     maintenance_probe_s: float = 30.0
     cancel_on_stop: bool = True
+    journal: str | None = None
     bus_host: str = "127.0.0.1"
     bus_port: int = 1883
 
@@ -171,6 +175,9 @@ class LiveGatewayConfig:
         inst_file = g.get("instruments_file")
         if inst_file is not None and base is not None:
             inst_file = str(base / str(inst_file))
+        journal = g.get("journal")
+        if journal is not None:
+            journal = str(base / str(journal)) if base is not None else str(journal)
 
         def num(key: str, default: float) -> float:
             v = g.get(key, default)
@@ -196,6 +203,7 @@ class LiveGatewayConfig:
             reconnect_max_s=num("reconnect_max_s", 30.0),
             maintenance_probe_s=num("maintenance_probe_s", 30.0),
             cancel_on_stop=bool(g.get("cancel_on_stop", True)),
+            journal=journal,
             bus_host=str(bus.get("host", "127.0.0.1")),
             bus_port=int(bus.get("port", 1883)),
         )

@@ -9,6 +9,14 @@ Status: ``Connecting`` until the private stream is authenticated and open orders
 then ``ReadyToTrade``; ``Maintenance`` when the venue says so; back to ``Connecting`` while the
 stream reconnects (capped exponential back-off with jitter). After every reconnect the open orders
 and their executions are fetched over REST and the missed reports are emitted.
+
+With an :class:`~mlthon.gateways.journal.OrderJournal` (``docs/reliability.md``): every order
+request is journaled when it arrives (a repeat, by its exact bytes, is dropped) and every report
+with the state of its order, committed before it is published; client order ids stay used across
+restarts (``DuplicateClientId``) and an execution id is reported once, ever. A restarted gateway
+loads its open orders and the execution ids from the journal, publishes again the reports the
+broker may not have received, answers the requests it never handled, and reconciles the open
+orders with the venue before it reports ``ReadyToTrade``.
 """
 
 from __future__ import annotations
@@ -24,13 +32,17 @@ from typing import Any
 from mlthon.basics.errors import GatewayError, RateLimited
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
+    TIF,
     CancelCode,
+    ExecInstructions,
     GtwRejectCode,
     GtwStatus,
     OrderStatus,
     OrderType,
+    Side,
 )
-from mlthon.gateways.base import FetchRequest, GatewayBase
+from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
+from mlthon.gateways.journal import OrderJournal, request_key
 from mlthon.gateways.live.config import LiveGatewayConfig
 from mlthon.gateways.live.model import (
     Fill,
@@ -75,8 +87,8 @@ from mlthon.infra.bus.messages import (
     OrderWire,
     PositionInfo,
     RateLimitInfo,
-    RequestReject,
     WalletInfo,
+    echo_req_id,
 )
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Scheduler
@@ -128,6 +140,7 @@ class LiveGateway(GatewayBase):
         api: the venue's I/O seam.
         instruments: the instruments to serve (grids refreshed from the venue in :meth:`run`).
         logger: where to log.
+        journal: the order journal (None: nothing survives a restart).
     """
 
     def __init__(
@@ -140,10 +153,16 @@ class LiveGateway(GatewayBase):
         instruments: list[Instrument],
         *,
         logger: logging.Logger | None = None,
+        journal: OrderJournal | None = None,
     ) -> None:
         super().__init__(bus, scheduler, topics, config.exchange, logger or log)
         self.config = config
         self.api = api
+        self.journal = journal
+        self.published_seq = 0  # journal seq of the last report handed to the bus
+        self.duplicate_requests = 0
+        self._seen_reqs: OrderedDict[str, None] = OrderedDict()
+        self._restored: set[str] = set()  # venue ids of orders loaded from the journal
         self.instruments: dict[int, Instrument] = {i.instrument_id: i for i in instruments}
         self.orders: dict[str, LiveOrder] = {}
         self._by_strat: dict[tuple[str, str], str] = {}
@@ -189,6 +208,8 @@ class LiveGateway(GatewayBase):
         try:
             loaded = await self.api.load_instruments(list(self.instruments.values()))
             self.instruments = {i.instrument_id: i for i in loaded}
+            if self.journal is not None:
+                self._restore(self.journal)
             self.start()
             async with asyncio.TaskGroup() as tg:
                 stream = tg.create_task(self._stream_loop(), name=f"{self.name}.stream")
@@ -304,6 +325,11 @@ class LiveGateway(GatewayBase):
                 vo = await self.api.query_order(order)
             if vo is not None:
                 self._apply_venue_order(order, vo, from_stream=True)
+            elif order.venue_cid in self._restored and not order.acked:
+                # placed by a previous run that died before the venue answered: never arrived
+                self._new_rejected(
+                    order, GtwRejectCode.GtwNotReady, "gateway restarted before the venue had it"
+                )
             elif order.status is OrderStatus.PendingNew and not order.acked:
                 continue  # its NewOrder task is still deciding
         self.log.info(
@@ -314,8 +340,120 @@ class LiveGateway(GatewayBase):
         )
 
     # ================================================================================ state
-    def _report(self, order: LiveOrder, msg: Msg) -> None:
-        self.publish_report(order.strat, msg)
+    def _report(self, order: LiveOrder, msg: Msg, *, done: int = 0) -> None:
+        self._send(order.strat, msg, order=order, done=done)
+
+    def publish_report(self, strat: str, msg: Msg) -> None:
+        """Send a report to one strategy, journaled first when there is a journal."""
+        self._send(strat, msg)
+
+    def _send(self, strat: str, msg: Msg, *, order: LiveOrder | None = None, done: int = 0) -> None:
+        """Journal ``msg`` (with its order's state and the request it answers) in one
+        committed transaction, then publish it; an execution already journaled is not sent."""
+        j = self.journal
+        seq = 0
+        if j is not None:
+            if order is not None:
+                self._stage_order(j, order)
+            if done:
+                j.request_done(done)
+            seq = j.add_report(strat, msg, self._now()) or 0
+            j.commit()
+            if not seq:
+                self.log.info("%s: %s already journaled; not sent again", self.name, msg)
+                return
+        super().publish_report(strat, msg)
+        self.published_seq = max(self.published_seq, seq)
+
+    def _stage_order(self, j: OrderJournal, order: LiveOrder) -> None:
+        if self.orders.get(order.venue_cid) is order:
+            j.save_order(order.strat, order.cl_id, _order_state(order))
+        else:  # rejected (forgotten): its id may be used again
+            j.drop_order(order.strat, order.cl_id)
+
+    def _save(self, order: LiveOrder, done: int = 0) -> None:
+        """Store an order's state (and mark the request that made it handled) now."""
+        j = self.journal
+        if j is not None:
+            self._stage_order(j, order)
+            if done:
+                j.request_done(done)
+            j.commit()
+
+    def _arrived(self, req: NewOrder | ModifyOrder | CancelOrder | CancelAll, kind: str) -> int:
+        """Journal an order request on arrival: its journal seq (0 without a journal), or -1
+        for a repeat (a QoS 1 redelivery, maybe across a restart), which is dropped."""
+        j = self.journal
+        if j is None:
+            return 0
+        key = request_key(req, kind)
+        if key in self._seen_reqs or j.has_request(key):
+            self.duplicate_requests += 1
+            self.log.info(
+                "%s: repeated %s of %s dropped (%s)",
+                self.name,
+                type(req).__name__,
+                req.strat,
+                getattr(req, "cl_id", ""),
+            )
+            return -1
+        self._seen_reqs[key] = None
+        if len(self._seen_reqs) > _MAX_SEEN:
+            self._seen_reqs.popitem(last=False)
+        return j.add_request(key, req.strat, kind, req, self._now()) or 0
+
+    def _request_done(self, seq: int) -> None:
+        if seq and self.journal is not None:
+            self.journal.request_done(seq)
+            self.journal.commit()
+
+    def _restore(self, j: OrderJournal) -> None:
+        """Load the previous run's open orders and execution ids, publish again what may not
+        have reached the broker, and answer the requests it never handled."""
+        self._seen_execs.update(dict.fromkeys(sorted(j.exec_ids())))
+        n_open = 0
+        for state in j.orders():
+            order = _order_from_state(state, self.instruments)
+            if order is None:
+                self.log.warning(
+                    "%s: journaled order %s of %s is on an instrument no longer served",
+                    self.name,
+                    state.get("cl_id"),
+                    state.get("strat"),
+                )
+                continue
+            if order.closed:
+                continue
+            self.orders[order.venue_cid] = order
+            self._by_strat[(order.strat, order.cl_id)] = order.venue_cid
+            self._restored.add(order.venue_cid)
+            n_open += 1
+        unsent = list(j.reports(after=j.sent_seq))
+        for r in unsent:
+            super().publish_report(r.strat, r.msg)
+            self.published_seq = max(self.published_seq, r.seq)
+        pending = j.pending_requests()
+        for p in pending:
+            self._answer_unhandled(p.seq, p.msg)
+        self.log.info(
+            "%s: journal %s: %d open orders restored, %d execution ids, %d reports re-sent, "
+            "%d unhandled requests answered",
+            self.name,
+            j.path,
+            n_open,
+            len(self._seen_execs),
+            len(unsent),
+            len(pending),
+        )
+
+    def _answer_unhandled(self, seq: int, req: Msg) -> None:
+        """Reject a request a previous run journaled but never handled."""
+        if not isinstance(req, NewOrder | ModifyOrder | CancelOrder | CancelAll):
+            self._request_done(seq)
+            return
+        why = "gateway restarted before handling it"
+        answer = reject_for(req, GtwRejectCode.GtwNotReady, why, self._now())
+        self._send(req.strat, answer, done=seq)
 
     def _now(self) -> int:
         return self.scheduler.now_ns()
@@ -522,11 +660,15 @@ class LiveGateway(GatewayBase):
     # ================================================================================ new
     def on_new_order(self, req: NewOrder) -> None:
         """Check the request, then place it (``_on_new_order``)."""
+        seq = self._arrived(req, "new")
+        if seq < 0:
+            return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
-            self.publish_report(
+            self._send(
                 req.strat,
                 NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+                done=seq,
             )
 
         gate = self._gate()
@@ -538,11 +680,16 @@ class LiveGateway(GatewayBase):
             reject(GtwRejectCode.UnknownInstrument, f"instrument {req.instrument_id} not served")
             return
         if req.ord_type in (OrderType.StopLimit, OrderType.StopMarket):
-            self.publish_report(req.strat, _unsupported("NewOrder"))
+            self._send(req.strat, _unsupported("NewOrder"), done=seq)
             return
         existing = self._find(req.strat, req.cl_id)
         if existing is not None and not existing.closed:
             reject(GtwRejectCode.DuplicateClientId, f"cl_id {req.cl_id} is still live")
+            return
+        if self.journal is not None and (
+            existing is not None or self.journal.has_order(req.strat, req.cl_id)
+        ):
+            reject(GtwRejectCode.DuplicateClientId, f"cl_id {req.cl_id} was used already")
             return
         try:
             qty = _dec(req.qty, "qty")
@@ -577,6 +724,7 @@ class LiveGateway(GatewayBase):
             self._forget(existing)
         self.orders[order.venue_cid] = order
         self._by_strat[(order.strat, order.cl_id)] = order.venue_cid
+        self._save(order, done=seq)  # before the venue hears of it
         self._spawn(self._on_new_order(order), f"new[{order.venue_cid}]")
 
     async def _on_new_order(self, order: LiveOrder) -> None:
@@ -619,11 +767,15 @@ class LiveGateway(GatewayBase):
     # ================================================================================ modify
     def on_modify_order(self, req: ModifyOrder) -> None:
         """Check the request, then amend the order (``_on_modify_order``)."""
+        seq = self._arrived(req, "modify")
+        if seq < 0:
+            return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
-            self.publish_report(
+            self._send(
                 req.strat,
                 ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+                done=seq,
             )
 
         gate = self._gate()
@@ -653,9 +805,11 @@ class LiveGateway(GatewayBase):
         if qty <= order.filled or qty % inst.lot_size != 0:
             reject(GtwRejectCode.InvalidQty, f"qty {qty} off the lot grid or not above filled")
             return
-        self._spawn(self._on_modify_order(order, price, qty), f"modify[{order.venue_cid}]")
+        self._spawn(self._on_modify_order(order, price, qty, seq), f"modify[{order.venue_cid}]")
 
-    async def _on_modify_order(self, order: LiveOrder, price: Decimal, qty: Decimal) -> None:
+    async def _on_modify_order(
+        self, order: LiveOrder, price: Decimal, qty: Decimal, seq: int = 0
+    ) -> None:
         async with order.lock:
             code: GtwRejectCode | None = None
             reason = ""
@@ -663,7 +817,7 @@ class LiveGateway(GatewayBase):
                 await self.api.amend(order, price, qty)
             except VenueRejected as exc:
                 if exc.code is GtwRejectCode.UnsupportedOperation:
-                    self._report(order, _unsupported("ModifyOrder"))
+                    self._report(order, _unsupported("ModifyOrder"), done=seq)
                     return
                 code, reason = exc.code, exc.reason
             except RateLimited as exc:
@@ -678,6 +832,7 @@ class LiveGateway(GatewayBase):
                 self._report(
                     order,
                     ModifyOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now()),
+                    done=seq,
                 )
                 return
             order.price = price
@@ -691,16 +846,21 @@ class LiveGateway(GatewayBase):
                     leaves_qty=_fmt(order.leaves),
                     ts=self._now(),
                 ),
+                done=seq,
             )
 
     # ================================================================================ cancel
     def on_cancel_order(self, req: CancelOrder) -> None:
         """Check the request, then cancel the order (``_on_cancel_order``)."""
+        seq = self._arrived(req, "cancel")
+        if seq < 0:
+            return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
-            self.publish_report(
+            self._send(
                 req.strat,
                 CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
+                done=seq,
             )
 
         gate = self._gate()
@@ -711,11 +871,12 @@ class LiveGateway(GatewayBase):
         if order is None or order.closed:
             reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
             return
-        self._spawn(self._on_cancel_order(order), f"cancel[{order.venue_cid}]")
+        self._spawn(self._on_cancel_order(order, seq), f"cancel[{order.venue_cid}]")
 
-    async def _on_cancel_order(self, order: LiveOrder) -> None:
+    async def _on_cancel_order(self, order: LiveOrder, seq: int = 0) -> None:
         try:
             await self._cancel_one(order, "user", CancelCode.CanceledByUser)
+            self._request_done(seq)
         except GatewayError as exc:
             code = exc.code if isinstance(exc, VenueRejected) else GtwRejectCode.ExchangeError
             if isinstance(exc, RateLimited):
@@ -726,6 +887,7 @@ class LiveGateway(GatewayBase):
             self._report(
                 order,
                 CancelOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now()),
+                done=seq,
             )
 
     async def _cancel_one(self, order: LiveOrder, why: str, code: CancelCode) -> bool:
@@ -759,13 +921,17 @@ class LiveGateway(GatewayBase):
 
     def on_cancel_all(self, req: CancelAll) -> None:
         """Cancel every open order of the strategy (on one instrument, or all)."""
+        seq = self._arrived(req, "cancel_all")
+        if seq < 0:
+            return
         gate = self._gate()
         if gate is not None:
-            self.publish_report(
+            self._send(
                 req.strat,
                 CancelAllReject(
                     instrument_id=req.instrument_id, code=gate[0], reason=gate[1], ts=self._now()
                 ),
+                done=seq,
             )
             return
         targets = [
@@ -775,9 +941,9 @@ class LiveGateway(GatewayBase):
             and not o.closed
             and (req.instrument_id == 0 or o.instrument.instrument_id == req.instrument_id)
         ]
-        self._spawn(self._on_cancel_all(req, targets), f"cancel_all[{req.strat}]")
+        self._spawn(self._on_cancel_all(req, targets, seq), f"cancel_all[{req.strat}]")
 
-    async def _on_cancel_all(self, req: CancelAll, targets: list[LiveOrder]) -> None:
+    async def _on_cancel_all(self, req: CancelAll, targets: list[LiveOrder], seq: int = 0) -> None:
         code = CancelCode.StopEscalation if req.escalation else CancelCode.CancelAll
         results = await asyncio.gather(
             *(self._cancel_one(o, "all", code) for o in targets), return_exceptions=True
@@ -800,7 +966,7 @@ class LiveGateway(GatewayBase):
                     first.code if isinstance(first, VenueRejected) else GtwRejectCode.ExchangeError
                 )
             )
-            self.publish_report(
+            self._send(
                 req.strat,
                 CancelAllReject(
                     instrument_id=req.instrument_id,
@@ -808,17 +974,17 @@ class LiveGateway(GatewayBase):
                     reason=f"{len(failed)} of {len(targets)} cancels failed: {first}",
                     ts=self._now(),
                 ),
+                done=seq,
             )
             return
-        self.publish_report(
-            req.strat, CancelAllAck(instrument_id=req.instrument_id, ts=self._now())
+        self._send(
+            req.strat, CancelAllAck(instrument_id=req.instrument_id, ts=self._now()), done=seq
         )
 
     # ================================================================================ fetch
     def on_fetch(self, req: FetchRequest) -> None:
         """Answer from the registry (orders) or the venue (account, wallet, position,
         funding)."""
-        rqst = type(req).__name__
         if isinstance(req, FetchOrders):
             wires = [
                 self._wire(o)
@@ -828,22 +994,21 @@ class LiveGateway(GatewayBase):
                 and o.acked
                 and (req.instrument_id == 0 or o.instrument.instrument_id == req.instrument_id)
             ]
-            self.publish_report(req.strat, OrdersInfo(orders=wires))
+            self.publish_report(req.strat, echo_req_id(req, OrdersInfo(orders=wires)))
             return
         if isinstance(req, FetchOrderStatus):
             order = self._find(req.strat, req.cl_id)
             if order is None:
                 self.publish_report(
                     req.strat,
-                    RequestReject(
-                        code=GtwRejectCode.UnknownOrder,
-                        detail=f"no order {req.cl_id}",
-                        rqst_type=rqst,
-                        ts=self._now(),
+                    reject_for(
+                        req, GtwRejectCode.UnknownOrder, f"no order {req.cl_id}", self._now()
                     ),
                 )
             else:
-                self.publish_report(req.strat, OrderStatusInfo(order=self._wire(order)))
+                self.publish_report(
+                    req.strat, echo_req_id(req, OrderStatusInfo(order=self._wire(order)))
+                )
             return
         if (
             isinstance(req, FetchPosition | FetchFunding)
@@ -851,11 +1016,11 @@ class LiveGateway(GatewayBase):
         ):
             self.publish_report(
                 req.strat,
-                RequestReject(
-                    code=GtwRejectCode.UnknownInstrument,
-                    detail=f"instrument {req.instrument_id} not served",
-                    rqst_type=rqst,
-                    ts=self._now(),
+                reject_for(
+                    req,
+                    GtwRejectCode.UnknownInstrument,
+                    f"instrument {req.instrument_id} not served",
+                    self._now(),
                 ),
             )
             return
@@ -886,12 +1051,10 @@ class LiveGateway(GatewayBase):
                 self._rate_limited(exc)
             elif isinstance(exc, VenueTimeout):
                 code = GtwRejectCode.Timeout
-            msg = RequestReject(
-                code=code, detail=str(exc), rqst_type=type(req).__name__, ts=self._now()
-            )
+            msg = reject_for(req, code, str(exc), self._now())
         finally:
             self._rate(req.strat)
-        self.publish_report(req.strat, msg)
+        self.publish_report(req.strat, echo_req_id(req, msg))
 
     def _wire(self, o: LiveOrder) -> OrderWire:
         return OrderWire(
@@ -915,3 +1078,57 @@ def _unsupported(msg_type: str) -> Msg:
     from mlthon.infra.bus.messages import UnsupportedOp
 
     return UnsupportedOp(msg_type=msg_type)
+
+
+def _order_state(o: LiveOrder) -> dict[str, Any]:
+    """An order's journal form (JSON-ready)."""
+    return {
+        "strat": o.strat,
+        "cl_id": o.cl_id,
+        "venue_cid": o.venue_cid,
+        "iid": o.instrument.instrument_id,
+        "side": o.side.value,
+        "price": str(o.price),
+        "qty": str(o.qty),
+        "ord_type": o.ord_type.value,
+        "tif": o.tif.value,
+        "exec_instr": o.exec_instr.value,
+        "reduce_only": o.reduce_only,
+        "stop_price": None if o.stop_price is None else str(o.stop_price),
+        "exch_id": o.exch_id,
+        "filled": str(o.filled),
+        "status": o.status.value,
+        "acked": o.acked,
+        "closed": o.closed,
+        "created_ts": o.created_ts,
+    }
+
+
+def _order_from_state(
+    state: dict[str, Any], instruments: dict[int, Instrument]
+) -> LiveOrder | None:
+    """An order back from its journal form (None if its instrument is not served)."""
+    inst = instruments.get(int(state["iid"]))
+    if inst is None:
+        return None
+    stop = state.get("stop_price")
+    return LiveOrder(
+        strat=str(state["strat"]),
+        cl_id=str(state["cl_id"]),
+        venue_cid=str(state["venue_cid"]),
+        instrument=inst,
+        side=Side(state["side"]),
+        price=Decimal(state["price"]),
+        qty=Decimal(state["qty"]),
+        ord_type=OrderType(state["ord_type"]),
+        tif=TIF(state["tif"]),
+        exec_instr=ExecInstructions(state["exec_instr"]),
+        reduce_only=bool(state["reduce_only"]),
+        stop_price=None if stop is None else Decimal(stop),
+        exch_id=str(state["exch_id"]),
+        filled=Decimal(state["filled"]),
+        status=OrderStatus(state["status"]),
+        acked=bool(state["acked"]),
+        closed=bool(state["closed"]),
+        created_ts=int(state["created_ts"]),
+    )

@@ -23,9 +23,10 @@ from typing import Any
 import attrs
 
 from mlthon.basics.errors import ConfigError, MlthonError
+from mlthon.gateways.base import confirm_sent
+from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
-from mlthon.gateways.sim.journal import OrderJournal
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
@@ -154,22 +155,9 @@ async def _serve(
         if journal is None:
             await stop.wait()
         else:
-            await _confirm_sent(bus, gateway, journal, stop)
+            await confirm_sent(bus, lambda: gateway.published_seq, journal, stop, _CONFIRM_EVERY_S)
     finally:
         gateway.stop()
         ops.close()
         if await bus.flush() and journal is not None:
             journal.mark_sent(gateway.published_seq)
-
-
-async def _confirm_sent(
-    bus: MqttBus, gateway: SimGateway, journal: OrderJournal, stop: asyncio.Event
-) -> None:
-    """Until ``stop``: advance the journal's sent watermark once the broker acknowledged."""
-    while not stop.is_set():
-        upto = gateway.published_seq
-        if upto > journal.sent_seq and bus.connected and await bus.flush(2.0):
-            journal.mark_sent(upto)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(_CONFIRM_EVERY_S):
-                await stop.wait()

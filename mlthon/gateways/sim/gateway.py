@@ -19,7 +19,7 @@ Timing (``docs/simulation.md`` has the long form). With ``e`` the entry delay of
 With every delay zero, a request is handled inside its bus delivery and its answers are published
 at once, in order.
 
-With an :class:`~mlthon.gateways.sim.journal.OrderJournal` (``docs/reliability.md``): a request is
+With an :class:`~mlthon.gateways.journal.OrderJournal` (``docs/reliability.md``): a request is
 journaled when it arrives; a repeated one (same bytes: a QoS 1 redelivery) is dropped. The reports
 of each engine call and the state they changed are committed in one transaction before any of them
 is published. ``start()`` first reconciles with the journal (requests are refused ``GtwNotReady``
@@ -29,7 +29,6 @@ status topic and Telegram.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import deque
 from typing import Any
@@ -37,32 +36,27 @@ from typing import Any
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
-from mlthon.gateways.base import FetchRequest, GatewayBase
+from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
+from mlthon.gateways.journal import OrderJournal, request_key
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.fees import FeeModel
-from mlthon.gateways.sim.journal import OrderJournal
 from mlthon.gateways.sim.latency import LatencyModel
 from mlthon.gateways.sim.matching import MatchingEngine
 from mlthon.gateways.sim.queue import queue_model_from_name
 from mlthon.gateways.sim.recovery import Reconciliation, reconcile
 from mlthon.gateways.sim.state import account_to_state, order_to_state
 from mlthon.infra.bus.bus import BusBase
-from mlthon.infra.bus.codec import encode
 from mlthon.infra.bus.messages import (
     CancelAll,
-    CancelAllReject,
     CancelOrder,
-    CancelOrderReject,
     FundingUpdate,
     ModifyOrder,
-    ModifyOrderReject,
     Msg,
     NewOrder,
-    NewOrderReject,
     RateLimitInfo,
-    RequestReject,
     TelegramPublish,
     UnsupportedOp,
+    echo_req_id,
 )
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Handle, Scheduler
@@ -77,14 +71,6 @@ _KIND: dict[type[Any], str] = {
 }
 _THRESHOLDS = (50, 90, 100)
 _SEEN_MAX = 100_000
-
-
-def request_key(req: Any, kind: str) -> str:
-    """The identity of a request: its kind and a digest of its exact bytes.
-
-    A QoS 1 redelivery repeats the bytes; a new request differs at least in its ``ts``.
-    """
-    return f"{kind}:{hashlib.sha256(encode(req)).hexdigest()}"
 
 
 class SimGateway(GatewayBase):
@@ -338,7 +324,7 @@ class SimGateway(GatewayBase):
             self._reject(req, kind, GtwRejectCode.GtwNotReady, f"gateway {state}", t_ex)
             return
         if rqst_type in self.config.unsupported:
-            self._on_report(req.strat, UnsupportedOp(msg_type=rqst_type), kind)
+            self._on_report(req.strat, echo_req_id(req, UnsupportedOp(msg_type=rqst_type)), kind)
             return
         if not self._take_budget(req.strat, kind, t_ex):
             self._reject(
@@ -363,18 +349,7 @@ class SimGateway(GatewayBase):
             eng.fetch(req, t_ex)
 
     def _reject(self, req: Any, kind: str, code: GtwRejectCode, reason: str, ts: int) -> None:
-        msg: Msg
-        if kind == "new":
-            msg = NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
-        elif kind == "modify":
-            msg = ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
-        elif kind == "cancel":
-            msg = CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=ts)
-        elif kind == "cancel_all":
-            msg = CancelAllReject(instrument_id=req.instrument_id, code=code, reason=reason, ts=ts)
-        else:
-            msg = RequestReject(code=code, detail=reason, rqst_type=type(req).__name__, ts=ts)
-        self._on_report(req.strat, msg, kind)
+        self._on_report(req.strat, reject_for(req, code, reason, ts), kind)
 
     def _take_budget(self, strat: str, kind: str, ts: int) -> bool:
         """Count one request in the window containing ``ts``; False once the budget is spent."""

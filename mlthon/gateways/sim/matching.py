@@ -89,6 +89,7 @@ from mlthon.infra.bus.messages import (
     RequestReject,
     TradeUpdate,
     WalletInfo,
+    echo_req_id,
 )
 
 log = logging.getLogger(__name__)
@@ -837,13 +838,16 @@ class MatchingEngine:
         self._begin("fetch", ts)
         strat = req.strat
         rqst_type = type(req).__name__
+
+        def emit(answer: Msg) -> None:
+            self._emit(strat, echo_req_id(req, answer))
+
         if isinstance(req, FetchAccount):
-            self._emit(strat, AccountInfo(user_id=strat))
+            emit(AccountInfo(user_id=strat))
             return
         if isinstance(req, FetchWallet):
             acct = self.account(strat)
-            self._emit(
-                strat,
+            emit(
                 WalletInfo(
                     coin=req.coin,
                     total=_n(acct.wallet(req.coin).total),
@@ -852,8 +856,7 @@ class MatchingEngine:
             )
             return
         if isinstance(req, FetchOrders):
-            self._emit(
-                strat,
+            emit(
                 OrdersInfo(
                     orders=[self.order_wire(o) for o in self.open_orders(strat, req.instrument_id)]
                 ),
@@ -861,8 +864,7 @@ class MatchingEngine:
             return
         mkt = self._markets.get(req.instrument_id)
         if mkt is None:
-            self._emit(
-                strat,
+            emit(
                 RequestReject(
                     code=GtwRejectCode.UnknownInstrument,
                     detail=f"unknown instrument id {req.instrument_id}",
@@ -873,8 +875,7 @@ class MatchingEngine:
             return
         if isinstance(req, FetchPosition):
             if mkt.inst.kind is InstrumentKind.Spot:
-                self._emit(
-                    strat,
+                emit(
                     RequestReject(
                         code=GtwRejectCode.InvalidRequest,
                         detail=f"{mkt.inst.name} is spot: use fetch_wallet_info",
@@ -884,15 +885,13 @@ class MatchingEngine:
                 )
                 return
             pos = self.account(strat).net_position(mkt.inst)
-            self._emit(
-                strat,
+            emit(
                 PositionInfo(
                     instrument_id=req.instrument_id, position=_s(pos.quantize(mkt.lot_size))
                 ),
             )
         elif isinstance(req, FetchFunding):
-            self._emit(
-                strat,
+            emit(
                 FundingInfo(
                     instrument_id=req.instrument_id,
                     rate=_n(mkt.funding_rate),
@@ -902,8 +901,7 @@ class MatchingEngine:
         else:
             o = self._orders.get((strat, req.cl_id))
             if o is None or o.iid != req.instrument_id:
-                self._emit(
-                    strat,
+                emit(
                     RequestReject(
                         code=GtwRejectCode.UnknownOrder,
                         detail=f"no order {req.cl_id!r} on instrument {req.instrument_id}",
@@ -912,7 +910,7 @@ class MatchingEngine:
                     ),
                 )
                 return
-            self._emit(strat, OrderStatusInfo(order=self.order_wire(o)))
+            emit(OrderStatusInfo(order=self.order_wire(o)))
 
     # ================================================================================ market data
     def on_market_data(self, msg: Msg, ts: int) -> None:

@@ -22,7 +22,7 @@ from decimal import Decimal
 import attrs
 
 from mlthon.basics.mlt_enum import InstrumentKind, Side
-from mlthon.gateways.sim.journal import JournaledReport, JournaledRequest, OrderJournal
+from mlthon.gateways.journal import JournaledReport, JournaledRequest, OrderJournal
 from mlthon.gateways.sim.matching import MatchingEngine
 from mlthon.gateways.sim.state import account_into, order_from_state
 from mlthon.infra.bus.messages import (

@@ -13,7 +13,7 @@ The in-process bus hands these same objects from publisher to subscriber without
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -151,12 +151,18 @@ class CmdRequest(Msg, tag="cmd_req", kw_only=True, frozen=True):
 
 
 class CmdHook(Msg, tag="cmd", kw_only=True, frozen=True):
-    """Control -> strategy: invoke the hook registered under ``name`` with ``args``."""
+    """Control -> strategy: invoke the hook registered under ``name`` with ``args``.
+
+    ``sent_ts`` is when the control service forwarded it (ns, wall clock; 0 = unknown, from an
+    older sender): a hook delivered late by the strategy's persistent session is dropped by the
+    env when older than its ``stale_cmd_s``.
+    """
 
     cmd_id: str
     name: str
     args: list[str] = []
     reply_to: str = ""
+    sent_ts: int = 0
 
 
 class CmdResult(Msg, tag="cmd_res", kw_only=True, frozen=True):
@@ -290,32 +296,38 @@ class CancelAll(Msg, tag="cancel_all", kw_only=True, frozen=True):
 
 class FetchAccount(Msg, tag="f_account", kw_only=True, frozen=True):
     strat: str
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 class FetchWallet(Msg, tag="f_wallet", kw_only=True, frozen=True):
     strat: str
     coin: str
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 class FetchPosition(Msg, tag="f_position", kw_only=True, frozen=True):
     strat: str
     instrument_id: int
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 class FetchFunding(Msg, tag="f_funding", kw_only=True, frozen=True):
     strat: str
     instrument_id: int
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 class FetchOrderStatus(Msg, tag="f_order", kw_only=True, frozen=True):
     strat: str
     instrument_id: int
     cl_id: str
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 class FetchOrders(Msg, tag="f_orders", kw_only=True, frozen=True):
     strat: str
     instrument_id: int = 0
+    req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
 
 
 # ------------------------------------------------------------------------------------------------
@@ -414,6 +426,7 @@ class RequestReject(Msg, tag="req_rej", kw_only=True, frozen=True):
     detail: str
     rqst_type: str
     ts: int = 0
+    req_id: str = ""  # the request's, when it had one
 
 
 class RateLimitInfo(Msg, tag="rate", kw_only=True, frozen=True):
@@ -424,27 +437,32 @@ class RateLimitInfo(Msg, tag="rate", kw_only=True, frozen=True):
 
 class UnsupportedOp(Msg, tag="unsupported", kw_only=True, frozen=True):
     msg_type: str
+    req_id: str = ""  # the request's, when it had one
 
 
 class AccountInfo(Msg, tag="account", kw_only=True, frozen=True):
     user_id: str
+    req_id: str = ""  # the request's, when it had one
 
 
 class WalletInfo(Msg, tag="wallet", kw_only=True, frozen=True):
     coin: str
     total: str
     available: str
+    req_id: str = ""  # the request's, when it had one
 
 
 class PositionInfo(Msg, tag="position", kw_only=True, frozen=True):
     instrument_id: int
     position: str
+    req_id: str = ""  # the request's, when it had one
 
 
 class FundingInfo(Msg, tag="funding_info", kw_only=True, frozen=True):
     instrument_id: int
     rate: str
     next_ts: int
+    req_id: str = ""  # the request's, when it had one
 
 
 class OrderWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -467,10 +485,12 @@ class OrderWire(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
 class OrderStatusInfo(Msg, tag="order_status", kw_only=True, frozen=True):
     order: OrderWire
+    req_id: str = ""  # the request's, when it had one
 
 
 class OrdersInfo(Msg, tag="orders", kw_only=True, frozen=True):
     orders: list[OrderWire]
+    req_id: str = ""  # the request's, when it had one
 
 
 class GatewayStatus(Msg, tag="gstat", kw_only=True, frozen=True):
@@ -620,3 +640,14 @@ AnyMsg = (
     | MarketDataMsg
     | FeedRequestMsg
 )
+
+
+M = TypeVar("M", bound=Msg)
+
+
+def echo_req_id(req: Any, answer: M) -> M:
+    """``answer`` carrying the ``req_id`` of the request it answers (unchanged if none)."""
+    rid = getattr(req, "req_id", "")
+    if rid and hasattr(answer, "req_id"):
+        return msgspec.structs.replace(answer, req_id=rid)
+    return answer

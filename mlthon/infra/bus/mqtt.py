@@ -303,8 +303,13 @@ class MqttBus(BusBase):
                 client._client.manual_ack_set(True)
                 async with client:
                     self._client = client
-                    for pattern, qos in self._patterns.items():
-                        await client.subscribe(pattern, qos)
+                    # subscribe() may add patterns while we await here (not enqueued: not yet
+                    # connected): go round until every pattern is subscribed at its QoS.
+                    done: dict[str, int] = {}
+                    while todo := [(p, q) for p, q in self._patterns.items() if done.get(p) != q]:
+                        for pattern, qos in todo:
+                            await client.subscribe(pattern, qos)
+                            done[pattern] = qos
                     # QoS 1 messages handed to paho but not acknowledged before the connection
                     # dropped go out again first (they may be duplicates: receivers de-dup by id).
                     resend = [item for info, item in self._unacked if not info.is_published()]

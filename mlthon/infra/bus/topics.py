@@ -11,7 +11,8 @@ topic                               publisher -> reader    messages
 ``{root}/strat/{strat}/status``     strategy (retained)    StratStatus
 ``{root}/tg/{strat}``               strategy -> Telegram   TelegramPublish
 ``{root}/reply/{client}``           control -> requester   CmdResult
-``{root}/gtw/{exchange}/req``       strategy -> gateway    NewOrder ... FetchOrders
+``{root}/gtw/{exchange}/req/{strat}`` strategy -> gateway  NewOrder ... FetchOrders (payload
+                                                           ``strat`` must equal ``{strat}``)
 ``{root}/gtw/{exchange}/rpt/{strat}`` gateway -> strategy  acks, rejects, executions, infos
 ``{root}/gtw/{exchange}/status``    gateway (retained)     GatewayStatus
 ``{root}/md/{exchange}/{iid}``      feed -> strategies     BookUpdate, LevelUpdate, TradeUpdate,
@@ -23,6 +24,10 @@ topic                               publisher -> reader    messages
 ==================================  =====================  ==================================
 
 ``{exchange}`` is the Exchange member's name (``BinanceUsdm``), ``{iid}`` the instrument id.
+
+Each strategy sends its requests on its own topic, so that the broker's ACL can let a strategy
+publish only its own requests (``topic write {root}/gtw/+/req/<name>``) and a gateway, which
+reads ``gtw_req_all``, drops any request whose payload names another strategy than its topic.
 """
 
 from __future__ import annotations
@@ -81,8 +86,20 @@ class Topics:
     def reply(self, client: str) -> str:
         return f"{self.root}/reply/{client}"
 
-    def gtw_req(self, exchange: Exchange) -> str:
-        return f"{self.root}/gtw/{exchange.name}/req"
+    def gtw_req(self, exchange: Exchange, strat: str) -> str:
+        """Where strategy ``strat`` sends its requests to the gateway of ``exchange``."""
+        return f"{self.root}/gtw/{exchange.name}/req/{strat}"
+
+    def gtw_req_all(self, exchange: Exchange) -> str:
+        """Every strategy's requests to the gateway of ``exchange`` (a gateway's subscription)."""
+        return f"{self.root}/gtw/{exchange.name}/req/+"
+
+    def req_strat(self, topic: str) -> str | None:
+        """The strategy level of a ``gtw/{exchange}/req/{strat}`` topic (None if not one)."""
+        parts = topic[len(self.root) + 1 :].split("/")
+        if len(parts) == 4 and parts[0] == "gtw" and parts[2] == "req":
+            return parts[3]
+        return None
 
     def gtw_rpt(self, exchange: Exchange, strat: str) -> str:
         return f"{self.root}/gtw/{exchange.name}/rpt/{strat}"

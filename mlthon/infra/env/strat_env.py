@@ -15,6 +15,8 @@ callbacks on the next turn of the reactor, never from inside the call.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import logging
 import os
 import socket
@@ -22,6 +24,9 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+
+import attrs
+import msgspec
 
 from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
 from mlthon.api.istrategy import IStrategy
@@ -42,6 +47,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
+from mlthon.basics.order import Order
 from mlthon.basics.values import Price, Qty, to_decimal
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
@@ -61,6 +67,10 @@ _SEEN_EXECS_MAX = 1_000_000
 # Reports an order gets at most once (a repeat is a redelivery).
 _ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
+# The env's own fetches (reconciliation, adoption, accounting checks) carry a request id that
+# the gateway echoes, so their answers never reach the strategy; at most this many wait.
+_OWN_ASKS_MAX = 10_000
+_ADOPT_RETRY_NS = 10_000_000_000
 
 # Strategy life-cycle states, as published in StratStatus.
 DISCONNECTED = "disconnected"
@@ -74,7 +84,7 @@ STOPPED = "stopped"
 class _EnvBook:
     """The env's copy of one instrument's book, as a read-only :class:`BookView`."""
 
-    __slots__ = ("building", "levels", "price_book", "tick", "valid")
+    __slots__ = ("building", "levels", "price_book", "shared", "tick", "valid")
 
     def __init__(self, tick: Decimal) -> None:
         self.price_book = PriceLevelBook()
@@ -82,6 +92,9 @@ class _EnvBook:
         self.valid = False
         self.building = False  # between SnapshotStart and SnapshotEnd: no BBO callbacks
         self.tick = tick
+        # True while ``price_book`` is an in-process feed engine's own book (backtests): the
+        # engine keeps it, the env only reads it (see StratEnv.share_feed_books).
+        self.shared = False
 
     def best_bid(self) -> tuple[Price, Qty] | None:
         return self.price_book.best_bid()
@@ -93,7 +106,8 @@ class _EnvBook:
         return self.price_book.top(n)
 
     def clear(self) -> None:
-        self.price_book.clear()
+        if not self.shared:
+            self.price_book.clear()
         if self.levels is not None:
             self.levels.clear()
 
@@ -158,9 +172,11 @@ class StratEnv(IStratEnv):
         *,
         tz: str | None = None,
         login_retry_s: float = 2.0,
+        stale_cmd_s: float = 60.0,
     ) -> None:
         self.strategy = strategy
         self.login_retry_ns = int(login_retry_s * 1e9)
+        self.stale_cmd_ns = int(stale_cmd_s * 1e9)
         self.bus = bus
         self.reactor = reactor
         self.topics = topics or Topics()
@@ -175,6 +191,7 @@ class StratEnv(IStratEnv):
         self._gtw_status: dict[Exchange, GtwStatus] = {}
         self._feed_status: dict[Exchange, FeedHandlerStatus] = {}
         self._md: dict[tuple[Exchange, int], _MdState] = {}
+        self._book_lookup: Callable[[Exchange, int], PriceLevelBook | None] | None = None
         self._orders: dict[str, tuple[Exchange, int]] = {}
         self._next_cl_id = 0
         self._used_cl_ids: set[int] = set()
@@ -188,9 +205,23 @@ class StratEnv(IStratEnv):
         self.duplicate_fills = 0
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
         self._seen_once: dict[tuple[type, Exchange, str], None] = {}
-        # Open orders being checked after a reconnection, per exchange, in request order.
-        self._reconciling: dict[Exchange, list[str]] = {}
+        # Open orders being checked after a reconnection, per exchange.
+        self._reconciling: dict[Exchange, set[str]] = {}
         self.reconciled_orders = 0
+        # Request id -> the env-side handler of the answer, for the env's own fetches.
+        self._own_asks: dict[str, Callable[[Exchange, Any], None]] = {}
+        self._ask_seq = 0
+        # Unique per process (the clock at start), so that an answer to a previous run's request,
+        # delivered late by a persistent session, never matches one of this run's.
+        self._ask_prefix = f"env-{self.scheduler.now_ns():x}-"
+        # Exchange -> (when the env asked for its open orders, the orders it checked by status).
+        self._adopting: dict[Exchange, tuple[int, frozenset[str]]] = {}
+        self._adopted: set[tuple[Exchange, str]] = set()
+        self.adopted_orders = 0
+        self.stale_cmds = 0
+        self.last_reconciliation = ""
+        # Called with (topic, report) after the env handled each report (accounting checks).
+        self.report_listeners: list[Callable[[str, Any], None]] = []
         reactor.on_error = self._on_callback_error
         reactor.on_slow = self._on_callback_slow
         bus.add_connection_listener(self._on_bus_connection)
@@ -332,7 +363,11 @@ class StratEnv(IStratEnv):
                 qos=1,
             )
         self._publish_status_soon()
-        for ex in {e for e, _ in self._orders.values()}:
+        # Orders believed open are checked; every ready gateway is asked for the strategy's open
+        # orders, so that those placed before a restart are adopted.
+        for ex in sorted(
+            {e for e, _ in self._orders.values()} | set(self._gtw_status), key=lambda e: e.value
+        ):
             self._reconcile(ex)
 
     def _reconcile(self, exchange: Exchange) -> None:
@@ -340,29 +375,120 @@ class StratEnv(IStratEnv):
         reconnection, or when the gateway is back): an order that ended meanwhile without the
         strategy hearing it is closed with a callback, not left open forever. The answers are
         handled here and not shown to the strategy."""
-        cl_ids = [cl for cl, (ex, _) in self._orders.items() if ex is exchange]
-        if not cl_ids or self._reconciling.get(exchange):
+        if self._reconciling.get(exchange):
             return
-        log.info("env: reconciling %d open orders on %s", len(cl_ids), exchange.name)
-        self._reconciling[exchange] = list(cl_ids)
-        for cl in cl_ids:
-            iid = self._orders[cl][1]
-            self.bus.publish(
-                self.topics.gtw_req(exchange),
+        checking: set[str] = set()
+        for cl, (ex, iid) in list(self._orders.items()):
+            if ex is exchange and self._ask(
+                exchange,
                 m.FetchOrderStatus(strat=self.strat_name, instrument_id=iid, cl_id=cl),
-                qos=1,
-            )
+                functools.partial(self._on_status_check, cl),
+            ):
+                checking.add(cl)
+        if checking:
+            log.info("env: reconciling %d open orders on %s", len(checking), exchange.name)
+            self._reconciling[exchange] = checking
+        self._ask_open_orders(exchange, frozenset(checking))
 
-    def _reconciled(self, ex: Exchange, msg: Any) -> bool:
-        """Handle an answer to a reconciliation request; False if it is not one."""
-        pending = self._reconciling.get(ex)
-        if not pending:
+    # --- adoption of open orders the env does not know -----------------------------------------
+
+    def _ask_open_orders(self, exchange: Exchange, checked: frozenset[str]) -> None:
+        """Ask the gateway for all the strategy's open orders (after the status checks, so that
+        the answer comes after theirs); :meth:`_on_open_orders` adopts those the env does not
+        know. A gateway that is not ready is asked when it is back."""
+        now = self.scheduler.now_ns()
+        pending = self._adopting.get(exchange)
+        if pending is not None and now - pending[0] < _ADOPT_RETRY_NS:
+            return
+        msg = m.FetchOrders(strat=self.strat_name, instrument_id=0)
+        if self._ask(exchange, msg, self._on_open_orders):
+            self._adopting[exchange] = (now, checked)
+
+    def _ask(
+        self, exchange: Exchange, msg: m.Msg, on_answer: Callable[[Exchange, Any], None]
+    ) -> bool:
+        """Send a fetch whose answer (info or reject) goes to ``on_answer``, not to the
+        strategy. False (nothing sent) if the gateway is not ready or the env not logged in."""
+        if self._gateway_refusal(exchange) or self._not_logged_in():
             return False
+        self._ask_seq += 1
+        rid = f"{self._ask_prefix}{self._ask_seq}"
+        if len(self._own_asks) >= _OWN_ASKS_MAX:
+            del self._own_asks[next(iter(self._own_asks))]  # never answered: forget the oldest
+        self._own_asks[rid] = on_answer
+        msg = msgspec.structs.replace(msg, req_id=rid)
+        self.bus.publish(self.topics.gtw_req(exchange, self.strat_name), msg, qos=1)
+        return True
+
+    def request_position(self, exchange: Exchange, instrument_id: int) -> bool:
+        """Ask ``exchange``'s gateway for the position of ``instrument_id`` on the env's own
+        account: the ``PositionInfo`` goes to :attr:`report_listeners` (the accounting check),
+        not to the strategy. False if not sent (gateway not ready, not logged in)."""
+        return self._ask(
+            exchange,
+            m.FetchPosition(strat=self.strat_name, instrument_id=instrument_id),
+            lambda _ex, _msg: None,
+        )
+
+    def _adopt(self, ex: Exchange, orders: list[m.OrderWire]) -> list[Order]:
+        """Make every open order of ``orders`` the env does not know one of its own."""
+        adopted: list[Order] = []
+        for w in orders:
+            cl = w.cl_id
+            if not w.status.is_open or cl in self._orders or (ex, cl) in self._adopted:
+                continue
+            if cl.isdigit() and int(cl) in self._used_cl_ids:
+                continue  # placed by this env and ended since: a stale answer
+            self._orders[cl] = (ex, w.instrument_id)
+            self._adopted.add((ex, cl))
+            if cl.isdigit():
+                self._used_cl_ids.add(int(cl))
+            adopted.append(attrs.evolve(order_from_wire(ex, w), adopted=True))
+        self.adopted_orders += len(adopted)
+        return adopted
+
+    def _on_open_orders(self, ex: Exchange, msg: Any) -> None:
+        """The answer to the env's own FetchOrders: adopt, tell the strategy, report."""
+        _, checked = self._adopting.pop(ex, (0, frozenset()))
+        if not isinstance(msg, m.OrdersInfo):
+            detail = getattr(msg, "detail", "") or type(msg).__name__
+            log.warning(
+                "env: %s could not list the open orders of %s (%s); asked again when it is back",
+                ex.name,
+                self.strat_name,
+                detail,
+            )
+            return
+        try:
+            adopted = self._adopt(ex, msg.orders)
+        except (ValueError, TypeError) as exc:
+            log.error("env: bad OrdersInfo from %s dropped: %s", ex.name, exc)
+            return
+        ended = sorted(c for c in checked if c not in self._orders)
+        still = len(checked) - len(ended)
+        summary = (
+            f"reconciled with {ex.name}: checked {len(checked)} known open orders ({len(ended)} "
+            f"ended while away, {still} still open), adopted {len(adopted)} unknown open orders"
+            + (f" ({', '.join(o.client_ord_id for o in adopted[:20])})" if adopted else "")
+        )
+        self.last_reconciliation = summary
+        if adopted or ended:
+            log.warning("env: %s", summary)
+            self._publish_status_soon(detail=summary)
+            self.publish_telegram(f"{self.strat_name}: {summary}", priority=1)
+        else:
+            log.info("env: %s", summary)
+        if adopted:
+            self.reactor.invoke(self.strategy.on_orders_info, ex, adopted)
+
+    def _on_status_check(self, cl: str, ex: Exchange, msg: Any) -> None:
+        """The answer to the env's status check of order ``cl`` after a reconnection."""
+        pending = self._reconciling.get(ex)
+        if pending is not None:
+            pending.discard(cl)
+            if not pending:
+                del self._reconciling[ex]
         if isinstance(msg, m.OrderStatusInfo):
-            cl = msg.order.cl_id
-            if cl not in pending:
-                return False
-            pending.remove(cl)
             status = msg.order.status
             if not status.is_open and cl in self._orders:
                 self.reconciled_orders += 1
@@ -401,10 +527,8 @@ class StratEnv(IStratEnv):
                         CancelCode.ExchangeCancel,
                         f"order {status.name.lower()} while disconnected (found by reconciliation)",
                     )
-            return True
-        if isinstance(msg, m.RequestReject) and msg.rqst_type == "FetchOrderStatus":
-            # The gateway answers in request order: this is the oldest pending order.
-            cl = pending.pop(0)
+            return
+        if isinstance(msg, m.RequestReject):
             if msg.code is GtwRejectCode.UnknownOrder and cl in self._orders:
                 self.reconciled_orders += 1
                 self._orders.pop(cl, None)
@@ -416,8 +540,8 @@ class StratEnv(IStratEnv):
                     GtwRejectCode.UnknownOrder,
                     "the gateway does not know this order (lost while disconnected)",
                 )
-            return True
-        return False
+            else:
+                log.info("env: status check of %s on %s refused: %s", cl, ex.name, msg.detail)
 
     def _on_stop_msg(self, msg: m.Stop) -> None:
         if self.state in (STOPPED, STOPPING):
@@ -439,8 +563,18 @@ class StratEnv(IStratEnv):
         self._publish_status_soon()
 
     def _on_cmd(self, msg: m.CmdHook) -> None:
+        age = self.scheduler.now_ns() - msg.sent_ts
         entry = self.hooks.get(msg.name)
-        if entry is None:
+        if msg.sent_ts and self.stale_cmd_ns > 0 and age > self.stale_cmd_ns:
+            # Kept by the persistent session while the strategy was away: too old to act on.
+            self.stale_cmds += 1
+            ok, detail = (
+                False,
+                f"dropped as stale: command {msg.name!r} is {age / 1e9:.1f}s old "
+                f"(limit {self.stale_cmd_ns / 1e9:g}s); not run",
+            )
+            log.warning("env: %s %s", self.strat_name, detail)
+        elif entry is None:
             ok, detail = False, f"unknown command {msg.name!r}"
             log.warning("env: %s", detail)
         else:
@@ -472,6 +606,8 @@ class StratEnv(IStratEnv):
         if prev == msg.status:
             return
         if prev is None and msg.status is GtwStatus.ReadyToTrade:
+            if self.state == RUNNING:
+                self._reconcile(msg.exchange)  # first heard after the start: adopt its orders
             return  # ready from the start: not a transition (as in the reference)
         log.info("env: gateway %s %s -> %s (%s)", msg.exchange.name, prev, msg.status, msg.detail)
         self.reactor.invoke(self.strategy.on_gateway_status, msg.exchange, msg.status, msg.detail)
@@ -504,6 +640,11 @@ class StratEnv(IStratEnv):
     def gateway_status(self, exchange: Exchange) -> GtwStatus | None:
         """The last status heard from ``exchange``'s gateway (None if never heard)."""
         return self._gtw_status.get(exchange)
+
+    def publish_status(self, detail: str) -> None:
+        """Publish the strategy's status soon with ``detail`` (an alert raised beside the
+        strategy, such as an accounting mismatch)."""
+        self._publish_status_soon(detail=detail)
 
     def _publish_status_soon(self, detail: str = "") -> None:
         if self._status_scheduled or not self.strat_name:
@@ -653,6 +794,7 @@ class StratEnv(IStratEnv):
         st = self._md.get(key)
         if st is None:
             st = self._md[key] = _MdState(exchange, instrument_id, inst.tick_size)
+            self._attach_shared_book(st)
         if md_sub in st.subs:
             return
         st.subs.add(md_sub)
@@ -698,6 +840,31 @@ class StratEnv(IStratEnv):
                 self.bus.unsubscribe(st.topic_sub)
             del self._md[(exchange, instrument_id)]
 
+    def share_feed_books(self, lookup: Callable[[Exchange, int], PriceLevelBook | None]) -> None:
+        """Read price-level books from an in-process feed engine instead of keeping copies.
+
+        For backtests, where the feed engine runs in this process and every message it emits is
+        delivered before it handles the next venue event: ``lookup(exchange, instrument_id)``
+        gives the engine's book (None: keep an own copy). The level callbacks are unchanged; the
+        book the strategy reads (:meth:`get_book`, BBO) is then always the whole of the last
+        message delivered. Order-level instruments keep their own aggregated book.
+        """
+        self._book_lookup = lookup
+        for st in self._md.values():
+            self._attach_shared_book(st)
+
+    def _attach_shared_book(self, st: _MdState) -> None:
+        lookup = self._book_lookup
+        if lookup is None or st.book.shared or st.book.levels is not None:
+            return
+        shared = lookup(st.exchange, st.iid)
+        if shared is None:
+            return
+        st.book.price_book = shared
+        st.book.shared = True
+        if st.topic_sub is not None:
+            self._rebuild_md_handler(st)
+
     def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
         self._check_exchange(exchange)
         if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
@@ -726,12 +893,16 @@ class StratEnv(IStratEnv):
 
         Price-level book batches, the bulk of the traffic, are handled inline here with
         everything they need bound once (closure cells are as fast as locals); the rest goes
-        through :meth:`_on_md`.
+        through :meth:`_on_md`. The book's dicts and heaps are updated inline too (the contract
+        of :meth:`PriceLevelBook.hot_side`), unless the book is shared with an in-process feed
+        engine that keeps it already (:meth:`share_feed_books`).
         """
         book = st.book
         pb = book.price_book
-        apply = pb.apply_dec
-        levels = (None, pb.live_levels(1), pb.live_levels(2))
+        own = not book.shared
+        hot = (None, pb.hot_side(1), pb.hot_side(2))
+        compact = pb.compact
+        push = heapq.heappush
         pget = self._price_cache.get
         qget = self._qty_cache.get
         price_of = self._price
@@ -749,12 +920,12 @@ class StratEnv(IStratEnv):
         on_add_l = strat.on_add_level
         on_mod_l = strat.on_modify_level
         on_del_l = strat.on_delete_level
-        # Level ids of a price-level feed are prices in ticks; computed once per price.
+        # Level ids of a price-level feed are prices in ticks; computed once per price string,
+        # kept with its Price so that one lookup gives both.
         tick = book.tick
-        lids: dict[Decimal, int] = {}
-        lid_get = lids.get
+        by_text: dict[str, tuple[Price, int]] = {}
+        by_text_get = by_text.get
         sides = _SIDE_BY_INT
-        zero = _ZERO
         reactor = self.reactor
         emit_bbo = self._emit_bbo
         on_other = self._on_md
@@ -770,26 +941,30 @@ class StratEnv(IStratEnv):
                     price = pget(ps)
                     if price is None:
                         price = price_of(ps)
-                    pv = price._v
                     if action == 2:
-                        apply(side_i, pv, zero)
+                        if own:
+                            hot[side_i].levels.pop(price._v, None)  # type: ignore[union-attr]
                         if want_pl:
                             on_del(ex, iid, sides[side_i], price, ts)
                         continue
                     qty = qget(qs)
                     if qty is None:
                         qty = qty_of(qs)
-                    if action == 1:
-                        lv = levels[side_i]
-                        if pv in lv:  # type: ignore[operator]
-                            lv[pv] = qty._v  # type: ignore[index]  # a modify keeps the heap valid
+                    if own:
+                        s = hot[side_i]
+                        lv = s.levels  # type: ignore[union-attr]
+                        pv = price._v
+                        qv = qty._v
+                        if not qv:  # a zero size from a sloppy publisher: a removal
+                            lv.pop(pv, None)
                         else:
-                            apply(side_i, pv, qty._v)
-                        if want_pl:
+                            if pv not in lv:
+                                push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
+                            lv[pv] = qv
+                    if want_pl:
+                        if action == 1:
                             on_mod(ex, iid, sides[side_i], price, qty, ts)
-                    else:
-                        apply(side_i, pv, qty._v)
-                        if want_pl:
+                        else:
                             on_add(ex, iid, sides[side_i], price, qty, ts)
                 except Exception as exc:  # zero cost until a callback raises
                     reactor.failed("market-data callback", exc, (ev,))
@@ -799,16 +974,18 @@ class StratEnv(IStratEnv):
             for ev in ch:
                 try:
                     action, side_i, ps, qs = ev
-                    price = pget(ps)
-                    if price is None:
+                    found = by_text_get(ps)
+                    if found is None:
+                        if len(by_text) > _CACHE_LIMIT:
+                            by_text.clear()
                         price = price_of(ps)
+                        found = by_text[ps] = (price, int(price._v / tick))
+                    price, lid = found
                     pv = price._v
-                    lid = lid_get(pv)
-                    if lid is None:
-                        lid = lids[pv] = int(pv / tick)
                     side = sides[side_i]
                     if action == 2:
-                        apply(side_i, pv, zero)
+                        if own:
+                            hot[side_i].levels.pop(pv, None)  # type: ignore[union-attr]
                         if want_pl:
                             on_del(ex, iid, side, price, ts)
                         on_del_l(ex, iid, side, lid, ts)
@@ -816,24 +993,31 @@ class StratEnv(IStratEnv):
                     qty = qget(qs)
                     if qty is None:
                         qty = qty_of(qs)
-                    if action == 1:
-                        lv = levels[side_i]
-                        if pv in lv:  # type: ignore[operator]
-                            lv[pv] = qty._v  # type: ignore[index]
+                    if own:
+                        s = hot[side_i]
+                        lv = s.levels  # type: ignore[union-attr]
+                        qv = qty._v
+                        if not qv:  # a zero size from a sloppy publisher: a removal
+                            lv.pop(pv, None)
                         else:
-                            apply(side_i, pv, qty._v)
+                            if pv not in lv:
+                                push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
+                            lv[pv] = qv
+                    if action == 1:
                         if want_pl:
                             on_mod(ex, iid, side, price, qty, ts)
                         on_mod_l(ex, iid, side, lid, qty, ts)
                     else:
-                        apply(side_i, pv, qty._v)
                         if want_pl:
                             on_add(ex, iid, side, price, qty, ts)
                         on_add_l(ex, iid, side, lid, price, qty, ts)
                 except Exception as exc:  # zero cost until a callback raises
                     reactor.failed("market-data callback", exc, (ev,))
 
+        run: Callable[[list[m.BookDelta], int], None] | None
         run = apply_batch_lv if want_lv else apply_batch
+        if not own and not want_lv and not want_pl:
+            run = None  # nothing to do per level: the shared book is kept by the feed engine
 
         def handler(topic: str, msg: Any) -> None:
             if type(msg) is not book_update:
@@ -845,8 +1029,11 @@ class StratEnv(IStratEnv):
             ch = msg.ch
             # A raising strategy callback is reported and the batch goes on with the next
             # event (the try inside the loop costs nothing until something raises).
-            run(ch, ts)
-            reactor.callbacks += len(ch) * n_cb
+            if run is not None:
+                run(ch, ts)
+                if own:
+                    compact()
+                reactor.callbacks += len(ch) * n_cb
             if want_bbo:
                 emit_bbo(st, ts)
             elapsed = perf() - t0
@@ -912,6 +1099,11 @@ class StratEnv(IStratEnv):
 
     def _on_levels(self, st: _MdState, msg: m.LevelUpdate) -> None:
         book = st.book
+        if book.shared:
+            # Order-level data: the env keeps its own aggregated book for this instrument.
+            book.shared = False
+            book.price_book = PriceLevelBook()
+            self._rebuild_md_handler(st)
         lb = book.levels
         if lb is None:
             lb = book.levels = OrderLevelBook()
@@ -1169,7 +1361,7 @@ class StratEnv(IStratEnv):
             return cid
         self._orders[cl] = (exchange, instrument_id)
         self.bus.publish(
-            self.topics.gtw_req(exchange),
+            self.topics.gtw_req(exchange, self.strat_name),
             m.NewOrder(
                 strat=self.strat_name,
                 cl_id=cl,
@@ -1228,7 +1420,7 @@ class StratEnv(IStratEnv):
             self._later(self.strategy.on_modify_order_reject, exchange, cl, *refusal)
             return
         self.bus.publish(
-            self.topics.gtw_req(exchange),
+            self.topics.gtw_req(exchange, self.strat_name),
             m.ModifyOrder(
                 strat=self.strat_name,
                 cl_id=cl,
@@ -1250,7 +1442,7 @@ class StratEnv(IStratEnv):
             self._later(self.strategy.on_cancel_order_reject, exchange, cl, *refusal)
             return
         self.bus.publish(
-            self.topics.gtw_req(exchange),
+            self.topics.gtw_req(exchange, self.strat_name),
             m.CancelOrder(
                 strat=self.strat_name,
                 cl_id=cl,
@@ -1276,7 +1468,7 @@ class StratEnv(IStratEnv):
             self._later(self.strategy.on_cancel_all_reject, exchange, iid, *refusal)
             return
         self.bus.publish(
-            self.topics.gtw_req(exchange),
+            self.topics.gtw_req(exchange, self.strat_name),
             m.CancelAll(strat=self.strat_name, instrument_id=iid, ts=self.scheduler.now_ns()),
             qos=1,
         )
@@ -1289,7 +1481,7 @@ class StratEnv(IStratEnv):
             code, why = refusal
             self._later(self.strategy.on_request_reject, exchange, code, why, rqst_type)
             return
-        self.bus.publish(self.topics.gtw_req(exchange), msg, qos=1)
+        self.bus.publish(self.topics.gtw_req(exchange, self.strat_name), msg, qos=1)
 
     def fetch_account_info(self, exchange: Exchange) -> None:
         self._check_exchange(exchange)
@@ -1345,13 +1537,25 @@ class StratEnv(IStratEnv):
     # ==========================================================================================
 
     def _on_report(self, topic: str, msg: Any) -> None:
+        rid = getattr(msg, "req_id", "")
+        asker = self._own_asks.pop(rid, None) if rid else None
+        ex = self.topics.exchange_of(topic) if asker is not None else None
+        if asker is not None and ex is not None:
+            self.reports_received += 1
+            asker(ex, msg)  # the env asked: the answer is its own
+        elif rid.startswith("env-"):
+            log.info("env: late answer %s to an own request dropped", type(msg).__name__)
+        else:
+            self._handle_report(topic, msg)
+        for listener in self.report_listeners:
+            listener(topic, msg)
+
+    def _handle_report(self, topic: str, msg: Any) -> None:
         ex = self.topics.exchange_of(topic)
         if ex is None:
             log.warning("env: report on unparsable topic %s dropped", topic)
             return
         self.reports_received += 1
-        if self._reconciling and self._reconciled(ex, msg):
-            return
         s = self.strategy
         inv = self.reactor.invoke
         now = self.scheduler.now_ns()
@@ -1469,6 +1673,9 @@ class StratEnv(IStratEnv):
                     o.exec_instr,
                 )
             elif isinstance(msg, m.OrdersInfo):
+                # The strategy's own answer also tells the env of orders it did not know.
+                for new in self._adopt(ex, msg.orders):
+                    log.warning("env: open order %s on %s adopted", new.client_ord_id, ex.name)
                 inv(s.on_orders_info, ex, [order_from_wire(ex, o) for o in msg.orders])
             else:
                 log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)

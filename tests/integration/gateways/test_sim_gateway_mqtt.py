@@ -115,7 +115,7 @@ def run_inproc(root: str) -> tuple[list, list[int]]:
     sched.run_all()
     counts = []
     for kind, msg in SCRIPT:
-        topic = topics.md(EX, IID) if kind == "md" else topics.gtw_req(EX)
+        topic = topics.md(EX, IID) if kind == "md" else topics.gtw_req(EX, msg.strat)
         bus.publish(topic, msg)
         sched.run_all()
         counts.append(len(got))
@@ -157,7 +157,7 @@ async def test_mqtt_gateway_gives_the_same_reports_as_inproc(mosquitto, topic_ro
                 lambda: status and status[-1].status is GtwStatus.ReadyToTrade, what="ready"
             )
             for (kind, msg), n in zip(SCRIPT, counts, strict=True):
-                topic = topics.md(EX, IID) if kind == "md" else topics.gtw_req(EX)
+                topic = topics.md(EX, IID) if kind == "md" else topics.gtw_req(EX, msg.strat)
                 bus.publish(topic, msg, qos=1)
                 await wait_until(partial(_at_least, got, n), what=f"{n} reports")
             shutdown.set()
@@ -212,7 +212,7 @@ async def test_gateway_process_serves_and_stops_on_sigterm(mosquitto, topic_root
                 timeout=20,
                 what="gateway ready",
             )
-            bus.publish(topics.gtw_req(EX), FetchAccount(strat="s1"), qos=1)
+            bus.publish(topics.gtw_req(EX, "s1"), FetchAccount(strat="s1"), qos=1)
             await wait_until(lambda: bool(got), what="account info")
             proc.send_signal(signal.SIGTERM)
             rc = await asyncio.wait_for(proc.wait(), 20)

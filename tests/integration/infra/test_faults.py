@@ -231,6 +231,8 @@ async def test_broker_restart_disconnects_then_reconnects_and_logs_in_again(brok
 async def test_a_repeated_execution_reaches_the_strategy_once():
     async with inproc_system() as s:
         await s.until("on_strat_params_update")
+        await wait_until(lambda: s.env.last_reconciliation, what="start-up reconciliation")
+        before = s.env.reports_received
         fill = m.OrderExecution(
             cl_id="1",
             exec_id="E-77",
@@ -257,7 +259,7 @@ async def test_a_repeated_execution_reaches_the_strategy_once():
             ),
         )
         await s.until("on_order_execution", 2)
-        await wait_until(lambda: s.env.reports_received == 3)
+        await wait_until(lambda: s.env.reports_received == before + 3)
         assert [a[6] for a in s.strat.of("on_order_execution")] == [5, 6]
         assert s.env.duplicate_fills == 1
 

@@ -1,4 +1,5 @@
-"""Chaos: kill -9 the sim gateway mid-stream, restart the broker; nothing is lost or doubled.
+"""Chaos: kill -9 the sim gateway mid-stream, restart the broker, kill -9 a strategy; nothing is
+lost or doubled, and a restarted strategy knows every order left open.
 
 Each test injects its faults at seeded random moments and prints how many faults it injected and
 how many orders and fills it checked.
@@ -15,12 +16,15 @@ from decimal import Decimal
 
 import pytest
 
-from mlthon.basics.mlt_enum import Exchange, GtwStatus
+from mlthon.basics.mlt_enum import Exchange, GtwStatus, Side
 from mlthon.infra.broker import MosquittoBroker
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.codec import decode
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
+from mlthon.infra.clock import LiveScheduler
+from mlthon.infra.config import parse_strategy_config
+from mlthon.infra.control import ControlService
 from tests.conftest import REPO, wait_until
 from tests.integration.reliability.chaos import (
     BOOK,
@@ -69,7 +73,7 @@ async def test_gateway_kill9_mid_stream_loses_and_doubles_nothing(
                         bus.publish(topics.md(SIM, IID), BOOK)
                     req = order(n, strat, time.time_ns())
                     ledger.sent[req.cl_id] = req
-                    bus.publish(topics.gtw_req(SIM), req, qos=1)
+                    bus.publish(topics.gtw_req(SIM, strat), req, qos=1)
                     n += 1
                     await asyncio.sleep(rnd.uniform(0, 0.01))  # pacing of the stream
                 await gw.kill9()
@@ -78,15 +82,17 @@ async def test_gateway_kill9_mid_stream_loses_and_doubles_nothing(
                 for _ in range(rnd.randint(1, 5)):
                     req = order(n, strat, time.time_ns())
                     ledger.sent[req.cl_id] = req
-                    bus.publish(topics.gtw_req(SIM), req, qos=1)
+                    bus.publish(topics.gtw_req(SIM, strat), req, qos=1)
                     n += 1
                 await wait_until(lambda: not _ready(status), what="will: gateway lost")
                 await gw.start()
                 await wait_until(lambda: _ready(status), timeout=20, what="gateway ready again")
                 bus.publish(topics.md(SIM, IID), BOOK)
             await wait_until(ledger.settled, timeout=10, what="every order answered")
-            bus.publish(topics.gtw_req(SIM), m.FetchOrders(strat=strat), qos=1)
-            bus.publish(topics.gtw_req(SIM), m.FetchPosition(strat=strat, instrument_id=IID), qos=1)
+            bus.publish(topics.gtw_req(SIM, strat), m.FetchOrders(strat=strat), qos=1)
+            bus.publish(
+                topics.gtw_req(SIM, strat), m.FetchPosition(strat=strat, instrument_id=IID), qos=1
+            )
             await wait_until(lambda: len(ledger.infos) >= 2, what="orders and position")
     finally:
         await gw.stop()
@@ -135,8 +141,8 @@ async def test_broker_restart_delivers_reports_published_while_strategy_away(top
                 for n in range(6):
                     req = order(n, strat, time.time_ns())
                     ledger.sent[req.cl_id] = seen.sent[req.cl_id] = req
-                    other.publish(topics.gtw_req(SIM), req, qos=1)
-                other.publish(topics.gtw_req(SIM), m.FetchOrders(strat=strat), qos=1)
+                    other.publish(topics.gtw_req(SIM, strat), req, qos=1)
+                other.publish(topics.gtw_req(SIM, strat), m.FetchOrders(strat=strat), qos=1)
                 await wait_until(lambda: seen.settled() and seen.infos, what="gateway answers")
                 await gw.stop()
             assert ledger.sent and not ledger.acked
@@ -184,7 +190,7 @@ async def test_strategy_kill9_gets_every_report_after_restart(
     status: list[m.GatewayStatus] = []
     client: list[asyncio.subprocess.Process] = []
 
-    async def start_client(n_orders: int) -> None:
+    async def start_client(n_orders: int, *mode: str) -> None:
         client.append(
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -196,9 +202,23 @@ async def test_strategy_kill9_gets_every_report_after_restart(
                 str(out),
                 str(n_orders),
                 "0",
+                *mode,
                 cwd=REPO,
             )
         )
+
+    def marked(word: bytes) -> set[str]:
+        return {ln.split()[1].decode() for ln in _lines(out) if ln.startswith(word + b" ")}
+
+    def open_at_gateway() -> set[str]:
+        """Orders the gateway holds open, from its journal: acked, not cancelled, not filled."""
+        msgs = [decode("j", p) for p in _journaled(db)]
+        acked = {x.cl_id for x in msgs if isinstance(x, m.NewOrderAck)}
+        ended = {x.cl_id for x in msgs if isinstance(x, m.OrderCancelled)}
+        ended |= {
+            x.cl_id for x in msgs if isinstance(x, m.OrderExecution) and Decimal(x.leaves_qty) == 0
+        }
+        return acked - ended
 
     try:
         async with MqttBus(mosquitto.host, mosquitto.port) as bus:
@@ -238,7 +258,25 @@ async def test_strategy_kill9_gets_every_report_after_restart(
                 return {x.cl_id for x in msgs if isinstance(x, m.OrderExecution)}
 
             await wait_until(lambda: resting <= filled(), what="resting orders filled")
-            await start_client(0)
+            # Orders of its earlier life that stay open (as if sent just before the kill): the
+            # restarted strategy never placed them and must learn of them.
+            keeps = {f"k{k}" for k in range(rnd.randint(1, 4))}
+            for k in range(len(keeps)):
+                keep = m.NewOrder(
+                    strat=strat, cl_id=f"k{k}", instrument_id=IID, side=Side.Buy,
+                    price=f"8{k}.0", qty="0.010", ts=time.time_ns(),
+                )  # fmt: skip
+                bus.publish(topics.gtw_req(SIM, strat), keep, qos=1)
+            await wait_until(lambda: keeps <= open_at_gateway(), what="orders left open")
+            left_open = open_at_gateway()
+            # The strategy comes back as a real strategy process (env, login, start) on the same
+            # session: its env must adopt every order left open; it then cancels them.
+            scfg = {"strategy": {"name": strat, "class": "x:X"}, "instruments": {"use": [IID]}}
+            control = ControlService(
+                bus, LiveScheduler(), topics, [parse_strategy_config(scfg, "<chaos>")]
+            )
+            control.start()
+            await start_client(0, "env")
             # Reports journaled after the kill were published while the strategy was away: its
             # broker session must deliver every one. Those published just before the kill may be
             # lost: the MQTT client acknowledges (PUBACK) before the handler has run (known gap;
@@ -248,6 +286,14 @@ async def test_strategy_kill9_gets_every_report_after_restart(
                 timeout=10,
                 what="every report published while away delivered to the strategy",
             )
+            await wait_until(
+                lambda: marked(b"ADOPTED") >= left_open, timeout=20, what="open orders adopted"
+            )
+            await wait_until(
+                lambda: marked(b"CANCELLED") >= left_open, what="adopted orders cancelled"
+            )
+            # No order is left open that the strategy does not know about.
+            await wait_until(lambda: not open_at_gateway(), what="nothing left open")
             journaled = _journaled(db)
     finally:
         for p in client:
@@ -258,10 +304,13 @@ async def test_strategy_kill9_gets_every_report_after_restart(
     received = [ln for ln in _lines(out) if ln.startswith(b"{")]
     fills = {p for p in journaled[at_kill:] if b'"k":"exec"' in p}
     assert fills and resting, "nothing filled while the strategy was away"
+    assert left_open and marked(b"ADOPTED") == left_open
     lost = [p for p in journaled[:at_kill] if p not in set(received)]
     print(
         f"seed {seed}: 1 strategy kill -9 after {kill_after} orders, {len(sent)} orders sent, "
         f"{len(journaled) - at_kill} reports ({len(fills)} fills) published while away, all "
         f"delivered; {len(received) - len(set(received))} repeats; {len(lost)} of {at_kill} "
-        "earlier reports lost in the PUBACK-before-handler window"
+        "earlier reports lost in the PUBACK-before-handler window; after the restart "
+        f"{len(left_open)} open orders adopted and "
+        "cancelled, 0 left open"
     )

@@ -1,9 +1,11 @@
 """`mlthon run --secure --journal`: the whole system trades through a broker with passwords and
-ACLs, the gateway journals, and no generated password reaches the output."""
+ACLs and no anonymous access (control, gateway, feed, Telegram bridge and strategy each log in as
+their own user), the gateway journals, and no generated password reaches the output."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import sqlite3
@@ -13,20 +15,50 @@ import pytest
 
 from mlthon.infra.broker import free_port
 from tests.conftest import REPO, wait_until
+from tests.fakes.bot_api import FakeBotApi
 from tests.integration.app.test_run import fast_mm_config
+from tests.integration.telegram.updates import TRADER, command
 
 pytestmark = pytest.mark.integration
+
+
+def _telegram_toml(tmp_path, api: FakeBotApi) -> str:
+    path = tmp_path / "telegram.toml"
+    path.write_text(
+        f"""
+[telegram]
+token_env = "MLTHON_TEST_TG_TOKEN"
+base_url = "{api.base_url}"
+poll_timeout_s = 1
+client_id = "tgsecure"
+[bus]
+root = "runtest"
+[roles]
+trader = [{TRADER}]
+""",
+        encoding="utf-8",
+    )
+    return str(path)
 
 
 async def test_run_secure_reaches_fills_with_acls_and_a_journal(tmp_path):
     cfg = fast_mm_config(tmp_path, free_port())
     journal = tmp_path / "gw.db"
+    async with FakeBotApi() as api:
+        await _run_secure(cfg, journal, api, _telegram_toml(tmp_path, api))
+
+
+async def _run_secure(cfg, journal, api: FakeBotApi, telegram: str) -> None:
     args = [
         sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--speed", "20",
-        "--secure", "--journal", str(journal),
+        "--secure", "--journal", str(journal), "--telegram", telegram,
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
-        *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *args,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "MLTHON_TEST_TG_TOKEN": api.token},
     )
     lines: list[str] = []
 
@@ -37,9 +69,15 @@ async def test_run_secure_reaches_fills_with_acls_and_a_journal(tmp_path):
 
     reader = asyncio.create_task(pump())
     try:
+        # market data reached the strategy: the feed logged in and may publish it
         await wait_until(
             lambda: any("-> position" in ln for ln in lines), 60, "a fill of the market maker"
         )
+        # the bridge logged in: its command reached control and the answer came back
+        await api.wait_for(lambda: bool(api.calls_of("getUpdates")), timeout=20)
+        api.push(command("/status demo_mm"))
+        await api.wait_for(lambda: bool(api.texts(TRADER)), timeout=20)
+        assert "demo_mm" in api.texts(TRADER)[0], api.texts(TRADER)
         proc.send_signal(signal.SIGINT)
         await asyncio.wait_for(proc.wait(), 60)
         await reader

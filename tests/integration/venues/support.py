@@ -35,7 +35,7 @@ class Harness:
 
     def send(self, msg: Msg) -> None:
         """Publish a request as a strategy would."""
-        self.bus.publish(self.topics.gtw_req(self.gw.exchange), msg)
+        self.bus.publish(self.topics.gtw_req(self.gw.exchange, msg.strat), msg)
 
     def of(self, kind: type[Any], **match: object) -> list[Any]:
         """Reports of one kind whose fields equal ``match``."""

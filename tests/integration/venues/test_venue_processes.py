@@ -22,6 +22,7 @@ from mlthon.infra.broker import MosquittoBroker
 from mlthon.infra.bus.messages import (
     BookUpdate,
     CancelOrder,
+    ComponentStatus,
     FeedStatus,
     GatewayStatus,
     ModifyOrder,
@@ -75,12 +76,21 @@ class Client:
         self.msgs: list[Msg] = []
         bus.subscribe(topics.gtw_rpt(exchange, "s1"), lambda t, m: self.msgs.append(m), qos=1)
         bus.subscribe(topics.gtw_status(exchange), lambda t, m: self.msgs.append(m), qos=1)
+        bus.subscribe(topics.component_status_all(), lambda t, m: self.msgs.append(m), qos=1)
 
     def send(self, msg: Msg) -> None:
-        self.bus.publish(self.topics.gtw_req(self.exchange), msg, qos=1)
+        self.bus.publish(self.topics.gtw_req(self.exchange, msg.strat), msg, qos=1)
 
     def of(self, kind: type[Any]) -> list[Any]:
         return [m for m in self.msgs if isinstance(m, kind)]
+
+    def heartbeat(self, kind: str, state: str = "up") -> bool:
+        """A heartbeat of ``kind`` for this exchange in ``state`` arrived."""
+        return any(
+            isinstance(m, ComponentStatus)
+            and (m.kind, m.name, m.state) == (kind, self.exchange.name, state)
+            for m in self.msgs
+        )
 
     def ready(self) -> bool:
         return any(
@@ -100,6 +110,19 @@ def _gateway_code(config: Path) -> str:
         "from mlthon.gateways.live.cli import gateway_main;"
         f"sys.exit(gateway_main(['--config', {str(config)!r}]))"
     )
+
+
+async def _status_json(broker: MosquittoBroker, root: str) -> dict[str, Any]:
+    """What ``mlthon status --json`` prints."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mlthon", "status", "--json", "--port", str(broker.port),
+        "--root", root, cwd=REPO, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(20):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    data: dict[str, Any] = json.loads(out)
+    return data
 
 
 async def _trade_round(c: Client, iid: int, fill: Any, link: str) -> None:
@@ -135,6 +158,10 @@ async def test_binance_gateway_process_over_mosquitto(
         )
         try:
             await wait_until(c.ready, 20, "gateway ready")
+            await wait_until(lambda: c.heartbeat("gateway"), 10, "the gateway's heartbeat")
+            status = await _status_json(broker, topic_root)
+            (gw,) = [x for x in status["components"] if x["kind"] == "gateway"]
+            assert (gw["name"], gw["state"]) == ("BinanceUsdm", "up"), status
             await _trade_round(c, 1001, fx.fill, "s1.o1")
             # a disconnect mid-order: nothing lost, nothing twice
             c.send(
@@ -170,6 +197,7 @@ async def test_binance_gateway_process_over_mosquitto(
         assert proc.returncode == 0, out
         assert len(c.of(OrderExecution)) == 2
         assert fx.orders["s1.o3"].status == "CANCELED"  # cancelled on stop
+        assert c.heartbeat("gateway", "down")
         assert API_SECRET not in out and API_KEY not in out
 
 
@@ -254,8 +282,12 @@ async def test_binance_live_feed_process_over_mosquitto(
                 )
                 await wait_until(lambda: any(isinstance(m, BookUpdate) for m in got[3:]), 10)
                 synced = True
+            # the feed heartbeats: `mlthon status` sees it up while it streams
+            status = await _status_json(broker, topic_root)
+            feeds = [x for x in status["components"] if x["kind"] == "feed"]
         finally:
             out = await _terminate(proc)
         assert synced, f"no synced book over MQTT; got {got[:5]}; feed output:\n{out}"
         assert proc.returncode == 0, out
+        assert [(x["name"], x["state"]) for x in feeds] == [("BinanceUsdm", "up")], status
         assert Decimal(0) < Decimal(len(got))

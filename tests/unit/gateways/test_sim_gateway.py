@@ -72,7 +72,7 @@ class Rig:
     def req(self, msg, ts: int | None = None) -> None:
         if ts is not None:
             self.at(ts)
-        self.bus.publish(self.topics.gtw_req(self.config.exchange), msg)
+        self.bus.publish(self.topics.gtw_req(self.config.exchange, msg.strat), msg)
         self.sched.run_until(self.now)
 
     def msgs(self, cls=None):

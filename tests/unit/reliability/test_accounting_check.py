@@ -49,7 +49,7 @@ class Rig:
 
     def order(self, cl_id: str, side: Side, qty: str) -> None:
         price = "100.1" if side is Side.Buy else "99.9"
-        self.bus.publish(self.topics.gtw_req(SIM), new(cl_id, side, price, qty))
+        self.bus.publish(self.topics.gtw_req(SIM, "s1"), new(cl_id, side, price, qty))
         self.run()
 
 
@@ -103,7 +103,7 @@ def test_repeated_execution_is_counted_once():
 def test_opening_position_is_taken_from_the_first_answer():
     rig = Rig()
     rig.gw.engine.account("s1").position(LIN, Leg.Net).qty = D("2")
-    rig.bus.publish(rig.topics.gtw_req(SIM), FetchPosition(strat="s1", instrument_id=1))
+    rig.bus.publish(rig.topics.gtw_req(SIM, "s1"), FetchPosition(strat="s1", instrument_id=1))
     rig.run()
     rig.view[(SIM, 1)] = D("2.100")
     rig.order("a", Side.Buy, "0.100")

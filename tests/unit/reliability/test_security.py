@@ -44,7 +44,7 @@ def test_acl_limits_a_strategy_to_its_own_topics():
     assert writes == sorted(
         [
             "mlt/ctl/login",
-            "mlt/gtw/+/req",
+            "mlt/gtw/+/req/mm",
             "mlt/strat/mm/#",
             "mlt/tg/mm",
             "mlt/feed/+/req",

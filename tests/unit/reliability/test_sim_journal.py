@@ -68,7 +68,7 @@ class Rig:
         self.sched.run_until(self.sched.now_ns())
 
     def req(self, msg) -> None:
-        self.bus.publish(self.topics.gtw_req(self.config.exchange), msg)
+        self.bus.publish(self.topics.gtw_req(self.config.exchange, msg.strat), msg)
         self.sched.run_until(self.sched.now_ns())
 
     def msgs(self, cls):
@@ -141,7 +141,9 @@ def test_request_arrived_but_not_handled_is_answered_on_restart(tmp_path):
     db = tmp_path / "sim.db"
     lat = LatencyConfig(entry={"default": FixedDelay(5 * MS)})
     a = Rig(db, latency=lat)
-    a.bus.publish(a.topics.gtw_req(a.config.exchange), new("late", Side.Buy, "99.0", "0.1", ts=7))
+    a.bus.publish(
+        a.topics.gtw_req(a.config.exchange, "s1"), new("late", Side.Buy, "99.0", "0.1", ts=7)
+    )
     a.sched.run_until(T0 + MS)  # journaled on arrival; the engine would see it at +5 ms: crash
     assert a.got == []
     b = Rig(db, t0=T0 + 10 * MS)
