@@ -155,6 +155,8 @@ class Backtest:
         self._strategy_arg = strategy
         self._data = data
         self.events = 0
+        # The replay's feed engine, when the data are files replayed in this process.
+        self._engine: FeedEngine | None = None
 
     def _make_strategy(self) -> IStrategy:
         s = self._strategy_arg
@@ -170,14 +172,14 @@ class Backtest:
         if isinstance(data, list) and data and isinstance(data[0], str | Path):
             from mlthon.feeds.replay import replay_files
 
-            return iter(
-                replay_files(
-                    [Path(p) for p in data],
-                    self.instruments,  # type: ignore[arg-type]
-                    start_ns=self.start_ns,
-                    end_ns=self.end_ns,
-                )
+            replay = replay_files(
+                [Path(p) for p in data],
+                self.instruments,  # type: ignore[arg-type]
+                start_ns=self.start_ns,
+                end_ns=self.end_ns,
             )
+            self._engine = replay.engine
+            return iter(replay)
         it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
         if self.start_ns is None and self.end_ns is None:
             return it
@@ -246,8 +248,8 @@ class Backtest:
             bus.subscribe(topics.gtw_req_all(ex), ledger.on_request)
         reactor = Reactor(sched, name=f"strategy[{self.name}]")
         env = StratEnv(strategy, bus, reactor, topics)
-        engine = getattr(msgs, "engine", None)
-        if isinstance(engine, FeedEngine):
+        engine = self._engine
+        if engine is not None:
             # The replay's engine runs in this process and each message is delivered before it
             # reads the next venue event: the env reads the engine's books, no second copy.
             env.share_feed_books(engine.price_book)

@@ -62,8 +62,10 @@ class Replay(Iterator[Msg]):
         """The engine's counters so far."""
         return self.engine.stats
 
-    def __iter__(self) -> Replay:
-        return self
+    def __iter__(self) -> Iterator[Msg]:
+        # The generator itself: a ``for`` loop then runs at generator speed, without a Python
+        # ``__next__`` call per message.
+        return self._it
 
     def __next__(self) -> Msg:
         return next(self._it)

@@ -63,6 +63,9 @@ _SIDES = {1: Side.Buy, 2: Side.Sell, 0: Side.Unset}
 _SIDE_BY_INT = (Side.Unset, Side.Buy, Side.Sell)
 _ZERO = Decimal(0)
 _CACHE_LIMIT = 200_000
+# Wire text -> exact value, for market-data callbacks (cleared when they reach the limit).
+_PRICES: dict[str, Price] = {}
+_QTYS: dict[str, Qty] = {}
 _SEEN_EXECS_MAX = 1_000_000
 # Reports an order gets at most once (a repeat is a redelivery).
 _ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
@@ -196,8 +199,10 @@ class StratEnv(IStratEnv):
         self._next_cl_id = 0
         self._used_cl_ids: set[int] = set()
         self._subs: list[Subscription] = []
-        self._price_cache: dict[str, Price] = {}
-        self._qty_cache: dict[str, Qty] = {}
+        # Shared by every env of the process (values are immutable): a sweep, a second
+        # backtest or a second strategy starts with them warm.
+        self._price_cache = _PRICES
+        self._qty_cache = _QTYS
         self._status_scheduled = False
         self._last_error_alert: dict[str, int] = {}
         self.reports_received = 0
