@@ -101,6 +101,7 @@ class Client:
 @pytest.fixture
 async def bus(broker: MosquittoBroker) -> AsyncIterator[MqttBus]:
     async with MqttBus(broker.host, broker.port, client_id="test-strategy") as b:
+        await b.wait_connected()
         yield b
 
 
@@ -261,6 +262,8 @@ async def test_binance_live_feed_process_over_mosquitto(
         topics = Topics(topic_root)
         got: list[Msg] = []
         bus.subscribe(topics.md(Exchange.BinanceUsdm, 1001), lambda t, m: got.append(m))
+        # On the broker before the feed can publish (the writer waits for the SUBACK).
+        assert await bus.flush()
         proc = await _spawn(
             "import sys; from mlthon.feeds.live_cli import live_feed_main;"
             f"sys.exit(live_feed_main(['--config', {str(cfg)!r}]))",
