@@ -325,6 +325,7 @@ class LiveGateway(GatewayBase):
                 vo = await self.api.query_order(order)
             if vo is not None:
                 self._apply_venue_order(order, vo, from_stream=True)
+                self._take_venue_terms(order, vo)
             elif order.venue_cid in self._restored and not order.acked:
                 # placed by a previous run that died before the venue answered: never arrived
                 self._new_rejected(
@@ -337,6 +338,38 @@ class LiveGateway(GatewayBase):
             self.name,
             len(mine),
             self.reconciled_fills,
+        )
+
+    def _take_venue_terms(self, order: LiveOrder, vo: VenueOrder) -> None:
+        """Follow the venue's price and size of an open order when they differ from ours: a
+        modify sent by a previous run that died before the answer may have been applied (that
+        run's request was answered ``GtwNotReady`` at restart). The strategy gets a
+        ``ModifyOrderAck`` with the venue's terms."""
+        if order.closed or vo.status not in (OrderStatus.New, OrderStatus.PartiallyFilled):
+            return
+        if not vo.price or not vo.qty or (vo.price == order.price and vo.qty == order.qty):
+            return
+        self.log.warning(
+            "%s: order %s/%s is %s @ %s at the venue, not %s @ %s: taking the venue's terms",
+            self.name,
+            order.strat,
+            order.cl_id,
+            vo.qty,
+            vo.price,
+            order.qty,
+            order.price,
+        )
+        order.price = vo.price
+        order.qty = vo.qty
+        self._report(
+            order,
+            ModifyOrderAck(
+                cl_id=order.cl_id,
+                new_price=_fmt(vo.price),
+                new_qty=_fmt(vo.qty),
+                leaves_qty=_fmt(order.leaves),
+                ts=self._now(),
+            ),
         )
 
     # ================================================================================ state

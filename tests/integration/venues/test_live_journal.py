@@ -22,6 +22,9 @@ from mlthon.infra.bus.inproc import InProcBus
 from mlthon.infra.bus.messages import (
     FetchOrders,
     GatewayStatus,
+    ModifyOrder,
+    ModifyOrderAck,
+    ModifyOrderReject,
     Msg,
     NewOrder,
     NewOrderAck,
@@ -185,3 +188,49 @@ async def test_live_gateway_answers_requests_a_previous_run_never_handled(
     journal = OrderJournal(db)
     assert journal.pending_requests() == []
     journal.close()
+
+
+async def test_live_gateway_restarted_takes_the_venues_terms_of_a_modify_it_never_answered(
+    fx: FakeBinance, tmp_path: Path
+) -> None:
+    """A modify in flight when the process died: the restart answers it ``GtwNotReady`` (it
+    cannot know), then reconciliation finds the venue applied it and tells the strategy."""
+    bus = InProcBus(LiveScheduler(loop=asyncio.get_running_loop()))
+    topics = Topics("t")
+    s1 = Strategy()
+    bus.subscribe(topics.gtw_rpt(EX, "s1"), s1.on_report)
+    bus.subscribe(topics.gtw_status(EX), s1.on_status)
+    db = tmp_path / "binance.db"
+    run = Run(fx, bus, topics, db)
+    await wait_until(lambda: s1.ready == 1, 10, "ready")
+    bus.publish(topics.gtw_req(EX, "s1"), _new("m1"))
+    await wait_until(lambda: s1.of(NewOrderAck), 10, "ack")
+    await run.kill()
+    # The modify reached the venue, the answer never reached the strategy; the journal holds
+    # the request as arrived but not handled.
+    modify = ModifyOrder(strat="s1", cl_id="m1", new_price="48500.0", new_qty="0.020", ts=5)
+    journal = OrderJournal(db)
+    journal.add_request("modify:m1", "s1", "modify", modify, 1)
+    journal.close()
+    fx.orders["s1.m1"].price = Decimal("48500.0")
+    fx.orders["s1.m1"].qty = Decimal("0.020")
+
+    run = Run(fx, bus, topics, db)
+    await wait_until(lambda: s1.of(ModifyOrderAck), 10, "the venue's terms")
+    bus.publish(topics.gtw_req(EX, "s1"), FetchOrders(strat="s1"))
+    await wait_until(lambda: s1.of(OrdersInfo), 10, "open orders")
+    await run.kill()
+    (refused,) = s1.of(ModifyOrderReject)
+    assert refused.code is GtwRejectCode.GtwNotReady
+    (ack,) = s1.of(ModifyOrderAck)
+    assert (ack.cl_id, Decimal(ack.new_price), Decimal(ack.new_qty)) == (
+        "m1",
+        Decimal("48500.0"),
+        Decimal("0.020"),
+    )
+    (info,) = s1.of(OrdersInfo)
+    assert [(o.cl_id, Decimal(o.price), Decimal(o.qty)) for o in info.orders] == [
+        ("m1", Decimal("48500.0"), Decimal("0.020"))
+    ]
+    # the reject came first: the strategy's last word on the order is the venue's
+    assert s1.reports.index(refused) < s1.reports.index(ack)
