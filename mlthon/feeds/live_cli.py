@@ -180,6 +180,9 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
         password=password,
     )
     async with bus:
+        # Market data go out at QoS 0 and are dropped while the broker is not connected: the
+        # venue is not opened (its snapshot not taken) before the bus is up.
+        await bus.wait_connected(30.0)
         # ops: counted traffic, heartbeat on status/feed/<EX>, `mlthon kill`
         metered = MeteredBus(bus, clock)
         ops = ProcessOps(
