@@ -15,7 +15,9 @@ the ``ADD`` (0) / ``MODIFY`` (1) / ``DELETE`` (2) constants of the bus messages.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Container
 from decimal import Decimal
+from typing import TypeVar
 
 from mlthon.basics.mlt_enum import Side
 from mlthon.basics.values import Price, Qty
@@ -31,11 +33,25 @@ Level = tuple[Price, Qty]
 DecLevel = tuple[Decimal, Decimal]
 
 _ZERO = Decimal(0)
+_K = TypeVar("_K", int, Decimal)
 
 
 def _check_side(side: int) -> None:
     if side != BID and side != ASK:
         raise ValueError(f"side must be {BID} (bid) or {ASK} (ask), got {side!r}")
+
+
+def lazy_best(heap: list[_K], live: Container[_K], is_bid: bool) -> _K | None:
+    """The best live key of a lazily pruned heap (keys negated for bids so that the top is
+    the best); stale entries met on the way are popped. Shared by the books here and the
+    simulated exchange's tick book."""
+    while heap:
+        top = heap[0]
+        key = -top if is_bid else top
+        if key in live:
+            return key
+        heapq.heappop(heap)
+    return None
 
 
 class _SideLevels:
@@ -64,15 +80,7 @@ class _SideLevels:
         heapq.heapify(self.heap)
 
     def best(self) -> Decimal | None:
-        heap = self.heap
-        levels = self.levels
-        while heap:
-            top = heap[0]
-            price = -top if self.is_bid else top
-            if price in levels:
-                return price
-            heapq.heappop(heap)
-        return None
+        return lazy_best(self.heap, self.levels, self.is_bid)
 
     def top(self, n: int) -> list[Decimal]:
         if self.is_bid:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from decimal import Decimal, InvalidOperation
 
+from mlthon.basics.book import lazy_best
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
@@ -58,14 +59,7 @@ class TickSide(dict[int, int]):
 
     def best(self) -> int | None:
         """The best tick (highest bid, lowest ask), or None if the side is empty."""
-        heap = self.heap
-        while heap:
-            top = heap[0]
-            tick = -top if self.is_bid else top
-            if tick in self:
-                return tick
-            heapq.heappop(heap)
-        return None
+        return lazy_best(self.heap, self, self.is_bid)
 
     def worst(self) -> int | None:
         """The deepest tick (lowest bid, highest ask), or None if the side is empty."""
