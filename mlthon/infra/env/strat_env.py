@@ -986,11 +986,10 @@ class StratEnv(IStratEnv):
                         price = price_of(ps)
                         found = by_text[ps] = (price, int(price._v / tick))
                     price, lid = found
-                    pv = price._v
                     side = sides[side_i]
                     if action == 2:
                         if own:
-                            hot[side_i].levels.pop(pv, None)  # type: ignore[union-attr]
+                            hot[side_i].levels.pop(price._v, None)  # type: ignore[union-attr]
                         if want_pl:
                             on_del(ex, iid, side, price, ts)
                         on_del_l(ex, iid, side, lid, ts)
@@ -1001,6 +1000,7 @@ class StratEnv(IStratEnv):
                     if own:
                         s = hot[side_i]
                         lv = s.levels  # type: ignore[union-attr]
+                        pv = price._v
                         qv = qty._v
                         if not qv:  # a zero size from a sloppy publisher: a removal
                             lv.pop(pv, None)
