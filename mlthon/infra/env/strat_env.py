@@ -938,8 +938,34 @@ class StratEnv(IStratEnv):
         book_update = m.BookUpdate
         env = self
 
-        def apply_batch(ch: list[m.BookDelta], ts: int) -> None:
-            # The common case: price-level callbacks (or none), no level ids.
+        def apply_to_book(ch: list[m.BookDelta]) -> None:
+            # The env's own copy (no in-process feed engine to read): the whole message is
+            # applied before any level callback, so a strategy reading the book from one sees
+            # the same as in a backtest (never a half-applied, possibly crossed, message).
+            for action, side_i, ps, qs in ch:
+                price = pget(ps)
+                if price is None:
+                    price = price_of(ps)
+                s = hot[side_i]
+                lv = s.levels  # type: ignore[union-attr]
+                pv = price._v
+                if action == 2:
+                    lv.pop(pv, None)
+                    continue
+                qty = qget(qs)
+                if qty is None:
+                    qty = qty_of(qs)
+                qv = qty._v
+                if not qv:  # a zero size from a sloppy publisher: a removal
+                    lv.pop(pv, None)
+                    continue
+                if pv not in lv:
+                    push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
+                lv[pv] = qv
+            compact()
+
+        def price_callbacks(ch: list[m.BookDelta], ts: int) -> None:
+            # The common case: price-level callbacks, no level ids.
             for ev in ch:
                 try:
                     action, side_i, ps, qs = ev
@@ -947,35 +973,21 @@ class StratEnv(IStratEnv):
                     if price is None:
                         price = price_of(ps)
                     if action == 2:
-                        if own:
-                            hot[side_i].levels.pop(price._v, None)  # type: ignore[union-attr]
-                        if want_pl:
-                            on_del(ex, iid, sides[side_i], price, ts)
+                        on_del(ex, iid, sides[side_i], price, ts)
                         continue
                     qty = qget(qs)
                     if qty is None:
                         qty = qty_of(qs)
-                    if own:
-                        s = hot[side_i]
-                        lv = s.levels  # type: ignore[union-attr]
-                        pv = price._v
-                        qv = qty._v
-                        if not qv:  # a zero size from a sloppy publisher: a removal
-                            lv.pop(pv, None)
-                        else:
-                            if pv not in lv:
-                                push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
-                            lv[pv] = qv
-                    if want_pl:
-                        if action == 1:
-                            on_mod(ex, iid, sides[side_i], price, qty, ts)
-                        else:
-                            on_add(ex, iid, sides[side_i], price, qty, ts)
+                    if action == 1:
+                        on_mod(ex, iid, sides[side_i], price, qty, ts)
+                    else:
+                        on_add(ex, iid, sides[side_i], price, qty, ts)
                 except Exception as exc:  # zero cost until a callback raises
                     reactor.failed("market-data callback", exc, (ev,))
 
-        def apply_batch_lv(ch: list[m.BookDelta], ts: int) -> None:
-            # With level-id callbacks too (LevelBook / OrderBook on a price-level feed).
+        def level_callbacks(ch: list[m.BookDelta], ts: int) -> None:
+            # With level-id callbacks (LevelBook / OrderBook on a price-level feed), and the
+            # price-level ones if subscribed too.
             for ev in ch:
                 try:
                     action, side_i, ps, qs = ev
@@ -988,8 +1000,6 @@ class StratEnv(IStratEnv):
                     price, lid = found
                     side = sides[side_i]
                     if action == 2:
-                        if own:
-                            hot[side_i].levels.pop(price._v, None)  # type: ignore[union-attr]
                         if want_pl:
                             on_del(ex, iid, side, price, ts)
                         on_del_l(ex, iid, side, lid, ts)
@@ -997,17 +1007,6 @@ class StratEnv(IStratEnv):
                     qty = qget(qs)
                     if qty is None:
                         qty = qty_of(qs)
-                    if own:
-                        s = hot[side_i]
-                        lv = s.levels  # type: ignore[union-attr]
-                        pv = price._v
-                        qv = qty._v
-                        if not qv:  # a zero size from a sloppy publisher: a removal
-                            lv.pop(pv, None)
-                        else:
-                            if pv not in lv:
-                                push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
-                            lv[pv] = qv
                     if action == 1:
                         if want_pl:
                             on_mod(ex, iid, side, price, qty, ts)
@@ -1019,10 +1018,11 @@ class StratEnv(IStratEnv):
                 except Exception as exc:  # zero cost until a callback raises
                     reactor.failed("market-data callback", exc, (ev,))
 
-        run: Callable[[list[m.BookDelta], int], None] | None
-        run = apply_batch_lv if want_lv else apply_batch
-        if not own and not want_lv and not want_pl:
-            run = None  # nothing to do per level: the shared book is kept by the feed engine
+        run: Callable[[list[m.BookDelta], int], None] | None = None
+        if want_lv:
+            run = level_callbacks
+        elif want_pl:
+            run = price_callbacks
 
         def handler(topic: str, msg: Any) -> None:
             if type(msg) is not book_update:
@@ -1032,12 +1032,18 @@ class StratEnv(IStratEnv):
             env.md_messages += 1
             ts = st.last_ts = msg.ts
             ch = msg.ch
+            if own:
+                try:
+                    apply_to_book(ch)
+                except (KeyError, IndexError, TypeError, ValueError) as exc:
+                    # A malformed message (the codec checked its shape, a value did not
+                    # convert): the book cannot be trusted until a fresh snapshot.
+                    env._bad_book_message(st, exc)
+                    return
             # A raising strategy callback is reported and the batch goes on with the next
             # event (the try inside the loop costs nothing until something raises).
             if run is not None:
                 run(ch, ts)
-                if own:
-                    compact()
                 reactor.callbacks += len(ch) * n_cb
             if want_bbo:
                 emit_bbo(st, ts)
@@ -1046,6 +1052,27 @@ class StratEnv(IStratEnv):
                 reactor.slow("market data (BookUpdate)", elapsed)
 
         return handler
+
+    def _bad_book_message(self, st: _MdState, exc: Exception) -> None:
+        """A book message that could not be applied: the book is invalid, the strategy is
+        told, and the feed is asked for a snapshot (the book is valid again after it)."""
+        detail = (
+            f"{st.exchange.name} {st.iid}: bad book message from the feed ({exc}); "
+            "book invalid, snapshot requested"
+        )
+        log.error("env: %s", detail)
+        st.book.valid = False
+        self.reactor.invoke(
+            self.strategy.on_feed_handler_status,
+            st.exchange,
+            FeedHandlerStatus.BookInvalid,
+            detail,
+        )
+        self.bus.publish(
+            self.topics.feed_req(st.exchange),
+            m.SnapshotRequest(ex=st.exchange.value, iid=st.iid, strat=self.strat_name),
+            qos=1,
+        )
 
     def _on_md(self, st: _MdState, msg: Any) -> None:
         self.md_messages += 1
