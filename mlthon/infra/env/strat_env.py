@@ -66,6 +66,9 @@ _CACHE_LIMIT = 200_000
 # Wire text -> exact value, for market-data callbacks (cleared when they reach the limit).
 _PRICES: dict[str, Price] = {}
 _QTYS: dict[str, Qty] = {}
+# The same as bare Decimals, for the book (filled together with the above).
+_PRICE_DECIMALS: dict[str, Decimal] = {}
+_QTY_DECIMALS: dict[str, Decimal] = {}
 _SEEN_EXECS_MAX = 1_000_000
 # Reports an order gets at most once (a repeat is a redelivery).
 _ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
@@ -882,7 +885,9 @@ class StratEnv(IStratEnv):
         if p is None:
             if len(self._price_cache) > _CACHE_LIMIT:
                 self._price_cache.clear()
+                _PRICE_DECIMALS.clear()
             p = self._price_cache[s] = Price(s)
+            _PRICE_DECIMALS[s] = p._v
         return p
 
     def _qty(self, s: str) -> Qty:
@@ -890,7 +895,9 @@ class StratEnv(IStratEnv):
         if q is None:
             if len(self._qty_cache) > _CACHE_LIMIT:
                 self._qty_cache.clear()
+                _QTY_DECIMALS.clear()
             q = self._qty_cache[s] = Qty(s)
+            _QTY_DECIMALS[s] = q._v
         return q
 
     def _md_handler(self, st: _MdState) -> Callable[[str, Any], None]:
@@ -906,6 +913,9 @@ class StratEnv(IStratEnv):
         pb = book.price_book
         own = not book.shared
         hot = (None, pb.hot_side(1), pb.hot_side(2))
+        levels = (None, hot[1].levels, hot[2].levels)
+        dget = _PRICE_DECIMALS.get
+        qdget = _QTY_DECIMALS.get
         compact = pb.compact
         push = heapq.heappush
         pget = self._price_cache.get
@@ -943,25 +953,22 @@ class StratEnv(IStratEnv):
             # applied before any level callback, so a strategy reading the book from one sees
             # the same as in a backtest (never a half-applied, possibly crossed, message).
             for action, side_i, ps, qs in ch:
-                price = pget(ps)
-                if price is None:
-                    price = price_of(ps)
-                s = hot[side_i]
-                lv = s.levels  # type: ignore[union-attr]
-                pv = price._v
+                pv = dget(ps)
+                if pv is None:
+                    pv = price_of(ps)._v
+                lv = levels[side_i]
                 if action == 2:
-                    lv.pop(pv, None)
+                    lv.pop(pv, None)  # type: ignore[union-attr]
                     continue
-                qty = qget(qs)
-                if qty is None:
-                    qty = qty_of(qs)
-                qv = qty._v
+                qv = qdget(qs)
+                if qv is None:
+                    qv = qty_of(qs)._v
                 if not qv:  # a zero size from a sloppy publisher: a removal
-                    lv.pop(pv, None)
+                    lv.pop(pv, None)  # type: ignore[union-attr]
                     continue
-                if pv not in lv:
-                    push(s.heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
-                lv[pv] = qv
+                if pv not in lv:  # type: ignore[operator]
+                    push(hot[side_i].heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
+                lv[pv] = qv  # type: ignore[index]
             compact()
 
         def price_callbacks(ch: list[m.BookDelta], ts: int) -> None:
