@@ -690,6 +690,26 @@ class LiveGateway(GatewayBase):
         self.log.warning("%s: %s", self.name, exc)
         return str(exc)
 
+    # ================================================================================ checks
+    def _refuse(
+        self, req: NewOrder | ModifyOrder | CancelOrder, seq: int, code: GtwRejectCode, reason: str
+    ) -> None:
+        """Answer request ``req`` (journal sequence ``seq``) with its reject."""
+        self._send(req.strat, reject_for(req, code, reason, self._now()), done=seq)
+
+    def _target(self, req: ModifyOrder | CancelOrder, seq: int) -> LiveOrder | None:
+        """The open order a modify or cancel is for; None, with the reject sent, if the gateway
+        cannot trade now or the order is not open."""
+        gate = self._gate()
+        if gate is not None:
+            self._refuse(req, seq, *gate)
+            return None
+        order = self._find(req.strat, req.cl_id)
+        if order is None or order.closed:
+            self._refuse(req, seq, GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
+            return None
+        return order
+
     # ================================================================================ new
     def on_new_order(self, req: NewOrder) -> None:
         """Check the request, then place it (``_on_new_order``)."""
@@ -698,11 +718,7 @@ class LiveGateway(GatewayBase):
             return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
-            self._send(
-                req.strat,
-                NewOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
-                done=seq,
-            )
+            self._refuse(req, seq, code, reason)
 
         gate = self._gate()
         if gate is not None:
@@ -805,19 +821,10 @@ class LiveGateway(GatewayBase):
             return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
-            self._send(
-                req.strat,
-                ModifyOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
-                done=seq,
-            )
+            self._refuse(req, seq, code, reason)
 
-        gate = self._gate()
-        if gate is not None:
-            reject(*gate)
-            return
-        order = self._find(req.strat, req.cl_id)
-        if order is None or order.closed:
-            reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
+        order = self._target(req, seq)
+        if order is None:
             return
         if order.ord_type is not OrderType.Limit:
             reject(GtwRejectCode.InvalidRequest, "only limit orders can be modified")
@@ -888,21 +895,8 @@ class LiveGateway(GatewayBase):
         seq = self._arrived(req, "cancel")
         if seq < 0:
             return
-
-        def reject(code: GtwRejectCode, reason: str) -> None:
-            self._send(
-                req.strat,
-                CancelOrderReject(cl_id=req.cl_id, code=code, reason=reason, ts=self._now()),
-                done=seq,
-            )
-
-        gate = self._gate()
-        if gate is not None:
-            reject(*gate)
-            return
-        order = self._find(req.strat, req.cl_id)
-        if order is None or order.closed:
-            reject(GtwRejectCode.UnknownOrder, f"no open order {req.cl_id}")
+        order = self._target(req, seq)
+        if order is None:
             return
         self._spawn(self._on_cancel_order(order, seq), f"cancel[{order.venue_cid}]")
 
