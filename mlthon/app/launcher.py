@@ -3,7 +3,9 @@
 Started in this order, each waiting for the previous to be up:
 
 1. an MQTT broker: the configured one if it answers, else a mosquitto started here (its config
-   turns Nagle off), on a free port when the configured one is taken;
+   turns Nagle off), on a free port when the configured one is taken; without mosquitto, the
+   embedded amqtt broker of the ``broker`` extra (``--broker`` chooses: ``auto``, ``mosquitto``,
+   ``embedded``; see :mod:`mlthon.infra.embedded_broker`);
 2. ``mlthon control`` (logins, commands), ``mlthon gateway`` (the simulated exchange),
    ``mlthon feed`` (synthetic market, or the ``[backtest] data`` recordings replayed at recorded
    speed), ``mlthon telegram`` when a ``[telegram]`` config is given;
@@ -42,9 +44,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlthon.basics.errors import ConfigError, MlthonError
-from mlthon.basics.mlt_enum import RuntimeMode
+from mlthon.basics.mlt_enum import Exchange, RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
 from mlthon.infra.config import StrategyConfig, load_strategy_config
+from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
+from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
 from mlthon.infra.ops.wiring import Stats
 from mlthon.infra.security import (
     ADMIN_USER,
@@ -239,6 +243,54 @@ async def _stop_proc(name: str, proc: asyncio.subprocess.Process, timeout_s: flo
     log.info("run: %s exited (%s)", name, proc.returncode)
 
 
+def _broker_kind(wanted: str, secure: bool, host: str, port: int) -> str:
+    """Which broker to start (``mosquitto`` or ``embedded``) for ``--broker wanted``.
+
+    Raises:
+        ConfigError: the one asked for (or any, for ``auto``) cannot be started here.
+    """
+    have_mosquitto = find_mosquitto() is not None
+    if wanted not in ("auto", "mosquitto", "embedded"):
+        raise ConfigError(f"--broker must be auto, mosquitto or embedded, not {wanted!r}")
+    if secure and (wanted == "embedded" or not have_mosquitto):
+        raise ConfigError(
+            "--secure needs mosquitto (password file, ACLs, TLS); the embedded broker has none: "
+            "apt-get install -y mosquitto"
+        )
+    if wanted == "mosquitto" or (wanted == "auto" and have_mosquitto):
+        if not have_mosquitto:
+            raise ConfigError("mosquitto is not installed: apt-get install -y mosquitto")
+        return "mosquitto"
+    if not embedded_broker_available():
+        raise ConfigError(
+            f"no MQTT broker answers on {host}:{port}, mosquitto is not installed "
+            f"(apt-get install -y mosquitto) and neither is the embedded broker "
+            f"({EMBEDDED_INSTALL_HINT}); or use --single-process"
+        )
+    return "embedded"
+
+
+def _mosquitto(
+    port: int,
+    secure: bool,
+    passwords: dict[str, str],
+    cfg: StrategyConfig,
+    ex: Exchange,
+    tg_client: str | None,
+) -> MosquittoBroker:
+    """The mosquitto broker of a run: with users and ACLs when ``secure``."""
+    if not secure:
+        return MosquittoBroker(port)
+    acl = acl_text(
+        cfg.bus.root,
+        [cfg.name],
+        [ex.name],
+        feeds=[ex.name],
+        telegrams=[tg_client] if tg_client is not None else [],
+    )
+    return MosquittoBroker(port, secure=True, users=passwords, acl=acl)
+
+
 async def run_processes(
     cfg: StrategyConfig,
     *,
@@ -249,14 +301,19 @@ async def run_processes(
     ready: asyncio.Event | None = None,
     secure: bool = False,
     journal: str | None = None,
+    broker_kind: str = "auto",
 ) -> int:
     """Run every part in its own process until ``stop``; returns the exit code.
 
+    ``broker_kind`` chooses the broker started when none answers: ``auto`` (mosquitto if
+    installed, else the embedded amqtt broker), ``mosquitto`` or ``embedded``.
+
     Raises:
-        ConfigError: no broker and no mosquitto, or ``secure`` with a broker already running.
+        ConfigError: no broker can be started, or ``secure`` with a broker already running or
+            without mosquitto.
     """
     _check_mode(cfg)
-    broker: MosquittoBroker | None = None
+    broker: MosquittoBroker | EmbeddedBroker | None = None
     host, port = cfg.bus.host, cfg.bus.port
     ex = _exchange_of(cfg)
     tg_client = _telegram_client_id(telegram) if telegram and secure else None
@@ -265,25 +322,17 @@ async def run_processes(
         users.append(telegram_user(tg_client))
     passwords = {name: secrets.token_urlsafe(24) for name in users}
     if not (host in ("127.0.0.1", "localhost") and _port_open(host, port)):
-        if find_mosquitto() is None:
-            raise ConfigError(
-                f"no MQTT broker answers on {host}:{port} and mosquitto is not installed "
-                "(apt-get install -y mosquitto), or use --single-process"
+        kind = _broker_kind(broker_kind, secure, host, port)
+        broker_port = port if not _port_open("127.0.0.1", port) else free_port()
+        if kind == "embedded":
+            broker = EmbeddedBroker(broker_port)
+            print(
+                "mlthon run: mosquitto not used; the embedded amqtt broker serves "
+                f"127.0.0.1:{broker_port}",
+                file=sys.stderr,
             )
-        broker = MosquittoBroker(
-            port if not _port_open("127.0.0.1", port) else free_port(),
-            secure=secure,
-            users=passwords if secure else None,
-            acl=acl_text(
-                cfg.bus.root,
-                [cfg.name],
-                [ex.name],
-                feeds=[ex.name],
-                telegrams=[tg_client] if tg_client is not None else [],
-            )
-            if secure
-            else None,
-        )
+        else:
+            broker = _mosquitto(broker_port, secure, passwords, cfg, ex, tg_client)
         broker.start()
         host, port = broker.host, broker.port
     elif secure:
@@ -610,6 +659,13 @@ def run_main(argv: list[str]) -> int:
         default=None,
         help="the gateway's order journal (SQLite file); state survives gateway restarts",
     )
+    p.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "embedded"),
+        default="auto",
+        help="the broker to start when none answers: mosquitto if installed, else the embedded "
+        "amqtt broker (pip install 'mlthon[broker]') (default auto)",
+    )
     a = p.parse_args(argv)
     cfg = load_strategy_config(a.config)
     telegram = a.telegram or _telegram_config(cfg)
@@ -639,6 +695,7 @@ def run_main(argv: list[str]) -> int:
             telegram=telegram,
             secure=a.secure,
             journal=a.journal,
+            broker_kind=a.broker,
         )
         print("mlthon run: stopped; every process reaped")
         return rc

@@ -43,12 +43,19 @@ def children_of(pid: int) -> set[int]:
     return out
 
 
-@pytest.mark.parametrize("single", [False, True], ids=["processes", "single-process"])
-async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single):
+@pytest.mark.parametrize(
+    ("single", "broker"),
+    [(False, "mosquitto"), (False, "embedded"), (True, None)],
+    ids=["processes", "processes-embedded-broker", "single-process"],
+)
+async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single, broker):
     cfg = fast_mm_config(tmp_path, free_port())
     args = [sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--speed", "20"]
     if single:
         args.append("--single-process")
+    else:
+        # mosquitto when installed; the embedded amqtt broker of machines without it
+        args += ["--broker", broker]
     proc = await asyncio.create_subprocess_exec(
         *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
@@ -77,6 +84,8 @@ async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single):
             await proc.wait()
     text = "\n".join(lines)
     assert proc.returncode == 0, text[-4000:]
+    if broker == "embedded":
+        assert "the embedded amqtt broker serves" in text
     assert "stopped (acknowledged)" in text or "acknowledged its stop" in text
     for pid in kids:
         assert (
