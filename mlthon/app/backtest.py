@@ -155,8 +155,6 @@ class Backtest:
         self._strategy_arg = strategy
         self._data = data
         self.events = 0
-        # The replay's feed engine, when the data are files replayed in this process.
-        self._engine: FeedEngine | None = None
 
     def _make_strategy(self) -> IStrategy:
         s = self._strategy_arg
@@ -167,7 +165,9 @@ class Backtest:
             return instantiate_strategy(s, self.params, self.name)
         raise ConfigError(f"strategy must be an IStrategy instance or class, got {s!r}")
 
-    def _messages(self) -> Iterator[m.Msg]:
+    def _messages(self) -> tuple[Iterator[m.Msg], FeedEngine | None]:
+        """The messages to replay, and the feed engine that makes them when the data are files
+        replayed in this process (None for messages given as objects)."""
         data = self._data
         if isinstance(data, list) and data and isinstance(data[0], str | Path):
             from mlthon.feeds.replay import replay_files
@@ -178,14 +178,14 @@ class Backtest:
                 start_ns=self.start_ns,
                 end_ns=self.end_ns,
             )
-            self._engine = replay.engine
-            return iter(replay)
+            return iter(replay), replay.engine
         it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
         if self.start_ns is None and self.end_ns is None:
-            return it
+            return it, None
         lo = self.start_ns or 0
         hi = self.end_ns
-        return (x for x in it if getattr(x, "ts", 0) >= lo and (hi is None or x.ts <= hi))  # type: ignore[attr-defined]
+        window = (x for x in it if getattr(x, "ts", 0) >= lo and (hi is None or x.ts <= hi))  # type: ignore[attr-defined]
+        return window, None
 
     def run(self) -> BacktestResult:
         """Run to the end of the data and return the result."""
@@ -205,7 +205,7 @@ class Backtest:
 
     def _run(self) -> BacktestResult:
         wall0 = time.perf_counter()
-        msgs = self._messages()
+        msgs, engine = self._messages()
         first = next(msgs, None)
         if first is None:
             raise ConfigError("the data holds no market-data message in the chosen window")
@@ -248,7 +248,6 @@ class Backtest:
             bus.subscribe(topics.gtw_req_all(ex), ledger.on_request)
         reactor = Reactor(sched, name=f"strategy[{self.name}]")
         env = StratEnv(strategy, bus, reactor, topics)
-        engine = self._engine
         if engine is not None:
             # The replay's engine runs in this process and each message is delivered before it
             # reads the next venue event: the env reads the engine's books, no second copy.

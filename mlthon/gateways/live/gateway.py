@@ -87,6 +87,7 @@ from mlthon.infra.bus.messages import (
     OrderWire,
     PositionInfo,
     RateLimitInfo,
+    UnsupportedOp,
     WalletInfo,
     echo_req_id,
 )
@@ -729,7 +730,7 @@ class LiveGateway(GatewayBase):
             reject(GtwRejectCode.UnknownInstrument, f"instrument {req.instrument_id} not served")
             return
         if req.ord_type in (OrderType.StopLimit, OrderType.StopMarket):
-            self._send(req.strat, _unsupported("NewOrder"), done=seq)
+            self._send(req.strat, UnsupportedOp(msg_type="NewOrder"), done=seq)
             return
         existing = self._find(req.strat, req.cl_id)
         if existing is not None and not existing.closed:
@@ -857,7 +858,7 @@ class LiveGateway(GatewayBase):
                 await self.api.amend(order, price, qty)
             except VenueRejected as exc:
                 if exc.code is GtwRejectCode.UnsupportedOperation:
-                    self._report(order, _unsupported("ModifyOrder"), done=seq)
+                    self._report(order, UnsupportedOp(msg_type="ModifyOrder"), done=seq)
                     return
                 code, reason = exc.code, exc.reason
             except RateLimited as exc:
@@ -1099,12 +1100,6 @@ class LiveGateway(GatewayBase):
             exec_instr=o.exec_instr,
             created_ts=o.created_ts,
         )
-
-
-def _unsupported(msg_type: str) -> Msg:
-    from mlthon.infra.bus.messages import UnsupportedOp
-
-    return UnsupportedOp(msg_type=msg_type)
 
 
 def _order_state(o: LiveOrder) -> dict[str, Any]:

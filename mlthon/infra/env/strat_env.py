@@ -66,9 +66,6 @@ _CACHE_LIMIT = 200_000
 # Wire text -> exact value, for market-data callbacks (cleared when they reach the limit).
 _PRICES: dict[str, Price] = {}
 _QTYS: dict[str, Qty] = {}
-# The same as bare Decimals, for the book (filled together with the above).
-_PRICE_DECIMALS: dict[str, Decimal] = {}
-_QTY_DECIMALS: dict[str, Decimal] = {}
 _SEEN_EXECS_MAX = 1_000_000
 # Reports an order gets at most once (a repeat is a redelivery).
 _ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
@@ -885,9 +882,7 @@ class StratEnv(IStratEnv):
         if p is None:
             if len(self._price_cache) > _CACHE_LIMIT:
                 self._price_cache.clear()
-                _PRICE_DECIMALS.clear()
             p = self._price_cache[s] = Price(s)
-            _PRICE_DECIMALS[s] = p._v
         return p
 
     def _qty(self, s: str) -> Qty:
@@ -895,9 +890,7 @@ class StratEnv(IStratEnv):
         if q is None:
             if len(self._qty_cache) > _CACHE_LIMIT:
                 self._qty_cache.clear()
-                _QTY_DECIMALS.clear()
             q = self._qty_cache[s] = Qty(s)
-            _QTY_DECIMALS[s] = q._v
         return q
 
     def _md_handler(self, st: _MdState) -> Callable[[str, Any], None]:
@@ -914,8 +907,6 @@ class StratEnv(IStratEnv):
         own = not book.shared
         hot = (None, pb.hot_side(1), pb.hot_side(2))
         levels = (None, hot[1].levels, hot[2].levels)
-        dget = _PRICE_DECIMALS.get
-        qdget = _QTY_DECIMALS.get
         compact = pb.compact
         push = heapq.heappush
         pget = self._price_cache.get
@@ -953,16 +944,18 @@ class StratEnv(IStratEnv):
             # applied before any level callback, so a strategy reading the book from one sees
             # the same as in a backtest (never a half-applied, possibly crossed, message).
             for action, side_i, ps, qs in ch:
-                pv = dget(ps)
-                if pv is None:
-                    pv = price_of(ps)._v
+                price = pget(ps)
+                if price is None:
+                    price = price_of(ps)
+                pv = price._v
                 lv = levels[side_i]
                 if action == 2:
                     lv.pop(pv, None)  # type: ignore[union-attr]
                     continue
-                qv = qdget(qs)
-                if qv is None:
-                    qv = qty_of(qs)._v
+                qty = qget(qs)
+                if qty is None:
+                    qty = qty_of(qs)
+                qv = qty._v
                 if not qv:  # a zero size from a sloppy publisher: a removal
                     lv.pop(pv, None)  # type: ignore[union-attr]
                     continue
