@@ -5,9 +5,11 @@ deltas that add, modify and delete at and near the top, and public trades) is ge
 plain records ``(ts, side, price, size, action)``, then turned into
 
 * mlthon messages (``FeedStatus`` framing the snapshot, one ``BookUpdate`` per venue message, one
-  ``TradeUpdate`` per trade), replayed by :class:`mlthon.app.backtest.Backtest` to a do-nothing
-  strategy subscribed to ``PriceLevelBook``, ``LevelBook``, ``BBO`` and ``PublicTrades``, with the
-  simulated exchange (and once more without it, for information);
+  ``TradeUpdate`` per trade), replayed by :class:`mlthon.app.backtest.Backtest` with the simulated
+  exchange to a do-nothing strategy subscribed to ``PriceLevelBook`` and ``PublicTrades`` (called
+  once per delta and per trade: the equivalent of the nautilus strategy below, and the headline);
+  for information, the same without the exchange, and with ``LevelBook`` and ``BBO`` added (each
+  delta then gives two calls, one keyed by price, one by level id, plus the BBO changes);
 * nautilus_trader objects (``OrderBookDelta`` objects with ``F_LAST`` on the last delta of each
   venue message, a ``CLEAR`` plus ``F_SNAPSHOT`` adds for the snapshot; one ``TradeTick`` per
   trade), run by nautilus' ``BacktestEngine`` (an L2_MBP simulated venue, trade execution on) to a
@@ -210,16 +212,28 @@ def mlthon_messages(msgs: list[tuple[int, list[Record]]]) -> list[m.Msg]:
     return out
 
 
-class EveryBookEvent(Strategy):
-    """Subscribes to every book event and the trades of BTCUSDT; only counts them."""
+# What the mlthon strategy subscribes to. ``deltas``: every price-level book event and the trades,
+# the equivalent of the nautilus strategy (order-book deltas and trade ticks; the headline).
+# ``all``: also the same events keyed by level id and the BBO, so every delta gives two calls.
+SUBSCRIPTIONS = {
+    "deltas": (MDSub.PriceLevelBook, MDSub.PublicTrades),
+    "all": (MDSub.PriceLevelBook, MDSub.LevelBook, MDSub.BBO, MDSub.PublicTrades),
+}
 
-    def __init__(self) -> None:
+
+class EveryBookEvent(Strategy):
+    """Subscribes to the book events and the trades of BTCUSDT; only counts them."""
+
+    def __init__(self, subs: tuple[MDSub, ...]) -> None:
         super().__init__("bench")
+        self.subs = subs
         self.levels = 0
+        self.level_ids = 0
+        self.bbo = 0
         self.trades = 0
 
     def on_start(self, params: str) -> None:
-        for sub in (MDSub.PriceLevelBook, MDSub.LevelBook, MDSub.BBO, MDSub.PublicTrades):
+        for sub in self.subs:
             self.env.subscribe(EX, BTC, sub)
 
     def on_add_price_level(self, exchange, instrument_id, side, price, qty, recv_ts):
@@ -231,14 +245,31 @@ class EveryBookEvent(Strategy):
     def on_delete_price_level(self, exchange, instrument_id, side, price, recv_ts):
         self.levels += 1
 
+    def on_add_level(self, exchange, instrument_id, side, level_id, price, qty, recv_ts):
+        self.level_ids += 1
+
+    def on_modify_level(self, exchange, instrument_id, side, level_id, new_qty, recv_ts):
+        self.level_ids += 1
+
+    def on_delete_level(self, exchange, instrument_id, side, level_id, recv_ts):
+        self.level_ids += 1
+
+    def on_best_bid_level_update(self, exchange, instrument_id, price, qty, recv_ts):
+        self.bbo += 1
+
+    def on_best_ask_level_update(self, exchange, instrument_id, price, qty, recv_ts):
+        self.bbo += 1
+
     def on_public_trade(self, exchange, instrument_id, side, price, qty, exec_ts, recv_ts):
         self.trades += 1
 
 
-def run_mlthon(data: list[m.Msg], *, exchange: bool) -> tuple[float, EveryBookEvent, Any]:
+def run_mlthon(
+    data: list[m.Msg], *, exchange: bool, subs: str = "deltas"
+) -> tuple[float, EveryBookEvent, Any]:
     insts = [i for i in load_instruments() if i.instrument_id == BTC]
     gw = SimGatewayConfig.from_dict({"account": {"balances": {"USDT": "1000000"}}})
-    strat = EveryBookEvent()
+    strat = EveryBookEvent(SUBSCRIPTIONS[subs])
     bt = Backtest(
         strat, data=data, instruments=insts, name="bench", gateway=gw, simulate_exchange=exchange
     )
@@ -452,17 +483,27 @@ def main() -> int:
     data = mlthon_messages(msgs)
     build_ml = time.perf_counter() - t0
 
-    walls: dict[str, list[float]] = {"sim": [], "replay": [], "delta": [], "batch": []}
+    # mlthon runs: (subscriptions, simulated exchange or not).
+    ml_runs = {
+        "sim": ("deltas", True),
+        "replay": ("deltas", False),
+        "sim_all": ("all", True),
+    }
+    walls: dict[str, list[float]] = {k: [] for k in (*ml_runs, "delta", "batch")}
     problems: list[str] = []
     ml_msgs = 0
     builds: dict[str, float] = {}
     for _ in range(max(1, args.repeat)):
-        for key, exchange in (("sim", True), ("replay", False)):
-            wall, strat, result = run_mlthon(data, exchange=exchange)
+        for key, (subs, exchange) in ml_runs.items():
+            wall, strat, result = run_mlthon(data, exchange=exchange, subs=subs)
             walls[key].append(wall)
             ml_msgs = result.summary["events"]
-            if (strat.levels, strat.trades) != (n_deltas, n_trades):
-                problems.append(f"mlthon {key}: saw {strat.levels} deltas, {strat.trades} trades")
+            want = (n_deltas, n_deltas if subs == "all" else 0, n_trades)
+            got = (strat.levels, strat.level_ids, strat.trades)
+            if got != want:
+                problems.append(f"mlthon {key}: saw {got} (deltas, level ids, trades), want {want}")
+            if subs == "all" and not strat.bbo:
+                problems.append(f"mlthon {key}: no BBO callback")
             del strat, result
         gc.collect()
         for key, batched in (("delta", False), ("batch", True)):
@@ -470,10 +511,10 @@ def main() -> int:
             walls[key].append(r["wall"])
             builds[key] = r["build"]
             # Per delta, nautilus gets one more: the CLEAR that opens its snapshot.
-            want = n_book if batched else n_deltas + 1
-            if (r["book"], r["trades"]) != (want, n_trades):
+            want_book = n_book if batched else n_deltas + 1
+            if (r["book"], r["trades"]) != (want_book, n_trades):
                 problems.append(
-                    f"nautilus {key}: {r['book']} book callbacks (want {want}), "
+                    f"nautilus {key}: {r['book']} book callbacks (want {want_book}), "
                     f"{r['trades']} trades"
                 )
     print(
@@ -484,12 +525,16 @@ def main() -> int:
     )
     rate = {k: n / min(v) for k, v in walls.items()}
     print(
-        f"mlthon backtest (sim exchange): {rate['sim']:,.0f} events/s ({_best(walls['sim'])}; "
-        f"{ml_msgs / min(walls['sim']):,.0f} venue messages/s)"
+        f"mlthon backtest (sim exchange), price-level deltas + trades: {rate['sim']:,.0f} "
+        f"events/s ({_best(walls['sim'])}; {ml_msgs / min(walls['sim']):,.0f} venue messages/s)"
     )
     print(
-        f"mlthon replay only (no exchange): {rate['replay']:,.0f} events/s "
-        f"({_best(walls['replay'])})"
+        f"mlthon replay only (no exchange), price-level deltas + trades: {rate['replay']:,.0f} "
+        f"events/s ({_best(walls['replay'])})"
+    )
+    print(
+        f"mlthon backtest (sim exchange), price levels + level ids + BBO + trades (two calls "
+        f"per delta): {rate['sim_all']:,.0f} events/s ({_best(walls['sim_all'])})"
     )
     print(
         f"nautilus_trader {nt_version} BacktestEngine, one OrderBookDelta per delta: "
@@ -502,7 +547,9 @@ def main() -> int:
     print(
         f"ratio mlthon/nautilus: {rate['sim']:,.0f}/{rate['batch']:,.0f} = "
         f"{rate['sim'] / rate['batch']:.2f} x against batched deltas, "
-        f"{rate['sim'] / rate['delta']:.2f} x against single deltas (goal >= 4x)"
+        f"{rate['sim'] / rate['delta']:.2f} x against single deltas (goal >= 4x); "
+        f"with every subscription {rate['sim_all'] / rate['batch']:.2f} x and "
+        f"{rate['sim_all'] / rate['delta']:.2f} x"
     )
     print(f"  (events = book deltas + trades, the same {n:,} records on both sides)")
     for p in problems:

@@ -2,7 +2,7 @@
 
 * Quotes one bid and one ask ``spread_ticks`` around the mid, moved away from the side it is long
   on by ``skew_ticks`` per ``size`` of inventory, and stops quoting a side once ``max_position``
-  is reached on it.
+  is reached on it. On a spot instrument it sells only what it bought (no short selling).
 * Re-quotes when the best bid or ask changes and on a timer (``requote_ms``); an order whose
   price is right is left alone (keeps its queue position); a wrong one is modified (or cancelled
   and replaced where the exchange has no modify).
@@ -30,6 +30,7 @@ from mlthon.basics import (
     GtwRejectCode,
     GtwStatus,
     Instrument,
+    InstrumentKind,
     OrderType,
     Price,
     Qty,
@@ -202,7 +203,9 @@ class MarketMaker(Strategy):
             if best_ask is not None and bid >= best_ask:
                 bid = best_ask - Price(tick)  # stay passive
             out[Side.Buy] = bid
-        if self.position > -self.max_position:
+        # Spot cannot go short: the ask is quoted only out of what was bought.
+        can_sell = self.position >= self.size if inst.kind is InstrumentKind.Spot else True
+        if self.position > -self.max_position and can_sell:
             ask = Price(mid + half - skew).round_to(tick, "ROUND_CEILING")
             best_bid = self.bid[0] if self.bid else None
             if best_bid is not None and ask <= best_bid:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,17 @@ from mlthon.infra.broker import INSTALL_HINT, MosquittoBroker, find_mosquitto
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m mlthon --log-level WARNING <args>`` as a user would run it; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "mlthon", "--log-level", "WARNING", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

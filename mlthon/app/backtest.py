@@ -37,7 +37,7 @@ from mlthon.api.istrategy import IStrategy
 from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, Ledger
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
-from mlthon.basics.mlt_enum import Exchange
+from mlthon.basics.mlt_enum import Exchange, InstrumentKind
 from mlthon.feeds.engine import FeedEngine
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
@@ -48,6 +48,7 @@ from mlthon.infra.clock import NS_PER_S, SimClock, SimScheduler
 from mlthon.infra.config import StrategyConfig
 from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import RUNNING, StratEnv
+from mlthon.infra.instruments import load_instruments
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.runner import instantiate_strategy, set_login_name
 
@@ -187,6 +188,36 @@ class Backtest:
         window = (x for x in it if getattr(x, "ts", 0) >= lo and (hi is None or x.ts <= hi))  # type: ignore[attr-defined]
         return window, None
 
+    def _why_no_data(self, engine: FeedEngine | None) -> str:
+        """What to tell a user whose data gave no message: usually, the data's instruments are
+        not among the backtest's (``[instruments] use``), and the bundled list may have them."""
+        why = "the data holds no market-data message"
+        if self.start_ns is not None or self.end_ns is not None:
+            why += " in the chosen window (--start/--end)"
+        unknown = sorted(engine.stats.unknown_symbols) if engine is not None else []
+        if not unknown:
+            return why
+        ours = ", ".join(
+            f"{i.exchange.name} {i.name} ({i.instrument_id})" for i in self.instruments
+        )
+        catalogue = {(i.exchange.name, i.name.upper()): i for i in _bundled_instruments()}
+        found = []
+        for key in unknown:
+            ex, _, sym = key.partition(":")
+            inst = catalogue.get((ex, sym.upper()))
+            found.append(
+                f"{ex} {sym} (instrument {inst.instrument_id} in the bundled list)"
+                if inst is not None
+                else f"{ex} {sym} (not in the bundled list: describe it in an instruments file, "
+                "[instruments] file = ...)"
+            )
+        return (
+            f"{why} for this backtest's instruments ({ours}); the data is of "
+            + "; ".join(found)
+            + ". Add its instrument id to [instruments] use (or --instruments) and point the "
+            "strategy's parameters at it (--set key=value)"
+        )
+
     def run(self) -> BacktestResult:
         """Run to the end of the data and return the result."""
         # The replay allocates millions of short-lived tuples and lists; with the default
@@ -208,7 +239,7 @@ class Backtest:
         msgs, engine = self._messages()
         first = next(msgs, None)
         if first is None:
-            raise ConfigError("the data holds no market-data message in the chosen window")
+            raise ConfigError(self._why_no_data(engine))
         t0 = first.ts  # type: ignore[attr-defined]
         sched = SimScheduler(SimClock(t0))
         bus = InProcBus(sched)
@@ -337,7 +368,20 @@ class Backtest:
             acct = gw.engine.account(self.name)
             for inst in gw.instruments:
                 ours = ledger.pos[inst.instrument_id].qty
-                theirs = acct.net_position(inst)
+                if inst.kind is InstrumentKind.Spot:
+                    # Spot has no position: the exchange's side is the base coin's wallet,
+                    # shared by every spot instrument of that base.
+                    ours = sum(
+                        (
+                            ledger.pos[i.instrument_id].qty
+                            for i in gw.instruments
+                            if i.kind is InstrumentKind.Spot and i.base == inst.base
+                        ),
+                        Decimal(0),
+                    )
+                    theirs = acct.holding_change(inst.base)
+                else:
+                    theirs = acct.net_position(inst)
                 check[inst.name] = {
                     "strategy_side": str(ours),
                     "exchange_side": str(theirs),
@@ -404,6 +448,13 @@ class Backtest:
             for ts, eq, pos, mid in ledger.curve
         ]
         return BacktestResult(summary, orders, fills, curve, perf)
+
+
+def _bundled_instruments() -> list[Instrument]:
+    try:
+        return load_instruments()
+    except ConfigError:
+        return []
 
 
 class _Progress:

@@ -1,4 +1,4 @@
-"""``mlthon backtest`` and ``mlthon sweep``.
+"""``mlthon backtest`` and ``mlthon sweep``: a strategy over recorded or synthetic data.
 
 The strategy's TOML config may carry the run's settings, so that one file describes it::
 
@@ -17,7 +17,9 @@ The strategy's TOML config may carry the run's settings, so that one file descri
     [sim.latency]
     market_data = "1ms"
 
-Command-line options override the file.
+Command-line options override the file: ``--data``/``--start``/``--end``/``--out`` the
+``[backtest]`` settings, ``--instruments 1201,1202`` the ``[instruments] use`` list, and
+``--set key=value`` (repeatable) the ``[params]``; so one config serves several recordings.
 """
 
 from __future__ import annotations
@@ -159,13 +161,47 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
+    p.add_argument(
+        "--set",
+        dest="assignments",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override [params] entries (TOML values; a text parameter keeps the text as given)",
+    )
+    p.add_argument(
+        "--instruments",
+        help="instrument ids to use instead of [instruments] use, comma separated (1201,1202)",
+    )
     return p
+
+
+def _load(a: argparse.Namespace) -> StrategyConfig:
+    """The config file with the command line's --set and --instruments applied."""
+    cfg = load_strategy_config(a.config)
+    if a.assignments:
+        try:
+            overrides = parse_param_assignments(a.assignments, cfg.params)
+        except ValueError as exc:
+            raise ConfigError(f"--set: {exc}") from exc
+        cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
+    if a.instruments:
+        try:
+            ids = tuple(int(x) for x in a.instruments.split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(
+                f"--instruments takes instrument ids separated by commas, got {a.instruments!r}"
+            ) from None
+        cfg = attrs.evolve(cfg, instrument_ids=ids)
+        cfg.instruments()  # an unknown id is an error now, not in the middle of the run
+    return cfg
 
 
 def backtest_main(argv: list[str]) -> int:
     """``mlthon backtest``: run, write the folder, print the summary and the report's path."""
     a = _backtest_parser("mlthon backtest").parse_args(argv)
-    cfg = load_strategy_config(a.config)
+    cfg = _load(a)
     settings = _settings(cfg, a)
     summary, perf, folder = run_backtest(cfg, settings, progress=True, report=not a.no_report)
     _print_summary(summary, perf, folder, report=not a.no_report)
@@ -204,10 +240,11 @@ def _grid(specs: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _sweep_one(args: tuple[str, dict[str, Any], dict[str, Any], str]) -> dict[str, Any]:
-    path, overrides, settings, perm_id = args
+def _sweep_one(
+    args: tuple[StrategyConfig, dict[str, Any], dict[str, Any], str],
+) -> dict[str, Any]:
+    cfg, overrides, settings, perm_id = args
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_strategy_config(path)
     cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
     summary, _perf, folder = run_backtest(cfg, settings, report=False)
     return {
@@ -230,7 +267,7 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--grid", nargs="+", required=True, help="key=v1,v2,... (repeat for a grid)")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: cores)")
     a = p.parse_args(argv)
-    cfg = load_strategy_config(a.config)
+    cfg = _load(a)
     settings = _settings(cfg, a)
     grid = _grid(a.grid)
     base_out = Path(settings["out"])
@@ -243,7 +280,7 @@ def sweep_main(argv: list[str]) -> int:
             raise ConfigError(f"--grid: {exc}") from exc
         perm_id = "-".join(f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True))
         safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in perm_id)
-        jobs.append((a.config, overrides, {**settings, "out": str(base_out / safe)}, perm_id))
+        jobs.append((cfg, overrides, {**settings, "out": str(base_out / safe)}, perm_id))
     with ProcessPoolExecutor(max_workers=a.jobs) as pool:
         rows = list(pool.map(_sweep_one, jobs))
     from decimal import Decimal

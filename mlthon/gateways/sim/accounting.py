@@ -117,6 +117,7 @@ class Account:
         self.hedge_mode = hedge_mode
         self._marks: MarkSource = marks or (lambda _iid: None)
         self.wallets: dict[str, Wallet] = {c: Wallet(Decimal(v)) for c, v in balances.items()}
+        self.opening: dict[str, Decimal] = {c: Decimal(v) for c, v in balances.items()}
         self.positions: dict[tuple[int, Leg], Position] = {}
         self._instruments: dict[int, Instrument] = {}
         # order key -> (coin, amount) locked (spot) or reserved as initial margin (derivatives)
@@ -149,6 +150,11 @@ class Account:
         if self.hedge_mode:
             return self.position(inst, Leg.Long).qty - self.position(inst, Leg.Short).qty
         return self.position(inst).qty
+
+    def holding_change(self, coin: str) -> Decimal:
+        """How much the wallet total of ``coin`` moved since the account opened: what spot
+        trading in that coin as the base added up to (fees are charged in the quote coin)."""
+        return self.wallet(coin).total - self.opening.get(coin, ZERO)
 
     def _settled_positions(self, coin: str) -> Iterator[tuple[Instrument, Leg, Position]]:
         for (iid, leg), p in self.positions.items():

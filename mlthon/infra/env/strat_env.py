@@ -29,7 +29,7 @@ import attrs
 import msgspec
 
 from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
-from mlthon.api.istrategy import IStrategy
+from mlthon.api.istrategy import IStrategy, Strategy
 from mlthon.basics.book import OrderLevelBook, PriceLevelBook
 from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
@@ -115,6 +115,30 @@ class _EnvBook:
             self.levels.clear()
 
 
+# Market-data callbacks by group: a group whose methods are all the do-nothing ones of
+# ``Strategy`` (not overridden) is not called at all, which nobody can observe and which saves
+# a call per book event (a strategy subscribed to LevelBook for the book, say, but not
+# implementing the level callbacks).
+_CALLBACK_GROUPS = {
+    "price_levels": ("on_add_price_level", "on_modify_price_level", "on_delete_price_level"),
+    "levels": ("on_add_level", "on_modify_level", "on_delete_level"),
+    "bbo": ("on_best_bid_level_update", "on_best_ask_level_update"),
+}
+
+
+def implemented_groups(strategy: IStrategy) -> frozenset[str]:
+    """The market-data callback groups ``strategy`` implements (overrides at least one method
+    of, on its class or on the instance)."""
+    own = vars(strategy) if hasattr(strategy, "__dict__") else {}
+    out = set()
+    for group, names in _CALLBACK_GROUPS.items():
+        for name in names:
+            if name in own or getattr(type(strategy), name, None) is not getattr(Strategy, name):
+                out.add(group)
+                break
+    return frozenset(out)
+
+
 class _MdState:
     """Subscriptions and book copy of one (exchange, instrument)."""
 
@@ -122,6 +146,7 @@ class _MdState:
         "book",
         "exchange",
         "iid",
+        "implemented",
         "last_ask",
         "last_bid",
         "last_ts",
@@ -134,9 +159,12 @@ class _MdState:
         "want_trades",
     )
 
-    def __init__(self, exchange: Exchange, iid: int, tick: Decimal) -> None:
+    def __init__(
+        self, exchange: Exchange, iid: int, tick: Decimal, implemented: frozenset[str]
+    ) -> None:
         self.exchange = exchange
         self.iid = iid
+        self.implemented = implemented
         self.subs: set[MDSub] = set()
         self.book = _EnvBook(tick)
         self.last_bid: tuple[Decimal, Decimal] | None = None
@@ -147,9 +175,10 @@ class _MdState:
 
     def refresh(self) -> None:
         s = self.subs
-        self.want_levels = MDSub.OrderBook in s or MDSub.LevelBook in s
-        self.want_price_levels = MDSub.PriceLevelBook in s
-        self.want_bbo = MDSub.BBO in s
+        uses = self.implemented
+        self.want_levels = (MDSub.OrderBook in s or MDSub.LevelBook in s) and "levels" in uses
+        self.want_price_levels = MDSub.PriceLevelBook in s and "price_levels" in uses
+        self.want_bbo = MDSub.BBO in s and "bbo" in uses
         self.want_trades = MDSub.PublicTrades in s
         self.want_funding = MDSub.Funding in s
 
@@ -798,7 +827,9 @@ class StratEnv(IStratEnv):
         key = (exchange, instrument_id)
         st = self._md.get(key)
         if st is None:
-            st = self._md[key] = _MdState(exchange, instrument_id, inst.tick_size)
+            st = self._md[key] = _MdState(
+                exchange, instrument_id, inst.tick_size, implemented_groups(self.strategy)
+            )
             self._attach_shared_book(st)
         if md_sub in st.subs:
             return

@@ -1,0 +1,102 @@
+"""A strategy config pointed at another recording from the command line.
+
+A newcomer's first try is the demo config on a recording of another instrument. Without telling
+the backtest which instrument that is, the run says what the data holds and how to use it; with
+``--instruments`` and ``--set`` (no file edit) the demo trades it. On a spot instrument the
+exchange side of the accounting check is the base coin's wallet (spot has no position), and the
+demo never sells what it has not bought.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+
+import pytest
+
+from mlthon.app.cli import backtest_main
+from mlthon.basics.errors import ConfigError
+from tests.conftest import REPO, run_cli
+
+CFG = REPO / "demo_strat" / "market_maker.toml"
+SPOT = "hftbacktest/binance_spot/btcusdt_20240808.gz"
+
+
+def test_data_of_another_instrument_is_explained(shared_data, tmp_path):
+    with pytest.raises(ConfigError) as err:
+        backtest_main(
+            [str(CFG), "--data", str(shared_data / SPOT), "--out", str(tmp_path), "--no-report"]
+        )
+    text = str(err.value)
+    assert "Sim SIMUSDT (9001)" in text
+    assert "BinanceSpot BTCUSDT (instrument 1201 in the bundled list)" in text
+    assert "--instruments" in text and "--set" in text
+
+
+def test_instruments_and_set_point_the_demo_at_a_spot_recording(shared_data, tmp_path):
+    out = tmp_path / "spot"
+    backtest_main(
+        [
+            str(CFG),
+            "--data",
+            str(shared_data / SPOT),
+            "--out",
+            str(out),
+            "--no-report",
+            "--instruments",
+            "1201",
+            "--set",
+            "exchange=BinanceSpot",
+            "instrument_id=1201",
+            "--set",
+            "spread_ticks=6",
+        ]
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["instruments"] == ["BTCUSDT"]
+    assert summary["fills"] > 0
+    # The ledger's position is the BTC the strategy's spot trades added to its wallet.
+    assert summary["accounting_check"]["BTCUSDT"]["match"] is True
+    held = Decimal(0)
+    with (out / "fills.csv").open() as f:
+        for row in csv.DictReader(f):
+            held += Decimal(row["qty"]) * (1 if row["side"] == "Buy" else -1)
+            assert held >= 0, "sold BTC it did not hold"
+    assert Decimal(summary["accounting_check"]["BTCUSDT"]["exchange_side"]) == held
+    with (out / "orders.csv").open() as f:
+        rejects = [r["reject"] for r in csv.DictReader(f) if r["reject"]]
+    assert not [r for r in rejects if "InsufficientBalance" in r]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--instruments", "424242"], "[424242] are not in"),
+        (["--instruments", "BTCUSDT"], "--instruments takes instrument ids"),
+        (["--set", "spread_ticks=wide"], "--set: spread_ticks is a int"),
+        (["--set", "spread_ticks"], "--set: 'spread_ticks' is not key=value"),
+    ],
+)
+def test_bad_overrides_are_refused_before_the_run(tmp_path, args, words):
+    with pytest.raises(ConfigError) as err:
+        backtest_main([str(CFG), "--out", str(tmp_path), "--no-report", *args])
+    assert words in str(err.value)
+
+
+def test_sweep_workers_get_the_overrides(shared_data, tmp_path):
+    out = tmp_path / "sweep"
+    p = run_cli(
+        "sweep",
+        str(CFG),
+        *("--data", str(shared_data / SPOT), "--out", str(out), "--instruments", "1201"),
+        *("--set", "exchange=BinanceSpot", "instrument_id=1201"),
+        *("--grid", "spread_ticks=4,8", "--jobs", "2"),
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads((out / "sweep.json").read_text())
+    assert sorted(r["param.spread_ticks"] for r in rows) == [4, 8]
+    for r in rows:
+        assert r["fills"] > 0
+        summary = json.loads((tmp_path / r["folder"] / "summary.json").read_text())
+        assert summary["instruments"] == ["BTCUSDT"]
