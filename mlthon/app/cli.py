@@ -161,6 +161,12 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
+    add_override_options(p)
+    return p
+
+
+def add_override_options(p: argparse.ArgumentParser) -> None:
+    """``--set`` and ``--instruments``, for the commands that run a strategy config."""
     p.add_argument(
         "--set",
         dest="assignments",
@@ -174,10 +180,9 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
         "--instruments",
         help="instrument ids to use instead of [instruments] use, comma separated (1201,1202)",
     )
-    return p
 
 
-def _load(a: argparse.Namespace) -> StrategyConfig:
+def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
     """The config file with the command line's --set and --instruments applied."""
     cfg = load_strategy_config(a.config)
     if a.assignments:
@@ -201,7 +206,7 @@ def _load(a: argparse.Namespace) -> StrategyConfig:
 def backtest_main(argv: list[str]) -> int:
     """``mlthon backtest``: run, write the folder, print the summary and the report's path."""
     a = _backtest_parser("mlthon backtest").parse_args(argv)
-    cfg = _load(a)
+    cfg = load_with_overrides(a)
     settings = _settings(cfg, a)
     summary, perf, folder = run_backtest(cfg, settings, progress=True, report=not a.no_report)
     _print_summary(summary, perf, folder, report=not a.no_report)
@@ -267,7 +272,7 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--grid", nargs="+", required=True, help="key=v1,v2,... (repeat for a grid)")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: cores)")
     a = p.parse_args(argv)
-    cfg = _load(a)
+    cfg = load_with_overrides(a)
     settings = _settings(cfg, a)
     grid = _grid(a.grid)
     base_out = Path(settings["out"])

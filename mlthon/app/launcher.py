@@ -43,10 +43,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlthon.app.cli import add_override_options, load_with_overrides
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import Exchange, RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
-from mlthon.infra.config import StrategyConfig, load_strategy_config
+from mlthon.infra.config import StrategyConfig
 from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
 from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
 from mlthon.infra.ops.wiring import Stats
@@ -354,7 +355,7 @@ async def run_processes(
         text = Path(cfg.source).read_text(encoding="utf-8")
         strat_cfg = work / "strategy.toml"
         # The strategy's own file with the bus of this run.
-        strat_cfg.write_text(_with_bus(text, port, cfg.bus.root, Path(cfg.source).parent))
+        strat_cfg.write_text(_with_bus(text, port, cfg, Path(cfg.source).parent))
         bus_args = ["--port", str(port), "--root", cfg.bus.root]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -461,13 +462,17 @@ async def run_processes(
     return 1 if bad else 0
 
 
-def _with_bus(text: str, port: int, root: str, base: Path) -> str:
-    """The strategy file with its [bus] table replaced and relative paths made absolute."""
+def _with_bus(text: str, port: int, cfg: StrategyConfig, base: Path) -> str:
+    """The strategy file with its [bus] table replaced, the command line's parameters and
+    instruments applied, and relative paths made absolute."""
     import tomllib
 
     data = tomllib.loads(text)
-    data["bus"] = {"host": "127.0.0.1", "port": port, "root": root}
-    inst = data.get("instruments", {})
+    data["bus"] = {"host": "127.0.0.1", "port": port, "root": cfg.bus.root}
+    data["params"] = dict(cfg.params)
+    inst = data.setdefault("instruments", {})
+    if cfg.instrument_ids:
+        inst["use"] = list(cfg.instrument_ids)
     if inst.get("file") and not Path(inst["file"]).is_absolute():
         inst["file"] = str((base / inst["file"]).resolve())
     out = []
@@ -666,8 +671,9 @@ def run_main(argv: list[str]) -> int:
         help="the broker to start when none answers: mosquitto if installed, else the embedded "
         "amqtt broker (pip install 'mlthon[broker]') (default auto)",
     )
+    add_override_options(p)
     a = p.parse_args(argv)
-    cfg = load_strategy_config(a.config)
+    cfg = load_with_overrides(a)
     telegram = a.telegram or _telegram_config(cfg)
     data = (
         a.data

@@ -93,3 +93,43 @@ async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single, b
             or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
         ), f"{pid} left running"
     assert os.waitstatus_to_exitcode(0) == 0
+
+
+async def test_run_replays_a_recording_named_on_the_command_line(tmp_path):
+    """`--data`, `--instruments` and `--set` reach every process of a paper run: the gateway and
+    feed of the recording's venue, and the strategy's parameters (the file names Sim 9001)."""
+    cfg = fast_mm_config(tmp_path, free_port())
+    args = [sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg)]
+    args += ["--data", str(REPO / "mlthon" / "data" / "sample_binance_usdm_btcusdt.gz")]
+    args += ["--speed", "5", "--instruments", "1001"]
+    args += ["--set", "exchange=BinanceUsdm", "instrument_id=1001", "size=0.002"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    lines: list[str] = []
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace").rstrip())
+
+    reader = asyncio.create_task(pump())
+    try:
+        await wait_until(
+            lambda: any("-> position" in ln for ln in lines), 90, "a fill of the market maker"
+        )
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 60)
+        await reader
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = "\n".join(lines)
+    assert proc.returncode == 0, text[-4000:]
+    fill = next(ln for ln in lines if "-> position" in ln)
+    # BTCUSDT traded near 61,800 in the recording (the synthetic SIMUSDT starts at 100), in
+    # lots of the parameter given on the command line.
+    size, price = fill.split(": ", 2)[-1].split(" -> ")[0].split()[1::2]
+    assert 50_000 < float(price) < 70_000, fill
+    assert size in ("0.002", "0.001"), fill
