@@ -299,6 +299,7 @@ class Backtest:
             )
 
         md_topics: dict[tuple[int, int], str] = {}
+        venue_topics: dict[int, list[str]] = {}
         publish = bus.publish
         run_until = sched.run_until
         run_soon = sched.run_soon
@@ -315,7 +316,18 @@ class Backtest:
             key = (msg.ex, msg.iid)  # type: ignore[attr-defined]
             topic = md_topics.get(key)
             if topic is None:
-                topic = md_topics[key] = topics.md(Exchange(key[0]), key[1])
+                ex = Exchange(key[0])
+                if not key[1]:
+                    # A feed-wide status (iid 0: the venue connection went away): where a feed
+                    # process puts it, on the venue's status topic and on each of its books'.
+                    publish(topics.feed_status(ex), msg, qos=1, retain=True)
+                    for t in venue_topics.get(key[0], ()):
+                        publish(t, msg)
+                    run_soon()
+                    events += 1
+                    return
+                topic = md_topics[key] = topics.md(ex, key[1])
+                venue_topics.setdefault(key[0], []).append(topic)
             publish(topic, msg)
             run_soon()
             events += 1
