@@ -224,6 +224,8 @@ def _print_summary(
     t.add_column("value", justify="right")
     for k in HEADLINE_FIGURES:
         t.add_row(k, str(summary[k]))
+    if summary.get("callback_errors"):
+        t.add_row("callback errors", f"[bold red]{summary['callback_errors']:,}[/] (see the log)")
     t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
     t.add_row("wall time (s)", f"{perf['wall_time_s']:.2f}")
     Console(file=sys.stdout).print(t)

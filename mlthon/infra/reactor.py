@@ -5,7 +5,9 @@ market-data path), which:
 
 * never lets an exception escape: it is logged with its traceback, the callback's name and its
   arguments, counted, and reported to the ``on_error`` hook (the env publishes it to the status
-  topic and Telegram); the reactor goes on;
+  topic and Telegram); the reactor goes on. The same error raised again from the same place is
+  logged in one line, at its 10th, 100th, 1000th... time, so that a callback failing on every
+  event does not bury the log (the count and the hook still see every one);
 * measures how long the callback ran and reports one that blocked the reactor for longer than
   ``slow_callback_ms`` (which callback, how long).
 
@@ -34,6 +36,25 @@ _ARG_REPR_LIMIT = 300
 def _short_args(args: tuple[Any, ...]) -> str:
     text = ", ".join(repr(a) for a in args)
     return text if len(text) <= _ARG_REPR_LIMIT else text[:_ARG_REPR_LIMIT] + "..."
+
+
+_ERROR_SITES_MAX = 10_000
+
+
+def _error_site(name: str, exc: BaseException) -> tuple[str, str, str, int]:
+    """Where an error was raised: the callback, the exception type and the innermost frame."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return (name, type(exc).__name__, "", 0)
+    return (name, type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+
+
+def _is_power_of_ten(n: int) -> bool:
+    while n % 10 == 0:
+        n //= 10
+    return n == 1
 
 
 class Reactor:
@@ -65,6 +86,8 @@ class Reactor:
         self.callback_errors = 0
         self.slow_callbacks = 0
         self.last_error = ""
+        # (callback, exception type, file, line) -> times raised
+        self._error_sites: dict[tuple[str, str, str, int], int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._task_group: asyncio.TaskGroup | None = None
 
@@ -88,15 +111,31 @@ class Reactor:
         """Record that callback ``name`` raised ``exc``."""
         self.callback_errors += 1
         self.last_error = f"{name}: {type(exc).__name__}: {exc}"
-        log.error(
-            "%s: callback %s(%s) raised %s: %s",
-            self.name,
-            name,
-            _short_args(args),
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
-        )
+        site = _error_site(name, exc)
+        times = self._error_sites.get(site, 0) + 1
+        if len(self._error_sites) < _ERROR_SITES_MAX or times > 1:
+            self._error_sites[site] = times
+        if times == 1:
+            log.error(
+                "%s: callback %s(%s) raised %s: %s",
+                self.name,
+                name,
+                _short_args(args),
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+        elif _is_power_of_ten(times):
+            log.error(
+                "%s: callback %s raised %s again at %s:%d (%d times so far; last: %s)",
+                self.name,
+                name,
+                site[1],
+                site[2],
+                site[3],
+                times,
+                exc,
+            )
         if self.on_error is not None:
             try:
                 self.on_error(name, exc)
