@@ -86,8 +86,17 @@ def instantiate_strategy(
         ]
         strat = cls(dict(params)) if required else cls()  # type: ignore[call-arg]
     except TypeError as exc:
+        detail = str(exc)
+        missing = sorted(getattr(cls, "__abstractmethods__", ()))
+        if missing:
+            detail = (
+                f"it leaves {len(missing)} IStrategy callbacks unimplemented "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): derive it "
+                "from mlthon.api.Strategy, whose callbacks do nothing, and override only those "
+                "you use"
+            )
         raise ConfigError(
-            f"cannot construct {cls.__name__}: {exc}", source=source, key="strategy.class"
+            f"cannot construct {cls.__name__}: {detail}", source=source, key="strategy.class"
         ) from exc
     set_login_name(strat, name)
     return strat  # type: ignore[no-any-return]
