@@ -196,7 +196,8 @@ class Backtest:
             why += " in the chosen window (--start/--end)"
         unknown = sorted(engine.stats.unknown_symbols) if engine is not None else []
         if not unknown:
-            return why
+            waiting = engine.waiting_reasons() if engine is not None else []
+            return why + (": " + "; ".join(waiting) if waiting else "")
         ours = ", ".join(
             f"{i.exchange.name} {i.name} ({i.instrument_id})" for i in self.instruments
         )

@@ -50,6 +50,7 @@ class Exchange(MltEnum):
     Hyperliquid = 11
     Blade = 12
     Blockchain = 13
+    Cme = 14
 
 
 class Side(MltEnum):

@@ -159,6 +159,7 @@ class _BookState:
         "recent",
         "state",
         "verify",
+        "why_waiting",
     )
 
     def __init__(self, inst: Instrument) -> None:
@@ -176,6 +177,7 @@ class _BookState:
         self.pending: DepthSnapshot | None = None
         self.verify: DepthSnapshot | None = None
         self.crossed_run = 0
+        self.why_waiting = ""
 
 
 class FeedEngine:
@@ -241,6 +243,31 @@ class FeedEngine:
     def is_live(self, instrument_id: int) -> bool:
         """True if the instrument's book is synchronised and valid."""
         return any(st.iid == instrument_id and st.state == LIVE for st in self._by_key.values())
+
+    def waiting_reasons(self) -> list[str]:
+        """Why each book that holds data but is not live is waiting, in plain words (for the end
+        of a replay, when nothing more will come)."""
+        out = []
+        for st in self._by_key.values():
+            if st.state == LIVE:
+                continue
+            if st.why_waiting:
+                why = st.why_waiting
+            elif st.pending is not None:
+                why = (
+                    f"it has snapshot {st.pending.last_id} but no depth update after it: a "
+                    "snapshot is joined to the updates that follow it (by update id) before the "
+                    "book is published; give the updates too"
+                )
+            elif st.buffer:
+                why = (
+                    f"it has {len(st.buffer)} depth update(s) but no snapshot to start from: "
+                    "updates alone cannot build a book; give a snapshot that they follow"
+                )
+            else:
+                continue
+            out.append(f"{st.name} has no book: {why}")
+        return out
 
     def bad_data(self, why: str, source: str = "", line: int | None = None) -> None:
         """Count and log a bad-data incident (also used by the readers for unparsable lines)."""
@@ -407,6 +434,7 @@ class FeedEngine:
             self._invalidate(st, ts, f"crossed book right after {how}")
             return
         st.state = LIVE
+        st.why_waiting = ""
         st.last_ts = ts
         self.stats.syncs += 1
         self._log.info("feed: %s book synchronised from %s", st.name, how)
@@ -605,6 +633,11 @@ class FeedEngine:
         if buf[0].first_id > lp and not (s.rule == SEQ_PREV and buf[0].prev_id == s.last_id):
             st.pending = None
             self.stats.gaps += 1
+            st.why_waiting = (
+                f"snapshot {s.last_id} is older than the first depth update after it "
+                f"[{buf[0].first_id}, {buf[0].last_id}] (previous id {buf[0].prev_id}): the "
+                "updates between them are missing, so the data do not join"
+            )
             self._log.warning(
                 "feed: %s snapshot %d is older than the first buffered diff [%d, %d]; "
                 "waiting for a newer snapshot",

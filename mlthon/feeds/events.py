@@ -199,3 +199,16 @@ class SourceEvent:
         self.event = event
         self.source = source
         self.line = line
+
+
+class PartialDecode(ValueError):
+    """A message of which only some parts could be decoded (e.g. a BitMEX update row naming a
+    level id that was never inserted). The reader reports the message and uses ``events``.
+
+    Attributes:
+        events: the events of the usable parts, in message order.
+    """
+
+    def __init__(self, why: str, events: list[Event]) -> None:
+        super().__init__(why)
+        self.events = events

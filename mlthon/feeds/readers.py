@@ -3,7 +3,8 @@
 Formats (see ``docs/market-data.md``):
 
 * ``capture``: raw venue capture, ``<recv_ns> <json>`` per line (hftbacktest, ``mlthon record``);
-  the venue (Binance USD-M / COIN-M / spot, Bybit, Hyperliquid, Bitfinex) is read from the JSON.
+  the venue (Binance USD-M / COIN-M / spot, Bybit, Hyperliquid, Bitfinex, BitMEX, Deribit,
+  Coinbase) is read from the JSON.
 * ``ndjson``: one venue message per line, no receive time (the Bybit ``ob500`` dumps); the
   message's own ``ts`` is used.
 * ``json_array``: one JSON array of Bitfinex v2 frames. It has **no timestamps**: frame ``i`` gets
@@ -11,6 +12,10 @@ Formats (see ``docs/market-data.md``):
 * ``cryptofeed``: cryptofeed raw-data logs (``<url> -> <s>: <body>`` REST, ``<s>: <json>`` WS).
 * ``tardis``: Tardis.dev CSV of any supported data type.
 * ``binance_bulk_depth``: Binance's bulk-download futures depth CSV (``snap`` / ``set`` rows).
+* ``tardis_machine``: Tardis Machine normalized JSON (``book_change``, ``book_snapshot``,
+  ``trade``, ``derivative_ticker``, ``disconnect``), one message per line or one JSON document
+  (a JSON array of them is recognised in the ``json_array`` branch).
+* ``databento_mbo``: Databento MBO (order-level) CSV, CME Globex.
 
 Each file may be plain, gzip or zip (first member) compressed, whatever its name.
 """
@@ -41,9 +46,14 @@ from mlthon.feeds.binance_usdm.parse import (
 )
 from mlthon.feeds.bitfinex.parse import BitfinexDecoder
 from mlthon.feeds.bitfinex.wire import frame_decoder
+from mlthon.feeds.bitmex import parse as bitmex
 from mlthon.feeds.bybit_v5.parse import BybitDecoder
-from mlthon.feeds.events import Disconnect, Event, SourceEvent
+from mlthon.feeds.coinbase import parse as coinbase
+from mlthon.feeds.databento.parse import is_mbo_header, read_mbo_csv
+from mlthon.feeds.deribit import parse as deribit
+from mlthon.feeds.events import Disconnect, Event, PartialDecode, SourceEvent
 from mlthon.feeds.hyperliquid.parse import HyperliquidDecoder
+from mlthon.feeds.tardis.machine import looks_like_machine, read_machine, read_machine_document
 from mlthon.feeds.tardis.parse import kind_of_header, read_rows
 
 log = logging.getLogger(__name__)
@@ -142,6 +152,8 @@ def detect_format(first_line: bytes) -> str | None:
         return "capture"
     if s.startswith(b"["):
         return "json_array"
+    if s.rstrip() == b"{" or (s.startswith(b"{") and looks_like_machine(s)):
+        return "tardis_machine"
     if s.startswith(b"{"):
         return "ndjson"
     text = s.decode("utf-8", "replace")
@@ -149,6 +161,8 @@ def detect_format(first_line: bytes) -> str | None:
         return "tardis"
     if text.strip() == BULK_DEPTH_HEADER:
         return "binance_bulk_depth"
+    if is_mbo_header(text):
+        return "databento_mbo"
     if text.startswith("configuration: ") or any(
         r.match(text) for r in (CF_REST_RE, CF_CONNECT_RE, CF_SENT_RE, CF_RECV_RE)
     ):
@@ -165,6 +179,12 @@ def choose_decoder(payloads: list[bytes]) -> LineDecoder | None:
         head = s[:64]
         if b'"topic"' in s:
             return BybitDecoder()
+        if b'"jsonrpc"' in head and b'"params"' in s:
+            return deribit.DeribitDecoder()
+        if b'"table"' in head:
+            return bitmex.BitmexDecoder()
+        if b'"product_id"' in s and b'"type"' in head:
+            return coinbase.CoinbaseDecoder()
         if b'"channel"' in head:
             return HyperliquidDecoder()
         if b'"stream"' in head or b'"lastUpdateId"' in head or b'"e":' in head:
@@ -206,6 +226,9 @@ def read_capture(lines: Iterator[bytes], source: str, report: Report) -> Iterato
         last_ts = ts
         try:
             evs = decode(raw[sp + 1 :])
+        except PartialDecode as exc:
+            report(f"partly unusable message: {exc}", source, line)
+            evs = exc.events
         except _DECODE_ERRORS as exc:
             report(f"unparsable message: {exc}", source, line)
             continue
@@ -228,6 +251,9 @@ def read_ndjson(lines: Iterator[bytes], source: str, report: Report) -> Iterator
             continue
         try:
             evs = decoder.decode(raw)
+        except PartialDecode as exc:
+            report(f"partly unusable message: {exc}", source, line)
+            evs = exc.events
         except _DECODE_ERRORS as exc:
             report(f"unparsable message: {exc}", source, line)
             continue
@@ -272,7 +298,10 @@ def read_json_array(data: bytes, source: str, report: Report) -> Iterator[Source
 def read_cryptofeed(lines: Iterator[bytes], source: str, report: Report) -> Iterator[SourceEvent]:
     """Events of a cryptofeed raw-data log (REST ``.http``/``.0`` files or a ``.ws`` session).
 
-    Only Binance sessions are decoded; other venues' lines are reported once and skipped.
+    The WebSocket decoder is chosen from the connect line's URL: Binance (USD-M, COIN-M, spot),
+    BitMEX, Deribit or Coinbase; other venues' lines are reported once and skipped. Each connect
+    starts a fresh decoder (a reconnect also emits ``Disconnect``). Of the REST answers only
+    Binance depth snapshots are used.
     """
     ws: LineDecoder | None = None
     rest: dict[Exchange, BinanceDecoder] = {}
@@ -296,14 +325,29 @@ def read_cryptofeed(lines: Iterator[bytes], source: str, report: Report) -> Iter
                     report("receive time goes backwards", source, line)
                     continue
                 last_ts = ts
-                for ev in ws.decode(m.group(2)):
+                try:
+                    evs = ws.decode(m.group(2))
+                except PartialDecode as exc:
+                    report(f"partly unusable message: {exc}", source, line)
+                    evs = exc.events
+                for ev in evs:
                     yield SourceEvent(ts, ws.exchange, ev, source, line)
                 continue
             m = CF_CONNECT_RE.match(text)
             if m is not None:
                 ts = ts_from_seconds(m.group(2))
-                market = market_from_url(m.group(1))
-                ws = _BinanceLines(market) if market is not None else None
+                url = m.group(1)
+                market = market_from_url(url)
+                if market is not None:
+                    ws = _BinanceLines(market)
+                elif bitmex.is_ws_url(url):
+                    ws = bitmex.BitmexDecoder()
+                elif deribit.is_ws_url(url):
+                    ws = deribit.DeribitDecoder()
+                elif coinbase.is_ws_url(url):
+                    ws = coinbase.CoinbaseDecoder()
+                else:
+                    ws = None
                 connects += 1
                 if connects > 1 and ws is not None:
                     yield SourceEvent(ts, ws.exchange, Disconnect("reconnected"), source, line)
@@ -365,7 +409,15 @@ def read_source(path: str | Path, report: Report) -> Iterator[SourceEvent]:
     elif fmt == "ndjson":
         yield from read_ndjson(rest, source, report)
     elif fmt == "json_array":
-        yield from read_json_array(b"\n".join(rest), source, report)
+        data = b"\n".join(rest)
+        if looks_like_machine(data[:_CHUNK]):
+            yield from read_machine_document(data, source, report)
+        else:
+            yield from read_json_array(data, source, report)
+    elif fmt == "tardis_machine":
+        yield from read_machine(rest, source, report)
+    elif fmt == "databento_mbo":
+        yield from read_mbo_csv(chain([first], lines), source, report)
     elif fmt == "cryptofeed":
         yield from read_cryptofeed(rest, source, report)
     elif fmt == "binance_bulk_depth":

@@ -107,6 +107,8 @@ class Replay(Iterator[Msg]):
                     yield out.popleft()
             else:
                 out.clear()
+        for why in engine.waiting_reasons():
+            log.warning("feed: %s", why)
         s = engine.stats
         log.info(
             "feed: replay of %s done: %d events, %d messages, %d syncs, %d gaps, %d bad",

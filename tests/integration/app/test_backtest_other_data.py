@@ -100,3 +100,16 @@ def test_sweep_workers_get_the_overrides(shared_data, tmp_path):
         assert r["fills"] > 0
         summary = json.loads((tmp_path / r["folder"] / "summary.json").read_text())
         assert summary["instruments"] == ["BTCUSDT"]
+
+
+def test_data_that_cannot_start_a_book_says_why(shared_data, tmp_path):
+    snap = shared_data / "nautilus_trader/binance_futures/historical_depth/btcusdt-depth-snap.csv"
+    with pytest.raises(ConfigError) as err:
+        backtest_main(
+            [
+                *(str(CFG), "--data", str(snap), "--instruments", "1001"),
+                *("--out", str(tmp_path), "--no-report"),
+            ]
+        )
+    assert "BTCUSDT@BinanceUsdm#1001 has no book" in str(err.value)
+    assert "no depth update after it" in str(err.value)

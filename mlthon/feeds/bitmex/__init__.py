@@ -1,0 +1,1 @@
+"""BitMEX realtime WebSocket: ``orderBookL2`` (a level-keyed L2 book) and ``trade``."""
