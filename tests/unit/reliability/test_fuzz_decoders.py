@@ -176,3 +176,118 @@ def test_fuzz_bybit_user_stream_decoder(raw: bytes):
 def test_user_stream_bad_decimal_is_a_decode_error(decoder, raw):
     with pytest.raises(USER_STREAM_ERRORS):
         decoder(raw)
+
+
+# --- the decoders of recorded-data formats added later: BitMEX, Deribit, Coinbase (cryptofeed
+# logs and captures), Tardis Machine JSON, Databento MBO CSV records --------------------------
+BITMEX_SEEDS = [
+    b'{"table":"orderBookL2","action":"partial","keys":["symbol","id","side"],"data":['
+    b'{"symbol":"XBTUSD","id":8799000,"side":"Sell","size":10,"price":10000.5},'
+    b'{"symbol":"XBTUSD","id":8799001,"side":"Buy","size":7,"price":9999.5}]}',
+    b'{"table":"orderBookL2","action":"update","data":[{"symbol":"XBTUSD","id":8799000,'
+    b'"side":"Sell","size":123}]}',
+    b'{"table":"orderBookL2","action":"delete","data":[{"symbol":"XBTUSD","id":8799001,'
+    b'"side":"Buy"}]}',
+    b'{"table":"trade","action":"insert","data":[{"timestamp":"2021-07-22T22:36:10.014Z",'
+    b'"symbol":"XBTUSD","side":"Buy","size":52,"price":10000.5,"trdMatchID":"a"}]}',
+]
+DERIBIT_SEEDS = [
+    b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.raw",'
+    b'"data":{"type":"snapshot","timestamp":1,"instrument_name":"BTC-PERPETUAL","change_id":5,'
+    b'"bids":[["new",100.5,10.0]],"asks":[["new",101.0,3.0]]}}}',
+    b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"book.BTC-PERPETUAL.raw",'
+    b'"data":{"type":"change","timestamp":2,"prev_change_id":5,"instrument_name":"BTC-PERPETUAL",'
+    b'"change_id":6,"bids":[["delete",100.5,0.0]],"asks":[["change",101.0,4.0]]}}}',
+    b'{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.raw",'
+    b'"data":[{"trade_id":"1","timestamp":3,"price":101.0,"amount":1.0,"direction":"buy",'
+    b'"instrument_name":"BTC-PERPETUAL"}]}}',
+]
+COINBASE_SEEDS = [
+    b'{"type":"snapshot","product_id":"BTC-USD","asks":[["101.01","1.5"]],"bids":[["100.99","2"]]}',
+    b'{"type":"l2update","product_id":"BTC-USD","changes":[["sell","101.01","0"],'
+    b'["buy","100.98","3"]],"time":"2021-04-17T16:43:37.075687Z"}',
+    b'{"type":"match","trade_id":1,"side":"sell","size":"0.5","price":"100.99",'
+    b'"product_id":"BTC-USD","sequence":2,"time":"2021-04-17T16:43:37.089723Z"}',
+]
+MACHINE_SEEDS = [
+    b'{"type":"book_change","symbol":"XBTUSD","exchange":"bitmex","isSnapshot":true,'
+    b'"bids":[{"price":7633.5,"amount":1906067}],"asks":[{"price":7634,"amount":1467849}],'
+    b'"timestamp":"2019-10-23T11:29:53.469Z","localTimestamp":"2019-10-23T11:29:53.469Z"}',
+    b'{"type":"trade","symbol":"XBTUSD","exchange":"bitmex","id":"a","price":7996,"amount":50,'
+    b'"side":"sell","timestamp":"2019-10-23T10:32:49.669Z","localTimestamp":'
+    b'"2019-10-23T10:32:49.740Z"}',
+    b'{"type":"derivative_ticker","symbol":"BTC-PERPETUAL","exchange":"deribit","lastPrice":1,'
+    b'"openInterest":1,"fundingRate":-0.00001568,"indexPrice":1,"markPrice":7987.56,'
+    b'"timestamp":"2019-10-23T11:34:29.302Z","localTimestamp":"2019-10-23T11:34:29.416Z"}',
+]
+MBO_HEADER = (
+    "ts_recv,ts_event,rtype,publisher_id,instrument_id,action,side,price,size,channel_id,"
+    "order_id,flags,ts_in_delta,sequence,symbol"
+)
+MBO_SEEDS = [
+    b"1715126400000000000,1714910404570304567,160,1,5602,R,N,,0,0,0,40,0,0,ESM4",
+    b"1715126400000000000,1714910404570304567,160,1,5602,A,B,5155.500000000,5,0,11,168,0,685,ESM4",
+    b"1715126400059830547,1715126400059699395,160,1,5602,C,B,5155.500000000,2,0,11,130,0,1,ESM4",
+    b"1715126400059830547,1715126400059699395,160,1,5602,T,A,5155.500000000,2,0,0,130,0,1,ESM4",
+]
+
+
+def _primed(decoder, seeds):  # type: ignore[no-untyped-def]
+    for s in seeds:
+        decoder.decode(s)
+    return decoder
+
+
+@FUZZ
+@given(inputs(BITMEX_SEEDS))
+def test_fuzz_bitmex_feed_decoder(raw: bytes):
+    from mlthon.feeds.bitmex.parse import BitmexDecoder
+
+    dec = _primed(BitmexDecoder(), BITMEX_SEEDS[:1])
+    with contextlib.suppress(DECODE_ERRORS):
+        assert isinstance(dec.decode(raw), list)
+
+
+@FUZZ
+@given(inputs(DERIBIT_SEEDS))
+def test_fuzz_deribit_feed_decoder(raw: bytes):
+    from mlthon.feeds.deribit.parse import DeribitDecoder
+
+    dec = _primed(DeribitDecoder(), DERIBIT_SEEDS[:1])
+    with contextlib.suppress(DECODE_ERRORS):
+        assert isinstance(dec.decode(raw), list)
+
+
+@FUZZ
+@given(inputs(COINBASE_SEEDS))
+def test_fuzz_coinbase_feed_decoder(raw: bytes):
+    from mlthon.feeds.coinbase.parse import CoinbaseDecoder
+
+    dec = _primed(CoinbaseDecoder(), COINBASE_SEEDS[:1])
+    with contextlib.suppress(DECODE_ERRORS):
+        assert isinstance(dec.decode(raw), list)
+
+
+@FUZZ
+@given(inputs(MACHINE_SEEDS))
+def test_fuzz_tardis_machine_decoder(raw: bytes):
+    from mlthon.feeds.tardis.machine import MachineDecoder
+
+    dec = _primed(MachineDecoder(), MACHINE_SEEDS[:1])
+    with contextlib.suppress(DECODE_ERRORS):
+        ts, ex, events = dec.decode(raw)
+        assert isinstance(ts, int) and isinstance(ex, Exchange) and isinstance(events, list)
+
+
+@FUZZ
+@given(inputs(MBO_SEEDS))
+def test_fuzz_databento_mbo_records(raw: bytes):
+    from mlthon.feeds.databento.parse import MboDecoder, MboLayout
+
+    layout = MboLayout.from_header(MBO_HEADER)
+    assert layout is not None
+    dec = MboDecoder(layout)
+    dec.record(MBO_SEEDS[0].decode().split(","), 2)
+    with contextlib.suppress(DECODE_ERRORS):
+        out = dec.record(raw.decode("utf-8", "replace").split(","), 3)
+        assert out is None or isinstance(out[2], list)
