@@ -39,6 +39,7 @@ from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, InstrumentKind
 from mlthon.feeds.engine import FeedEngine
+from mlthon.feeds.replay import Replay, replay_files
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
 from mlthon.infra.bus import messages as m
@@ -171,15 +172,13 @@ class Backtest:
         replayed in this process (None for messages given as objects)."""
         data = self._data
         if isinstance(data, list) and data and isinstance(data[0], str | Path):
-            from mlthon.feeds.replay import replay_files
-
             replay = replay_files(
                 [Path(p) for p in data],
                 self.instruments,  # type: ignore[arg-type]
                 start_ns=self.start_ns,
                 end_ns=self.end_ns,
             )
-            return iter(replay), replay.engine
+            return replay, replay.engine
         it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
         if self.start_ns is None and self.end_ns is None:
             return it, None
@@ -307,6 +306,17 @@ class Backtest:
         events = 0
         last_ts = t0
         bar = _Progress(self.progress)
+
+        def advance(ts: int) -> None:
+            nonlocal last_ts
+            if ts > last_ts:
+                run_until(ts)
+                last_ts = ts
+
+        if isinstance(msgs, Replay):
+            # The replay's engine applies a venue event to the books the env reads before its
+            # messages come out: the timers due by then must run first (no look-ahead).
+            msgs.advance = advance
 
         def feed(msg: m.Msg) -> None:
             nonlocal events, last_ts

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
 from pathlib import Path
 
@@ -55,6 +55,10 @@ class Replay(Iterator[Msg]):
         self.paths = [str(p) for p in paths]
         self.start_ns = start_ns
         self.end_ns = end_ns
+        # Called with each venue event's receive time before the engine applies it (once the
+        # first message is out): a backtest runs the timers due by then, so that a timer between
+        # two messages sees the engine's books as of the last message delivered, not the next.
+        self.advance: Callable[[int], None] | None = None
         self._it = self._run()
 
     @property
@@ -101,6 +105,10 @@ class Replay(Iterator[Msg]):
                 engine.emit_book_images(ts)
             if silence:
                 engine.check_silence(ts)
+            if started:
+                advance = self.advance
+                if advance is not None:
+                    advance(ts)
             on_event(ts, se.exchange, se.event, se.source, se.line)
             if started:
                 while out:

@@ -3,7 +3,9 @@
 A backtest over recorded files lets the env read the replay engine's own price-level books
 instead of keeping copies (``StratEnv.share_feed_books``). What the strategy reads must not depend
 on that: the same run over the same messages handed over as objects (the env then keeps its own
-copy) must read the same books at every BBO callback, and the books must be valid and uncrossed.
+copy) must read the same books at every BBO callback and on timers between messages (a timer
+due before the next venue message must not see that message), and the books must be valid and
+uncrossed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ BTC = 1001
 
 
 class BookReader(Strategy):
-    """Reads the env's book at every best-level change and at every feed status."""
+    """Reads the env's book at every best-level change, every feed status and on a timer."""
 
     def __init__(self) -> None:
         super().__init__("reader")
@@ -28,6 +30,12 @@ class BookReader(Strategy):
     def on_start(self, params: str) -> None:
         self.env.subscribe(Exchange.BinanceUsdm, BTC, MDSub.BBO)
         self.env.subscribe(Exchange.BinanceUsdm, BTC, MDSub.PriceLevelBook)
+        self.env.setup_timer(50, self.on_timer)
+
+    def on_timer(self) -> bool:
+        # Between venue messages: the book of the last message delivered, never the next one's.
+        self._read("timer")
+        return True
 
     def _read(self, why: str) -> None:
         book = self.env.get_book(Exchange.BinanceUsdm, BTC)
@@ -61,6 +69,7 @@ def test_a_backtest_reads_the_same_books_whether_or_not_it_shares_the_feeds(shar
     shared = _run([capture])  # files: the env reads the replay engine's books
     own = _run(list(replay_files([capture], insts)))  # objects: the env keeps its own copy
     assert len(shared.reads) > 1_000
+    assert sum(why == "timer" for why, _ in shared.reads) > 1_000
     assert shared.reads == own.reads
     assert shared.crossed == own.crossed == 0
     # Every best-level callback agrees with the book read at that moment.
