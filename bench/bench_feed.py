@@ -12,9 +12,9 @@ The target is a feed rate of at least 1/3 of the baseline's.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -62,7 +62,9 @@ def feed(lines: list[bytes]) -> tuple[float, int, int]:
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("capture", nargs="?", default=str(DEFAULT), help="a Binance USD-M capture")
+    path = Path(ap.parse_args().capture)
     with gzip.open(path, "rb") as f:
         lines = [ln.rstrip(b"\n") for ln in f]
     n = len(lines)

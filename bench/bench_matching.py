@@ -10,6 +10,7 @@ Usage: ``python bench/bench_matching.py [pairs]`` (default 100000).
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import time
@@ -99,7 +100,9 @@ def bench_dict(pairs: list[tuple[NewOrder, CancelOrder]]) -> float:
 
 
 def main(argv: list[str]) -> int:
-    n = int(argv[0]) if argv else 100_000
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("pairs", nargs="?", type=int, default=100_000, help="new + cancel pairs")
+    n = ap.parse_args(argv).pairs
     pairs = _requests(n)
     bench_engine(pairs[: min(n, 2000)])  # warm-up
     t_eng = bench_engine(pairs)
