@@ -56,6 +56,11 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
         "backtest a strategy on recorded or synthetic data",
     ),
     "sweep": ("mlthon.app.cli", "sweep_main", "run a parameter sweep of backtests"),
+    "instruments": (
+        "mlthon.app.instruments_cli",
+        "instruments_main",
+        "list the known instruments, or those of recordings (--data), with drafts for new ones",
+    ),
     "run": (
         "mlthon.app.launcher",
         "run_main",
