@@ -208,8 +208,8 @@ class Backtest:
             found.append(
                 f"{ex} {sym} (instrument {inst.instrument_id} in the bundled list)"
                 if inst is not None
-                else f"{ex} {sym} (not in the bundled list: describe it in an instruments file, "
-                "[instruments] file = ...)"
+                else f"{ex} {sym} (not in the bundled list: `mlthon instruments --data <file>` "
+                "drafts its table for an instruments file, [instruments] file = ...)"
             )
         return (
             f"{why} for this backtest's instruments ({ours}); the data is of "

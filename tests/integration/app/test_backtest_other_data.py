@@ -10,6 +10,7 @@ demo never sells what it has not bought.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from decimal import Decimal
 
@@ -113,3 +114,14 @@ def test_data_that_cannot_start_a_book_says_why(shared_data, tmp_path):
         )
     assert "BTCUSDT@BinanceUsdm#1001 has no book" in str(err.value)
     assert "no depth update after it" in str(err.value)
+
+
+def test_a_symbol_mlthon_does_not_know_is_pointed_at_mlthon_instruments(tmp_path):
+    sample = REPO / "mlthon" / "data" / "sample_binance_usdm_btcusdt.gz"
+    other = tmp_path / "zzz.gz"
+    with gzip.open(sample, "rb") as f, gzip.open(other, "wb") as g:
+        g.write(f.read().replace(b"BTCUSDT", b"ZZZUSDT").replace(b"btcusdt", b"zzzusdt"))
+    with pytest.raises(ConfigError) as err:
+        backtest_main([str(CFG), "--data", str(other), "--out", str(tmp_path), "--no-report"])
+    text = str(err.value)
+    assert "BinanceUsdm ZZZUSDT (not in the bundled list: `mlthon instruments --data" in text
