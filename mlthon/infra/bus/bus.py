@@ -80,6 +80,11 @@ class BusBase(ABC):
     :meth:`add_connection_listener` hear every change.
     """
 
+    #: True for a bus that delivers every message published (the in-process bus). Over MQTT,
+    #: market data go at QoS 0 and can be lost (a reconnect, a broker restart, a slow consumer):
+    #: the env then checks the feed's per-instrument sequence numbers.
+    lossless: bool = False
+
     def __init__(self) -> None:
         self._listeners: list[ConnectionListener] = []
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 class InProcBus(BusBase):
     """A bus inside one process, on one scheduler."""
 
+    lossless = True
+
     def __init__(self, scheduler: Scheduler) -> None:
         super().__init__()
         self._scheduler = scheduler

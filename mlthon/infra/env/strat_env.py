@@ -149,6 +149,7 @@ class _MdState:
         "implemented",
         "last_ask",
         "last_bid",
+        "last_seq",
         "last_ts",
         "subs",
         "topic_sub",
@@ -170,6 +171,7 @@ class _MdState:
         self.last_bid: tuple[Decimal, Decimal] | None = None
         self.last_ask: tuple[Decimal, Decimal] | None = None
         self.last_ts = 0
+        self.last_seq = 0  # the feed's sequence number of the last message (0: none yet)
         self.topic_sub: Subscription | None = None
         self.refresh()
 
@@ -236,6 +238,7 @@ class StratEnv(IStratEnv):
         self._last_error_alert: dict[str, int] = {}
         self.reports_received = 0
         self.md_messages = 0
+        self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
         self.duplicate_fills = 0
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
         self._seen_once: dict[tuple[type, Exchange, str], None] = {}
@@ -384,6 +387,25 @@ class StratEnv(IStratEnv):
         self._instruments_pending = True
 
     def _on_start_msg(self, msg: m.Start) -> None:
+        if self.state == STOPPING or (self.state == RUNNING and not msg.cmd_id):
+            # A stop in progress is not undone by a start (a command racing the stop, or a late
+            # login answer); and the start that answers a login runs once: the env sends its
+            # login again while the control service is away, the persistent session delivers
+            # them all when it is back, and each gets an answer. A start command (from the CLI
+            # or Telegram) on a running strategy runs on_start again with its parameters.
+            log.info("env: start while %s: ignored", self.state)
+            if msg.reply_to:
+                self.bus.publish(
+                    msg.reply_to,
+                    m.CmdResult(
+                        cmd_id=msg.cmd_id,
+                        strat=self.strat_name,
+                        ok=self.state == RUNNING,
+                        detail="already running" if self.state == RUNNING else "stopping",
+                    ),
+                    qos=1,
+                )
+            return
         self.state = RUNNING
         log.info("env: start (%r)", msg.params)
         self.reactor.invoke(self.strategy.on_start, msg.params)
@@ -969,6 +991,7 @@ class StratEnv(IStratEnv):
         perf = time.perf_counter_ns
         book_update = m.BookUpdate
         env = self
+        check_seq = not self.bus.lossless
 
         def apply_to_book(ch: list[m.BookDelta]) -> None:
             # The env's own copy (no in-process feed engine to read): the whole message is
@@ -1061,6 +1084,13 @@ class StratEnv(IStratEnv):
                 return
             t0 = perf()
             env.md_messages += 1
+            if check_seq:
+                seq = msg.seq
+                if seq:
+                    last = st.last_seq
+                    st.last_seq = seq
+                    if last and seq != last + 1 and seq != 1:
+                        env._md_gap(st, last, seq)
             ts = st.last_ts = msg.ts
             ch = msg.ch
             if own:
@@ -1084,13 +1114,29 @@ class StratEnv(IStratEnv):
 
         return handler
 
+    def _md_gap(self, st: _MdState, last: int, seq: int) -> None:
+        """Market data lost on the bus (the feed numbers each instrument's messages): the book
+        cannot be trusted until a fresh snapshot. A count that starts again at 1 is a feed that
+        restarted, not a loss (it sends a snapshot of its own)."""
+        self.md_gaps += 1
+        lost = seq - last - 1
+        what = f"{lost} market-data message(s) lost" if lost > 0 else "market data out of order"
+        self._invalidate_book(
+            st,
+            f"{st.exchange.name} {st.iid}: {what} on the bus (feed sequence {last} then {seq}); "
+            "book invalid, snapshot requested",
+        )
+
     def _bad_book_message(self, st: _MdState, exc: Exception) -> None:
         """A book message that could not be applied: the book is invalid, the strategy is
         told, and the feed is asked for a snapshot (the book is valid again after it)."""
-        detail = (
+        self._invalidate_book(
+            st,
             f"{st.exchange.name} {st.iid}: bad book message from the feed ({exc}); "
-            "book invalid, snapshot requested"
+            "book invalid, snapshot requested",
         )
+
+    def _invalidate_book(self, st: _MdState, detail: str) -> None:
         log.error("env: %s", detail)
         st.book.valid = False
         self.reactor.invoke(
@@ -1108,6 +1154,12 @@ class StratEnv(IStratEnv):
     def _on_md(self, st: _MdState, msg: Any) -> None:
         self.md_messages += 1
         t0 = time.perf_counter_ns()
+        seq = getattr(msg, "seq", 0)
+        if seq and not self.bus.lossless:
+            last = st.last_seq
+            st.last_seq = seq
+            if last and seq != last + 1 and seq != 1:
+                self._md_gap(st, last, seq)
         kind = type(msg)
         if kind is m.TradeUpdate:
             if st.want_trades:
