@@ -105,6 +105,34 @@ class StrategyConfig:
         return [by_id[i] for i in self.instrument_ids]
 
 
+# The sections of a strategy file, and the keys of those read here (``[params]`` is the
+# strategy's own; ``[sim]`` is checked by the simulated exchange's config).
+_SECTIONS = ("strategy", "params", "instruments", "bus", "backtest", "sim", "telegram")
+_SECTION_KEYS = {
+    "instruments": ("use", "file"),
+    "bus": ("host", "port", "root"),
+    "backtest": (
+        "data",
+        "synthetic_seconds",
+        "synthetic_seed",
+        "out",
+        "sample_every_s",
+        "capital",
+    ),
+    "telegram": ("config",),
+}
+
+
+def _known_keys(
+    table: dict[str, Any], known: tuple[str, ...], source: str, section: str, what: str
+) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} {unknown}; known: {sorted(known)}", source=source, key=section or None
+        )
+
+
 def _get(
     table: dict[str, Any],
     key: str,
@@ -139,6 +167,13 @@ def parse_strategy_config(
     strat = data.get("strategy")
     if not isinstance(strat, dict):
         raise ConfigError("missing [strategy] table", source=source, key="strategy")
+    # A misspelt section or key would otherwise be ignored in silence (``[instruments] uses``
+    # meant every instrument, ``[backtset]`` the defaults).
+    _known_keys(data, _SECTIONS, source, "", "sections")
+    for section, keys in _SECTION_KEYS.items():
+        table = data.get(section, {})
+        if isinstance(table, dict):
+            _known_keys(table, keys, source, section, "keys")
     known = {
         "name",
         "class",
