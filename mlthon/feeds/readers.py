@@ -401,7 +401,13 @@ def read_source(path: str | Path, report: Report) -> Iterator[SourceEvent]:
             break
     fmt = detect_format(first)
     if fmt is None:
-        raise BadMarketData(f"unrecognised format (first line {first[:80]!r})", source=source)
+        if not first.strip():
+            raise BadMarketData("the file holds nothing (no non-empty line)", source=source)
+        raise BadMarketData(
+            f"unrecognised format (first line {first[:80]!r}); the formats read are listed in "
+            "docs/market-data.md",
+            source=source,
+        )
     log.info("feed: replaying %s (format %s)", source, fmt)
     rest = chain(skipped, lines)
     if fmt == "capture":

@@ -221,3 +221,21 @@ def test_mbo_columns_are_found_by_name_symbol_optional_times_iso(tmp_path):
     assert [key(e) for e in a] == [key(e) for e in b]
     assert {e.event.symbol for e in b} == {"5602"}
     assert detect_format(out[0].encode()) == "databento_mbo"
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "the file holds nothing"),
+        (b"\n\n  \n", "the file holds nothing"),
+        (b"garbage line\n", "unrecognised format (first line b'garbage line'); the formats"),
+    ],
+)
+def test_a_file_that_is_no_recording_says_so(tmp_path, content, words):
+    from mlthon.basics.errors import BadMarketData
+
+    p = tmp_path / "f.txt"
+    p.write_bytes(content)
+    with pytest.raises(BadMarketData) as err:
+        list(read_source(p, lambda *a: None))
+    assert words in str(err.value) and str(p) in str(err.value)
