@@ -239,6 +239,8 @@ class StratEnv(IStratEnv):
         self.reports_received = 0
         self.md_messages = 0
         self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
+        # Over MQTT (QoS 0) market data can be lost: the feed's sequence numbers are checked.
+        self._check_md_seq = not bus.lossless
         self.duplicate_fills = 0
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
         self._seen_once: dict[tuple[type, Exchange, str], None] = {}
@@ -991,7 +993,7 @@ class StratEnv(IStratEnv):
         perf = time.perf_counter_ns
         book_update = m.BookUpdate
         env = self
-        check_seq = not self.bus.lossless
+        check_seq = self._check_md_seq
 
         def apply_to_book(ch: list[m.BookDelta]) -> None:
             # The env's own copy (no in-process feed engine to read): the whole message is
@@ -1154,8 +1156,8 @@ class StratEnv(IStratEnv):
     def _on_md(self, st: _MdState, msg: Any) -> None:
         self.md_messages += 1
         t0 = time.perf_counter_ns()
-        seq = getattr(msg, "seq", 0)
-        if seq and not self.bus.lossless:
+        seq = getattr(msg, "seq", 0) if self._check_md_seq else 0
+        if seq:
             last = st.last_seq
             st.last_seq = seq
             if last and seq != last + 1 and seq != 1:
