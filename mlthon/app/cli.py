@@ -19,7 +19,8 @@ The strategy's TOML config may carry the run's settings, so that one file descri
 
 Command-line options override the file: ``--data``/``--start``/``--end``/``--out`` the
 ``[backtest]`` settings, ``--instruments 1201,1202`` the ``[instruments] use`` list, and
-``--set key=value`` (repeatable) the ``[params]``; so one config serves several recordings.
+``--set key=value`` (repeatable) the ``[params]``, ``--set section.key=value`` a value of any
+other table (``sim.account.balances.USD=100000``); so one config serves several recordings.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
         action="extend",
         default=[],
         metavar="KEY=VALUE",
-        help="override [params] entries (TOML values; a text parameter keeps the text as given)",
+        help="override [params] entries (TOML values; a text parameter keeps the text as "
+        "given); section.key=value sets another table's value (sim.account.balances.USD=1e5)",
     )
     p.add_argument(
         "--instruments",
@@ -184,10 +186,13 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
 
 def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
     """The config file with the command line's --set and --instruments applied."""
-    cfg = load_strategy_config(a.config)
-    if a.assignments:
+    # ``section.key=value`` sets a value of the file's tables; a bare ``key=value`` a parameter.
+    dotted = [w for w in a.assignments if "." in w.partition("=")[0]]
+    plain = [w for w in a.assignments if "." not in w.partition("=")[0]]
+    cfg = load_strategy_config(a.config, dotted)
+    if plain:
         try:
-            overrides = parse_param_assignments(a.assignments, cfg.params)
+            overrides = parse_param_assignments(plain, cfg.params)
         except ValueError as exc:
             raise ConfigError(f"--set: {exc}") from exc
         cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})

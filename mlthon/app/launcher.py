@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import secrets
@@ -352,10 +353,9 @@ async def run_processes(
             journal=journal_path(cfg, journal),
             bus_user=gateway_user(ex.name) if secure else None,
         )
-        text = Path(cfg.source).read_text(encoding="utf-8")
         strat_cfg = work / "strategy.toml"
-        # The strategy's own file with the bus of this run.
-        strat_cfg.write_text(_with_bus(text, port, cfg, Path(cfg.source).parent))
+        # The strategy's own file (with the command line's settings) and the bus of this run.
+        strat_cfg.write_text(_with_bus(port, cfg, Path(cfg.source).parent))
         bus_args = ["--port", str(port), "--root", cfg.bus.root]
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
@@ -462,12 +462,10 @@ async def run_processes(
     return 1 if bad else 0
 
 
-def _with_bus(text: str, port: int, cfg: StrategyConfig, base: Path) -> str:
-    """The strategy file with its [bus] table replaced, the command line's parameters and
-    instruments applied, and relative paths made absolute."""
-    import tomllib
-
-    data = tomllib.loads(text)
+def _with_bus(port: int, cfg: StrategyConfig, base: Path) -> str:
+    """The strategy file as read (the command line's settings applied) with its [bus] table
+    replaced, the command line's parameters and instruments, and relative paths made absolute."""
+    data = copy.deepcopy(cfg.raw)
     data["bus"] = {"host": "127.0.0.1", "port": port, "root": cfg.bus.root}
     data["params"] = dict(cfg.params)
     inst = data.setdefault("instruments", {})

@@ -36,6 +36,7 @@ import importlib.util
 import os
 import sys
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +272,10 @@ def parse_strategy_config(
     )
 
 
-def load_strategy_config(path: str | Path) -> StrategyConfig:
-    """Read and validate a strategy config file.
+def load_strategy_config(path: str | Path, settings: Sequence[str] = ()) -> StrategyConfig:
+    """Read and validate a strategy config file, with ``settings`` applied first: words
+    ``section.key=value`` (``sim.account.balances.USD=100000``, ``strategy.stop_ack_timeout_s=3``)
+    that set a value of the file's tables (see :func:`set_in_tables`).
 
     Raises:
         ConfigError: unreadable, not TOML, or invalid (the message names the file and the key).
@@ -284,7 +287,33 @@ def load_strategy_config(path: str | Path) -> StrategyConfig:
         raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
+    for word in settings:
+        set_in_tables(data, word, str(p))
     return parse_strategy_config(data, str(p), p.resolve().parent)
+
+
+def set_in_tables(data: dict[str, Any], word: str, source: str = "") -> None:
+    """Set ``section.key[.key...]=value`` in a parsed file's tables (created as needed); the
+    value is read as a TOML value (``3``, ``true``, ``"x"``, ``[1, 2]``), else taken as text.
+
+    Raises:
+        ConfigError: not ``section.key=value``, or a key that is a value, not a table.
+    """
+    path, sep, text = word.partition("=")
+    keys = [k.strip() for k in path.split(".")]
+    if not sep or len(keys) < 2 or not all(keys):
+        raise ConfigError(f"{word!r} is not section.key=value", source=source)
+    try:
+        value: Any = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text
+    table = data
+    for k in keys[:-1]:
+        nxt = table.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{'.'.join(keys)}: {k} is a value, not a table", source=source)
+        table = nxt
+    table[keys[-1]] = value
 
 
 def load_strategy_class(class_path: str, source: str = "") -> type:

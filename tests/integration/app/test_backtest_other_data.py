@@ -125,3 +125,37 @@ def test_a_symbol_mlthon_does_not_know_is_pointed_at_mlthon_instruments(tmp_path
         backtest_main([str(CFG), "--data", str(other), "--out", str(tmp_path), "--no-report"])
     text = str(err.value)
     assert "BinanceUsdm ZZZUSDT (not in the bundled list: `mlthon instruments --data" in text
+
+
+def test_set_reaches_the_other_tables_of_the_file(shared_data, tmp_path):
+    """``section.key=value`` sets a value of the file's tables: here the simulated account's
+    balance in the coin a CME future settles in (the demo file funds USDT only)."""
+    mbo = "nautilus_trader/databento_mbo_l3/orderbooks_mbo_2024-05-08T00-00-00_2024-05-08T00-00-02"
+    args = [str(CFG), "--data", str(shared_data / f"{mbo}.csv.gz"), "--no-report"]
+    args += ["--instruments", "14001", "--set", "exchange=Cme", "instrument_id=14001", "size=1"]
+
+    def rejects(out: str) -> list[str]:
+        with (tmp_path / out / "orders.csv").open() as f:
+            return [r["reject"] for r in csv.DictReader(f) if r["reject"]]
+
+    backtest_main([*args, "--out", str(tmp_path / "unfunded")])
+    assert rejects("unfunded") and all("InsufficientBalance" in r for r in rejects("unfunded"))
+    backtest_main(
+        [*args, "--set", "sim.account.balances.USD=1000000", "--out", str(tmp_path / "funded")]
+    )
+    summary = json.loads((tmp_path / "funded" / "summary.json").read_text())
+    assert summary["orders"] > 0 and rejects("funded") == []
+
+
+@pytest.mark.parametrize(
+    ("word", "words"),
+    [
+        ("strategy.stop_ack_timeout_s=-1", "[strategy.stop_ack_timeout_s] must be > 0"),
+        ("strategy.name.x=1", "strategy.name.x: name is a value, not a table"),
+        ("sim.acount.balances.USD=1", "unknown sections ['acount']"),
+    ],
+)
+def test_bad_table_settings_are_refused_before_the_run(tmp_path, word, words):
+    with pytest.raises(ConfigError) as err:
+        backtest_main([str(CFG), "--out", str(tmp_path), "--no-report", "--set", word])
+    assert words in str(err.value)
