@@ -198,7 +198,7 @@ def instruments_main(argv: list[str]) -> int:
     p.add_argument("--exchange", help="only this venue (an Exchange name, e.g. BinanceUsdm)")
     p.add_argument("--data", nargs="+", help="recordings: list the instruments they hold")
     a = p.parse_args(argv)
-    insts = load_instruments(a.file)
+    insts = all_insts = load_instruments(a.file)
     if a.exchange:
         try:
             ex = Exchange[a.exchange]
@@ -227,7 +227,7 @@ def instruments_main(argv: list[str]) -> int:
             known, f"known to {source}: use their ids (--instruments, or use = in \\[instruments])"
         )
     if missing:
-        next_id = max((i.instrument_id for i in load_instruments(a.file)), default=0) + 1
+        next_id = max((i.instrument_id for i in all_insts), default=0) + 1
         print(
             f"\n{len(missing)} not in {source}: add these tables to an instruments file and "
             "name it in the strategy config ([instruments] file = ...)\n"

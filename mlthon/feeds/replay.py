@@ -90,6 +90,7 @@ class Replay(Iterator[Msg]):
         started = start is None
         on_event = engine.on_event
         last_ts: dict[str, int] = {}
+        advanced = -1  # the last time handed to ``advance`` (once per receive time)
         for se in self._events():
             ts = se.ts
             src = se.source
@@ -105,7 +106,8 @@ class Replay(Iterator[Msg]):
                 engine.emit_book_images(ts)
             if silence:
                 engine.check_silence(ts)
-            if started:
+            if started and ts > advanced:
+                advanced = ts
                 advance = self.advance
                 if advance is not None:
                     advance(ts)

@@ -53,6 +53,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+    """Terminate a broker process and reap it; killed if it has not ended after ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
     """Wait until a TCP connection to (host, port) succeeds; raise BusError at the deadline."""
     deadline = time.monotonic() + timeout_s
@@ -192,15 +202,9 @@ class MosquittoBroker:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s)
+            self.proc = None
 
     def restart(self) -> None:
         """Stop and start again on the same port."""

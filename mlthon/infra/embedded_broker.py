@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mlthon.basics.errors import BusError
-from mlthon.infra.broker import free_port, wait_for_port
+from mlthon.infra.broker import free_port, stop_process, wait_for_port
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +92,9 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s)
+            self.proc = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
