@@ -139,9 +139,14 @@ class GtwStatus(MltEnum):
 class FeedHandlerStatus(MltEnum):
     """State of a market-data feed, as reported by ``on_feed_handler_status``.
 
-    ``BookInvalid`` is mlthon's addition to the reference: one instrument's book can no longer
-    be trusted (sequence gap, crossed book, silent feed); a ``SnapshotStart`` / ``SnapshotEnd``
-    pair for that instrument follows once it has been resynchronised.
+    Extensions of the reference (mlthon's additions):
+
+    * ``BookInvalid``: one instrument's book can no longer be trusted (sequence gap, crossed
+      book); a ``SnapshotStart`` / ``SnapshotEnd`` pair for that instrument follows once it has
+      been resynchronised.
+    * ``Stale``: the whole feed has been silent (no market data, no heartbeat) for longer than
+      its heartbeat limit; its books are kept but may be out of date.
+    * ``Resumed``: data flow again from a feed that was ``Stale``.
     """
 
     Unset = 0
@@ -149,6 +154,8 @@ class FeedHandlerStatus(MltEnum):
     SnapshotEnd = 2
     Disconnected = 3
     BookInvalid = 4
+    Stale = 5
+    Resumed = 6
 
 
 class GtwRejectCode(MltEnum):
@@ -172,6 +179,11 @@ class GtwRejectCode(MltEnum):
     ReduceOnlyWouldIncrease = 1014
     FokNotFilled = 1015
     UnsupportedOperation = 1016
+    # The request waited longer than the gateway's time-to-live (sent at ``ts``) before it
+    # could be handled: it was not executed.
+    RequestExpired = 1017
+    # The gateway is past its capacity and sheds load rather than queueing: nothing executed.
+    GatewayOverloaded = 1018
 
 
 class CancelCode(MltEnum):

@@ -91,7 +91,7 @@ class ControlService:
         """Subscribe to logins, commands, acks and statuses."""
         t = self.topics
         self._subs = [
-            self.bus.subscribe(t.login(), self._on_login, qos=1),
+            self.bus.subscribe(t.login_all(), self._on_login, qos=1),
             self.bus.subscribe(t.cmd(), self._on_cmd, qos=1),
             self.bus.subscribe(t.strat_up_all(), self._on_up, qos=1),
             self.bus.subscribe(t.strat_status_all(), self._on_strat_status, qos=1),
@@ -111,6 +111,14 @@ class ControlService:
     def _on_login(self, topic: str, msg: Any) -> None:
         if not isinstance(msg, m.Login):
             log.warning("control: unexpected %s on %s", type(msg).__name__, topic)
+            return
+        sender = self.topics.login_strat(topic)
+        if sender != msg.strat:
+            # The topic names the sender (a secured broker lets a strategy publish on its own
+            # login topic only): a login in another strategy's name is dropped, never answered.
+            log.warning(
+                "control: login naming %r sent on %r's topic %s dropped", msg.strat, sender, topic
+            )
             return
         st = self.strats.get(msg.strat)
         ctl = self.topics.strat_ctl(msg.strat)

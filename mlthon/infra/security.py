@@ -174,6 +174,7 @@ def acl_text(
     common_read = [
         f"topic read {r}/md/#",
         f"topic read {r}/feed/+/status",
+        f"topic read {r}/feed/+/hb",
         f"topic read {r}/gtw/+/status",
         f"topic read {r}/status/#",
         f"topic read {r}/ops/#",
@@ -181,7 +182,7 @@ def acl_text(
     for name in strategies:
         out += [
             f"user {strategy_user(name)}",
-            f"topic write {r}/ctl/login",
+            f"topic write {r}/ctl/login/{name}",
             f"topic write {r}/gtw/+/req/{name}",
             f"topic readwrite {r}/strat/{name}/#",
             f"topic write {r}/tg/{name}",

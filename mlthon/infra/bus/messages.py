@@ -111,6 +111,16 @@ class Stop(Msg, tag="stop", kw_only=True, frozen=True):
     cmd_id: str = ""
 
 
+class Idle(Msg, tag="idle", kw_only=True, frozen=True):
+    """Control -> strategy, answering a login instead of :class:`Start`: the operator wants this
+    strategy stopped (a ``stop`` it asked for, remembered across re-logins and restarts of the
+    control service). The strategy stays logged in and stopped (orders and modifies refused
+    ``StrategyStopped``; cancels and fetches pass) until a ``start`` command; ``on_start`` is not
+    run."""
+
+    detail: str = ""
+
+
 class StopAck(Msg, tag="stop_ack", kw_only=True, frozen=True):
     """Strategy -> control: ``env.send_stop_ack()``."""
 
@@ -586,8 +596,21 @@ class FeedStatus(Msg, tag="fstat", kw_only=True, frozen=True):
     seq: int = 0
 
 
+class FeedHeartbeat(Msg, tag="fhb", kw_only=True, frozen=True):
+    """Feed -> strategies, on ``{root}/feed/{ex}/hb`` (QoS 0): the feed process is alive.
+
+    Sent every ``limit_ms / 4`` whether or not the market moves; a strategy's env that hears
+    neither market data nor a heartbeat of this feed for ``limit_ms`` tells the strategy the
+    feed is ``Stale`` (and ``Resumed`` when data flow again).
+    """
+
+    ex: int
+    ts: int
+    limit_ms: int
+
+
 ControlMsg = (
-    Login | LoginReject | Start | Stop | StopAck | StopEscalated | Instruments | StratParams
+    Login | LoginReject | Start | Idle | Stop | StopAck | StopEscalated | Instruments | StratParams
 )
 RequestMsg = (
     NewOrder
@@ -639,6 +662,7 @@ AnyMsg = (
     | GatewayStatus
     | MarketDataMsg
     | FeedRequestMsg
+    | FeedHeartbeat
 )
 
 

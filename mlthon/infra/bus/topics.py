@@ -3,7 +3,7 @@
 ==================================  =====================  ==================================
 topic                               publisher -> reader    messages
 ==================================  =====================  ==================================
-``{root}/ctl/login``                strategy -> control    Login
+``{root}/ctl/login/{strat}``        strategy -> control    Login (payload ``strat`` = ``{strat}``)
 ``{root}/ctl/cmd``                  CLI/Telegram -> ctl    CmdRequest
 ``{root}/strat/{strat}/ctl``        control -> strategy    Start, Stop, Instruments, StratParams,
                                                            CmdHook, LoginReject, StopEscalated
@@ -20,6 +20,7 @@ topic                               publisher -> reader    messages
 ``{root}/feed/{exchange}/status``   feed (retained)        FeedStatus (whole feed)
 ``{root}/feed/{exchange}/events``   feed -> ops            FeedStatus per book (BookInvalid...)
 ``{root}/feed/{exchange}/req``      strategy -> feed       SnapshotRequest
+``{root}/feed/{exchange}/hb``       feed -> strategies     FeedHeartbeat (QoS 0, every limit/4)
 ``{root}/status/{kind}/{name}``     every process (ret.)   ComponentStatus (heartbeat, last will)
 ==================================  =====================  ==================================
 
@@ -56,8 +57,21 @@ class Topics:
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = root.rstrip("/")
 
-    def login(self) -> str:
-        return f"{self.root}/ctl/login"
+    def login(self, strat: str) -> str:
+        """Where strategy ``strat`` logs in (its own topic, so that a secured broker's ACL lets
+        a strategy log in under its own name only)."""
+        return f"{self.root}/ctl/login/{strat}"
+
+    def login_all(self) -> str:
+        """Every strategy's login (the control service's subscription)."""
+        return f"{self.root}/ctl/login/+"
+
+    def login_strat(self, topic: str) -> str | None:
+        """The strategy level of a ``ctl/login/{strat}`` topic (None if not one)."""
+        parts = topic[len(self.root) + 1 :].split("/")
+        if len(parts) == 3 and parts[0] == "ctl" and parts[1] == "login":
+            return parts[2]
+        return None
 
     def cmd(self) -> str:
         return f"{self.root}/ctl/cmd"
@@ -124,6 +138,12 @@ class Topics:
 
     def feed_req(self, exchange: Exchange) -> str:
         return f"{self.root}/feed/{exchange.name}/req"
+
+    def feed_heartbeat(self, exchange: Exchange) -> str:
+        return f"{self.root}/feed/{exchange.name}/hb"
+
+    def feed_heartbeat_all(self) -> str:
+        return f"{self.root}/feed/+/hb"
 
     def feed_req_all(self) -> str:
         return f"{self.root}/feed/+/req"

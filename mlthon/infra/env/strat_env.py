@@ -338,7 +338,7 @@ class StratEnv(IStratEnv):
         if self.state != LOGGING_IN:
             return
         self.bus.publish(
-            self.topics.login(),
+            self.topics.login(self.strat_name),
             m.Login(strat=self.strat_name, pid=os.getpid(), host=socket.gethostname()),
             qos=1,
         )

@@ -43,7 +43,7 @@ def test_acl_limits_a_strategy_to_its_own_topics():
     writes = sorted(line.split()[2] for line in block if line.split()[1] in ("write", "readwrite"))
     assert writes == sorted(
         [
-            "mlt/ctl/login",
+            "mlt/ctl/login/mm",
             "mlt/gtw/+/req/mm",
             "mlt/strat/mm/#",
             "mlt/tg/mm",
