@@ -1,7 +1,9 @@
 """The one place where domain values and wire structs meet.
 
 * :func:`encode` / :func:`decode` turn messages into JSON bytes and back, validating every field;
-  a payload that does not decode raises :class:`~mlthon.basics.MalformedMessage`.
+  a payload that does not decode raises :class:`~mlthon.basics.MalformedMessage`, and so does a
+  report, status or heartbeat whose values decode but are not sane (NaN, 1e30, an empty or
+  10 kB id; :func:`~mlthon.infra.bus.checks.decoded_problem`), naming the field.
 * ``*_to_wire`` / ``*_from_wire`` convert instruments and orders.
 """
 
@@ -14,6 +16,7 @@ from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.basics.order import Order
 from mlthon.basics.values import Price, Qty
+from mlthon.infra.bus.checks import decoded_problem
 from mlthon.infra.bus.messages import WIRE_VERSION, AnyMsg, InstrumentWire, Msg, OrderWire
 
 _encoder = msgspec.json.Encoder()
@@ -30,7 +33,8 @@ def decode(topic: str, payload: bytes | bytearray | memoryview) -> AnyMsg:
 
     Raises:
         MalformedMessage: not JSON, an unknown kind, a missing or wrong-typed field, an unknown
-            field, or a schema version this build does not speak.
+            field, a schema version this build does not speak, or an insane value in a message
+            nobody answers (the field named).
     """
     try:
         msg: AnyMsg = _decoder.decode(payload)
@@ -41,6 +45,9 @@ def decode(topic: str, payload: bytes | bytearray | memoryview) -> AnyMsg:
         raise MalformedMessage(
             topic, bytes(payload), f"schema version {msg.v}, this build speaks {WIRE_VERSION}"
         )
+    why = decoded_problem(msg)
+    if why is not None:
+        raise MalformedMessage(topic, bytes(payload), why)
     return msg
 
 
