@@ -119,6 +119,9 @@ class TelegramBridge:
 
     Attributes:
         ready: set once polling runs (getMe answered and updates are fetched).
+        failed: set when Telegram refused the bot itself (a revoked or mistyped token: 401 on
+            ``getMe``); :meth:`run` then stops and raises it, and ``mlthon telegram`` exits
+            non-zero. Retrying would never succeed.
         delivery: the outgoing queue.
         audit: the audit log.
     """
@@ -167,6 +170,8 @@ class TelegramBridge:
         self._bot_username: str | None = None
         self._poll_error_logged_ns = -(2**62)
         self.ready = asyncio.Event()
+        self.failed: BotApiRejected | None = None
+        self._fatal = asyncio.Event()
         self.delivery: Delivery | None = None
         self.alerts: Alerts | None = None
 
@@ -182,12 +187,26 @@ class TelegramBridge:
         await self.stop()
 
     async def run(self, shutdown: asyncio.Event) -> None:
-        """Start, run until ``shutdown`` is set, then stop."""
+        """Start, run until ``shutdown`` is set, then stop.
+
+        Raises:
+            BotApiRejected: Telegram refused the bot (see :attr:`failed`); the bridge stopped.
+        """
         await self.start()
         try:
-            await shutdown.wait()
+            waits = {
+                asyncio.ensure_future(shutdown.wait()),
+                asyncio.ensure_future(self._fatal.wait()),
+            }
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
         finally:
             await self.stop()
+        if self.failed is not None:
+            raise self.failed
 
     async def start(self) -> None:
         """Subscribe to the bus and start delivery; connect to Telegram in the background.
@@ -295,6 +314,8 @@ class TelegramBridge:
                 self._log.error(
                     "%s: Telegram refused the bot (%s); check the token", self._name, exc
                 )
+                self.failed = exc
+                self._fatal.set()
                 return
             except BotApiUnavailable as exc:
                 self._log.warning("%s: Telegram unreachable (%s); retrying", self._name, exc)

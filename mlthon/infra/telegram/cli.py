@@ -18,6 +18,7 @@ from mlthon.infra.ops.wiring import ProcessOps
 from mlthon.infra.security import bus_login, telegram_user
 from mlthon.infra.telegram.bridge import TelegramBridge
 from mlthon.infra.telegram.config import TelegramConfig, load_config
+from mlthon.infra.telegram.errors import BotApiRejected
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ def telegram_main(argv: list[str]) -> int:
         argv: the arguments after ``mlthon telegram``.
 
     Returns:
-        0 after a clean stop, 2 for a bad config or bad arguments.
+        0 after a clean stop, 2 for a bad config or bad arguments, 3 when Telegram refuses the
+        bot (a wrong or revoked token).
     """
     parser = _parser()
     try:
@@ -61,7 +63,14 @@ def telegram_main(argv: list[str]) -> int:
         return 2
     host = args.mqtt_host or config.bus.host
     port = args.mqtt_port or config.bus.port
-    asyncio.run(_serve(config, host, port))
+    try:
+        asyncio.run(_serve(config, host, port))
+    except BotApiRejected as exc:
+        sys.stderr.write(
+            f"mlthon telegram: Telegram refused the bot ({exc}); check the token "
+            f"({args.config}: [telegram] token / token_env / token_file)\n"
+        )
+        return 3
     return 0
 
 

@@ -57,7 +57,7 @@ def bot_api_errors(method: str) -> Iterator[None]:
     except ChatMigrated as exc:
         raise BotApiChatMigrated(method, exc.new_chat_id) from exc
     except (BadRequest, Forbidden, InvalidToken, EndPointNotFound, Conflict) as exc:
-        raise BotApiRejected(method, exc.message) from exc
+        raise BotApiRejected(method, mask_text(exc.message)) from exc
     except NetworkError as exc:
         raise BotApiUnavailable(method, mask_text(exc.message)) from exc
     except TelegramError as exc:

@@ -75,3 +75,43 @@ alpha = 5001
     logs = (await proc.stderr.read()).decode()
     assert "polling as @mlthon_test_bot" in logs
     assert api.token.split(":")[1] not in logs
+
+
+async def test_cli_bridge_with_a_token_telegram_refuses_exits_non_zero_with_a_clear_error(
+    api: FakeBotApi, mosquitto: MosquittoBroker, topic_root: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "telegram.toml"
+    config.write_text(
+        f"""
+[telegram]
+token_env = "MLTHON_TEST_TG_TOKEN"
+base_url = "{api.base_url}"
+[bus]
+host = "{mosquitto.host}"
+port = {mosquitto.port}
+root = "{topic_root}"
+""",
+        encoding="utf-8",
+    )
+    wrong = "987654321:AAWrongTokenWrongTokenWrongToken_0000"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "mlthon.infra.telegram",
+        "--config",
+        str(config),
+        env={**os.environ, "MLTHON_TEST_TG_TOKEN": wrong},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(25):
+            _out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert proc.returncode == 3, text
+    assert "Telegram refused the bot" in text and "check the token" in text
+    assert wrong.split(":")[1] not in text  # never the token itself
