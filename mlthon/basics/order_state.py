@@ -74,6 +74,15 @@ _LEGAL: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+# The same rules by integer value, for the hot paths (an Enum member hashes in Python; its
+# ``_value_`` is a plain attribute): bit ``new`` of ``_LEGAL_BITS[current]`` is set when legal.
+_LEGAL_BITS = [0] * (max(s.value for s in OrderStatus) + 1)
+for _cur, _news in _LEGAL.items():
+    for _new in _news:
+        _LEGAL_BITS[_cur.value] |= 1 << _new.value
+_FINAL_BITS = sum(1 << s.value for s in _FINAL)
+
+
 class IllegalTransition(MlthonError):
     """An event that an order in its status cannot take (a fill on a cancelled order...).
 
@@ -92,18 +101,18 @@ class IllegalTransition(MlthonError):
 
 def is_final(status: OrderStatus) -> bool:
     """True for Filled, Cancelled and Rejected."""
-    return status in _FINAL
+    return bool(_FINAL_BITS >> status._value_ & 1)
 
 
 def can_move(current: OrderStatus, new: OrderStatus) -> bool:
     """True if ``current -> new`` is a legal transition."""
-    return new in _LEGAL[current]
+    return bool(_LEGAL_BITS[current._value_] >> new._value_ & 1)
 
 
 def later_status(current: OrderStatus, reported: OrderStatus) -> OrderStatus:
     """The status an order has after a report of ``reported``: the later of the two (a status
     never goes back; a final status is kept)."""
-    if current in _FINAL:
+    if _FINAL_BITS >> current._value_ & 1:
         return current
     return reported if _RANK[reported] > _RANK[current] else current
 
@@ -133,17 +142,17 @@ class OrderLifecycle(Generic[N]):
     @property
     def is_open(self) -> bool:
         """True until the order is filled, cancelled or rejected."""
-        return self.status not in _FINAL
+        return not _FINAL_BITS >> self.status._value_ & 1
 
     @property
     def leaves(self) -> N:
         """What can still trade (0 once final)."""
-        if self.status in _FINAL:
+        if _FINAL_BITS >> self.status._value_ & 1:
             return self.qty - self.qty
         return self.qty - self.filled
 
     def _move(self, new: OrderStatus, event: str) -> None:
-        if new not in _LEGAL[self.status]:
+        if not _LEGAL_BITS[self.status._value_] >> new._value_ & 1:
             raise IllegalTransition(self.status, event, f"{self.status.name} -> {new.name}")
         self.status = new
 
@@ -174,7 +183,7 @@ class OrderLifecycle(Generic[N]):
             IllegalTransition: the order is final, or ``qty`` is not positive or exceeds what
                 is left.
         """
-        if self.status in _FINAL:
+        if _FINAL_BITS >> self.status._value_ & 1:
             raise IllegalTransition(self.status, "fill", "the order is closed")
         if qty <= 0:
             raise IllegalTransition(self.status, "fill", f"fill quantity {qty} is not positive")
@@ -201,7 +210,7 @@ class OrderLifecycle(Generic[N]):
         say). True if the order is closed now; False if fills it reported are still to come (the
         order closes with the last of them, see :meth:`fill`), or if it was already final.
         """
-        if self.status in _FINAL:
+        if _FINAL_BITS >> self.status._value_ & 1:
             return False
         if venue_filled is not None and venue_filled > self.filled:
             self.cancel_waits = venue_filled
@@ -213,7 +222,7 @@ class OrderLifecycle(Generic[N]):
     def force_close(self) -> bool:
         """Close a cancellation that waited for fills which never came (a timeout or a
         reconciliation decided). True if it closed the order."""
-        if self.cancel_waits is None or self.status in _FINAL:
+        if self.cancel_waits is None or _FINAL_BITS >> self.status._value_ & 1:
             return False
         self.cancel_waits = None
         self._move(OrderStatus.Cancelled, "cancel")
@@ -221,7 +230,7 @@ class OrderLifecycle(Generic[N]):
 
     def modify(self, qty: N) -> None:
         """A modify was accepted: the order's size is now ``qty`` (must exceed what filled)."""
-        if self.status in _FINAL:
+        if _FINAL_BITS >> self.status._value_ & 1:
             raise IllegalTransition(self.status, "modify", "the order is closed")
         if qty <= self.filled:
             raise IllegalTransition(

@@ -15,10 +15,22 @@ Contract for implementations (``mlthon/gateways/_template/README.md`` repeats it
   not);
 * ``stop()`` cancels the open orders before the gateway lets go of the bus.
 
-The base drops, before any ``on_*`` method sees it, a request whose payload ``strat`` is not the
-strategy of its topic (the broker's ACL lets a strategy publish on its own request topic only, so
-the topic names the real sender): it logs a WARNING and answers the topic's strategy with the
-request's reject (``InvalidRequest``).
+Before any ``on_*`` method sees a request, the base (``GatewayBase._dispatch``), in this order:
+
+1. drops a request whose payload ``strat`` is not the strategy of its topic (the broker's ACL lets a
+   strategy publish on its own request topic only, so the topic names the real sender): it logs a
+   WARNING and answers the topic's strategy with the request's reject (``InvalidRequest``);
+2. drops a repeat of an order request (the same bytes, ``ts`` included: a QoS 1 redelivery, maybe
+   across a restart when there is a journal), remembered in memory and, with a journal, in the
+   journal (an unstamped request, ``ts`` 0, is checked against the journal only);
+3. refuses, without executing it, a request older than the time-to-live (``request_ttl_ns``, from
+   the request's ``ts``, the sender's clock): ``RequestExpired``; and one that waited longer than
+   ``overload_lag_ns`` although it was sent while the gateway was up (the gateway is behind):
+   ``GatewayOverloaded``. Cancels and cancel-alls are exempt when they have something to pull
+   (see :meth:`GatewayBase.refusal`). A request without a send time (``ts`` 0, or a fetch, which
+   has none) never expires;
+4. journals the order request (with a journal) and hands it to its ``on_*`` method with its
+   journal sequence number.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlthon.basics.mlt_enum import Exchange, GtwRejectCode, GtwStatus
+from mlthon.gateways.journal import request_key
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.messages import (
     CancelAll,
@@ -62,6 +75,27 @@ FetchRequest = (
     FetchAccount | FetchWallet | FetchPosition | FetchFunding | FetchOrderStatus | FetchOrders
 )
 OrderRequest = NewOrder | ModifyOrder | CancelOrder | CancelAll
+
+DEFAULT_REQUEST_TTL_NS = 5_000_000_000
+"""A request older than this (from its ``ts``) is refused ``RequestExpired`` (0: never)."""
+DEFAULT_OVERLOAD_LAG_NS = 1_000_000_000
+"""A request sent while the gateway was up and waiting longer than this is refused
+``GatewayOverloaded`` (0: never)."""
+
+_KINDS: dict[type[Any], str] = {
+    NewOrder: "new",
+    ModifyOrder: "modify",
+    CancelOrder: "cancel",
+    CancelAll: "cancel_all",
+    FetchAccount: "fetch",
+    FetchWallet: "fetch",
+    FetchPosition: "fetch",
+    FetchFunding: "fetch",
+    FetchOrderStatus: "fetch",
+    FetchOrders: "fetch",
+}
+_SEEN_MAX = 200_000
+_MS = 1_000_000
 
 
 def reject_for(req: Any, code: GtwRejectCode, reason: str, ts: int) -> Msg:
@@ -111,6 +145,12 @@ class GatewayBase(ABC):
         topics: topic names.
         exchange: the venue served.
         logger: where to log (default: this module's logger).
+        request_ttl_ns: time-to-live of a request from its send time (0: never expires).
+        overload_lag_ns: the longest wait of a request sent while the gateway was up before it
+            is refused ``GatewayOverloaded`` (0: never).
+
+    Attributes:
+        journal: the order journal (None: none); requests are journaled on arrival.
     """
 
     def __init__(
@@ -120,15 +160,34 @@ class GatewayBase(ABC):
         topics: Topics,
         exchange: Exchange,
         logger: logging.Logger | None = None,
+        *,
+        request_ttl_ns: int = DEFAULT_REQUEST_TTL_NS,
+        overload_lag_ns: int = DEFAULT_OVERLOAD_LAG_NS,
     ) -> None:
+        if request_ttl_ns < 0 or overload_lag_ns < 0:
+            raise ValueError(
+                f"request_ttl_ns ({request_ttl_ns}) and overload_lag_ns ({overload_lag_ns}) "
+                "must be >= 0"
+            )
         self.bus = bus
         self.scheduler = scheduler
         self.topics = topics
         self.exchange = exchange
         self.log = logger or logging.getLogger(__name__)
         self.status = GtwStatus.Connecting
+        self.journal: OrderJournal | None = None
+        self.request_ttl_ns = request_ttl_ns
+        self.overload_lag_ns = overload_lag_ns
         self._subs: list[Subscription] = []
+        self._seen_reqs: dict[str, None] = {}  # identities of recent order requests, in order
+        # requests sent before this are a backlog from before (re)connecting, not a sign of load
+        self._up_since = 0
+        self._started_ns = 0  # a request sent after this cannot be in an earlier run's journal
         self.foreign_requests = 0  # requests dropped: payload strat != topic strat
+        self.duplicate_requests = 0  # repeats of an order request (QoS 1 redeliveries) dropped
+        self.expired_requests = 0  # refused RequestExpired
+        self.overloaded_requests = 0  # refused GatewayOverloaded
+        self.late_pulls = 0  # cancels / cancel-alls executed although older than the TTL
 
     # --- lifecycle --------------------------------------------------------------------------------
     @abstractmethod
@@ -140,20 +199,22 @@ class GatewayBase(ABC):
         """Cancel open orders, announce the status, and stop reading requests."""
 
     # --- requests -------------------------------------------------------------------------------
+    # ``seq`` is the request's journal sequence number (0 without a journal): the gateway marks
+    # it handled (``journal.request_done``) in the transaction of its answer.
     @abstractmethod
-    def on_new_order(self, req: NewOrder) -> None:
+    def on_new_order(self, req: NewOrder, seq: int = 0) -> None:
         """Place an order: answer NewOrderAck / NewOrderReject, then fills and cancels."""
 
     @abstractmethod
-    def on_modify_order(self, req: ModifyOrder) -> None:
+    def on_modify_order(self, req: ModifyOrder, seq: int = 0) -> None:
         """Change price and/or qty: answer ModifyOrderAck / ModifyOrderReject."""
 
     @abstractmethod
-    def on_cancel_order(self, req: CancelOrder) -> None:
+    def on_cancel_order(self, req: CancelOrder, seq: int = 0) -> None:
         """Cancel one order: answer CancelOrderAck + OrderCancelled, or CancelOrderReject."""
 
     @abstractmethod
-    def on_cancel_all(self, req: CancelAll) -> None:
+    def on_cancel_all(self, req: CancelAll, seq: int = 0) -> None:
         """Cancel a strategy's orders: CancelAllAck + one OrderCancelled each, or a reject."""
 
     @abstractmethod
@@ -163,9 +224,17 @@ class GatewayBase(ABC):
     # --- shared plumbing ------------------------------------------------------------------------
     def subscribe_requests(self) -> None:
         """Route every request on ``gtw_req_all(exchange)`` to the ``on_*`` methods."""
+        now = self.scheduler.now_ns()
+        self._started_ns = self._started_ns or now
+        self._up_since = now
+        self.bus.add_connection_listener(self._on_bus_connection)
         self._subs.append(
             self.bus.subscribe(self.topics.gtw_req_all(self.exchange), self._dispatch, qos=1)
         )
+
+    def _on_bus_connection(self, up: bool) -> None:
+        if up:  # what the broker kept for us while away is a backlog, not load
+            self._up_since = self.scheduler.now_ns()
 
     def unsubscribe_all(self) -> None:
         """End every subscription made through this base."""
@@ -179,28 +248,153 @@ class GatewayBase(ABC):
         if sender is None or strat != sender:
             self._refuse_foreign(topic, sender, msg)
             return
-        if isinstance(msg, NewOrder):
-            self.on_new_order(msg)
-        elif isinstance(msg, ModifyOrder):
-            self.on_modify_order(msg)
-        elif isinstance(msg, CancelOrder):
-            self.on_cancel_order(msg)
-        elif isinstance(msg, CancelAll):
-            self.on_cancel_all(msg)
-        elif isinstance(
-            msg,
-            FetchAccount
-            | FetchWallet
-            | FetchPosition
-            | FetchFunding
-            | FetchOrderStatus
-            | FetchOrders,
-        ):
-            self.on_fetch(msg)
-        else:
+        kind = _KINDS.get(type(msg))
+        if kind is None:
             self.log.warning(
                 "gateway %s: ignoring %s on %s", self.exchange.name, type(msg).__name__, topic
             )
+            return
+        key = ""
+        # Identical bytes are a redelivery when the sender stamped its send time; without a
+        # stamp (ts 0: tests, tools) only a journaled gateway treats them as one.
+        if kind != "fetch" and (msg.ts > 0 or self.journal is not None):
+            key = request_key(msg, kind)
+            if self._is_repeat(key, msg):
+                self.duplicate_requests += 1
+                self.log.info(
+                    "gateway %s: repeated %s of %s dropped (%s)",
+                    self.exchange.name,
+                    type(msg).__name__,
+                    msg.strat,
+                    getattr(msg, "cl_id", ""),
+                )
+                return
+            self._remember(key)
+        refused = self.refusal(msg, kind, self.scheduler.now_ns())
+        if refused is not None:
+            self.refuse_request(msg, kind, *refused)
+            return
+        seq = 0
+        j = self.journal
+        if key and j is not None:
+            seq = j.add_request(key, msg.strat, kind, msg, self.scheduler.now_ns()) or 0
+            self.commit_soon()
+        if kind == "new":
+            self.on_new_order(msg, seq)
+        elif kind == "cancel":
+            self.on_cancel_order(msg, seq)
+        elif kind == "modify":
+            self.on_modify_order(msg, seq)
+        elif kind == "cancel_all":
+            self.on_cancel_all(msg, seq)
+        else:
+            self.on_fetch(msg)
+
+    def _is_repeat(self, key: str, msg: Any) -> bool:
+        if key in self._seen_reqs:
+            return True
+        j = self.journal
+        if j is None:
+            return False
+        # Only a request sent before this run started can be in the journal without being in
+        # memory (memory holds the last _SEEN_MAX); skipping the lookup saves a query each.
+        ts = getattr(msg, "ts", 0)
+        return (ts <= 0 or ts < self._started_ns) and j.has_request(key)
+
+    def _remember(self, key: str) -> None:
+        seen = self._seen_reqs
+        seen[key] = None
+        if len(seen) > _SEEN_MAX:
+            del seen[next(iter(seen))]
+
+    def commit_soon(self) -> None:
+        """Make the journal's pending writes durable; gateways that group commits override it
+        (the commit must come before any report of the request is published)."""
+        if self.journal is not None:
+            self.journal.commit()
+
+    def refusal(self, req: Any, kind: str, now: int) -> tuple[GtwRejectCode, str] | None:
+        """Why ``req`` (of ``kind``: new, modify, cancel, cancel_all, fetch) must not be
+        executed now, from its age ``now - req.ts`` (None: it may).
+
+        * older than ``request_ttl_ns``: ``RequestExpired``;
+        * sent while the gateway was up and waiting longer than ``overload_lag_ns``: the gateway
+          is behind, ``GatewayOverloaded``.
+
+        A cancel-all, and a cancel whose order is open (:meth:`holds_open_order`), is executed
+        all the same: pulling an order only ever reduces risk, the cancel names one order by
+        its client id (never reused), and a strategy that died after sending its last
+        cancel-all must have it done. A cancel with nothing to pull is answered as usual when
+        merely old, and refused when the gateway is overloaded (that is cheaper).
+        """
+        ts = getattr(req, "ts", 0)
+        if ts <= 0:
+            return None
+        age = now - ts
+        ttl = self.request_ttl_ns
+        if ttl and age > ttl:
+            if kind in ("cancel", "cancel_all"):
+                self.late_pulls += 1
+                self._log_refusal(
+                    self.late_pulls,
+                    "gateway %s: %s of %s is %.0f ms old (time-to-live %.0f ms): executed (pulls)",
+                    self.exchange.name,
+                    type(req).__name__,
+                    req.strat,
+                    age / _MS,
+                    ttl / _MS,
+                )
+                return None
+            self.expired_requests += 1
+            self._log_refusal(
+                self.expired_requests,
+                "gateway %s: %s of %s expired: %.0f ms old, time-to-live %.0f ms (%d so far)",
+                self.exchange.name,
+                type(req).__name__,
+                req.strat,
+                age / _MS,
+                ttl / _MS,
+                self.expired_requests,
+            )
+            return (
+                GtwRejectCode.RequestExpired,
+                f"request expired: sent {age / _MS:.0f} ms ago, the gateway's time-to-live is "
+                f"{ttl / _MS:.0f} ms; not executed",
+            )
+        lag = self.overload_lag_ns
+        if lag and age > lag and ts >= self._up_since:
+            if kind == "cancel_all" or (kind == "cancel" and self.holds_open_order(req)):
+                return None
+            self.overloaded_requests += 1
+            self._log_refusal(
+                self.overloaded_requests,
+                "gateway %s: overloaded: %s of %s waited %.0f ms (bound %.0f ms), refused (%d)",
+                self.exchange.name,
+                type(req).__name__,
+                req.strat,
+                age / _MS,
+                lag / _MS,
+                self.overloaded_requests,
+            )
+            return (
+                GtwRejectCode.GatewayOverloaded,
+                f"gateway overloaded: the request waited {age / _MS:.0f} ms, more than "
+                f"{lag / _MS:.0f} ms; not executed, send it again later",
+            )
+        return None
+
+    def _log_refusal(self, n: int, fmt: str, *args: Any) -> None:
+        # the 1st, 10th, 100th... and every 10,000th: a flood of refusals must not flood the log
+        if n in (1, 10, 100, 1000) or n % 10_000 == 0:
+            self.log.warning(fmt, *args)
+
+    def holds_open_order(self, req: CancelOrder) -> bool:
+        """Whether the order a cancel names is open here (default: assume it is)."""
+        return True
+
+    def refuse_request(self, req: Any, kind: str, code: GtwRejectCode, reason: str) -> None:
+        """Answer a request refused before execution (expired, overloaded) with its reject."""
+        self.publish_report(req.strat, reject_for(req, code, reason, self.scheduler.now_ns()))
 
     def _refuse_foreign(self, topic: str, sender: str | None, msg: Any) -> None:
         """Drop a request sent in another strategy's name; tell the sender why."""

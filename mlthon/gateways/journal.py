@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import msgspec
 
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus.codec import decode, encode
@@ -45,6 +46,7 @@ from mlthon.infra.bus.messages import Msg
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+_ENC = msgspec.json.Encoder()
 _TOPIC = "journal"  # codec.decode wants a topic; it is only used in error messages
 
 _DDL = (
@@ -59,6 +61,10 @@ _DDL = (
     " state TEXT NOT NULL, PRIMARY KEY (strat, cl_id))",
     "CREATE TABLE IF NOT EXISTS accounts (strat TEXT PRIMARY KEY, state TEXT NOT NULL)",
 )
+
+
+def _json(state: Mapping[str, Any]) -> str:
+    return _ENC.encode(state).decode()
 
 
 def request_key(req: Msg, kind: str) -> str:
@@ -161,14 +167,14 @@ class OrderJournal:
         return row is not None
 
     def add_request(self, req_key: str, strat: str, kind: str, msg: Msg, ts: int) -> int | None:
-        """Journal an arriving request and commit; None if its key was already there."""
+        """Journal an arriving request (in the current transaction: commit it before the
+        broker is told the request was received); None if its key was already there."""
         self._begin()
         cur = self._db.execute(
             "INSERT OR IGNORE INTO requests (ts, strat, kind, cl_id, req_key, payload)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (ts, strat, kind, getattr(msg, "cl_id", None), req_key, encode(msg)),
         )
-        self.commit()
         return cur.lastrowid if cur.rowcount else None
 
     def request_done(self, seq: int) -> None:
@@ -233,7 +239,7 @@ class OrderJournal:
         self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO orders (strat, cl_id, state) VALUES (?, ?, ?)",
-            (strat, cl_id, json.dumps(state, separators=(",", ":"))),
+            (strat, cl_id, _json(state)),
         )
 
     def save_account(self, strat: str, state: Mapping[str, Any]) -> None:
@@ -241,7 +247,7 @@ class OrderJournal:
         self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO accounts (strat, state) VALUES (?, ?)",
-            (strat, json.dumps(state, separators=(",", ":"))),
+            (strat, _json(state)),
         )
 
     def drop_order(self, strat: str, cl_id: str) -> None:

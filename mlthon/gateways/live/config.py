@@ -20,7 +20,11 @@
     reconnect_max_s = 30            # cap of the private-stream reconnect back-off
     maintenance_probe_s = 30        # probe period while the venue is in maintenance
     cancel_on_stop = true
+    fill_wait_s = 2                 # a cancel the venue reported with fills not yet seen waits
+                                    # this long for them, then fetches them and closes
     journal = "binance.db"          # order journal (SQLite), relative to this file; default none
+    request_ttl_ms = 5000           # older requests are refused RequestExpired (0 = never)
+    overload_lag_ms = 1000          # requests waiting longer: GatewayOverloaded (0 = never)
 
     [bus]
     host = "127.0.0.1"
@@ -40,6 +44,7 @@ import attrs
 
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Environment, Exchange
+from mlthon.gateways.base import DEFAULT_OVERLOAD_LAG_NS, DEFAULT_REQUEST_TTL_NS
 
 
 def mask(secret: str) -> str:
@@ -81,8 +86,15 @@ class LiveGatewayConfig:
         reconnect_max_s: cap of the private-stream reconnect back-off.
         maintenance_probe_s: how often a venue in maintenance is probed.
         cancel_on_stop: cancel the open orders on stop.
+        fill_wait_s: how long a cancellation reported with fills not yet seen (or without its
+            final figure) waits for them before the gateway fetches the order's fills and
+            closes it.
         journal: the order journal's SQLite file (None: nothing survives a restart;
             ``docs/reliability.md``).
+        request_ttl_ns: a request older than this from its send time is refused
+            ``RequestExpired`` (0: never; see :class:`~mlthon.gateways.base.GatewayBase`).
+        overload_lag_ns: a request sent while the gateway was up that waited longer than this is
+            refused ``GatewayOverloaded`` (0: never).
         bus_host / bus_port: the broker (``mlthon gateway`` only).
     """
 
@@ -103,7 +115,10 @@ class LiveGatewayConfig:
     reconnect_max_s: float = 30.0
     maintenance_probe_s: float = 30.0
     cancel_on_stop: bool = True
+    fill_wait_s: float = 2.0
     journal: str | None = None
+    request_ttl_ns: int = DEFAULT_REQUEST_TTL_NS
+    overload_lag_ns: int = DEFAULT_OVERLOAD_LAG_NS
     bus_host: str = "127.0.0.1"
     bus_port: int = 1883
 
@@ -185,6 +200,16 @@ class LiveGatewayConfig:
                 raise ConfigError(f"must be a positive number, got {v!r}", source=source, key=key)
             return float(v)
 
+        def ms(key: str, default_ns: int) -> int:
+            v = g.get(key, default_ns // 1_000_000)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ConfigError(
+                    f"must be an integer >= 0 (milliseconds; 0 = never), got {v!r}",
+                    source=source,
+                    key=f"gateway.{key}",
+                )
+            return v * 1_000_000
+
         return cls(
             exchange=exchange,
             environment=environment,
@@ -203,7 +228,10 @@ class LiveGatewayConfig:
             reconnect_max_s=num("reconnect_max_s", 30.0),
             maintenance_probe_s=num("maintenance_probe_s", 30.0),
             cancel_on_stop=bool(g.get("cancel_on_stop", True)),
+            fill_wait_s=num("fill_wait_s", 2.0),
             journal=journal,
+            request_ttl_ns=ms("request_ttl_ms", DEFAULT_REQUEST_TTL_NS),
+            overload_lag_ns=ms("overload_lag_ms", DEFAULT_OVERLOAD_LAG_NS),
             bus_host=str(bus.get("host", "127.0.0.1")),
             bus_port=int(bus.get("port", 1883)),
         )

@@ -41,8 +41,9 @@ from mlthon.basics.mlt_enum import (
     OrderType,
     Side,
 )
+from mlthon.basics.order_state import IllegalTransition
 from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
-from mlthon.gateways.journal import OrderJournal, request_key
+from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.live.config import LiveGatewayConfig
 from mlthon.gateways.live.model import (
     Fill,
@@ -156,13 +157,19 @@ class LiveGateway(GatewayBase):
         logger: logging.Logger | None = None,
         journal: OrderJournal | None = None,
     ) -> None:
-        super().__init__(bus, scheduler, topics, config.exchange, logger or log)
+        super().__init__(
+            bus,
+            scheduler,
+            topics,
+            config.exchange,
+            logger or log,
+            request_ttl_ns=config.request_ttl_ns,
+            overload_lag_ns=config.overload_lag_ns,
+        )
         self.config = config
         self.api = api
         self.journal = journal
         self.published_seq = 0  # journal seq of the last report handed to the bus
-        self.duplicate_requests = 0
-        self._seen_reqs: OrderedDict[str, None] = OrderedDict()
         self._restored: set[str] = set()  # venue ids of orders loaded from the journal
         self.instruments: dict[int, Instrument] = {i.instrument_id: i for i in instruments}
         self.orders: dict[str, LiveOrder] = {}
@@ -361,7 +368,7 @@ class LiveGateway(GatewayBase):
             order.price,
         )
         order.price = vo.price
-        order.qty = vo.qty
+        self._resize(order, vo.qty)
         self._report(
             order,
             ModifyOrderAck(
@@ -413,28 +420,6 @@ class LiveGateway(GatewayBase):
             if done:
                 j.request_done(done)
             j.commit()
-
-    def _arrived(self, req: NewOrder | ModifyOrder | CancelOrder | CancelAll, kind: str) -> int:
-        """Journal an order request on arrival: its journal seq (0 without a journal), or -1
-        for a repeat (a QoS 1 redelivery, maybe across a restart), which is dropped."""
-        j = self.journal
-        if j is None:
-            return 0
-        key = request_key(req, kind)
-        if key in self._seen_reqs or j.has_request(key):
-            self.duplicate_requests += 1
-            self.log.info(
-                "%s: repeated %s of %s dropped (%s)",
-                self.name,
-                type(req).__name__,
-                req.strat,
-                getattr(req, "cl_id", ""),
-            )
-            return -1
-        self._seen_reqs[key] = None
-        if len(self._seen_reqs) > _MAX_SEEN:
-            self._seen_reqs.popitem(last=False)
-        return j.add_request(key, req.strat, kind, req, self._now()) or 0
 
     def _request_done(self, seq: int) -> None:
         if seq and self.journal is not None:
@@ -497,7 +482,7 @@ class LiveGateway(GatewayBase):
             return
         order.acked = True
         if order.status is OrderStatus.PendingNew:
-            order.status = OrderStatus.New
+            order.ack(untriggered=order.stop_price is not None)
         self._report(
             order,
             NewOrderAck(
@@ -516,7 +501,8 @@ class LiveGateway(GatewayBase):
         )
 
     def _apply_fill(self, order: LiveOrder, fill: Fill) -> bool:
-        """Report a fill unless already reported; True if it was new."""
+        """Report a fill unless already reported; True if it was new. A fill that completes a
+        cancellation waiting for it is reported before that cancellation."""
         if fill.exec_id in self._seen_execs:
             return False
         self._seen_execs[fill.exec_id] = None
@@ -525,12 +511,20 @@ class LiveGateway(GatewayBase):
         if fill.exch_id and not order.exch_id:
             order.exch_id = fill.exch_id
         self._ack(order)
-        order.filled += fill.qty
-        if order.filled >= order.qty:
-            order.status = OrderStatus.Filled
-            self._close(order)
-        else:
-            order.status = OrderStatus.PartiallyFilled
+        order.venue_filled = max(order.venue_filled, order.filled + fill.qty)
+        closes = False
+        try:
+            closes = order.fill(fill.qty)
+        except IllegalTransition as exc:
+            # the venue filled it all the same: the strategy must know its position
+            self.log.warning(
+                "%s: fill %s of %s/%s reported although %s",
+                self.name,
+                fill.exec_id,
+                order.strat,
+                order.cl_id,
+                exc,
+            )
         self._report(
             order,
             OrderExecution(
@@ -548,6 +542,8 @@ class LiveGateway(GatewayBase):
                 ts=self._now(),
             ),
         )
+        if closes:
+            self._close(order)
         return True
 
     def _apply_venue_order(self, order: LiveOrder, vo: VenueOrder, *, from_stream: bool) -> None:
@@ -555,10 +551,12 @@ class LiveGateway(GatewayBase):
             order.exch_id = vo.exch_id
         if vo.status is OrderStatus.PendingNew:
             return  # submitted only (Bybit's create answer): the stream tells the outcome
+        order.venue_filled = max(order.venue_filled, vo.filled)
         rejected = vo.status is OrderStatus.Rejected or (
             vo.status is OrderStatus.Cancelled and vo.reject_code is not None
         )
         if rejected and not order.acked and order.filled == 0:
+            order.reject()
             self._forget(order)
             self._report(
                 order,
@@ -578,27 +576,91 @@ class LiveGateway(GatewayBase):
             return
         if vo.status in (OrderStatus.Cancelled, OrderStatus.Rejected):
             self._ack(order)
-            if order.closed and not order.cancel_pending:
+            if order.closed:
                 return
-            if vo.filled > order.filled and from_stream:
-                # the execution report is still on its way: keep the order until it arrives
-                self.log.debug("%s: %s cancelled with fills pending", self.name, order.venue_cid)
-            if order.cancel_pending:
+            if order.cancel_pending:  # our cancel is in flight: _cancel_one finishes it
                 order.cancel_seen = True
-                order.status = OrderStatus.Cancelled
-                self._close(order)
+                return
+            if order.closing is not None:  # our cancel was answered; this is its final figure
+                self._venue_cancelled(order, vo.filled, *order.closing)
                 return
             code = (
                 CancelCode.ImmediateOrCancel
                 if vo.cancel_code_hint == "ioc"
                 else CancelCode.ExchangeCancel
             )
-            self._cancelled(order, unsolicited=True, code=code, reason=vo.reason)
+            self._venue_cancelled(order, vo.filled, True, code, vo.reason)
 
-    def _cancelled(
-        self, order: LiveOrder, *, unsolicited: bool, code: CancelCode, reason: str
+    def _venue_cancelled(
+        self,
+        order: LiveOrder,
+        venue_filled: Decimal | None,
+        unsolicited: bool,
+        code: CancelCode,
+        reason: str,
     ) -> None:
-        order.status = OrderStatus.Cancelled
+        """The venue cancelled the order having filled ``venue_filled`` of it (None: it did not
+        say, so its final figure is awaited from the stream). The ``OrderCancelled`` goes out
+        now, or after the fills still on their way (:meth:`_apply_fill`); if they do not come
+        within ``fill_wait_s`` the gateway fetches them (:meth:`_settle_cancel`)."""
+        order.closing = (unsolicited, code, reason)
+        if venue_filled is not None and order.cancel(venue_filled):
+            self._report_cancelled(order)
+            return
+        self.log.info(
+            "%s: %s/%s cancelled at the venue; waiting for %s (filled %s so far)",
+            self.name,
+            order.strat,
+            order.cl_id,
+            "its final figure" if venue_filled is None else f"fills up to {venue_filled}",
+            order.filled,
+        )
+        self.scheduler.call_later(int(self.config.fill_wait_s * NS), self._spawn_settle, order)
+
+    def _spawn_settle(self, order: LiveOrder) -> None:
+        if order.is_open and order.closing is not None and not self._stop.is_set():
+            self._spawn(self._settle_cancel(order), f"settle[{order.venue_cid}]")
+
+    async def _settle_cancel(self, order: LiveOrder) -> None:
+        """A cancellation waited ``fill_wait_s`` for fills (or its final figure) that did not
+        come: fetch the order's fills (and its status), report what was missed, then close."""
+        try:
+            fills = await self.api.order_fills(order)
+            vo = await self.api.query_order(order)
+        except GatewayError as exc:
+            self.log.warning("%s: fills of %s not fetched: %s", self.name, order.venue_cid, exc)
+            fills, vo = [], None
+        for fill in fills:
+            if order.closed:
+                break
+            if self._apply_fill(order, fill):
+                self.reconciled_fills += 1
+        if order.closed or order.closing is None:
+            if order.status is OrderStatus.Cancelled:
+                self._report_cancelled(order)
+            return
+        if order.cancel_waits is None:  # the final figure never came: take the venue's view
+            order.cancel(vo.filled if vo is not None else None)
+            if order.is_open:  # fills reported by the venue's status but not listed: give up
+                order.force_close()
+        elif order.force_close():
+            self.log.warning(
+                "%s: %s/%s closed with fills of %s of %s reported by the venue missing",
+                self.name,
+                order.strat,
+                order.cl_id,
+                order.filled,
+                order.venue_filled,
+            )
+        self._report_cancelled(order)
+
+    def _report_cancelled(self, order: LiveOrder) -> None:
+        """Report the order's ``OrderCancelled`` (once) and forget it in due course."""
+        note = order.closing
+        if note is None:
+            return
+        order.closing = None
+        unsolicited, code, reason = note
         self._close(order)
         self._report(
             order,
@@ -613,9 +675,13 @@ class LiveGateway(GatewayBase):
         )
 
     def _close(self, order: LiveOrder) -> None:
-        if order.closed:
+        """Book-keeping of a final order: if it completed a waiting cancellation, that
+        cancellation is reported now; old closed orders are forgotten."""
+        if order.status is OrderStatus.Cancelled and order.closing is not None:
+            self._report_cancelled(order)
             return
-        order.closed = True
+        if order.venue_cid in self._closed:
+            return
         self._closed[order.venue_cid] = None
         while len(self._closed) > _MAX_CLOSED:
             old, _ = self._closed.popitem(last=False)
@@ -623,9 +689,23 @@ class LiveGateway(GatewayBase):
             if o is not None:
                 self._by_strat.pop((o.strat, o.cl_id), None)
 
+    def _resize(self, order: LiveOrder, qty: Decimal) -> None:
+        """The venue's size of the order is now ``qty``."""
+        if qty == order.qty:
+            return
+        try:
+            order.modify(qty)
+        except IllegalTransition as exc:
+            self.log.warning("%s: size %s of %s not taken: %s", self.name, qty, order.cl_id, exc)
+
     def _forget(self, order: LiveOrder) -> None:
         self.orders.pop(order.venue_cid, None)
         self._by_strat.pop((order.strat, order.cl_id), None)
+
+    def holds_open_order(self, req: CancelOrder) -> bool:
+        """Whether the order a cancel names is open (as far as this gateway knows)."""
+        order = self._find(req.strat, req.cl_id)
+        return order is not None and not order.closed
 
     def _find(self, strat: str, cl_id: str) -> LiveOrder | None:
         vcid = self._by_strat.get((strat, cl_id))
@@ -712,11 +792,8 @@ class LiveGateway(GatewayBase):
         return order
 
     # ================================================================================ new
-    def on_new_order(self, req: NewOrder) -> None:
+    def on_new_order(self, req: NewOrder, seq: int = 0) -> None:
         """Check the request, then place it (``_on_new_order``)."""
-        seq = self._arrived(req, "new")
-        if seq < 0:
-            return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
             self._refuse(req, seq, code, reason)
@@ -797,6 +874,7 @@ class LiveGateway(GatewayBase):
     def _new_rejected(self, order: LiveOrder, code: GtwRejectCode, reason: str) -> None:
         if order.acked:  # the stream already acked it: the venue has it after all
             return
+        order.reject()
         self._forget(order)
         self._report(
             order, NewOrderReject(cl_id=order.cl_id, code=code, reason=reason, ts=self._now())
@@ -815,11 +893,8 @@ class LiveGateway(GatewayBase):
             self._apply_venue_order(order, vo, from_stream=False)
 
     # ================================================================================ modify
-    def on_modify_order(self, req: ModifyOrder) -> None:
+    def on_modify_order(self, req: ModifyOrder, seq: int = 0) -> None:
         """Check the request, then amend the order (``_on_modify_order``)."""
-        seq = self._arrived(req, "modify")
-        if seq < 0:
-            return
 
         def reject(code: GtwRejectCode, reason: str) -> None:
             self._refuse(req, seq, code, reason)
@@ -877,7 +952,7 @@ class LiveGateway(GatewayBase):
                 )
                 return
             order.price = price
-            order.qty = qty
+            self._resize(order, qty)
             self._report(
                 order,
                 ModifyOrderAck(
@@ -891,11 +966,8 @@ class LiveGateway(GatewayBase):
             )
 
     # ================================================================================ cancel
-    def on_cancel_order(self, req: CancelOrder) -> None:
+    def on_cancel_order(self, req: CancelOrder, seq: int = 0) -> None:
         """Check the request, then cancel the order (``_on_cancel_order``)."""
-        seq = self._arrived(req, "cancel")
-        if seq < 0:
-            return
         order = self._target(req, seq)
         if order is None:
             return
@@ -903,7 +975,20 @@ class LiveGateway(GatewayBase):
 
     async def _on_cancel_order(self, order: LiveOrder, seq: int = 0) -> None:
         try:
-            await self._cancel_one(order, "user", CancelCode.CanceledByUser)
+            if not await self._cancel_one(order, "user", CancelCode.CanceledByUser):
+                # it closed (filled) while waiting for its turn, or is being cancelled already
+                why = "order closed" if order.closed else "order already being cancelled"
+                self._report(
+                    order,
+                    CancelOrderReject(
+                        cl_id=order.cl_id,
+                        code=GtwRejectCode.UnknownOrder,
+                        reason=f"no open order {order.cl_id}: {why}",
+                        ts=self._now(),
+                    ),
+                    done=seq,
+                )
+                return
             self._request_done(seq)
         except GatewayError as exc:
             code = exc.code if isinstance(exc, VenueRejected) else GtwRejectCode.ExchangeError
@@ -919,15 +1004,16 @@ class LiveGateway(GatewayBase):
             )
 
     async def _cancel_one(self, order: LiveOrder, why: str, code: CancelCode) -> bool:
-        """Cancel at the venue; on success send CancelOrderAck (single cancels) and
-        OrderCancelled. Returns False if the order closed meanwhile (filled); raises the
-        venue's error otherwise."""
+        """Cancel at the venue; on success send CancelOrderAck (single cancels) and, once the
+        fills the venue reports for it are in, OrderCancelled. Returns False if the order closed
+        meanwhile (filled); raises the venue's error otherwise."""
         async with order.lock:
-            if order.closed and not order.cancel_seen:
+            if order.closed or order.closing is not None:
                 return False
             order.cancel_pending = why
+            vo: VenueOrder | None = None
             try:
-                await self.api.cancel(order)
+                vo = await self.api.cancel(order)
             except GatewayError as exc:
                 if isinstance(exc, RateLimited):
                     self._rate_limited(exc)
@@ -942,16 +1028,22 @@ class LiveGateway(GatewayBase):
             self._ack(order)  # the venue had it (Bybit acks from the stream, maybe not yet)
             if why == "user":
                 self._report(order, CancelOrderAck(cl_id=order.cl_id, ts=self._now()))
+            # the venue's final figure: its answer's executedQty, else what the stream said
+            # (if it reported the cancellation already), else awaited from the stream
+            if vo is not None:
+                filled: Decimal | None = max(vo.filled, order.venue_filled)
+            elif order.cancel_seen:
+                filled = order.venue_filled
+            else:
+                filled = None
             order.cancel_seen = False
-            order.closed = False  # reopen for the one OrderCancelled below
-            self._cancelled(order, unsolicited=False, code=code, reason="")
+            if order.closed:  # a fill completed it meanwhile (the cancel was answered above)
+                return True
+            self._venue_cancelled(order, filled, False, code, "")
             return True
 
-    def on_cancel_all(self, req: CancelAll) -> None:
+    def on_cancel_all(self, req: CancelAll, seq: int = 0) -> None:
         """Cancel every open order of the strategy (on one instrument, or all)."""
-        seq = self._arrived(req, "cancel_all")
-        if seq < 0:
-            return
         gate = self._gate()
         if gate is not None:
             self._send(
@@ -1122,6 +1214,7 @@ def _order_state(o: LiveOrder) -> dict[str, Any]:
         "status": o.status.value,
         "acked": o.acked,
         "closed": o.closed,
+        "venue_filled": str(o.venue_filled),
         "created_ts": o.created_ts,
     }
 
@@ -1151,6 +1244,6 @@ def _order_from_state(
         filled=Decimal(state["filled"]),
         status=OrderStatus(state["status"]),
         acked=bool(state["acked"]),
-        closed=bool(state["closed"]),
+        venue_filled=Decimal(state.get("venue_filled", state["filled"])),
         created_ts=int(state["created_ts"]),
     )

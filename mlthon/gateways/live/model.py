@@ -26,12 +26,14 @@ import attrs
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
+    CancelCode,
     ExecInstructions,
     GtwRejectCode,
     OrderStatus,
     OrderType,
     Side,
 )
+from mlthon.basics.order_state import OrderLifecycle
 from mlthon.venues.errors import VenueRejected, VenueTimeout, VenueUnavailable
 
 
@@ -143,9 +145,14 @@ __all__ = [
 ]
 
 
-@attrs.define
-class LiveOrder:
+@attrs.define(kw_only=True, eq=False)
+class LiveOrder(OrderLifecycle[Decimal]):
     """The gateway's view of one order (owned by :class:`LiveGateway`).
+
+    Its status, size and filled quantity are those of
+    :class:`~mlthon.basics.order_state.OrderLifecycle` and change only through its transitions
+    (a status never goes back; a cancellation that the venue reports with more filled than the
+    fills seen so far waits for them).
 
     Attributes:
         strat / cl_id: who placed it and its id for that strategy.
@@ -153,12 +160,14 @@ class LiveOrder:
         instrument: the instrument.
         side / price / qty / ord_type / tif / exec_instr / reduce_only / stop_price: the request.
         exch_id: the venue's id once known.
-        filled: cumulative filled size.
+        filled: cumulative filled size (of the fills reported).
         status: its state.
         acked: a NewOrderAck was sent.
-        closed: it can no longer trade (filled, cancelled or rejected).
         cancel_pending: a cancel request of ours is in flight (``"user"`` or ``"all"``).
         cancel_seen: the stream reported the cancellation while ``cancel_pending`` was set.
+        venue_filled: the most the venue said had filled (order views: REST, stream).
+        closing: the venue cancelled the order; its ``OrderCancelled`` (unsolicited, code,
+            reason) waits for the final figure or the fills it announced.
     """
 
     strat: str
@@ -177,18 +186,17 @@ class LiveOrder:
     filled: Decimal = Decimal(0)
     status: OrderStatus = OrderStatus.PendingNew
     acked: bool = False
-    closed: bool = False
     cancel_pending: str = ""
     cancel_seen: bool = False
+    venue_filled: Decimal = Decimal(0)
+    closing: tuple[bool, CancelCode, str] | None = None
     created_ts: int = 0
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, repr=False)
 
     @property
-    def leaves(self) -> Decimal:
-        """What can still trade (0 once closed)."""
-        if self.closed:
-            return Decimal(0)
-        return max(self.qty - self.filled, Decimal(0))
+    def closed(self) -> bool:
+        """It can no longer trade (filled, cancelled or rejected)."""
+        return not self.is_open
 
 
 class VenueApi(ABC):

@@ -11,6 +11,10 @@ conservative queue and the instruments' own fees::
     connect_delay = "0"          # time from start() to ReadyToTrade
     id_prefix = "sim"            # prefix of exchange order ids and execution ids
     journal = "sim.db"           # order journal (SQLite); state survives restarts (default: none)
+    request_ttl_ms = 5000        # a request older than this (from its send time) is refused
+                                 # RequestExpired; 0 = never (cancels are executed all the same)
+    overload_lag_ms = 1000       # a request that waited longer than this is refused
+                                 # GatewayOverloaded; 0 = never
 
     [bus]                        # used by `mlthon gateway` only
     host = "127.0.0.1"
@@ -71,6 +75,7 @@ import attrs
 
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange
+from mlthon.gateways.base import DEFAULT_OVERLOAD_LAG_NS, DEFAULT_REQUEST_TTL_NS
 from mlthon.gateways.sim.fees import FeeRates
 from mlthon.gateways.sim.latency import (
     COMMAND_KINDS,
@@ -117,6 +122,10 @@ class SimGatewayConfig:
         id_prefix: prefix of exchange order ids and execution ids.
         journal: path of the order journal (None: no journal, nothing survives a restart); a
             relative path in a config file is relative to that file.
+        request_ttl_ns: a request older than this from its send time is refused
+            ``RequestExpired`` (0: never; see :class:`~mlthon.gateways.base.GatewayBase`).
+        overload_lag_ns: a request sent while the gateway was up that waited longer than this is
+            refused ``GatewayOverloaded`` (0: never).
         bus_host: MQTT host (CLI only).
         bus_port: MQTT port (CLI only).
         bus_username: broker user (CLI only).
@@ -144,6 +153,8 @@ class SimGatewayConfig:
     connect_delay_ns: int = 0
     id_prefix: str = "sim"
     journal: str | None = None
+    request_ttl_ns: int = DEFAULT_REQUEST_TTL_NS
+    overload_lag_ns: int = DEFAULT_OVERLOAD_LAG_NS
     bus_host: str = "127.0.0.1"
     bus_port: int = 1883
     bus_username: str | None = None
@@ -289,6 +300,8 @@ class _Loader:
                 "connect_delay",
                 "id_prefix",
                 "journal",
+                "request_ttl_ms",
+                "overload_lag_ms",
             },
         )
         if "exchange" in g:
@@ -311,6 +324,9 @@ class _Loader:
             kw["id_prefix"] = str(g["id_prefix"])
         if "journal" in g:
             kw["journal"] = str(g["journal"])
+        for key in ("request_ttl_ms", "overload_lag_ms"):
+            if key in g:
+                kw[key.replace("_ms", "_ns")] = self.int_(f"gateway.{key}", g[key]) * 1_000_000
         b = self.table(data, "bus", {"host", "port", "username", "password_file", "tls_ca"})
         for key in ("username", "password_file", "tls_ca"):
             if key in b:

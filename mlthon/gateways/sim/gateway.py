@@ -11,7 +11,9 @@ Timing (``docs/simulation.md`` has the long form). With ``e`` the entry delay of
   request of the same strategy: requests of one strategy stay in order);
 * the engine handles it when the bus clock reads ``t_ex + m``: by then every market-data message
   the exchange had sent by ``t_ex`` has been applied, so the order meets the book as it was at
-  ``t_ex``, not as it was when sent;
+  ``t_ex``, not as it was when sent. It is never handled before the previous request of the same
+  strategy (a random ``m`` would otherwise let a cancel overtake its order): each strategy's
+  requests wait in their own queue, handled in arrival order;
 * market data received at ``t`` happened at the exchange at ``t - m``;
 * answers and fills reach the strategy at ``t_ex + r`` (never earlier than the bus clock, and in
   the order they were produced).
@@ -21,10 +23,16 @@ at once, in order.
 
 With an :class:`~mlthon.gateways.journal.OrderJournal` (``docs/reliability.md``): a request is
 journaled when it arrives; a repeated one (same bytes: a QoS 1 redelivery) is dropped. The reports
-of each engine call and the state they changed are committed in one transaction before any of them
-is published. ``start()`` first reconciles with the journal (requests are refused ``GtwNotReady``
-until then), publishes again what may not have been sent, and reports what it found to the log, the
-status topic and Telegram.
+of the engine calls and the state they changed are committed together once per turn of the event
+loop (group commit: one transaction for everything handled in that turn), and none of them is
+published before that commit. ``start()`` first reconciles with the journal (requests are refused
+``GtwNotReady`` until then), publishes again what may not have been sent, and reports what it found
+to the log, the status topic and Telegram.
+
+Ids: exchange order ids are ``<id_prefix>-<n>`` and execution ids ``<id_prefix>-x<n>``. With a
+journal the counters survive restarts; without one the prefix carries the time the gateway was
+built (``sim.<ms in base 36>``), so a restarted gateway never repeats an id (in a backtest that
+time is simulated: the same backtest gets the same ids on every run).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
 from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
-from mlthon.gateways.journal import OrderJournal, request_key
+from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.fees import FeeModel
 from mlthon.gateways.sim.latency import LatencyModel
@@ -53,6 +61,7 @@ from mlthon.infra.bus.messages import (
     ModifyOrder,
     Msg,
     NewOrder,
+    OrderExecution,
     RateLimitInfo,
     TelegramPublish,
     UnsupportedOp,
@@ -70,7 +79,18 @@ _KIND: dict[type[Any], str] = {
     CancelAll: "cancel_all",
 }
 _THRESHOLDS = (50, 90, 100)
-_SEEN_MAX = 100_000
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def run_tag(ts_ns: int) -> str:
+    """A short tag of a start time: its milliseconds in base 36 (``lq3k2a1f``)."""
+    ms = max(ts_ns // 1_000_000, 0)
+    out = ""
+    while True:
+        ms, r = divmod(ms, 36)
+        out = _B36[r] + out
+        if not ms:
+            return out
 
 
 class SimGateway(GatewayBase):
@@ -101,13 +121,23 @@ class SimGateway(GatewayBase):
         logger: logging.Logger | None = None,
         journal: OrderJournal | None = None,
     ) -> None:
-        super().__init__(bus, scheduler, topics, config.exchange, logger or log)
+        super().__init__(
+            bus,
+            scheduler,
+            topics,
+            config.exchange,
+            logger or log,
+            request_ttl_ns=config.request_ttl_ns,
+            overload_lag_ns=config.overload_lag_ns,
+        )
         self.config = config
         self.journal = journal
         # reports of the engine call in progress, persisted then delivered at its end
         self._staged: list[tuple[str, Msg, str]] = []
-        self._seen: dict[str, None] = {}
-        self.duplicate_requests = 0
+        # journal writes not committed yet; a commit is scheduled for the end of this loop turn
+        self._dirty = False
+        self._commit_scheduled = False
+        self._counters_saved = (-1, -1)
         self.published_seq = 0  # journal seq of the last report handed to the bus
         self.reconciliation: Reconciliation | None = None
         if config.instrument_ids:
@@ -137,7 +167,11 @@ class SimGateway(GatewayBase):
             balances=config.balances,
             leverage=config.leverage,
             hedge_mode=config.hedge_mode,
-            id_prefix=config.id_prefix,
+            id_prefix=(
+                config.id_prefix
+                if journal is not None
+                else f"{config.id_prefix}.{run_tag(scheduler.now_ns())}"
+            ),
         )
         self.latency = LatencyModel(config.latency)
         self._ready = False
@@ -145,6 +179,9 @@ class SimGateway(GatewayBase):
         self._timers: list[Handle] = []
         self._funding_timers: dict[int, tuple[int, Handle]] = {}
         self._last_arrival: dict[str, int] = {}
+        # per strategy, requests waiting for their handling time, in arrival order:
+        # (run_at, req, kind, t_ex, seq); a timer is armed for the head of each non-empty queue
+        self._waiting: dict[str, deque[tuple[int, Any, str, int, int]]] = {}
         # answers waiting for their delivery time, in delivery order: (due, strat, msg, seq)
         self._outbox: deque[tuple[int, str, Msg, int]] = deque()
         self._last_due = 0
@@ -188,9 +225,11 @@ class SimGateway(GatewayBase):
         self._started = False
         self._ready = False
         now = self.scheduler.now_ns()
+        self._waiting.clear()  # requests still in flight are dropped, as a venue going down does
         self._begin_call(now)
         n = self.engine.cancel_everything(now)
         self._end_call()
+        self._commit()
         for _, strat, msg, seq in self._outbox:
             self._publish(strat, msg, seq)
         self._outbox.clear()
@@ -258,55 +297,67 @@ class SimGateway(GatewayBase):
         return any(start <= ts < end for start, end in self.config.maintenance)
 
     # ================================================================================ requests
-    def on_new_order(self, req: NewOrder) -> None:
+    def on_new_order(self, req: NewOrder, seq: int = 0) -> None:
         """Schedule a NewOrder for its arrival at the exchange."""
-        self._arrive(req, "new")
+        self._arrive(req, "new", seq)
 
-    def on_modify_order(self, req: ModifyOrder) -> None:
+    def on_modify_order(self, req: ModifyOrder, seq: int = 0) -> None:
         """Schedule a ModifyOrder for its arrival at the exchange."""
-        self._arrive(req, "modify")
+        self._arrive(req, "modify", seq)
 
-    def on_cancel_order(self, req: CancelOrder) -> None:
+    def on_cancel_order(self, req: CancelOrder, seq: int = 0) -> None:
         """Schedule a CancelOrder for its arrival at the exchange."""
-        self._arrive(req, "cancel")
+        self._arrive(req, "cancel", seq)
 
-    def on_cancel_all(self, req: CancelAll) -> None:
+    def on_cancel_all(self, req: CancelAll, seq: int = 0) -> None:
         """Schedule a CancelAll for its arrival at the exchange."""
-        self._arrive(req, "cancel_all")
+        self._arrive(req, "cancel_all", seq)
 
     def on_fetch(self, req: FetchRequest) -> None:
         """Schedule a Fetch* request for its arrival at the exchange."""
-        self._arrive(req, "fetch")
+        self._arrive(req, "fetch", 0)
 
-    def _arrive(self, req: Any, kind: str) -> None:
+    def holds_open_order(self, req: CancelOrder) -> bool:
+        """Whether the order a cancel names is open on the simulated exchange."""
+        return self.engine.order_is_open(req.strat, req.cl_id)
+
+    def refuse_request(self, req: Any, kind: str, code: GtwRejectCode, reason: str) -> None:
+        """Answer a request refused before execution, after the answers queued before it."""
         now = self.scheduler.now_ns()
-        seq = 0
-        if kind != "fetch":
-            key = request_key(req, kind)
-            j = self.journal
-            if key in self._seen or (j is not None and j.has_request(key)):
-                self.duplicate_requests += 1
-                self.log.info(
-                    "sim %s: repeated %s of %s dropped (%s)",
-                    self.exchange.name,
-                    type(req).__name__,
-                    req.strat,
-                    getattr(req, "cl_id", ""),
-                )
-                return
-            self._seen[key] = None
-            if len(self._seen) > _SEEN_MAX:
-                del self._seen[next(iter(self._seen))]
-            if j is not None:
-                seq = j.add_request(key, req.strat, kind, req, now) or 0
-        t_ex = max(now + self.latency.entry_ns(kind), self._last_arrival.get(req.strat, 0))
-        self._last_arrival[req.strat] = t_ex
+        self._call_ts = now
+        self._call_due = now
+        self._deliver(req.strat, reject_for(req, code, reason, now), kind, 0)
+
+    def _arrive(self, req: Any, kind: str, seq: int) -> None:
+        now = self.scheduler.now_ns()
+        strat = req.strat
+        t_ex = max(now + self.latency.entry_ns(kind), self._last_arrival.get(strat, 0))
+        self._last_arrival[strat] = t_ex
         run_at = t_ex + self.latency.market_data_ns()
-        if run_at <= now:
+        queue = self._waiting.get(strat)
+        if queue:  # never before an earlier request of the same strategy
+            run_at = max(run_at, queue[-1][0])
+        elif run_at <= now:
             self._process(req, kind, t_ex, seq)
+            return
         else:
-            # not kept: after stop(), _process drops what is still in flight
-            self.scheduler.call_at(run_at, self._process, req, kind, t_ex, seq)
+            queue = self._waiting[strat] = deque()
+            # not kept: after stop(), _run_waiting finds the queue gone
+            self.scheduler.call_at(run_at, self._run_waiting, strat, queue)
+        queue.append((run_at, req, kind, t_ex, seq))
+
+    def _run_waiting(self, strat: str, queue: deque[tuple[int, Any, str, int, int]]) -> None:
+        """Handle the requests of ``strat`` whose time has come, in order; re-arm for the rest."""
+        if self._waiting.get(strat) is not queue:
+            return  # stopped meanwhile
+        now = self.scheduler.now_ns()
+        while queue and queue[0][0] <= now:
+            _, req, kind, t_ex, seq = queue.popleft()
+            self._process(req, kind, t_ex, seq)
+        if queue:
+            self.scheduler.call_at(queue[0][0], self._run_waiting, strat, queue)
+        else:
+            del self._waiting[strat]
 
     def _process(self, req: Any, kind: str, t_ex: int, seq: int = 0) -> None:
         if not self._started:
@@ -426,16 +477,19 @@ class SimGateway(GatewayBase):
         self._staged.append((strat, msg, kind))
 
     def _end_call(self, touched: set[str] | None = None) -> None:
-        """Journal the call's reports and changed state in one transaction, then deliver them."""
-        staged = list(self._staged)
-        self._staged.clear()
+        """Journal the call's reports and changed state (committed with everything else of this
+        loop turn, :meth:`commit_soon`), then queue them for delivery after that commit."""
+        staged = self._staged
+        if not staged and not touched:
+            return
+        self._staged = []
         j = self.journal
         if j is None:
             for strat, msg, kind in staged:
                 self._deliver(strat, msg, kind, 0)
             return
         kept: list[tuple[str, Msg, str, int]] = []
-        strats = set(touched or ())
+        strats = set(touched or ())  # accounts changed: fills and funding only
         orders: set[tuple[str, str]] = set()
         for strat, msg, kind in staged:
             seq = j.add_report(strat, msg, self._call_ts)
@@ -447,37 +501,64 @@ class SimGateway(GatewayBase):
                 )
                 continue
             kept.append((strat, msg, kind, seq))
-            strats.add(strat)
             cl_id = getattr(msg, "cl_id", None)
             if cl_id:
                 orders.add((strat, cl_id))
+            if type(msg) is OrderExecution:
+                strats.add(strat)
         for strat, cl_id in orders:
             o = self.engine.order(strat, cl_id)
             if o is not None:
                 j.save_order(strat, cl_id, order_to_state(o))
         for strat in strats:
             j.save_account(strat, account_to_state(self.engine.account(strat)))
-        if kept or strats:
-            order_n, exec_n = self.engine.counters
-            j.set_meta("order_n", str(order_n))
-            j.set_meta("exec_n", str(exec_n))
-        j.commit()
+        self.commit_soon()
         for strat, msg, kind, seq in kept:
             self._deliver(strat, msg, kind, seq)
 
+    def commit_soon(self) -> None:
+        """Group commit: the journal's writes are committed once, at the end of this turn of
+        the loop (``scheduler.call_soon``); what they answer is published only after it."""
+        if self.journal is None:
+            return
+        self._dirty = True
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            self.scheduler.call_soon(self._commit_and_flush)
+
+    def _commit(self) -> None:
+        """Commit the journal's pending writes (with the id counters, if they moved)."""
+        j = self.journal
+        if j is None or not self._dirty:
+            return
+        counters = self.engine.counters
+        if counters != self._counters_saved:
+            j.set_meta("order_n", str(counters[0]))
+            j.set_meta("exec_n", str(counters[1]))
+            self._counters_saved = counters
+        j.commit()
+        self._dirty = False
+
+    def _commit_and_flush(self) -> None:
+        self._commit_scheduled = False
+        self._commit()
+        self._flush_due()
+
     def _deliver(self, strat: str, msg: Msg, kind: str, seq: int) -> None:
-        """Queue ``msg`` for delivery one response delay after the exchange time."""
+        """Queue ``msg`` for delivery one response delay after the exchange time (and after
+        the journal's next commit)."""
         now = self.scheduler.now_ns()
         if self._call_due is None:
             self._call_due = self._call_ts + self.latency.response_ns(kind)
         due = max(self._call_due, now, self._last_due)
         self._last_due = due
-        if due <= now and not self._outbox:
+        if due <= now and not self._outbox and not self._dirty:
             self._publish(strat, msg, seq)
             return
         self._outbox.append((due, strat, msg, seq))
-        if self._flush_handle is None:
-            self._flush_handle = self.scheduler.call_at(self._outbox[0][0], self._flush)
+        if due > now and self._flush_handle is None and len(self._outbox) == 1:
+            self._flush_handle = self.scheduler.call_at(due, self._flush)
+        # due now: the commit scheduled by commit_soon publishes it
 
     def _publish(self, strat: str, msg: Msg, seq: int) -> None:
         self.publish_report(strat, msg)
@@ -486,10 +567,15 @@ class SimGateway(GatewayBase):
 
     def _flush(self) -> None:
         self._flush_handle = None
+        self._commit()
+        self._flush_due()
+
+    def _flush_due(self) -> None:
+        """Publish what is due (everything queued is committed by now); re-arm for the rest."""
         now = self.scheduler.now_ns()
         box = self._outbox
         while box and box[0][0] <= now:
             _, strat, msg, seq = box.popleft()
             self._publish(strat, msg, seq)
-        if box:
+        if box and self._flush_handle is None:
             self._flush_handle = self.scheduler.call_at(box[0][0], self._flush)

@@ -19,6 +19,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
+from mlthon.basics.order_state import OrderLifecycle
 
 _CACHE_MAX = 200_000
 
@@ -80,10 +81,13 @@ class TickSide(dict[int, int]):
         self.heap.clear()
 
 
-class SimOrder:
+class SimOrder(OrderLifecycle[int]):
     """One order's live state inside the simulated exchange (owned by the matching engine).
 
-    Prices are in ticks, quantities in lots of the order's instrument.
+    Prices are in ticks, quantities in lots of the order's instrument. Its status, size and filled
+    lots are those of :class:`~mlthon.basics.order_state.OrderLifecycle`: the engine changes them
+    only through its transitions (``ack``, ``trigger``, ``fill``, ``cancel``, ``modify``), the one
+    set of rules shared with the env and the live gateways.
     """
 
     __slots__ = (
@@ -92,21 +96,22 @@ class SimOrder:
         "created_ts",
         "exch_id",
         "exec_instr",
-        "filled",
         "iid",
         "is_buy",
         "l3_seq",
         "ord_type",
-        "qty",
         "reduce_only",
         "side",
-        "status",
         "stop_tick",
         "strat",
         "tick",
         "tif",
         "trigger_dir",
     )
+    # identity, not the field-wise equality of the attrs base: queues and stop lists hold orders
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__  # type: ignore[assignment]  # the attrs base is unhashable
 
     def __init__(
         self,
@@ -134,6 +139,7 @@ class SimOrder:
         self.tick = tick
         self.qty = qty
         self.filled = 0
+        self.cancel_waits = None
         self.ord_type = ord_type
         self.tif = tif
         self.exec_instr = exec_instr

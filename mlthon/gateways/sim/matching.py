@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 
 from mlthon.basics.errors import GatewayError
 from mlthon.basics.instrument import Instrument
@@ -46,6 +46,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
+from mlthon.basics.sanity import MAX_DECIMALS
 from mlthon.gateways.sim.accounting import Account, FundingPayment
 from mlthon.gateways.sim.contract import settle_notional
 from mlthon.gateways.sim.fees import FeeModel
@@ -130,9 +131,18 @@ def _r(d: Decimal) -> str:
     return _n(d)
 
 
+_WIDE = Context(prec=60)
+_MOST = Decimal(1).scaleb(-MAX_DECIMALS)
+
+
 def _n(d: Decimal) -> str:
-    """A computed amount (fee, balance, position) without trailing zeros."""
-    return format(d.normalize(), "f") if d else "0"
+    """A computed amount (fee, balance, position) without trailing zeros, rounded to the
+    decimals a report may carry (an average entry price makes balances of 28 digits)."""
+    if not d:
+        return "0"
+    if d.as_tuple().exponent < -MAX_DECIMALS:  # type: ignore[operator]
+        d = d.quantize(_MOST, context=_WIDE)
+    return format(d.normalize(), "f")
 
 
 class MatchingEngine:
@@ -210,6 +220,10 @@ class MatchingEngine:
     def order(self, strat: str, cl_id: str) -> SimOrder | None:
         """An order of ``strat`` by client id (open or closed)."""
         return self._orders.get((strat, cl_id))
+
+    def order_is_open(self, strat: str, cl_id: str) -> bool:
+        """Whether ``strat`` has an open order ``cl_id``."""
+        return (strat, cl_id) in self._open
 
     def open_orders(self, strat: str | None = None, instrument_id: int = 0) -> list[SimOrder]:
         """Open orders, optionally of one strategy and one instrument, in arrival order."""
@@ -297,7 +311,7 @@ class MatchingEngine:
         self._orders[order.key] = order
         self._open[order.key] = order
         stop = order.stop_tick is not None
-        order.status = OrderStatus.Untriggered if stop else OrderStatus.New
+        order.ack(untriggered=stop)
         self._emit(
             order.strat,
             NewOrderAck(
@@ -587,7 +601,7 @@ class MatchingEngine:
             order.ahead = mkt.level(is_bid, order.tick)
         queue.append(order)
         if order.status is OrderStatus.PendingNew:
-            order.status = OrderStatus.New
+            order.ack()
         self._relock(mkt, order)
 
     def _unrest(self, mkt: MarketState, order: SimOrder) -> None:
@@ -639,17 +653,14 @@ class MatchingEngine:
         qty = mkt.qty_of(lots)
         fee = self.fees.fee(inst, price, qty, maker)
         acct.on_fill(inst, order.side, price, qty, fee, order.reduce_only)
-        order.filled += lots
         self._exec_n += 1
-        leaves = order.leaves
-        if leaves <= 0:
-            order.status = OrderStatus.Filled
+        if order.fill(lots):
             self._unrest(mkt, order)
             self._open.pop(order.key, None)
             acct.unlock(order.key)
         else:
-            order.status = OrderStatus.PartiallyFilled
             self._relock(mkt, order)
+        leaves = order.leaves
         self._emit(
             order.strat,
             OrderExecution(
@@ -675,7 +686,7 @@ class MatchingEngine:
 
     def _cancel(self, order: SimOrder, code: CancelCode, unsolicited: bool, reason: str) -> None:
         mkt = self._markets[order.iid]
-        order.status = OrderStatus.Cancelled
+        order.cancel()
         self._unrest(mkt, order)
         self._open.pop(order.key, None)
         self.account(order.strat).unlock(order.key)
@@ -712,7 +723,8 @@ class MatchingEngine:
         if requeue and not untriggered:
             self._unrest(mkt, order)
         order.tick = tick
-        order.qty = lots
+        if lots != order.qty:
+            order.modify(lots)
         self._emit(
             order.strat,
             ModifyOrderAck(
@@ -1134,7 +1146,7 @@ class MatchingEngine:
             up = o.trigger_dir is TriggerDirection.Up
             if (up and price2 >= s2) or (not up and price2 <= s2):
                 mkt.stops.remove(o)
-                o.status = OrderStatus.New
+                o.trigger()
                 self._execute(mkt, o)
 
     def on_feed_status(self, msg: FeedStatus, ts: int) -> None:

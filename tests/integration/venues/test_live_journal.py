@@ -64,6 +64,8 @@ class Run:
             request_timeout_s=1.0,
             reconnect_max_s=0.2,
             cancel_on_stop=False,
+            # the requests carry small ts values (identities, not send times): never expire them
+            request_ttl_ns=0,
         )
         self.journal = OrderJournal(db)
         self.gw: LiveGateway = build_gateway(
