@@ -184,6 +184,9 @@ class GtwRejectCode(MltEnum):
     RequestExpired = 1017
     # The gateway is past its capacity and sheds load rather than queueing: nothing executed.
     GatewayOverloaded = 1018
+    # The venue refused the request's timestamp (Binance -1021, Bybit 10002): the host's clock and
+    # the venue's disagree; the gateway measures the offset again (not ReadyToTrade until then).
+    ClockOffset = 1019
 
 
 class CancelCode(MltEnum):

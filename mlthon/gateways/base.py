@@ -23,14 +23,20 @@ Before any ``on_*`` method sees a request, the base (``GatewayBase._dispatch``),
 2. drops a repeat of an order request (the same bytes, ``ts`` included: a QoS 1 redelivery, maybe
    across a restart when there is a journal), remembered in memory and, with a journal, in the
    journal (an unstamped request, ``ts`` 0, is checked against the journal only);
-3. refuses, without executing it, a request older than the time-to-live (``request_ttl_ns``, from
+3. refuses a request whose values decode but make no sense (a ``NaN`` or ``1e30`` price or
+   quantity, an empty or 10 kB client id, a bad strategy name or coin...), with the rule of
+   :func:`mlthon.infra.bus.checks.request_problem`: its reject, ``InvalidRequest``, the reason
+   naming the field (``NewOrder.qty: '1e30' is out of range ...``);
+4. refuses, without executing it, a request older than the time-to-live (``request_ttl_ns``, from
    the request's ``ts``, the sender's clock): ``RequestExpired``; and one that waited longer than
    ``overload_lag_ns`` although it was sent while the gateway was up (the gateway is behind):
    ``GatewayOverloaded``. Cancels and cancel-alls are exempt when they have something to pull
    (see :meth:`GatewayBase.refusal`). A request without a send time (``ts`` 0, or a fetch, which
    has none) never expires;
-4. journals the order request (with a journal) and hands it to its ``on_*`` method with its
-   journal sequence number.
+5. journals the order request (with a journal) and hands it to its ``on_*`` method with its
+   journal sequence number. An exception escaping the ``on_*`` method (a bug: every refusal is a
+   reject) is logged with its traceback and the request answered ``ExchangeError`` all the same
+   (:meth:`GatewayBase.answer_fault`): every request gets exactly one answer.
 """
 
 from __future__ import annotations
@@ -45,10 +51,14 @@ from typing import TYPE_CHECKING, Any
 from mlthon.basics.mlt_enum import Exchange, GtwRejectCode, GtwStatus
 from mlthon.gateways.journal import request_key
 from mlthon.infra.bus.bus import BusBase, Subscription
+from mlthon.infra.bus.checks import request_problem
 from mlthon.infra.bus.messages import (
+    AccountInfo,
     CancelAll,
+    CancelAllAck,
     CancelAllReject,
     CancelOrder,
+    CancelOrderAck,
     CancelOrderReject,
     FetchAccount,
     FetchFunding,
@@ -56,13 +66,21 @@ from mlthon.infra.bus.messages import (
     FetchOrderStatus,
     FetchPosition,
     FetchWallet,
+    FundingInfo,
     GatewayStatus,
     ModifyOrder,
+    ModifyOrderAck,
     ModifyOrderReject,
     Msg,
     NewOrder,
+    NewOrderAck,
     NewOrderReject,
+    OrdersInfo,
+    OrderStatusInfo,
+    PositionInfo,
     RequestReject,
+    UnsupportedOp,
+    WalletInfo,
 )
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Scheduler
@@ -96,6 +114,24 @@ _KINDS: dict[type[Any], str] = {
 }
 _SEEN_MAX = 200_000
 _MS = 1_000_000
+
+ANSWERS: dict[str, tuple[type[Msg], ...]] = {
+    "new": (NewOrderAck, NewOrderReject, UnsupportedOp),
+    "modify": (ModifyOrderAck, ModifyOrderReject, UnsupportedOp),
+    "cancel": (CancelOrderAck, CancelOrderReject, UnsupportedOp),
+    "cancel_all": (CancelAllAck, CancelAllReject, UnsupportedOp),
+    "fetch": (
+        AccountInfo,
+        WalletInfo,
+        PositionInfo,
+        FundingInfo,
+        OrderStatusInfo,
+        OrdersInfo,
+        RequestReject,
+        UnsupportedOp,
+    ),
+}
+"""The reports that answer a request of each kind (exactly one of them answers each request)."""
 
 
 def reject_for(req: Any, code: GtwRejectCode, reason: str, ts: int) -> Msg:
@@ -185,9 +221,11 @@ class GatewayBase(ABC):
         self._started_ns = 0  # a request sent after this cannot be in an earlier run's journal
         self.foreign_requests = 0  # requests dropped: payload strat != topic strat
         self.duplicate_requests = 0  # repeats of an order request (QoS 1 redeliveries) dropped
+        self.invalid_requests = 0  # refused InvalidRequest: values that make no sense
         self.expired_requests = 0  # refused RequestExpired
         self.overloaded_requests = 0  # refused GatewayOverloaded
         self.late_pulls = 0  # cancels / cancel-alls executed although older than the TTL
+        self.faults = 0  # requests whose handling raised (a bug), answered ExchangeError
 
     # --- lifecycle --------------------------------------------------------------------------------
     @abstractmethod
@@ -270,6 +308,20 @@ class GatewayBase(ABC):
                 )
                 return
             self._remember(key)
+        problem = request_problem(msg)
+        if problem is not None:
+            self.invalid_requests += 1
+            self._log_refusal(
+                self.invalid_requests,
+                "gateway %s: %s of %s refused: %s (%d so far)",
+                self.exchange.name,
+                type(msg).__name__,
+                msg.strat,
+                problem,
+                self.invalid_requests,
+            )
+            self.refuse_request(msg, kind, GtwRejectCode.InvalidRequest, problem)
+            return
         refused = self.refusal(msg, kind, self.scheduler.now_ns())
         if refused is not None:
             self.refuse_request(msg, kind, *refused)
@@ -279,16 +331,46 @@ class GatewayBase(ABC):
         if key and j is not None:
             seq = j.add_request(key, msg.strat, kind, msg, self.scheduler.now_ns()) or 0
             self.commit_soon()
-        if kind == "new":
-            self.on_new_order(msg, seq)
-        elif kind == "cancel":
-            self.on_cancel_order(msg, seq)
-        elif kind == "modify":
-            self.on_modify_order(msg, seq)
-        elif kind == "cancel_all":
-            self.on_cancel_all(msg, seq)
+        try:
+            if kind == "new":
+                self.on_new_order(msg, seq)
+            elif kind == "cancel":
+                self.on_cancel_order(msg, seq)
+            elif kind == "modify":
+                self.on_modify_order(msg, seq)
+            elif kind == "cancel_all":
+                self.on_cancel_all(msg, seq)
+            else:
+                self.on_fetch(msg)
+        except Exception as exc:  # the last line of defence: the request still gets its answer
+            self.answer_fault(msg, kind, exc, seq)
+
+    def answer_fault(self, req: Any, kind: str, exc: BaseException, seq: int = 0) -> None:
+        """A request's handling raised ``exc`` (a bug: refusals are rejects, not exceptions):
+        log it (the traceback the first time, then every 10th, 100th...) and answer the request
+        ``ExchangeError`` naming the fault. Gateways that journal the answer override
+        :meth:`refuse_request`; ``seq`` is the request's journal sequence number."""
+        self.faults += 1
+        if self.faults == 1:
+            self.log.error(
+                "gateway %s: handling %s of %s failed; answered ExchangeError",
+                self.exchange.name,
+                type(req).__name__,
+                getattr(req, "strat", "?"),
+                exc_info=exc,
+            )
         else:
-            self.on_fetch(msg)
+            self._log_refusal(
+                self.faults,
+                "gateway %s: handling %s of %s failed (%d faults so far): %r",
+                self.exchange.name,
+                type(req).__name__,
+                getattr(req, "strat", "?"),
+                self.faults,
+                exc,
+            )
+        reason = f"internal error handling the request: {type(exc).__name__}: {exc}"[:300]
+        self.refuse_request(req, kind, GtwRejectCode.ExchangeError, reason, seq)
 
     def _is_repeat(self, key: str, msg: Any) -> bool:
         if key in self._seen_reqs:
@@ -392,8 +474,11 @@ class GatewayBase(ABC):
         """Whether the order a cancel names is open here (default: assume it is)."""
         return True
 
-    def refuse_request(self, req: Any, kind: str, code: GtwRejectCode, reason: str) -> None:
-        """Answer a request refused before execution (expired, overloaded) with its reject."""
+    def refuse_request(
+        self, req: Any, kind: str, code: GtwRejectCode, reason: str, seq: int = 0
+    ) -> None:
+        """Answer a request refused before execution (insane, expired, overloaded) with its
+        reject; ``seq`` is its journal sequence number when it was journaled (0: it was not)."""
         self.publish_report(req.strat, reject_for(req, code, reason, self.scheduler.now_ns()))
 
     def _refuse_foreign(self, topic: str, sender: str | None, msg: Any) -> None:

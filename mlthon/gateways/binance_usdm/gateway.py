@@ -1,10 +1,13 @@
 """Binance USD-M futures: the :class:`~mlthon.gateways.live.model.VenueApi` of the venue, and
 the factory of its :class:`~mlthon.gateways.live.gateway.LiveGateway`.
 
-Endpoints used (weights in brackets): ``GET /fapi/v1/exchangeInfo`` [1], ``POST/PUT/DELETE/GET
-/fapi/v1/order`` [1/1/1/1], ``GET /fapi/v1/openOrders`` [40 without symbol], ``GET
-/fapi/v1/userTrades`` [5], ``GET /fapi/v2/balance`` [5], ``GET /fapi/v2/positionRisk`` [5],
-``GET /fapi/v1/premiumIndex`` [1], ``POST/PUT /fapi/v1/listenKey`` [1].
+Endpoints used (weights in brackets): ``GET /fapi/v1/time`` [1], ``GET /fapi/v1/exchangeInfo``
+[1], ``POST/PUT/DELETE/GET /fapi/v1/order`` [1/1/1/1], ``GET /fapi/v1/openOrders`` [40 without
+symbol], ``GET /fapi/v1/userTrades`` [5], ``GET /fapi/v2/balance`` [5], ``GET
+/fapi/v2/positionRisk`` [5], ``GET /fapi/v1/premiumIndex`` [1], ``POST/PUT /fapi/v1/listenKey``
+[1]. Local budgets (:data:`~mlthon.gateways.binance_usdm.parse.BUDGETS`, limits from
+``exchangeInfo`` unless ``[gateway.rate_limits]`` sets them): ``weight-1m`` 2400 per minute per
+IP, ``orders-1m`` 1200 and ``orders-10s`` 300 per account (new and amended orders).
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from mlthon.gateways.binance_usdm.wire import (
     Order,
     PositionRisk,
     PremiumIndex,
+    ServerTime,
     UserTrade,
 )
 from mlthon.gateways.binance_usdm.ws import decode_user_frame, user_stream_url
+from mlthon.gateways.live.budget import RateBudgets
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig, mask
 from mlthon.gateways.live.gateway import LiveGateway
 from mlthon.gateways.live.model import (
@@ -43,6 +48,7 @@ from mlthon.gateways.live.model import (
     VenueRejected,
     VenueUnavailable,
 )
+from mlthon.gateways.live.venue_clock import VenueClock
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Scheduler
@@ -67,6 +73,7 @@ _balances = msgspec.json.Decoder(list[Balance])
 _positions = msgspec.json.Decoder(list[PositionRisk])
 _premium = msgspec.json.Decoder(PremiumIndex)
 _listen = msgspec.json.Decoder(ListenKey)
+_time = msgspec.json.Decoder(ServerTime)
 
 
 T = TypeVar("T")
@@ -83,9 +90,12 @@ class BinanceUsdmApi(VenueApi):
     """Binance USD-M futures over signed REST and the user-data stream.
 
     Args:
-        config: the live configuration (environment, URL overrides, timeouts).
+        config: the live configuration (environment, URL overrides, timeouts, budgets).
         creds: the API key and secret.
         now_ns: the clock (the scheduler's).
+
+    Raises:
+        ConfigError: ``[gateway.rate_limits]`` names a budget Binance does not have.
     """
 
     def __init__(
@@ -99,21 +109,35 @@ class BinanceUsdmApi(VenueApi):
         self._weight_limit = parse.WEIGHT_LIMIT_1M
         self._order_limit = parse.ORDER_LIMIT_1M
         self._key = creds.api_key
+        self.clock = VenueClock(now_ns)
+        self.budgets = RateBudgets.from_config(
+            parse.BUDGETS, config.rate_limits, now_ns, config.source
+        )
         self.rest = BinanceRest(
             self.rest_url,
             creds,
-            lambda: now_ns() // 1_000_000,
+            self.clock,
             recv_window_ms=config.recv_window_ms,
             timeout_s=config.request_timeout_s,
             on_headers=self._on_headers,
+            budgets=self.budgets,
+            costs=parse.request_costs,
+            on_clock_reject=self.clock_rejected,
         )
 
     def _on_headers(self, headers: Mapping[str, str]) -> None:
+        for name, used in parse.headers_to_budget_usage(headers).items():
+            self.budgets.observe(name, used)
         usage = parse.headers_to_rate_usage(
             headers, self._now_ns(), self._weight_limit, self._order_limit
         )
         if usage is not None:
             self.last_rate = usage
+
+    async def server_time_ms(self) -> int:
+        """``GET /fapi/v1/time``: ``serverTime``."""
+        body = await self.rest.keyed("GET", "/fapi/v1/time")
+        return _decode(_time, body, "server time").serverTime
 
     async def open(self) -> None:
         """Open the HTTP session."""
@@ -128,6 +152,9 @@ class BinanceUsdmApi(VenueApi):
         info = _decode(_info, await self.rest.keyed("GET", "/fapi/v1/exchangeInfo"), "info")
         self._weight_limit = parse.weight_limit(info)
         self._order_limit = parse.order_limit(info)
+        self.budgets.set_limit("weight-1m", self._weight_limit)
+        self.budgets.set_limit("orders-1m", self._order_limit)
+        self.budgets.set_limit("orders-10s", parse.order_limit_10s(info))
         loaded = parse.exchange_info_to_instruments(info, wanted)
         missing = {i.name for i in wanted} - {i.name for i in loaded}
         if missing:

@@ -26,12 +26,35 @@ from mlthon.gateways.binance_usdm.wire import (
     OrderUpdateData,
     UserTrade,
 )
+from mlthon.gateways.live.budget import Budget
 from mlthon.gateways.live.model import Fill, OrderEvent, RateUsage, VenueOrder
 
 MS = 1_000_000
 
 ORDER_LIMIT_1M = 1200
+ORDER_LIMIT_10S = 300
 WEIGHT_LIMIT_1M = 2400
+TIMESTAMP_REJECT = -1021
+
+# The documented default budgets (exchangeInfo's rateLimits replace the limits at start).
+BUDGETS = (
+    Budget("weight-1m", WEIGHT_LIMIT_1M, 60.0, "weight", "per IP"),
+    Budget("orders-1m", ORDER_LIMIT_1M, 60.0, "orders", "per account"),
+    Budget("orders-10s", ORDER_LIMIT_10S, 10.0, "orders", "per account"),
+)
+# Request weight of the endpoints used (1 when not listed); openOrders costs 40 without a symbol.
+WEIGHTS: dict[tuple[str, str], int] = {
+    ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v2/balance"): 5,
+    ("GET", "/fapi/v2/positionRisk"): 5,
+}
+_ORDERS = {("POST", "/fapi/v1/order"), ("PUT", "/fapi/v1/order")}
+# response header -> budget it reports
+BUDGET_HEADERS = {
+    "X-MBX-USED-WEIGHT-1M": "weight-1m",
+    "X-MBX-ORDER-COUNT-1M": "orders-1m",
+    "X-MBX-ORDER-COUNT-10S": "orders-10s",
+}
 
 _STATUS = {
     "NEW": OrderStatus.New,
@@ -53,7 +76,7 @@ ERROR_CODES: dict[int, GtwRejectCode] = {
     -1008: GtwRejectCode.RateLimitExceeded,
     -1015: GtwRejectCode.RateLimitExceeded,
     -1020: GtwRejectCode.UnsupportedOperation,
-    -1021: GtwRejectCode.InvalidRequest,
+    -1021: GtwRejectCode.ClockOffset,  # timestamp outside recvWindow: the clock is resynced
     -1022: GtwRejectCode.NotLoggedIn,
     -2014: GtwRejectCode.NotLoggedIn,
     -2015: GtwRejectCode.NotLoggedIn,
@@ -245,6 +268,36 @@ def order_limit(info: ExchangeInfo) -> int:
         if r.rateLimitType == "ORDERS" and r.interval == "MINUTE" and r.intervalNum == 1:
             return r.limit
     return ORDER_LIMIT_1M
+
+
+def order_limit_10s(info: ExchangeInfo) -> int:
+    """The ``ORDERS`` per-10-second budget of ``exchangeInfo`` (300 if absent)."""
+    for r in info.rateLimits:
+        if r.rateLimitType == "ORDERS" and r.interval == "SECOND" and r.intervalNum == 10:
+            return r.limit
+    return ORDER_LIMIT_10S
+
+
+def request_costs(method: str, path: str, query: str) -> dict[str, int]:
+    """What a request spends of each budget (:data:`BUDGETS`): its weight, and one order of
+    each order budget for a new or amended order."""
+    weight = WEIGHTS.get((method, path), 1)
+    if path == "/fapi/v1/openOrders" and "symbol=" not in query:
+        weight = 40
+    costs = {"weight-1m": weight}
+    if (method, path) in _ORDERS:
+        costs["orders-1m"] = costs["orders-10s"] = 1
+    return costs
+
+
+def headers_to_budget_usage(headers: Mapping[str, str]) -> dict[str, int]:
+    """The usage of each budget the venue reports in an answer's headers."""
+    out: dict[str, int] = {}
+    for header, name in BUDGET_HEADERS.items():
+        raw = _header(headers, header)
+        if raw is not None and raw.isdigit():
+            out[name] = int(raw)
+    return out
 
 
 def weight_limit(info: ExchangeInfo) -> int:

@@ -4,10 +4,15 @@ Every aiohttp error is translated here to the error tree of :mod:`mlthon.gateway
 
 * HTTP 429 (``-1003``) and 418 (IP banned) -> :class:`~mlthon.basics.errors.RateLimited` with the
   ``Retry-After`` header's delay;
+* ``-1021`` (timestamp outside ``recvWindow``) ->
+  :class:`~mlthon.gateways.live.venue_clock.ClockRejected`, after ``on_clock_reject``;
 * other 4xx with a ``{"code","msg"}`` body -> :class:`VenueRejected` (code mapped by
   :func:`~mlthon.gateways.binance_usdm.parse.error_to_reject_code`);
 * 5xx, ``-1001`` / ``-1016`` -> :class:`VenueUnavailable`;
 * a missed deadline -> :class:`VenueTimeout`.
+
+Before a request is sent, its cost is taken from the local budgets (``budgets``, ``costs``): a
+short budget raises :class:`~mlthon.gateways.live.budget.BudgetExhausted` and nothing is sent.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ import aiohttp
 import msgspec
 
 from mlthon.basics.errors import RateLimited
-from mlthon.gateways.binance_usdm.parse import error_to_reject_code, sign_query
+from mlthon.gateways.binance_usdm.parse import (
+    TIMESTAMP_REJECT,
+    error_to_reject_code,
+    sign_query,
+)
 from mlthon.gateways.binance_usdm.wire import ErrorBody
+from mlthon.gateways.live.budget import RateBudgets
 from mlthon.gateways.live.config import Credentials
 from mlthon.gateways.live.model import VenueRejected, VenueTimeout, VenueUnavailable
+from mlthon.gateways.live.venue_clock import ClockRejected, VenueClock
 
 log = logging.getLogger(__name__)
 
@@ -38,28 +49,37 @@ class BinanceRest:
     Args:
         base_url: e.g. ``https://fapi.binance.com``.
         creds: the API key and secret.
-        now_ms: the clock (ms) used for ``timestamp``.
+        clock: the venue's clock (local time + offset) that stamps ``timestamp``.
         recv_window_ms: ``recvWindow`` of signed requests.
         timeout_s: per-request deadline.
         on_headers: called with the headers of every answer (rate-limit usage).
+        budgets: the local rate budgets (None: none enforced).
+        costs: what a request (method, path, query) spends of each budget.
+        on_clock_reject: called with a :class:`ClockRejected` before it is raised.
     """
 
     def __init__(
         self,
         base_url: str,
         creds: Credentials,
-        now_ms: Callable[[], int],
+        clock: VenueClock,
         *,
         recv_window_ms: int = 5000,
         timeout_s: float = 10.0,
         on_headers: Callable[[Mapping[str, str]], None] | None = None,
+        budgets: RateBudgets | None = None,
+        costs: Callable[[str, str, str], Mapping[str, int]] | None = None,
+        on_clock_reject: Callable[[ClockRejected], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._creds = creds
-        self._now_ms = now_ms
+        self._clock = clock
         self.recv_window_ms = recv_window_ms
         self.timeout_s = timeout_s
         self._on_headers = on_headers
+        self._budgets = budgets
+        self._costs = costs
+        self._on_clock_reject = on_clock_reject
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -85,7 +105,7 @@ class BinanceRest:
         """
         p = dict(params or {})
         p["recvWindow"] = str(self.recv_window_ms)
-        p["timestamp"] = str(self._now_ms())
+        p["timestamp"] = str(self._clock.now_ms())
         return await self._request(method, path, sign_query(self._creds.api_secret, p))
 
     async def keyed(self, method: str, path: str, params: Mapping[str, str] | None = None) -> bytes:
@@ -97,6 +117,8 @@ class BinanceRest:
     async def _request(self, method: str, path: str, query: str) -> bytes:
         if self._session is None:
             raise VenueUnavailable("binance: session not open")
+        if self._budgets is not None and self._costs is not None:
+            self._budgets.take(self._costs(method, path, query))
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
         what = f"{method} {path}"
         try:
@@ -115,8 +137,7 @@ class BinanceRest:
             return body
         self._raise(status, headers, body, what)
 
-    @staticmethod
-    def _raise(status: int, headers: Mapping[str, str], body: bytes, what: str) -> NoReturn:
+    def _raise(self, status: int, headers: Mapping[str, str], body: bytes, what: str) -> NoReturn:
         try:
             err = _error.decode(body)
         except msgspec.DecodeError:
@@ -131,4 +152,11 @@ class BinanceRest:
                 f"binance {what}: HTTP {status} [{err.code}] {err.msg}",
                 maintenance=status == 503 and "maint" in err.msg.lower(),
             )
+        if err.code == TIMESTAMP_REJECT:
+            offset = self._clock.offset_ms
+            clock = ClockRejected(err.code, err.msg, offset, self.recv_window_ms, status)
+            log.warning("binance %s: %s", what, clock.reason)
+            if self._on_clock_reject is not None:
+                self._on_clock_reject(clock)
+            raise clock
         raise VenueRejected(error_to_reject_code(err.code), err.code, err.msg, status)

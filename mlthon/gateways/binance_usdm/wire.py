@@ -8,6 +8,12 @@ from __future__ import annotations
 import msgspec
 
 
+class ServerTime(msgspec.Struct):
+    """``GET /fapi/v1/time``: ``{"serverTime": 1499827319559}`` (ms)."""
+
+    serverTime: int  # noqa: N815 (venue field names)
+
+
 class ErrorBody(msgspec.Struct):
     """``{"code": -2019, "msg": "Margin is insufficient."}``."""
 

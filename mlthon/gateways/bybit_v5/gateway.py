@@ -1,10 +1,14 @@
 """Bybit v5 linear perpetuals: the :class:`~mlthon.gateways.live.model.VenueApi` of the venue
 and the factory of its :class:`~mlthon.gateways.live.gateway.LiveGateway`.
 
-Endpoints used: ``GET /v5/market/instruments-info``, ``POST /v5/order/create|amend|cancel``,
-``GET /v5/order/realtime`` and ``/history``, ``GET /v5/execution/list``, ``GET
-/v5/account/wallet-balance``, ``GET /v5/position/list``, ``GET /v5/market/tickers``, ``GET
-/v5/user/query-api``; the private stream ``/v5/private`` (topics ``order`` and ``execution``).
+Endpoints used: ``GET /v5/market/time``, ``GET /v5/market/instruments-info``, ``POST
+/v5/order/create|amend|cancel``, ``GET /v5/order/realtime`` and ``/history``, ``GET
+/v5/execution/list``, ``GET /v5/account/wallet-balance``, ``GET /v5/position/list``, ``GET
+/v5/market/tickers``, ``GET /v5/user/query-api``; the private stream ``/v5/private`` (topics
+``order`` and ``execution``). Local budgets: :data:`~mlthon.gateways.bybit_v5.parse.BUDGETS`
+(600 requests per 5 s per IP; per account and endpoint per second: create, amend and cancel 10,
+queries 50), an endpoint's limit following its ``X-Bapi-Limit`` header unless
+``[gateway.rate_limits]`` sets it.
 """
 
 from __future__ import annotations
@@ -29,10 +33,12 @@ from mlthon.gateways.bybit_v5.wire import (
     OrderRecord,
     PagedList,
     Position,
+    ServerTime,
     Ticker,
     WalletAccount,
 )
 from mlthon.gateways.bybit_v5.ws import PING, authenticate, decode_private_frame
+from mlthon.gateways.live.budget import RateBudgets
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig, mask
 from mlthon.gateways.live.gateway import LiveGateway
 from mlthon.gateways.live.model import (
@@ -44,6 +50,7 @@ from mlthon.gateways.live.model import (
     VenueRejected,
     VenueUnavailable,
 )
+from mlthon.gateways.live.venue_clock import VenueClock
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Scheduler
@@ -75,6 +82,7 @@ _wallets = msgspec.json.Decoder(list[WalletAccount])
 _positions = msgspec.json.Decoder(list[Position])
 _tickers = msgspec.json.Decoder(list[Ticker])
 _apikey = msgspec.json.Decoder(ApiKeyInfo)
+_time = msgspec.json.Decoder(ServerTime)
 
 _MAX_PAGES = 20
 
@@ -90,9 +98,12 @@ class BybitV5Api(VenueApi):
     """Bybit v5 (category ``linear``) over signed REST and the private stream.
 
     Args:
-        config: the live configuration (environment, URL overrides, timeouts).
+        config: the live configuration (environment, URL overrides, timeouts, budgets).
         creds: the API key and secret.
         now_ns: the clock (the scheduler's).
+
+    Raises:
+        ConfigError: ``[gateway.rate_limits]`` names a budget Bybit does not have.
     """
 
     ping_interval_s = 20.0
@@ -106,19 +117,37 @@ class BybitV5Api(VenueApi):
         self.config = config
         self._creds = creds
         self._now_ns = now_ns
+        self.clock = VenueClock(now_ns)
+        self.budgets = RateBudgets.from_config(
+            parse.BUDGETS, config.rate_limits, now_ns, config.source
+        )
         self.rest = BybitRest(
             self.rest_url,
             creds,
-            lambda: now_ns() // 1_000_000,
+            self.clock,
             recv_window_ms=config.recv_window_ms,
             timeout_s=config.request_timeout_s,
             on_headers=self._on_headers,
+            budgets=self.budgets,
+            costs=parse.request_costs,
+            on_clock_reject=self.clock_rejected,
         )
 
     def _on_headers(self, path: str, headers: Mapping[str, str]) -> None:
         usage = parse.headers_to_rate_usage(headers, path)
         if usage is not None:
             self.last_rate = usage
+            name = parse.endpoint_budget(path)
+            if name is not None:
+                self.budgets.observe(name, usage.used, usage.limit)
+
+    async def server_time_ms(self) -> int:
+        """``GET /v5/market/time``: ``timeNano`` in ms."""
+        raw = await self.rest.get("/v5/market/time", signed=False)
+        try:
+            return parse.server_time_ms(_decode(_time, raw, "server time"))
+        except ValueError as exc:
+            raise VenueUnavailable(f"bybit server time: {exc}") from exc
 
     async def open(self) -> None:
         """Open the HTTP session."""
@@ -325,7 +354,7 @@ class BybitV5Api(VenueApi):
         """Open ``/v5/private``, authenticate, subscribe to ``order`` and ``execution``, ping
         every 20 s and pass the updates on."""
         async with ws_connect(self.ws_url, timeout_s=self.config.request_timeout_s) as conn:
-            expires = self._now_ns() // 1_000_000 + int(self.config.request_timeout_s * 1000)
+            expires = self.clock.now_ms() + int(self.config.request_timeout_s * 1000)
             await authenticate(conn, self._creds.api_key, self._creds.api_secret, expires)
 
             async def ping() -> None:

@@ -21,11 +21,37 @@ from mlthon.basics.mlt_enum import (
     OrderType,
     Side,
 )
-from mlthon.gateways.bybit_v5.wire import Execution, InstrumentInfo, OrderRecord
+from mlthon.gateways.bybit_v5.wire import Execution, InstrumentInfo, OrderRecord, ServerTime
+from mlthon.gateways.live.budget import Budget
 from mlthon.gateways.live.model import Fill, OrderEvent, RateUsage, VenueOrder
 
 MS = 1_000_000
 CATEGORY = "linear"
+TIMESTAMP_REJECT = 10002
+
+# The documented default budgets (category linear, per account and endpoint per second; every
+# request of the IP per 5 s). ``X-Bapi-Limit`` replaces an endpoint's limit when it answers.
+BUDGETS = (
+    Budget("ip-5s", 600, 5.0, "requests", "per IP"),
+    Budget("order-create", 10, 1.0, "requests", "per account on /v5/order/create"),
+    Budget("order-amend", 10, 1.0, "requests", "per account on /v5/order/amend"),
+    Budget("order-cancel", 10, 1.0, "requests", "per account on /v5/order/cancel"),
+    Budget("order-realtime", 50, 1.0, "requests", "per account on /v5/order/realtime"),
+    Budget("order-history", 50, 1.0, "requests", "per account on /v5/order/history"),
+    Budget("execution-list", 50, 1.0, "requests", "per account on /v5/execution/list"),
+    Budget("position-list", 50, 1.0, "requests", "per account on /v5/position/list"),
+    Budget("wallet-balance", 50, 1.0, "requests", "per account on /v5/account/wallet-balance"),
+)
+_ENDPOINT_BUDGETS = {
+    "/v5/order/create": "order-create",
+    "/v5/order/amend": "order-amend",
+    "/v5/order/cancel": "order-cancel",
+    "/v5/order/realtime": "order-realtime",
+    "/v5/order/history": "order-history",
+    "/v5/execution/list": "execution-list",
+    "/v5/position/list": "position-list",
+    "/v5/account/wallet-balance": "wallet-balance",
+}
 
 _STATUS = {
     "New": OrderStatus.New,
@@ -44,7 +70,7 @@ _SIDE = {"Buy": Side.Buy, "Sell": Side.Sell}
 # Bybit retCode -> our reject code. Codes absent here map to ExchangeError.
 ERROR_CODES: dict[int, GtwRejectCode] = {
     10001: GtwRejectCode.InvalidRequest,
-    10002: GtwRejectCode.InvalidRequest,
+    10002: GtwRejectCode.ClockOffset,  # timestamp outside recv_window: the clock is resynced
     10003: GtwRejectCode.NotLoggedIn,
     10004: GtwRejectCode.NotLoggedIn,
     10005: GtwRejectCode.NotLoggedIn,
@@ -214,6 +240,30 @@ def instruments_from_info(
             )
         )
     return out
+
+
+def endpoint_budget(path: str) -> str | None:
+    """The per-endpoint budget of ``path`` (None: only the IP budget counts it)."""
+    return _ENDPOINT_BUDGETS.get(path)
+
+
+def request_costs(method: str, path: str, query: str) -> dict[str, int]:
+    """What a request spends of each budget (:data:`BUDGETS`): one of the IP's, one of its
+    endpoint's."""
+    costs = {"ip-5s": 1}
+    name = _ENDPOINT_BUDGETS.get(path)
+    if name is not None:
+        costs[name] = 1
+    return costs
+
+
+def server_time_ms(t: ServerTime) -> int:
+    """The venue's time in ms from ``/v5/market/time`` (``timeNano``, else ``timeSecond``)."""
+    if t.timeNano.isdigit() and t.timeNano != "0":
+        return int(t.timeNano) // MS
+    if t.timeSecond.isdigit():
+        return int(t.timeSecond) * 1000
+    raise ValueError(f"no time in {t!r}")
 
 
 def headers_to_rate_usage(headers: Mapping[str, str], name: str) -> RateUsage | None:

@@ -17,6 +17,13 @@ class Envelope(msgspec.Struct):
     time: int = 0
 
 
+class ServerTime(msgspec.Struct):
+    """``GET /v5/market/time`` result: ``timeSecond`` and ``timeNano`` (strings)."""
+
+    timeSecond: str = "0"  # noqa: N815
+    timeNano: str = "0"  # noqa: N815
+
+
 class OrderAck(msgspec.Struct):
     """``/v5/order/create|amend|cancel`` result."""
 

@@ -26,17 +26,26 @@
     request_ttl_ms = 5000           # older requests are refused RequestExpired (0 = never)
     overload_lag_ms = 1000          # requests waiting longer: GatewayOverloaded (0 = never)
 
+    [gateway.rate_limits]           # local budgets; defaults from the venue's documentation
+    orders-10s = 150                # e.g. half Binance's; 0 = not enforced (docs/exchanges.md)
+
     [bus]
     host = "127.0.0.1"
     port = 1883
+
+Unknown keys, and values that parse but make no sense (``NaN``, a negative timeout, a port out of
+range, ``cancel_on_stop = "no"``), are refused with a :class:`ConfigError` naming the file, the key
+and the value.
 
 Keys are never logged: :func:`mask` shows their first and last two characters only.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +54,38 @@ import attrs
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Environment, Exchange
 from mlthon.gateways.base import DEFAULT_OVERLOAD_LAG_NS, DEFAULT_REQUEST_TTL_NS
+from mlthon.gateways.live.budget import check_budget_names
+
+MAX_RECV_WINDOW_MS = 60_000
+"""Binance refuses a larger ``recvWindow``; Bybit's is no wider."""
+
+_GATEWAY_KEYS = frozenset(
+    {
+        "exchange",
+        "environment",
+        "instruments",
+        "instruments_file",
+        "root",
+        "api_key_env",
+        "api_secret_env",
+        "api_key_file",
+        "api_secret_file",
+        "rest_url",
+        "ws_url",
+        "recv_window_ms",
+        "request_timeout_s",
+        "keepalive_s",
+        "reconnect_max_s",
+        "maintenance_probe_s",
+        "cancel_on_stop",
+        "fill_wait_s",
+        "journal",
+        "request_ttl_ms",
+        "overload_lag_ms",
+        "rate_limits",
+    }
+)
+_BUS_KEYS = frozenset({"host", "port"})
 
 
 def mask(secret: str) -> str:
@@ -95,7 +136,11 @@ class LiveGatewayConfig:
             ``RequestExpired`` (0: never; see :class:`~mlthon.gateways.base.GatewayBase`).
         overload_lag_ns: a request sent while the gateway was up that waited longer than this is
             refused ``GatewayOverloaded`` (0: never).
+        rate_limits: limits of the venue's local rate budgets by name (``orders-10s``...; 0: not
+            enforced); the others keep the venue's documented default
+            (:mod:`mlthon.gateways.live.budget`).
         bus_host / bus_port: the broker (``mlthon gateway`` only).
+        source: the file the configuration was read from ("" if built in code), for errors.
     """
 
     exchange: Exchange
@@ -119,8 +164,10 @@ class LiveGatewayConfig:
     journal: str | None = None
     request_ttl_ns: int = DEFAULT_REQUEST_TTL_NS
     overload_lag_ns: int = DEFAULT_OVERLOAD_LAG_NS
+    rate_limits: Mapping[str, int] = attrs.field(factory=dict)
     bus_host: str = "127.0.0.1"
     bus_port: int = 1883
+    source: str = ""
 
     @property
     def key_env(self) -> str:
@@ -175,65 +222,134 @@ class LiveGatewayConfig:
         Raises:
             ConfigError: a bad value (key named).
         """
-        g = data.get("gateway", {})
-        bus = data.get("bus", {})
-        if not isinstance(g, dict) or not isinstance(bus, dict):
-            raise ConfigError("[gateway] and [bus] must be tables", source=source)
+        return _Reader(source).read(data, base)
+
+
+class _Reader:
+    """One pass over a live gateway's TOML tables, each value checked as it is read."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def err(self, key: str, why: str) -> ConfigError:
+        return ConfigError(why, source=self.source, key=key)
+
+    def table(self, data: Mapping[str, Any], name: str, known: frozenset[str]) -> dict[str, Any]:
+        t = data.get(name, {})
+        if not isinstance(t, dict):
+            raise self.err(name, f"must be a table, got {t!r}")
+        unknown = sorted(set(t) - known)
+        if unknown:
+            raise self.err(name, f"unknown keys {unknown}; known: {sorted(known)}")
+        return t
+
+    def text(self, key: str, value: object, *, empty: bool = True) -> str:
+        if not isinstance(value, str) or (not empty and not value) or "\0" in value:
+            raise self.err(key, f"must be a {'' if empty else 'non-empty '}string, got {value!r}")
+        return value
+
+    def url(self, key: str, value: object, schemes: tuple[str, ...]) -> str:
+        v = self.text(key, value)
+        if v and not v.startswith(schemes):
+            raise self.err(key, f"{v[:80]!r} must start with {' or '.join(schemes)}")
+        return v
+
+    def positive(self, key: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.err(key, f"must be a positive number, got {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise self.err(key, f"must be a positive finite number, got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, value: object, low: int, high: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.err(key, f"must be an integer from {low} to {high}, got {value!r}")
+        return value
+
+    def read(self, data: dict[str, Any], base: Path | None) -> LiveGatewayConfig:
+        unknown = sorted(set(data) - {"gateway", "bus"})
+        if unknown:
+            raise ConfigError(
+                f"unknown sections {unknown}; known: ['bus', 'gateway']", source=self.source
+            )
+        g = self.table(data, "gateway", _GATEWAY_KEYS)
+        bus = self.table(data, "bus", _BUS_KEYS)
         try:
             exchange = Exchange.from_name(str(g.get("exchange", "")))
+        except ValueError as exc:
+            raise self.err("gateway.exchange", str(exc)) from exc
+        try:
             environment = Environment.from_name(str(g.get("environment", "Testnet")))
         except ValueError as exc:
-            raise ConfigError(str(exc), source=source, key="gateway.exchange") from exc
+            raise self.err("gateway.environment", str(exc)) from exc
         ids = g.get("instruments", [])
-        if not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
-            raise ConfigError("must be a list of ids", source=source, key="gateway.instruments")
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids
+        ):
+            raise self.err("gateway.instruments", f"must be a list of ids > 0, got {ids!r}")
         inst_file = g.get("instruments_file")
-        if inst_file is not None and base is not None:
-            inst_file = str(base / str(inst_file))
+        if inst_file is not None:
+            inst_file = self.text("gateway.instruments_file", inst_file, empty=False)
+            if base is not None:
+                inst_file = str(base / inst_file)
         journal = g.get("journal")
         if journal is not None:
-            journal = str(base / str(journal)) if base is not None else str(journal)
+            journal = self.text("gateway.journal", journal, empty=False)
+            journal = str(base / journal) if base is not None else journal
 
         def num(key: str, default: float) -> float:
-            v = g.get(key, default)
-            if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-                raise ConfigError(f"must be a positive number, got {v!r}", source=source, key=key)
-            return float(v)
+            return self.positive(f"gateway.{key}", g.get(key, default))
 
         def ms(key: str, default_ns: int) -> int:
             v = g.get(key, default_ns // 1_000_000)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(
-                    f"must be an integer >= 0 (milliseconds; 0 = never), got {v!r}",
-                    source=source,
-                    key=f"gateway.{key}",
-                )
-            return v * 1_000_000
+            return self.integer(f"gateway.{key}", v, 0, 86_400_000) * 1_000_000
 
-        return cls(
+        cancel_on_stop = g.get("cancel_on_stop", True)
+        if not isinstance(cancel_on_stop, bool):
+            raise self.err(
+                "gateway.cancel_on_stop", f"must be true or false, got {cancel_on_stop!r}"
+            )
+        limits = g.get("rate_limits", {})
+        if not isinstance(limits, dict):
+            raise self.err("gateway.rate_limits", f"must be a table, got {limits!r}")
+        bad = check_budget_names(limits)
+        if bad:
+            raise self.err("gateway.rate_limits", f"{bad[0]!r} is not a budget name")
+        for name, limit in limits.items():
+            self.integer(f"gateway.rate_limits.{name}", limit, 0, 10_000_000)
+        optional = {
+            k: self.text(f"gateway.{k}", g[k], empty=False)
+            for k in ("api_key_file", "api_secret_file")
+            if k in g
+        }
+        return LiveGatewayConfig(
             exchange=exchange,
             environment=environment,
             instrument_ids=tuple(ids),
             instruments_file=inst_file,
-            root=str(g.get("root", "mlt")),
-            api_key_env=str(g.get("api_key_env", "")),
-            api_secret_env=str(g.get("api_secret_env", "")),
-            api_key_file=g.get("api_key_file"),
-            api_secret_file=g.get("api_secret_file"),
-            rest_url=str(g.get("rest_url", "")),
-            ws_url=str(g.get("ws_url", "")),
-            recv_window_ms=int(num("recv_window_ms", 5000)),
+            root=self.text("gateway.root", g.get("root", "mlt"), empty=False),
+            api_key_env=self.text("gateway.api_key_env", g.get("api_key_env", "")),
+            api_secret_env=self.text("gateway.api_secret_env", g.get("api_secret_env", "")),
+            api_key_file=optional.get("api_key_file"),
+            api_secret_file=optional.get("api_secret_file"),
+            rest_url=self.url("gateway.rest_url", g.get("rest_url", ""), ("http://", "https://")),
+            ws_url=self.url("gateway.ws_url", g.get("ws_url", ""), ("ws://", "wss://")),
+            recv_window_ms=self.integer(
+                "gateway.recv_window_ms", g.get("recv_window_ms", 5000), 1, MAX_RECV_WINDOW_MS
+            ),
             request_timeout_s=num("request_timeout_s", 10.0),
             keepalive_s=num("keepalive_s", 1800.0),
             reconnect_max_s=num("reconnect_max_s", 30.0),
             maintenance_probe_s=num("maintenance_probe_s", 30.0),
-            cancel_on_stop=bool(g.get("cancel_on_stop", True)),
+            cancel_on_stop=cancel_on_stop,
             fill_wait_s=num("fill_wait_s", 2.0),
             journal=journal,
             request_ttl_ns=ms("request_ttl_ms", DEFAULT_REQUEST_TTL_NS),
             overload_lag_ns=ms("overload_lag_ms", DEFAULT_OVERLOAD_LAG_NS),
-            bus_host=str(bus.get("host", "127.0.0.1")),
-            bus_port=int(bus.get("port", 1883)),
+            rate_limits=dict(limits),
+            bus_host=self.text("bus.host", bus.get("host", "127.0.0.1"), empty=False),
+            bus_port=self.integer("bus.port", bus.get("port", 1883), 1, 65_535),
+            source=self.source,
         )
 
 

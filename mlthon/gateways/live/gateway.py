@@ -10,6 +10,20 @@ then ``ReadyToTrade``; ``Maintenance`` when the venue says so; back to ``Connect
 stream reconnects (capped exponential back-off with jitter). After every reconnect the open orders
 and their executions are fetched over REST and the missed reports are emitted.
 
+Clock: signed requests carry the venue's time (local clock + an offset measured against the
+venue's time endpoint before every private-stream connection). When the venue refuses a
+request's timestamp (:class:`~mlthon.gateways.live.venue_clock.ClockRejected`: Binance ``-1021``,
+Bybit ``10002``) the request is answered ``ClockOffset`` with the venue's reason and the offset
+used, the gateway goes ``Connecting`` (the detail names the offset) and measures the offset again,
+``ReadyToTrade`` once it has it.
+
+Rate budgets: every request is taken from the venue's local budgets first
+(:mod:`mlthon.gateways.live.budget`); one the venue would refuse is answered
+``RateLimitExceeded`` naming the budget, without being sent.
+
+Every request gets exactly one answer: a request task that raises (a bug) is logged and its
+request answered ``ExchangeError``, unless its answer was already sent.
+
 With an :class:`~mlthon.gateways.journal.OrderJournal` (``docs/reliability.md``): every order
 request is journaled when it arrives (a repeat, by its exact bytes, is dropped) and every report
 with the state of its order, committed before it is published; client order ids stay used across
@@ -23,11 +37,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import hashlib
 import logging
+import re
 from collections import OrderedDict
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import attrs
 
 from mlthon.basics.errors import GatewayError, RateLimited
 from mlthon.basics.instrument import Instrument
@@ -42,10 +61,12 @@ from mlthon.basics.mlt_enum import (
     Side,
 )
 from mlthon.basics.order_state import IllegalTransition
-from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
+from mlthon.gateways.base import ANSWERS, FetchRequest, GatewayBase, reject_for
 from mlthon.gateways.journal import OrderJournal
+from mlthon.gateways.live.budget import BudgetExhausted
 from mlthon.gateways.live.config import LiveGatewayConfig
 from mlthon.gateways.live.model import (
+    ClockRejected,
     Fill,
     LiveOrder,
     OrderEvent,
@@ -102,6 +123,22 @@ NS = 1_000_000_000
 _THRESHOLDS = (50, 90, 100)
 _MAX_SEEN = 200_000
 _MAX_CLOSED = 10_000
+_CLOCK_RETRY_S = 1.0
+
+
+@attrs.define
+class _Pending:
+    """The request a task is serving, and whether its answer went out (see ``_send``)."""
+
+    req: Any
+    kind: str
+    answered: bool = False
+
+
+# The request of the running task (None outside request tasks): ``_send`` marks it answered.
+_SERVING: contextvars.ContextVar[_Pending | None] = contextvars.ContextVar(
+    "mlthon_live_serving", default=None
+)
 
 
 def _fmt(d: Decimal) -> str:
@@ -119,16 +156,32 @@ def _dec(value: str | None, name: str) -> Decimal:
     return d
 
 
-def venue_client_id(strat: str, cl_id: str, max_len: int = 36) -> str:
-    """The client order id sent to the venue: ``<strat>.<cl_id>`` when it fits the venues'
-    alphabet and length, else a stable hash of both (strategies may reuse each other's ids)."""
-    raw = f"{strat}.{cl_id}"
-    ok = all(c.isalnum() or c in "._-" for c in raw) and raw.isascii()
-    if ok and len(raw) <= max_len:
-        return raw
-    import hashlib
+VENUE_CID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+"""The client order ids both venues accept: Bybit's ``orderLinkId`` is at most 36 letters,
+digits, ``-`` and ``_``; Binance's ``newClientOrderId`` matches ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``,
+a superset."""
+_PLAIN_STRAT = re.compile(r"[A-Za-z0-9_]+")
 
-    return "h" + hashlib.sha256(raw.encode()).hexdigest()[: max_len - 1]
+
+def venue_client_id(strat: str, cl_id: str, max_len: int = 36) -> str:
+    """The client order id sent to the venue (always :data:`VENUE_CID`-legal, deterministic).
+
+    ``<strat>-<cl_id>`` when the strategy's name holds letters, digits and ``_`` only, the client
+    id is legal and both fit in ``max_len``: it reads back unambiguously (the first ``-`` ends
+    the strategy's name). Otherwise (a ``.`` or ``-`` in the name, a long pair) ``h`` and 35 hex
+    digits of SHA-256 of both, which never contains a ``-`` and so never equals a readable id.
+    The gateway maps the venue's id back to (strategy, client id) through its orders, which the
+    journal keeps across restarts (``venue_cid`` of each order).
+    """
+    raw = f"{strat}-{cl_id}"
+    if (
+        len(raw) <= max_len
+        and _PLAIN_STRAT.fullmatch(strat) is not None
+        and VENUE_CID.fullmatch(cl_id) is not None
+    ):
+        return raw
+    digest = hashlib.sha256(f"{strat}\x00{cl_id}".encode()).hexdigest()
+    return "h" + digest[: max_len - 1]
 
 
 class LiveGateway(GatewayBase):
@@ -185,6 +238,10 @@ class LiveGateway(GatewayBase):
         self.backoff = Backoff(cap_s=config.reconnect_max_s)
         self.connects = 0
         self.reconciled_fills = 0
+        self._stream_up = False  # the private stream is connected and reconciled
+        self._clock_off = False  # the venue refused a timestamp; the offset is being measured
+        self.clock_rejects = 0
+        api.on_clock_reject = self._on_clock_reject
 
     @property
     def name(self) -> str:
@@ -255,9 +312,44 @@ class LiveGateway(GatewayBase):
         self._started = False
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], role: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}.{role}")
+        task = asyncio.get_running_loop().create_task(
+            coro, name=f"{self.name}.{role}", context=contextvars.Context()
+        )
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+
+    def _serve(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        role: str,
+        req: Any,
+        kind: str,
+        seq: int = 0,
+        settled: Callable[[], bool] | None = None,
+    ) -> None:
+        """Spawn the task serving request ``req``: if it raises (a bug), the request is answered
+        ``ExchangeError`` unless its answer went out already (or ``settled()`` says the venue's
+        stream answered it)."""
+        pending = _Pending(req, kind)
+
+        async def guarded() -> None:
+            _SERVING.set(pending)
+            try:
+                await coro
+            except Exception as exc:
+                if pending.answered or (settled is not None and settled()):
+                    self.faults += 1
+                    self.log.error(
+                        "%s: %s of %s failed after its answer",
+                        self.name,
+                        kind,
+                        req.strat,
+                        exc_info=exc,
+                    )
+                    return
+                self.answer_fault(req, kind, exc, seq)
+
+        self._spawn(guarded(), role)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -271,6 +363,7 @@ class LiveGateway(GatewayBase):
     async def _stream_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                await self._sync_clock()
                 await self.api.run_private_stream(self._on_connected, self._on_events)
                 why = "private stream closed"
             except VenueUnavailable as exc:
@@ -280,6 +373,7 @@ class LiveGateway(GatewayBase):
                     self.publish_status(GtwStatus.Maintenance, exc.detail)
             except GatewayError as exc:
                 why = str(exc)
+            self._stream_up = False
             self._ready = False
             if self.status is not GtwStatus.Maintenance:
                 self.publish_status(GtwStatus.Connecting, f"reconnecting: {why}")
@@ -293,8 +387,72 @@ class LiveGateway(GatewayBase):
         self.connects += 1
         await self.reconcile()
         self.backoff.reset()
+        self._stream_up = True
+        if self._clock_off:  # the resync task announces ReadyToTrade once it has the offset
+            return
         self._ready = True
         self.publish_status(GtwStatus.ReadyToTrade, "private stream up, orders reconciled")
+
+    # ================================================================================ clock
+    async def _sync_clock(self) -> bool:
+        """Measure the venue's clock offset; False (logged) if the venue did not tell."""
+        clock = self.api.clock
+        try:
+            offset = await self.api.sync_clock()
+        except GatewayError as exc:
+            self.log.warning(
+                "%s: venue clock not measured (%s); signing with offset %+d ms",
+                self.name,
+                exc,
+                clock.offset_ms,
+            )
+            return False
+        self._clock_off = False
+        level = logging.WARNING if abs(offset) > self.config.recv_window_ms // 2 else logging.INFO
+        self.log.log(
+            level,
+            "%s: venue clock offset %+d ms (round trip %d ms)",
+            self.name,
+            offset,
+            clock.rtt_ms,
+        )
+        return True
+
+    def _on_clock_reject(self, exc: ClockRejected) -> None:
+        """The venue refused a request's timestamp: out of ``ReadyToTrade`` until the offset is
+        measured again."""
+        self.clock_rejects += 1
+        if self._clock_off:
+            return
+        self._clock_off = True
+        self._ready = False
+        if self.status is not GtwStatus.Maintenance:
+            self.publish_status(
+                GtwStatus.Connecting,
+                f"clock: the venue refused a request's timestamp (signed with offset "
+                f"{exc.offset_ms:+d} ms, receive window {self.config.recv_window_ms} ms); "
+                "measuring the venue's clock offset again",
+            )
+        if not self._stop.is_set():
+            self._spawn(self._resync_clock(), "clock_resync")
+
+    async def _resync_clock(self) -> None:
+        """Measure the offset until the venue answers; then ``ReadyToTrade`` (if the stream is
+        up: otherwise its reconnection announces it)."""
+        while self._clock_off and not self._stop.is_set():
+            if await self._sync_clock():
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOCK_RETRY_S):
+                    await self._stop.wait()
+        if self._clock_off or self._stop.is_set():
+            return
+        if self._stream_up and self.status is not GtwStatus.Maintenance:
+            self._ready = True
+            self.publish_status(
+                GtwStatus.ReadyToTrade,
+                f"venue clock offset measured again: {self.api.clock.offset_ms:+d} ms",
+            )
 
     def _on_events(self, events: list[StreamEvent]) -> None:
         for ev in events:
@@ -391,6 +549,14 @@ class LiveGateway(GatewayBase):
     def _send(self, strat: str, msg: Msg, *, order: LiveOrder | None = None, done: int = 0) -> None:
         """Journal ``msg`` (with its order's state and the request it answers) in one
         committed transaction, then publish it; an execution already journaled is not sent."""
+        pending = _SERVING.get()
+        if (
+            pending is not None
+            and not pending.answered
+            and strat == pending.req.strat
+            and isinstance(msg, ANSWERS[pending.kind])
+        ):
+            pending.answered = True
         j = self.journal
         seq = 0
         if j is not None:
@@ -737,6 +903,11 @@ class LiveGateway(GatewayBase):
         """Why no request can go out now (None if one can)."""
         if self.status is GtwStatus.Maintenance:
             return GtwRejectCode.GtwNotReady, "venue in maintenance"
+        if self._clock_off:
+            return (
+                GtwRejectCode.GtwNotReady,
+                "gateway not ready: the venue refused a timestamp; measuring its clock offset",
+            )
         if not self._ready:
             return GtwRejectCode.GtwNotReady, "gateway not ready (connecting)"
         if self._blocked_until > self._now():
@@ -767,6 +938,12 @@ class LiveGateway(GatewayBase):
             self.publish_status(GtwStatus.ReadyToTrade, "maintenance over")
 
     def _rate_limited(self, exc: RateLimited) -> str:
+        """The reason of a rate-limit refusal. The venue's (429, 10006...) holds every request
+        back until it lifts; a local budget's (:class:`BudgetExhausted`) refuses only what
+        needs that budget, and is logged at the 1st, 10th, 100th... occurrence."""
+        if isinstance(exc, BudgetExhausted):
+            self._log_refusal(self.api.budgets.refused, "%s: %s", self.name, exc)
+            return exc.reason
         self._blocked_until = max(self._blocked_until, self._now() + int(exc.retry_after_s * NS))
         self.log.warning("%s: %s", self.name, exc)
         return str(exc)
@@ -777,6 +954,25 @@ class LiveGateway(GatewayBase):
     ) -> None:
         """Answer request ``req`` (journal sequence ``seq``) with its reject."""
         self._send(req.strat, reject_for(req, code, reason, self._now()), done=seq)
+
+    def refuse_request(
+        self, req: Any, kind: str, code: GtwRejectCode, reason: str, seq: int = 0
+    ) -> None:
+        """Answer a request refused before (or instead of) its handling, journaled with the
+        request it answers."""
+        self._send(req.strat, reject_for(req, code, reason, self._now()), done=seq)
+
+    def answer_fault(self, req: Any, kind: str, exc: BaseException, seq: int = 0) -> None:
+        """A request's handling raised: a NewOrder whose order was registered but neither
+        acknowledged nor refused is forgotten (rejected), then the request is answered
+        ``ExchangeError`` (:meth:`GatewayBase.answer_fault`)."""
+        if kind == "new":
+            order = self._find(req.strat, req.cl_id)
+            if order is not None and order.status is OrderStatus.PendingNew and not order.acked:
+                order.reject()
+                self._forget(order)
+                self._save(order)
+        super().answer_fault(req, kind, exc, seq)
 
     def _target(self, req: ModifyOrder | CancelOrder, seq: int) -> LiveOrder | None:
         """The open order a modify or cancel is for; None, with the reject sent, if the gateway
@@ -809,6 +1005,24 @@ class LiveGateway(GatewayBase):
         if req.ord_type in (OrderType.StopLimit, OrderType.StopMarket):
             self._send(req.strat, UnsupportedOp(msg_type="NewOrder"), done=seq)
             return
+        if req.side not in (Side.Buy, Side.Sell):
+            reject(GtwRejectCode.InvalidRequest, f"side must be Buy or Sell, not {req.side!r}")
+            return
+        # Unset means the default, as on the simulated exchange
+        ord_type = OrderType.Limit if req.ord_type is OrderType.Unset else req.ord_type
+        tif = TIF.GTC if req.tif is TIF.Unset else req.tif
+        if ord_type not in (OrderType.Limit, OrderType.Market) or tif not in (
+            TIF.GTC,
+            TIF.IOC,
+            TIF.FOK,
+        ):
+            reject(GtwRejectCode.InvalidRequest, f"order type {ord_type!r} / tif {tif!r}")
+            return
+        if req.exec_instr is ExecInstructions.PostOnly and (
+            ord_type is OrderType.Market or tif is not TIF.GTC
+        ):
+            reject(GtwRejectCode.InvalidRequest, "post-only needs a GTC limit order")
+            return
         existing = self._find(req.strat, req.cl_id)
         if existing is not None and not existing.closed:
             reject(GtwRejectCode.DuplicateClientId, f"cl_id {req.cl_id} is still live")
@@ -820,7 +1034,7 @@ class LiveGateway(GatewayBase):
             return
         try:
             qty = _dec(req.qty, "qty")
-            price = _dec(req.price, "price") if req.ord_type is OrderType.Limit else Decimal(0)
+            price = _dec(req.price, "price") if ord_type is OrderType.Limit else Decimal(0)
         except ValueError as exc:
             reject(GtwRejectCode.InvalidRequest, str(exc))
             return
@@ -830,7 +1044,7 @@ class LiveGateway(GatewayBase):
                 f"qty {req.qty} not a positive multiple of {inst.lot_size} >= {inst.min_qty}",
             )
             return
-        if req.ord_type is OrderType.Limit and (price <= 0 or price % inst.tick_size != 0):
+        if ord_type is OrderType.Limit and (price <= 0 or price % inst.tick_size != 0):
             reject(GtwRejectCode.InvalidPrice, f"price {req.price} not on tick {inst.tick_size}")
             return
         order = LiveOrder(
@@ -841,8 +1055,8 @@ class LiveGateway(GatewayBase):
             side=req.side,
             price=price,
             qty=qty,
-            ord_type=req.ord_type,
-            tif=req.tif,
+            ord_type=ord_type,
+            tif=tif,
             exec_instr=req.exec_instr,
             reduce_only=req.close_position,
             created_ts=self._now(),
@@ -852,7 +1066,13 @@ class LiveGateway(GatewayBase):
         self.orders[order.venue_cid] = order
         self._by_strat[(order.strat, order.cl_id)] = order.venue_cid
         self._save(order, done=seq)  # before the venue hears of it
-        self._spawn(self._on_new_order(order), f"new[{order.venue_cid}]")
+        self._serve(
+            self._on_new_order(order),
+            f"new[{order.venue_cid}]",
+            req,
+            "new",
+            settled=lambda: order.acked or order.closed,
+        )
 
     async def _on_new_order(self, order: LiveOrder) -> None:
         async with order.lock:
@@ -921,7 +1141,13 @@ class LiveGateway(GatewayBase):
         if qty <= order.filled or qty % inst.lot_size != 0:
             reject(GtwRejectCode.InvalidQty, f"qty {qty} off the lot grid or not above filled")
             return
-        self._spawn(self._on_modify_order(order, price, qty, seq), f"modify[{order.venue_cid}]")
+        self._serve(
+            self._on_modify_order(order, price, qty, seq),
+            f"modify[{order.venue_cid}]",
+            req,
+            "modify",
+            seq,
+        )
 
     async def _on_modify_order(
         self, order: LiveOrder, price: Decimal, qty: Decimal, seq: int = 0
@@ -971,7 +1197,9 @@ class LiveGateway(GatewayBase):
         order = self._target(req, seq)
         if order is None:
             return
-        self._spawn(self._on_cancel_order(order, seq), f"cancel[{order.venue_cid}]")
+        self._serve(
+            self._on_cancel_order(order, seq), f"cancel[{order.venue_cid}]", req, "cancel", seq
+        )
 
     async def _on_cancel_order(self, order: LiveOrder, seq: int = 0) -> None:
         try:
@@ -1061,7 +1289,13 @@ class LiveGateway(GatewayBase):
             and not o.closed
             and (req.instrument_id == 0 or o.instrument.instrument_id == req.instrument_id)
         ]
-        self._spawn(self._on_cancel_all(req, targets, seq), f"cancel_all[{req.strat}]")
+        self._serve(
+            self._on_cancel_all(req, targets, seq),
+            f"cancel_all[{req.strat}]",
+            req,
+            "cancel_all",
+            seq,
+        )
 
     async def _on_cancel_all(self, req: CancelAll, targets: list[LiveOrder], seq: int = 0) -> None:
         code = CancelCode.StopEscalation if req.escalation else CancelCode.CancelAll
@@ -1144,7 +1378,7 @@ class LiveGateway(GatewayBase):
                 ),
             )
             return
-        self._spawn(self._on_fetch(req), f"fetch[{req.strat}]")
+        self._serve(self._on_fetch(req), f"fetch[{req.strat}]", req, "fetch")
 
     async def _on_fetch(self, req: FetchRequest) -> None:
         msg: Msg

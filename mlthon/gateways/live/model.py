@@ -34,6 +34,8 @@ from mlthon.basics.mlt_enum import (
     Side,
 )
 from mlthon.basics.order_state import OrderLifecycle
+from mlthon.gateways.live.budget import RateBudgets
+from mlthon.gateways.live.venue_clock import ClockRejected, VenueClock
 from mlthon.venues.errors import VenueRejected, VenueTimeout, VenueUnavailable
 
 
@@ -131,6 +133,7 @@ class StatusEvent:
 StreamEvent = OrderEvent | StatusEvent
 
 __all__ = [
+    "ClockRejected",
     "Fill",
     "LiveOrder",
     "OrderEvent",
@@ -204,9 +207,35 @@ class VenueApi(ABC):
 
     Every method raises the errors of this module's tree (and nothing from aiohttp).
     ``last_rate`` holds the usage reported by the latest REST answer (None if it had none).
+
+    Attributes:
+        clock: the venue's clock (local time + measured offset) that signs requests.
+        budgets: the local rate budgets every request is taken from before it is sent
+            (:class:`~mlthon.gateways.live.budget.BudgetExhausted` when one is short).
+        on_clock_reject: called with the error when the venue refuses a request's timestamp
+            (before the error is raised to the caller); the gateway sets it.
     """
 
     last_rate: RateUsage | None = None
+    clock: VenueClock
+    budgets: RateBudgets
+    on_clock_reject: Callable[[ClockRejected], None] | None = None
+
+    @abstractmethod
+    async def server_time_ms(self) -> int:
+        """The venue's clock (ms since the epoch), from its time endpoint."""
+
+    async def sync_clock(self) -> int:
+        """Measure the venue's clock offset (:meth:`server_time_ms` around the local clock) and
+        sign requests with it from now on; returns the offset in ms."""
+        sent = self.clock.local_ns()
+        server = await self.server_time_ms()
+        return self.clock.update(server, sent, self.clock.local_ns())
+
+    def clock_rejected(self, exc: ClockRejected) -> None:
+        """Tell the gateway (``on_clock_reject``) that the venue refused a timestamp."""
+        if self.on_clock_reject is not None:
+            self.on_clock_reject(exc)
 
     @abstractmethod
     async def open(self) -> None:

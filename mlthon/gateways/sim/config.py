@@ -60,14 +60,22 @@ conservative queue and the instruments' own fees::
     [unsupported]
     ops = ["ModifyOrder"]        # request kinds answered with UnsupportedOp
     use_exchange_profile = true  # also the built-in profile of the exchange (see PROFILES)
+
+Unknown sections or keys, and values that parse but make no sense, are refused with a
+:class:`~mlthon.basics.errors.ConfigError` naming the file, the key and the value: decimals follow
+:mod:`mlthon.basics.sanity` (finite, in range; balances ``>= 0``, leverage ``> 0`` and at most
+:data:`MAX_LEVERAGE`, fee rates signed and below 1 in magnitude), durations are ``>= 0``, a
+log-normal ``sigma`` is from 0 to 5, ``queue_power`` finite, above 0 and at most 100.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import tomllib
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +83,7 @@ import attrs
 
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange
+from mlthon.basics.sanity import decimal_problem
 from mlthon.gateways.base import DEFAULT_OVERLOAD_LAG_NS, DEFAULT_REQUEST_TTL_NS
 from mlthon.gateways.sim.fees import FeeRates
 from mlthon.gateways.sim.latency import (
@@ -106,6 +115,12 @@ PROFILES: dict[Exchange, frozenset[str]] = {
 """Request kinds each exchange does not support (used when ``use_exchange_profile`` is true)."""
 
 _QUEUE_MODELS = ("conservative", "power", "uniform", "log")
+MAX_LEVERAGE = Decimal(1000)
+"""No venue lends more; a larger ``account.leverage`` is a typo."""
+MAX_QUEUE_POWER = 100.0
+_ID_PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_COIN = re.compile(r"[A-Za-z0-9]{1,32}")
+_ROOT = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
 @attrs.frozen
@@ -234,16 +249,32 @@ class _Loader:
             raise self.err(where, f"unknown keys {sorted(unknown)}; known: {sorted(known)}")
         return value
 
-    def decimal(self, key: str, value: object) -> Decimal:
+    def decimal(
+        self, key: str, value: object, *, positive: bool = False, signed: bool = False
+    ) -> Decimal:
+        """A decimal value with the one rule of :mod:`mlthon.basics.sanity` (finite, in range;
+        ``>= 0`` unless ``signed``, ``> 0`` if ``positive``)."""
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise self.err(key, f'must be a decimal string such as "0.0002", got {value!r}')
-        try:
-            d = Decimal(value)
-        except InvalidOperation:
-            raise self.err(key, f"{value!r} is not a decimal number") from None
-        if not d.is_finite():
-            raise self.err(key, f"must be finite, got {value!r}")
-        return d
+        why = decimal_problem(value, positive=positive, signed=signed)
+        if why is not None:
+            raise self.err(key, why)
+        return Decimal(value)
+
+    def text(self, key: str, value: object, pattern: re.Pattern[str] | None = None) -> str:
+        if not isinstance(value, str) or not value or "\0" in value:
+            raise self.err(key, f"must be a non-empty string, got {value!r}")
+        if pattern is not None and pattern.fullmatch(value) is None:
+            raise self.err(key, f"{value[:40]!r} must match {pattern.pattern}")
+        return value
+
+    def number(self, key: str, value: object, low: float, high: float) -> float:
+        """A finite number in ``(low, high]``."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.err(key, f"must be a number, got {value!r}")
+        if not math.isfinite(value) or not low < value <= high:
+            raise self.err(key, f"must be a number > {low} and <= {high}, got {value!r}")
+        return float(value)
 
     def duration(self, key: str, value: object) -> int:
         try:
@@ -251,9 +282,11 @@ class _Loader:
         except (TypeError, ValueError) as exc:
             raise self.err(key, str(exc)) from None
 
-    def int_(self, key: str, value: object, minimum: int = 0) -> int:
+    def int_(self, key: str, value: object, minimum: int = 0, maximum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.err(key, f"must be an integer >= {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise self.err(key, f"must be an integer <= {maximum}, got {value!r}")
         return value
 
     def ts(self, key: str, value: object) -> int:
@@ -276,9 +309,14 @@ class _Loader:
         if unknown or "maker" not in value or "taker" not in value:
             raise self.err(key, "needs exactly the keys maker and taker")
         return FeeRates(
-            self.decimal(f"{key}.maker", value["maker"]),
-            self.decimal(f"{key}.taker", value["taker"]),
+            self.fee(f"{key}.maker", value["maker"]), self.fee(f"{key}.taker", value["taker"])
         )
+
+    def fee(self, key: str, value: object) -> Decimal:
+        rate = self.decimal(key, value, signed=True)
+        if abs(rate) >= 1:
+            raise self.err(key, f"{value!r} is a fee of 100 % or more (rates are fractions)")
+        return rate
 
     def load(self, data: Mapping[str, Any]) -> SimGatewayConfig:
         top = {"gateway", "bus", "matching", "account", "fees", "latency", "rate_limit"}
@@ -315,26 +353,28 @@ class _Loader:
                 raise self.err("gateway.instruments", "must be a list of instrument ids")
             kw["instrument_ids"] = tuple(self.int_("gateway.instruments", i, 1) for i in ids)
         if "instruments_file" in g:
-            kw["instruments_file"] = str(g["instruments_file"])
+            kw["instruments_file"] = self.text("gateway.instruments_file", g["instruments_file"])
         if "root" in g:
-            kw["root"] = str(g["root"])
+            kw["root"] = self.text("gateway.root", g["root"], _ROOT)
         if "connect_delay" in g:
             kw["connect_delay_ns"] = self.duration("gateway.connect_delay", g["connect_delay"])
         if "id_prefix" in g:
-            kw["id_prefix"] = str(g["id_prefix"])
+            kw["id_prefix"] = self.text("gateway.id_prefix", g["id_prefix"], _ID_PREFIX)
         if "journal" in g:
-            kw["journal"] = str(g["journal"])
+            kw["journal"] = self.text("gateway.journal", g["journal"])
         for key in ("request_ttl_ms", "overload_lag_ms"):
             if key in g:
-                kw[key.replace("_ms", "_ns")] = self.int_(f"gateway.{key}", g[key]) * 1_000_000
+                kw[key.replace("_ms", "_ns")] = (
+                    self.int_(f"gateway.{key}", g[key], 0, 86_400_000) * 1_000_000
+                )
         b = self.table(data, "bus", {"host", "port", "username", "password_file", "tls_ca"})
         for key in ("username", "password_file", "tls_ca"):
             if key in b:
-                kw[f"bus_{key}"] = str(b[key])
+                kw[f"bus_{key}"] = self.text(f"bus.{key}", b[key])
         if "host" in b:
-            kw["bus_host"] = str(b["host"])
+            kw["bus_host"] = self.text("bus.host", b["host"])
         if "port" in b:
-            kw["bus_port"] = self.int_("bus.port", b["port"], 1)
+            kw["bus_port"] = self.int_("bus.port", b["port"], 1, 65_535)
         m = self.table(data, "matching", {"queue_model", "queue_power", "seed"})
         if "queue_model" in m:
             name = str(m["queue_model"]).lower()
@@ -342,10 +382,9 @@ class _Loader:
                 raise self.err("matching.queue_model", f"{name!r} is not one of {_QUEUE_MODELS}")
             kw["queue_model"] = name
         if "queue_power" in m:
-            p = m["queue_power"]
-            if isinstance(p, bool) or not isinstance(p, int | float) or p <= 0:
-                raise self.err("matching.queue_power", f"must be a number > 0, got {p!r}")
-            kw["queue_power"] = float(p)
+            kw["queue_power"] = self.number(
+                "matching.queue_power", m["queue_power"], 0.0, MAX_QUEUE_POWER
+            )
         if "seed" in m:
             kw["seed"] = self.int_("matching.seed", m["seed"])
         a = self.table(data, "account", {"balances", "leverage", "hedge_mode"})
@@ -354,12 +393,13 @@ class _Loader:
             if not isinstance(bal, Mapping):
                 raise self.err("account.balances", 'must be a table coin = "amount"')
             kw["balances"] = {
-                str(c): self.decimal(f"account.balances.{c}", v) for c, v in bal.items()
+                self.text("account.balances", c, _COIN): self.decimal(f"account.balances.{c}", v)
+                for c, v in bal.items()
             }
         if "leverage" in a:
-            lev = self.decimal("account.leverage", a["leverage"])
-            if lev <= 0:
-                raise self.err("account.leverage", f"must be > 0, got {lev}")
+            lev = self.decimal("account.leverage", a["leverage"], positive=True)
+            if lev > MAX_LEVERAGE:
+                raise self.err("account.leverage", f"{lev} is above {MAX_LEVERAGE}")
             kw["leverage"] = lev
         if "hedge_mode" in a:
             if not isinstance(a["hedge_mode"], bool):

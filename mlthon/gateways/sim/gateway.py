@@ -44,7 +44,7 @@ from typing import Any
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
-from mlthon.gateways.base import FetchRequest, GatewayBase, reject_for
+from mlthon.gateways.base import ANSWERS, FetchRequest, GatewayBase, reject_for
 from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.fees import FeeModel
@@ -321,9 +321,19 @@ class SimGateway(GatewayBase):
         """Whether the order a cancel names is open on the simulated exchange."""
         return self.engine.order_is_open(req.strat, req.cl_id)
 
-    def refuse_request(self, req: Any, kind: str, code: GtwRejectCode, reason: str) -> None:
-        """Answer a request refused before execution, after the answers queued before it."""
+    def refuse_request(
+        self, req: Any, kind: str, code: GtwRejectCode, reason: str, seq: int = 0
+    ) -> None:
+        """Answer a request refused before execution, after the answers queued before it. A
+        journaled request (``seq``) gets its answer journaled with it marked handled, as an
+        engine call's."""
         now = self.scheduler.now_ns()
+        if seq and self.journal is not None:
+            self._begin_call(now)
+            self._reject(req, kind, code, reason, now)
+            self.journal.request_done(seq)
+            self._end_call()
+            return
         self._call_ts = now
         self._call_due = now
         self._deliver(req.strat, reject_for(req, code, reason, now), kind, 0)
@@ -363,10 +373,41 @@ class SimGateway(GatewayBase):
         if not self._started:
             return
         self._begin_call(t_ex)
-        self._handle(req, kind, t_ex)
+        try:
+            self._handle(req, kind, t_ex)
+        except Exception as exc:  # the last line of defence: one answer per request all the same
+            self._engine_fault(req, kind, t_ex, exc)
         if seq and self.journal is not None:
             self.journal.request_done(seq)
         self._end_call()
+
+    def _engine_fault(self, req: Any, kind: str, t_ex: int, exc: Exception) -> None:
+        """The engine raised on ``req`` (a bug: refusals are rejects): log it and, unless the
+        engine had answered the request before failing, answer it ``ExchangeError``."""
+        self.faults += 1
+        if self.faults == 1:
+            self.log.error(
+                "sim %s: the engine failed on %s of %s; answered ExchangeError",
+                self.exchange.name,
+                type(req).__name__,
+                req.strat,
+                exc_info=exc,
+            )
+        else:
+            self._log_refusal(
+                self.faults,
+                "sim %s: the engine failed on %s of %s (%d faults so far): %r",
+                self.exchange.name,
+                type(req).__name__,
+                req.strat,
+                self.faults,
+                exc,
+            )
+        answers = ANSWERS[kind]
+        if any(s == req.strat and isinstance(m, answers) for s, m, _ in self._staged):
+            return
+        why = f"internal error handling the request: {type(exc).__name__}: {exc}"[:300]
+        self._reject(req, kind, GtwRejectCode.ExchangeError, why, t_ex)
 
     def _handle(self, req: Any, kind: str, t_ex: int) -> None:
         rqst_type = type(req).__name__

@@ -24,6 +24,9 @@ from collections.abc import Mapping
 import attrs
 
 COMMAND_KINDS = ("new", "modify", "cancel", "cancel_all", "fetch")
+MAX_SIGMA = 5.0
+"""The widest log-normal shape: exp(5 sigma) is already a 10^10 spread (and a larger one can
+overflow a float on a rare draw)."""
 
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s)?\s*$")
@@ -184,8 +187,14 @@ def delay_from_config(value: object) -> Delay:
         return UniformDelay(low, high)
     if dist == "lognormal":
         sigma = value.get("sigma", 0.5)
-        if isinstance(sigma, bool) or not isinstance(sigma, int | float) or sigma < 0:
-            raise ValueError(f"lognormal sigma must be a number >= 0, got {sigma!r}")
+        if (
+            isinstance(sigma, bool)
+            or not isinstance(sigma, int | float)
+            or not 0 <= sigma <= MAX_SIGMA  # NaN fails both comparisons
+        ):
+            raise ValueError(
+                f"lognormal sigma must be a number from 0 to {MAX_SIGMA}, got {sigma!r}"
+            )
         return LogNormalDelay(
             parse_duration_ns(value.get("median", 0)),
             float(sigma),

@@ -20,6 +20,7 @@ from mlthon.basics.mlt_enum import (
     TriggerDirection,
 )
 from mlthon.basics.order_state import OrderLifecycle
+from mlthon.basics.sanity import checked_decimal
 
 _CACHE_MAX = 200_000
 
@@ -197,14 +198,18 @@ class MarketState:
 
     # --- conversions ---------------------------------------------------------------------------
     def ticks_of(self, text: str) -> int:
-        """Price string -> ticks; raises ValueError if not a number on the tick grid."""
+        """Price string -> ticks; raises ValueError if it is not a sane decimal (finite, in range:
+        :func:`~mlthon.basics.sanity.decimal_problem`) on the tick grid."""
         found = self._px_cache.get(text)
         if found is not None:
             return found
+        d = checked_decimal("price", text)
         try:
-            n, rem = divmod(Decimal(text), self.tick_size)
-        except InvalidOperation:
-            raise ValueError(f"price {text!r} is not a decimal number") from None
+            n, rem = divmod(d, self.tick_size)
+        except InvalidOperation:  # DivisionImpossible: more ticks than the context's digits
+            raise ValueError(
+                f"price {text!r} is out of range for the tick {self.tick_size}"
+            ) from None
         if rem:
             raise ValueError(f"price {text} is not a multiple of the tick {self.tick_size}")
         if len(self._px_cache) > _CACHE_MAX:
@@ -213,11 +218,16 @@ class MarketState:
         return t
 
     def lots_of(self, text: str) -> int:
-        """Market-data quantity string -> lots (rounded down onto the lot grid)."""
+        """Market-data quantity string -> lots (rounded down onto the lot grid); raises
+        ValueError if it is not a sane decimal >= 0."""
         found = self._qty_cache.get(text)
         if found is not None:
             return found
-        n = int(Decimal(text) // self.lot_size)
+        d = checked_decimal("size", text)
+        try:
+            n = int(d // self.lot_size)
+        except InvalidOperation:
+            raise ValueError(f"size {text!r} is out of range for the lot {self.lot_size}") from None
         if len(self._qty_cache) > _CACHE_MAX:
             self._qty_cache.clear()
         self._qty_cache[text] = n

@@ -46,7 +46,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
-from mlthon.basics.sanity import MAX_DECIMALS
+from mlthon.basics.sanity import MAX_DECIMALS, decimal_problem
 from mlthon.gateways.sim.accounting import Account, FundingPayment
 from mlthon.gateways.sim.contract import settle_notional
 from mlthon.gateways.sim.fees import FeeModel
@@ -451,10 +451,13 @@ class MatchingEngine:
     def _parse_price(mkt: MarketState, text: str | None, what: str) -> int:
         if text is None or text == "":
             raise _Reject(GtwRejectCode.InvalidPrice, f"{what} is missing")
+        why = decimal_problem(text, positive=True)
+        if why is not None:
+            raise _Reject(GtwRejectCode.InvalidPrice, f"{what} {why}")
         try:
             ticks = mkt.ticks_of(text)
-        except ValueError as exc:
-            raise _Reject(GtwRejectCode.InvalidPrice, f"{what} {text!r}: {exc}") from None
+        except ValueError as exc:  # off the grid, or more ticks than Decimal's digits
+            raise _Reject(GtwRejectCode.InvalidPrice, f"{what}: {exc}") from None
         if ticks <= 0:
             raise _Reject(GtwRejectCode.InvalidPrice, f"{what} must be > 0, got {text}")
         return ticks
@@ -462,13 +465,16 @@ class MatchingEngine:
     @staticmethod
     def _parse_qty(mkt: MarketState, text: str | None) -> int:
         inst = mkt.inst
+        why = decimal_problem(text, positive=True)
+        if why is not None:
+            raise _Reject(GtwRejectCode.InvalidQty, f"qty {why}")
+        q = Decimal(text)  # type: ignore[arg-type]  # a str: decimal_problem said so
         try:
-            q = Decimal(text or "")
-        except InvalidOperation:
-            raise _Reject(GtwRejectCode.InvalidQty, f"qty {text!r} is not a number") from None
-        if not q.is_finite() or q <= 0:
-            raise _Reject(GtwRejectCode.InvalidQty, f"qty must be > 0, got {text}")
-        lots, rem = divmod(q, inst.lot_size)
+            lots, rem = divmod(q, inst.lot_size)
+        except InvalidOperation:  # DivisionImpossible: more lots than the context's digits
+            raise _Reject(
+                GtwRejectCode.InvalidQty, f"qty {text} is out of range for the lot {inst.lot_size}"
+            ) from None
         if rem:
             raise _Reject(
                 GtwRejectCode.InvalidQty, f"qty {text} is not a multiple of the lot {inst.lot_size}"
@@ -960,7 +966,11 @@ class MatchingEngine:
                     new = 0 if action == DELETE else mkt.lots_of(qty)
                 except (ValueError, InvalidOperation):
                     log.warning(
-                        "sim %s: unusable book level %r %r on %s", self.exchange, px, qty, msg.iid
+                        "sim %s: unusable book level %r %r on %s",
+                        self.exchange,
+                        str(px)[:40],
+                        str(qty)[:40],
+                        msg.iid,
                     )
                     continue
             if side == BID:
@@ -1041,7 +1051,13 @@ class MatchingEngine:
                 t = mkt.ticks_of(px)
                 lots = mkt.lots_of(qty)
             except (ValueError, InvalidOperation):
-                log.warning("sim %s: unusable trade %r %r on %s", self.exchange, px, qty, msg.iid)
+                log.warning(
+                    "sim %s: unusable trade %r %r on %s",
+                    self.exchange,
+                    str(px)[:40],
+                    str(qty)[:40],
+                    msg.iid,
+                )
                 continue
             mkt.last_trade_tick = t
             if taker != BID and mkt.resting_bids:  # a sell (or unknown) taker hits bids
@@ -1167,12 +1183,21 @@ class MatchingEngine:
             return
         self._begin("fill", ts)
         self._funding_due(mkt, ts)
-        try:
-            mkt.funding_rate = Decimal(msg.rate)
-            mkt.funding_mark = Decimal(msg.mark) if msg.mark else None
-        except InvalidOperation:
-            log.warning("sim %s: unusable funding %r on %s", self.exchange, msg.rate, msg.iid)
+        why = decimal_problem(msg.rate, signed=True) or (
+            decimal_problem(msg.mark, positive=True) if msg.mark else None
+        )
+        if why is not None:
+            log.warning(
+                "sim %s: unusable funding %r (mark %r) on %s: %s",
+                self.exchange,
+                msg.rate[:40],
+                msg.mark[:40],
+                msg.iid,
+                why,
+            )
             return
+        mkt.funding_rate = Decimal(msg.rate)
+        mkt.funding_mark = Decimal(msg.mark) if msg.mark else None
         mkt.next_funding_ts = msg.next_ts
 
     def settle_funding(self, instrument_id: int, ts: int) -> list[FundingPayment]:

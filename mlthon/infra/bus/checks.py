@@ -27,6 +27,7 @@ from mlthon.infra.bus.topics import check_name
 
 MAX_TEXT = 4096  # a reason, a detail: anything longer is not a message for a human
 MAX_REQ_ID = 64
+MAX_ECHOED_ID = 65_536  # a reject's echo of whatever id its request carried
 
 _Check = Callable[[Any], "str | None"]
 
@@ -75,8 +76,11 @@ _DECODED: dict[type[Any], _Check] = {
         _dec("NewOrderAck", "qty", x.qty, positive=True),
         _dec("NewOrderAck", "leaves_qty", x.leaves_qty),
     ),
+    # A reject echoes the request's id as it came, sane or not (an InvalidRequest for an empty
+    # or 10 kB id): its sender must get it, so only its size is bounded.
     m.NewOrderReject: lambda x: _first(
-        _cl("NewOrderReject", "cl_id", x.cl_id), _text("NewOrderReject", "reason", x.reason)
+        _text("NewOrderReject", "cl_id", x.cl_id, MAX_ECHOED_ID),
+        _text("NewOrderReject", "reason", x.reason),
     ),
     m.ModifyOrderAck: lambda x: _first(
         _cl("ModifyOrderAck", "cl_id", x.cl_id),
@@ -85,11 +89,12 @@ _DECODED: dict[type[Any], _Check] = {
         _dec("ModifyOrderAck", "leaves_qty", x.leaves_qty),
     ),
     m.ModifyOrderReject: lambda x: _first(
-        _cl("ModifyOrderReject", "cl_id", x.cl_id), _text("ModifyOrderReject", "reason", x.reason)
+        _text("ModifyOrderReject", "cl_id", x.cl_id, MAX_ECHOED_ID),
+        _text("ModifyOrderReject", "reason", x.reason),
     ),
     m.CancelOrderAck: lambda x: _cl("CancelOrderAck", "cl_id", x.cl_id),
     m.CancelOrderReject: lambda x: _first(
-        None if x.cl_id is None else _cl("CancelOrderReject", "cl_id", x.cl_id),
+        None if x.cl_id is None else _text("CancelOrderReject", "cl_id", x.cl_id, MAX_ECHOED_ID),
         _text("CancelOrderReject", "reason", x.reason),
     ),
     m.CancelAllReject: lambda x: _text("CancelAllReject", "reason", x.reason),

@@ -307,24 +307,28 @@ class CancelAll(Msg, tag="cancel_all", kw_only=True, frozen=True):
 class FetchAccount(Msg, tag="f_account", kw_only=True, frozen=True):
     strat: str
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 class FetchWallet(Msg, tag="f_wallet", kw_only=True, frozen=True):
     strat: str
     coin: str
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 class FetchPosition(Msg, tag="f_position", kw_only=True, frozen=True):
     strat: str
     instrument_id: int
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 class FetchFunding(Msg, tag="f_funding", kw_only=True, frozen=True):
     strat: str
     instrument_id: int
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 class FetchOrderStatus(Msg, tag="f_order", kw_only=True, frozen=True):
@@ -332,12 +336,14 @@ class FetchOrderStatus(Msg, tag="f_order", kw_only=True, frozen=True):
     instrument_id: int
     cl_id: str
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 class FetchOrders(Msg, tag="f_orders", kw_only=True, frozen=True):
     strat: str
     instrument_id: int = 0
     req_id: str = ""  # echoed in the answer; empty: an answer for the strategy
+    ts: int = 0  # the send time (the gateway's time-to-live counts from it; 0: never expires)
 
 
 # ------------------------------------------------------------------------------------------------

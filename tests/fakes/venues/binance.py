@@ -3,8 +3,10 @@
 It speaks the real protocol closely enough for :mod:`mlthon.gateways.binance_usdm` and
 :mod:`mlthon.feeds.binance_usdm`:
 
-* SIGNED endpoints check ``X-MBX-APIKEY`` (``-2015``) and the HMAC-SHA256 query signature
-  (``-1022``) with the test key;
+* SIGNED endpoints check ``X-MBX-APIKEY`` (``-2015``), the HMAC-SHA256 query signature
+  (``-1022``) with the test key, and the ``timestamp`` against the venue's clock (:attr:`clock`,
+  the host's plus ``clock.offset_ms``; ``-1021`` outside ``recvWindow`` or 1 s ahead), served on
+  ``GET /fapi/v1/time``; ``newClientOrderId`` must match Binance's documented rule (``-1100``);
 * a small order state: accept (``NEW``), rest, fill on command (:meth:`FakeBinance.fill`), cancel,
   amend; post-only (GTX) against :attr:`FakeBinance.best` (``-5022``), FOK (``-5021``), IOC
   (expires what it cannot fill), reduce-only with no position (``-2022``), margin (``-2019``);
@@ -33,6 +35,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.venues.clock import BINANCE_CID, FakeVenueClock
 
 API_KEY = "test-binance-key-0123456789"
 API_SECRET = "test-binance-secret-abcdefghijkl"
@@ -79,6 +83,7 @@ class FakeBinance:
     def __init__(self, api_key: str = API_KEY, api_secret: str = API_SECRET) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
+        self.clock = FakeVenueClock()
         self.orders: dict[str, FakeOrder] = {}
         self.trades: list[dict[str, Any]] = []
         self.positions: dict[str, Decimal] = {}
@@ -329,6 +334,15 @@ class FakeBinance:
         params = dict(parse_qsl(head))
         if "timestamp" not in params or "recvWindow" not in params:
             return self._error(400, -1102, "Mandatory parameter 'timestamp' was not sent.")
+        late = self.clock.problem(params["timestamp"], params["recvWindow"])
+        if late == "ahead":
+            return self._error(
+                400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if late is not None:
+            return self._error(
+                400, -1021, "Timestamp for this request is outside of the recvWindow."
+            )
         return None
 
     async def _rest(self, request: web.Request) -> web.StreamResponse:
@@ -350,7 +364,12 @@ class FakeBinance:
                 resp = self._error(f.status, f.code, f.msg)
                 resp.headers.update(f.headers)
                 return resp
-        public = {"/fapi/v1/exchangeInfo", "/fapi/v1/depth", "/fapi/v1/premiumIndex"}
+        public = {
+            "/fapi/v1/exchangeInfo",
+            "/fapi/v1/depth",
+            "/fapi/v1/premiumIndex",
+            "/fapi/v1/time",
+        }
         if path == "/fapi/v1/listenKey":
             if request.headers.get("X-MBX-APIKEY") != self.api_key:
                 return self._error(401, -2015, "Invalid API-key, IP, or permissions for action.")
@@ -365,6 +384,7 @@ class FakeBinance:
             if bad is not None:
                 return bad
         handler = {
+            ("GET", "/fapi/v1/time"): self._time,
             ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info,
             ("GET", "/fapi/v1/depth"): self._depth,
             ("GET", "/fapi/v1/premiumIndex"): self._premium,
@@ -380,6 +400,9 @@ class FakeBinance:
         if handler is None:
             return self._error(404, -1000, f"fake: no route {method} {path}")
         return await handler(params)
+
+    async def _time(self, p: dict[str, str]) -> web.Response:
+        return self._ok({"serverTime": self.clock.now_ms()})
 
     async def _exchange_info(self, p: dict[str, str]) -> web.Response:
         return self._ok(self._info)
@@ -422,6 +445,13 @@ class FakeBinance:
         if symbol not in {s["symbol"] for s in self._info["symbols"]}:
             return self._error(400, -1121, "Invalid symbol.")
         cid = p["newClientOrderId"]
+        if BINANCE_CID.match(cid) is None:
+            return self._error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is "
+                "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            )
         if cid in self.orders and self.orders[cid].status in ("NEW", "PARTIALLY_FILLED"):
             return self._error(400, -4015, "Client order id is not valid.")
         qty = Decimal(p["quantity"])

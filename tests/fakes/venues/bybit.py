@@ -1,7 +1,11 @@
 """A fake Bybit v5 exchange (category ``linear``) on 127.0.0.1 (aiohttp HTTP + websockets).
 
-* Signed REST checks ``X-BAPI-API-KEY`` (``10003``) and ``X-BAPI-SIGN`` = HMAC-SHA256 of
-  timestamp + key + recvWindow + (query string | JSON body) (``10004``); every answer is the
+* Signed REST checks ``X-BAPI-API-KEY`` (``10003``), ``X-BAPI-SIGN`` = HMAC-SHA256 of
+  timestamp + key + recvWindow + (query string | JSON body) (``10004``) and
+  ``X-BAPI-TIMESTAMP`` against the venue's clock (:attr:`clock`, the host's plus
+  ``clock.offset_ms``: ``10002`` outside the receive window or 1 s ahead), served on ``GET
+  /v5/market/time``; ``orderLinkId`` must be Bybit's alphabet and length (``10001``); the
+  private stream's ``auth`` must expire in the venue's future; every answer is the
   ``{"retCode","retMsg","result","retExtInfo","time"}`` envelope with HTTP 200, and carries the
   ``X-Bapi-Limit*`` headers.
 * A small order state: create only acknowledges, the outcome comes on the ``order`` topic, like
@@ -33,6 +37,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.venues.clock import BYBIT_LINK_ID, FakeVenueClock
 
 API_KEY = "test-bybit-key-0123456789"
 API_SECRET = "test-bybit-secret-abcdefghij"
@@ -79,6 +85,7 @@ class FakeBybit:
     def __init__(self, api_key: str = API_KEY, api_secret: str = API_SECRET) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
+        self.clock = FakeVenueClock()
         self.orders: dict[str, FakeOrder] = {}
         self.executions: list[dict[str, Any]] = []
         self.positions: dict[str, Decimal] = {}
@@ -299,7 +306,12 @@ class FakeBybit:
                 want = hmac.new(
                     self.api_secret.encode(), f"GET/realtime{expires}".encode(), hashlib.sha256
                 ).hexdigest()
-                authed = key == self.api_key and hmac.compare_digest(sig, want)
+                authed = (
+                    key == self.api_key
+                    and hmac.compare_digest(sig, want)
+                    and str(expires).isdigit()
+                    and int(expires) > self.clock.now_ms()  # expired: refused
+                )
                 await ws.send_str(json.dumps(self._auth_ok if authed else self._auth_fail))
             elif op == "subscribe":
                 ok = authed
@@ -406,7 +418,12 @@ class FakeBybit:
                 resp = self._error(f.code, f.msg)
                 resp.headers.update(f.headers)
                 return resp
-        public = {"/v5/market/instruments-info", "/v5/market/tickers", "/v5/market/orderbook"}
+        public = {
+            "/v5/market/instruments-info",
+            "/v5/market/tickers",
+            "/v5/market/orderbook",
+            "/v5/market/time",
+        }
         if path not in public:
             if request.headers.get("X-BAPI-API-KEY") != self.api_key:
                 return self._error(10003, "API key is invalid.")
@@ -420,7 +437,15 @@ class FakeBybit:
             ).hexdigest()
             if not hmac.compare_digest(request.headers.get("X-BAPI-SIGN", ""), want):
                 return self._error(10004, "error sign! origin_string[...]")
+            if self.clock.problem(ts, rw) is not None:
+                return self._error(
+                    10002,
+                    "invalid request, please check your server timestamp or recv_window param. "
+                    f"req_timestamp[{ts}],server_timestamp[{self.clock.now_ms()}],"
+                    f"recv_window[{rw}]",
+                )
         handler = {
+            "/v5/market/time": self._time,
             "/v5/market/instruments-info": self._instruments_info,
             "/v5/market/tickers": self._ticker,
             "/v5/order/create": self._create,
@@ -436,6 +461,10 @@ class FakeBybit:
         if handler is None:
             return web.Response(status=404, text=f"fake: no route {path}")
         return await handler(params)
+
+    async def _time(self, p: dict[str, Any]) -> web.Response:
+        ns = self.clock.now_ns()
+        return self._answer({"timeSecond": str(ns // 10**9), "timeNano": str(ns)})
 
     async def _instruments_info(self, p: dict[str, Any]) -> web.Response:
         return self._answer(
@@ -466,6 +495,8 @@ class FakeBybit:
         if symbol not in {s["symbol"] for s in self._instruments["result"]["list"]}:
             return self._error(10001, "params error: symbol invalid")
         link = p["orderLinkId"]
+        if BYBIT_LINK_ID.fullmatch(link) is None:
+            return self._error(10001, f"params error: orderLinkId {link[:40]!r} invalid")
         if link in self.orders:
             return self._error(110072, "OrderLinkedID is duplicate")
         qty = Decimal(p["qty"])

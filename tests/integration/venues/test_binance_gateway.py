@@ -21,6 +21,7 @@ from mlthon.basics.mlt_enum import (
 )
 from mlthon.gateways.binance_usdm.gateway import build_gateway
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig
+from mlthon.gateways.live.gateway import venue_client_id
 from mlthon.infra.bus.messages import (
     AccountInfo,
     CancelAll,
@@ -102,7 +103,7 @@ async def test_binance_limit_order_acked_filled_in_parts(fx: FakeBinance) -> Non
         h.send(_new("a1"))
         (ack,) = await h.wait(NewOrderAck)
         assert ack.cl_id == "a1" and ack.exch_id and ack.qty == "0.01"
-        order = fx.orders[f"{STRAT}.a1"]
+        order = fx.orders[venue_client_id(STRAT, "a1")]
         assert order.tif == "GTC" and order.price == Decimal("49000.0")
         await fx.fill(order.cid, qty="0.004")
         await fx.fill(order.cid)
@@ -118,7 +119,7 @@ async def test_binance_post_only_sent_as_gtx_and_cross_rejected(fx: FakeBinance)
         await h.ready()
         h.send(_new("p1", exec_instr=ExecInstructions.PostOnly))
         await h.wait(NewOrderAck)
-        assert fx.orders[f"{STRAT}.p1"].tif == "GTX"
+        assert fx.orders[venue_client_id(STRAT, "p1")].tif == "GTX"
         h.send(_new("p2", price="50000.1", exec_instr=ExecInstructions.PostOnly))
         (rej,) = await h.wait(NewOrderReject)
         assert rej.code is GtwRejectCode.PostOnlyWouldCross and "-5022" in rej.reason
@@ -154,7 +155,7 @@ async def test_binance_market_and_reduce_only(fx: FakeBinance) -> None:
             _new("r2", close_position=True, side=Side.Sell, ord_type=OrderType.Market, price="0")
         )
         await h.wait(OrderExecution, 2)
-        assert fx.orders[f"{STRAT}.r2"].reduce_only
+        assert fx.orders[venue_client_id(STRAT, "r2")].reduce_only
         h.send(FetchPosition(strat=STRAT, instrument_id=BTC))
         (pos,) = await h.wait(PositionInfo)
         assert Decimal(pos.position) == 0
@@ -168,7 +169,7 @@ async def test_binance_modify_and_cancel(fx: FakeBinance) -> None:
         h.send(ModifyOrder(strat=STRAT, cl_id="c1", new_price="49100.0"))
         (mod,) = await h.wait(ModifyOrderAck)
         assert mod.new_price == "49100" or Decimal(mod.new_price) == Decimal("49100.0")
-        assert fx.orders[f"{STRAT}.c1"].price == Decimal("49100.0")
+        assert fx.orders[venue_client_id(STRAT, "c1")].price == Decimal("49100.0")
         h.send(CancelOrder(strat=STRAT, cl_id="c1", instrument_id=BTC))
         await h.wait(CancelOrderAck)
         (c,) = await h.wait(OrderCancelled)
@@ -179,7 +180,7 @@ async def test_binance_modify_and_cancel(fx: FakeBinance) -> None:
         # a cancel racing a fill: the venue says unknown order
         h.send(_new("c2"))
         await h.wait(NewOrderAck, 2)
-        await fx.fill(f"{STRAT}.c2")
+        await fx.fill(venue_client_id(STRAT, "c2"))
         await h.wait(OrderExecution)
         h.send(CancelOrder(strat=STRAT, cl_id="c2", instrument_id=BTC))
         await h.wait(CancelOrderReject, 2)
@@ -198,7 +199,7 @@ async def test_binance_cancel_all_and_stop_cancels_open_orders(fx: FakeBinance) 
         assert {c.cancel_code for c in cancels} == {CancelCode.CancelAll}
         h.send(_new("k9"))
         await h.wait(NewOrderAck, 4)
-    assert fx.orders[f"{STRAT}.k9"].status == "CANCELED"
+    assert fx.orders[venue_client_id(STRAT, "k9")].status == "CANCELED"
     assert h.statuses[-1].status is GtwStatus.Connecting
 
 
@@ -209,7 +210,7 @@ async def test_binance_cancel_all_and_stop_cancels_open_orders(fx: FakeBinance) 
         (400, -1121, "Invalid symbol.", GtwRejectCode.UnknownInstrument),
         (400, -4164, "Order's notional must be no smaller than 100", GtwRejectCode.InvalidQty),
         (400, -4014, "Price not increased by tick size.", GtwRejectCode.InvalidPrice),
-        (400, -1021, "Timestamp outside of the recvWindow.", GtwRejectCode.InvalidRequest),
+        (400, -1021, "Timestamp outside of the recvWindow.", GtwRejectCode.ClockOffset),
         (400, -9999, "Something new.", GtwRejectCode.ExchangeError),
         (503, -1001, "Internal error.", GtwRejectCode.ExchangeError),
     ],
@@ -334,9 +335,9 @@ async def test_binance_disconnect_mid_order_reconciles_missed_fill_once(fx: Fake
         await h.wait(NewOrderAck, 2)
         fx.hold_pushes = True
         await fx.drop_user_streams()
-        await fx.fill(f"{STRAT}.d1", qty="0.004")  # lost: nobody listening
-        await fx.fill(f"{STRAT}.d1")
-        await fx.cancel_by_venue(f"{STRAT}.d2")
+        await fx.fill(venue_client_id(STRAT, "d1"), qty="0.004")  # lost: nobody listening
+        await fx.fill(venue_client_id(STRAT, "d1"))
+        await fx.cancel_by_venue(venue_client_id(STRAT, "d2"))
         fx.hold_pushes = False
         await h.ready(2)
         ex = await h.wait(OrderExecution, 2)
@@ -363,7 +364,7 @@ async def test_binance_duplicated_and_reordered_private_messages(fx: FakeBinance
         (ex,) = await h.wait(OrderExecution)
         h.send(_new("u2"))
         await h.wait(NewOrderAck, 2)
-        await fx.fill(f"{STRAT}.u2")
+        await fx.fill(venue_client_id(STRAT, "u2"))
         await h.wait(OrderExecution, 2)
         h.send(FetchOrders(strat=STRAT))
         await h.wait(OrdersInfo)

@@ -21,6 +21,7 @@ from mlthon.basics.mlt_enum import (
 )
 from mlthon.gateways.bybit_v5.gateway import build_gateway
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig
+from mlthon.gateways.live.gateway import venue_client_id
 from mlthon.infra.bus.messages import (
     AccountInfo,
     CancelAll,
@@ -103,7 +104,7 @@ async def test_bybit_limit_order_acked_from_stream_and_filled(fx: FakeBybit) -> 
         h.send(_new("a1"))
         (ack,) = await h.wait(NewOrderAck)
         assert ack.exch_id.endswith("fake-order") and ack.qty == "0.01"
-        link = f"{STRAT}.a1"
+        link = venue_client_id(STRAT, "a1")
         await fx.fill(link, qty="0.004")
         await fx.fill(link)
         ex = await h.wait(OrderExecution, 2)
@@ -156,7 +157,7 @@ async def test_bybit_modify_cancel_cancel_all(fx: FakeBybit) -> None:
         h.send(ModifyOrder(strat=STRAT, cl_id="c1", new_price="49100.0", new_qty="0.02"))
         (mod,) = await h.wait(ModifyOrderAck)
         assert mod.new_price == "49100" and mod.new_qty == "0.02" and mod.leaves_qty == "0.02"
-        assert fx.orders[f"{STRAT}.c1"].qty == Decimal("0.02")
+        assert fx.orders[venue_client_id(STRAT, "c1")].qty == Decimal("0.02")
         h.send(CancelOrder(strat=STRAT, cl_id="c1", instrument_id=BTC))
         await h.wait(CancelOrderAck)
         (c,) = await h.wait(OrderCancelled)
@@ -271,9 +272,9 @@ async def test_bybit_private_disconnect_reconciles_missed_fill_once(fx: FakeBybi
         await h.wait(NewOrderAck, 2)
         fx.hold_pushes = True
         await fx.drop_private_streams()
-        await fx.fill(f"{STRAT}.d1", qty="0.004")
-        await fx.fill(f"{STRAT}.d1")
-        await fx.cancel_by_venue(f"{STRAT}.d2")
+        await fx.fill(venue_client_id(STRAT, "d1"), qty="0.004")
+        await fx.fill(venue_client_id(STRAT, "d1"))
+        await fx.cancel_by_venue(venue_client_id(STRAT, "d2"))
         fx.hold_pushes = False
         await h.ready(2)
         ex = await h.wait(OrderExecution, 2)
@@ -296,8 +297,8 @@ async def test_bybit_duplicated_and_reordered_private_messages(fx: FakeBybit) ->
         await h.wait(OrderExecution)
         h.send(_new("u2"))
         await h.wait(NewOrderAck, 2)
-        await fx.fill(f"{STRAT}.u2", qty="0.003")
-        await fx.fill(f"{STRAT}.u2")
+        await fx.fill(venue_client_id(STRAT, "u2"), qty="0.003")
+        await fx.fill(venue_client_id(STRAT, "u2"))
         await h.wait(OrderExecution, 3)
         h.send(FetchOrders(strat=STRAT))
         await h.wait(OrdersInfo)

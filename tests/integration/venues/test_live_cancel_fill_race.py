@@ -19,6 +19,7 @@ from mlthon.basics.mlt_enum import Exchange, OrderStatus, Side
 from mlthon.gateways.binance_usdm.gateway import build_gateway as build_binance
 from mlthon.gateways.bybit_v5.gateway import build_gateway as build_bybit
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig
+from mlthon.gateways.live.gateway import venue_client_id
 from mlthon.infra.bus.messages import (
     CancelOrder,
     CancelOrderAck,
@@ -103,7 +104,7 @@ async def test_binance_fill_after_the_cancel_answer_reported_before_order_cancel
         h.send(_new(BINANCE_BTC, "r1"))
         await h.wait(NewOrderAck)
         fxb.hold_pushes = True  # the venue fills part of it; the event is late
-        await fxb.fill(f"{STRAT}.r1", qty="0.004")
+        await fxb.fill(venue_client_id(STRAT, "r1"), qty="0.004")
         h.send(CancelOrder(strat=STRAT, cl_id="r1", instrument_id=BINANCE_BTC))
         await h.wait(CancelOrderAck)  # the REST answer (executedQty 0.004) is in
         fxb.hold_pushes = False
@@ -125,7 +126,7 @@ async def test_binance_cancel_waiting_for_a_fill_that_never_comes_fetches_it_the
         h.send(_new(BINANCE_BTC, "r2"))
         await h.wait(NewOrderAck)
         fxb.hold_pushes = True  # the stream never tells: neither the fill nor the cancel
-        await fxb.fill(f"{STRAT}.r2", qty="0.004")
+        await fxb.fill(venue_client_id(STRAT, "r2"), qty="0.004")
         h.send(CancelOrder(strat=STRAT, cl_id="r2", instrument_id=BINANCE_BTC))
         await h.wait(OrderCancelled, timeout=10)
         assert _life(h, "r2") == LIFE
@@ -142,7 +143,7 @@ async def test_bybit_cancelled_order_topic_before_its_execution_keeps_the_fill_f
         h.send(_new(BYBIT_BTC, "y1"))
         await h.wait(NewOrderAck)
         fxy.hold_pushes = True
-        await fxy.fill(f"{STRAT}.y1", qty="0.004")  # execution + order frames, held
+        await fxy.fill(venue_client_id(STRAT, "y1"), qty="0.004")  # execution + order frames, held
         h.send(CancelOrder(strat=STRAT, cl_id="y1", instrument_id=BYBIT_BTC))
         await h.wait(CancelOrderAck)  # Bybit's answer carries no fills
         fxy.hold_pushes = False
@@ -162,7 +163,7 @@ async def test_bybit_cancel_without_its_final_figure_fetches_fills_then_closes(
         h.send(_new(BYBIT_BTC, "y2"))
         await h.wait(NewOrderAck)
         fxy.hold_pushes = True  # nothing more on the stream
-        await fxy.fill(f"{STRAT}.y2", qty="0.004")
+        await fxy.fill(venue_client_id(STRAT, "y2"), qty="0.004")
         h.send(CancelOrder(strat=STRAT, cl_id="y2", instrument_id=BYBIT_BTC))
         await h.wait(OrderCancelled, timeout=10)
         assert _life(h, "y2") == LIFE

@@ -17,7 +17,7 @@ from mlthon.basics.mlt_enum import Exchange, GtwRejectCode, GtwStatus, Side
 from mlthon.gateways.binance_usdm.gateway import build_gateway
 from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.live.config import Credentials, LiveGatewayConfig
-from mlthon.gateways.live.gateway import LiveGateway
+from mlthon.gateways.live.gateway import LiveGateway, venue_client_id
 from mlthon.infra.bus.inproc import InProcBus
 from mlthon.infra.bus.messages import (
     FetchOrders,
@@ -127,13 +127,13 @@ async def test_live_gateway_restarted_from_its_journal_loses_and_doubles_no_fill
     send(_new("a1"))
     send(_new("a2", price="48000.0"))
     await wait_until(lambda: len(s1.of(NewOrderAck)) == 2, 10, "two acks")
-    await fx.fill("s1.a1", qty="0.004")
+    await fx.fill(venue_client_id("s1", "a1"), qty="0.004")
     await wait_until(lambda: len(s1.of(OrderExecution)) == 1, 10, "first fill")
     await run.kill()
 
     # while it is down: a1 fills more, a2 fills completely; the pushes are lost
-    await fx.fill("s1.a1", qty="0.003")
-    await fx.fill("s1.a2")
+    await fx.fill(venue_client_id("s1", "a1"), qty="0.003")
+    await fx.fill(venue_client_id("s1", "a2"))
     assert len(fx.lost) == 2
 
     # second life, from the journal
@@ -164,7 +164,8 @@ async def test_live_gateway_restarted_from_its_journal_loses_and_doubles_no_fill
     assert reject.code is GtwRejectCode.DuplicateClientId
     (info,) = s1.of(OrdersInfo)
     assert [(o.cl_id, o.leaves_qty) for o in info.orders] == [("a1", "0.003")]
-    assert fx.orders["s1.a1"].status == "PARTIALLY_FILLED"  # a kill cancels nothing
+    # a kill cancels nothing
+    assert fx.orders[venue_client_id("s1", "a1")].status == "PARTIALLY_FILLED"
     assert run.gw.duplicate_requests == 1
 
 
@@ -186,7 +187,7 @@ async def test_live_gateway_answers_requests_a_previous_run_never_handled(
     await run.kill()
     (reject,) = s1.of(NewOrderReject)
     assert reject.cl_id == "lost1" and reject.code is GtwRejectCode.GtwNotReady
-    assert "s1.lost1" not in fx.orders
+    assert venue_client_id("s1", "lost1") not in fx.orders
     journal = OrderJournal(db)
     assert journal.pending_requests() == []
     journal.close()
@@ -214,8 +215,8 @@ async def test_live_gateway_restarted_takes_the_venues_terms_of_a_modify_it_neve
     journal = OrderJournal(db)
     journal.add_request("modify:m1", "s1", "modify", modify, 1)
     journal.close()
-    fx.orders["s1.m1"].price = Decimal("48500.0")
-    fx.orders["s1.m1"].qty = Decimal("0.020")
+    fx.orders[venue_client_id("s1", "m1")].price = Decimal("48500.0")
+    fx.orders[venue_client_id("s1", "m1")].qty = Decimal("0.020")
 
     run = Run(fx, bus, topics, db)
     await wait_until(lambda: s1.of(ModifyOrderAck), 10, "the venue's terms")

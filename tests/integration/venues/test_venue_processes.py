@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus, GtwStatus, Side
+from mlthon.gateways.live.gateway import venue_client_id
 from mlthon.infra.broker import MosquittoBroker
 from mlthon.infra.bus.messages import (
     BookUpdate,
@@ -163,7 +164,7 @@ async def test_binance_gateway_process_over_mosquitto(
             status = await _status_json(broker, topic_root)
             (gw,) = [x for x in status["components"] if x["kind"] == "gateway"]
             assert (gw["name"], gw["state"]) == ("BinanceUsdm", "up"), status
-            await _trade_round(c, 1001, fx.fill, "s1.o1")
+            await _trade_round(c, 1001, fx.fill, venue_client_id("s1", "o1"))
             # a disconnect mid-order: nothing lost, nothing twice
             c.send(
                 NewOrder(
@@ -178,7 +179,7 @@ async def test_binance_gateway_process_over_mosquitto(
             await wait_until(lambda: len(c.of(NewOrderAck)) == 2, 10, "second ack")
             fx.hold_pushes = True
             await fx.drop_user_streams()
-            await fx.fill("s1.o2")
+            await fx.fill(venue_client_id("s1", "o2"))
             fx.hold_pushes = False
             await wait_until(lambda: len(c.of(OrderExecution)) == 2, 15, "reconciled fill")
             await fx.push_raw_user(fx.lost)
@@ -197,7 +198,7 @@ async def test_binance_gateway_process_over_mosquitto(
             out = await _terminate(proc)
         assert proc.returncode == 0, out
         assert len(c.of(OrderExecution)) == 2
-        assert fx.orders["s1.o3"].status == "CANCELED"  # cancelled on stop
+        assert fx.orders[venue_client_id("s1", "o3")].status == "CANCELED"  # cancelled on stop
         assert c.heartbeat("gateway", "down")
         assert API_SECRET not in out and API_KEY not in out
 
@@ -219,7 +220,7 @@ async def test_bybit_gateway_process_over_mosquitto(
         proc = await _spawn(_gateway_code(cfg), {})
         try:
             await wait_until(c.ready, 20, "gateway ready")
-            await _trade_round(c, 2001, fx.fill, "s1.o1")
+            await _trade_round(c, 2001, fx.fill, venue_client_id("s1", "o1"))
         finally:
             out = await _terminate(proc)
         assert proc.returncode == 0, out

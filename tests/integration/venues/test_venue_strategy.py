@@ -16,6 +16,7 @@ import pytest
 
 from mlthon.api import MDSub
 from mlthon.basics import Exchange, FeedHandlerStatus, GtwRejectCode, Price, Qty, Side
+from mlthon.gateways.live.gateway import venue_client_id
 from tests.conftest import REPO, SHARED_DATA, wait_until
 from tests.fakes.recorder import Recorder
 from tests.fakes.venues.binance import API_KEY, API_SECRET, FakeBinance
@@ -79,7 +80,7 @@ async def trade(s: Any, ex: Exchange, iid: int, fx: Any) -> None:
     env.send_modify_order(ex, cid, "49001.0", None)
     await s.until("on_modify_order_ack", timeout=15)
     assert r.of("on_modify_order_ack")[0][2] == Price("49001.0")
-    await fx.fill(f"{s.strat.name}.{cid}", qty="0.004")
+    await fx.fill(venue_client_id(s.strat.name, str(cid)), qty="0.004")
     await s.until("on_order_execution", timeout=15)
     assert r.of("on_order_execution")[0][4:6] == (Qty("0.004"), Qty("0.006"))
     env.send_cancel_order(ex, iid, cid)

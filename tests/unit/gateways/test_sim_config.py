@@ -121,7 +121,7 @@ def test_exchange_profile_adds_unsupported_ops():
         ({"matching": {"queue_model": "magic"}}, "matching.queue_model", "not one of"),
         ({"account": {"leverage": "0"}}, "account.leverage", "> 0"),
         ({"account": {"leverage": 2.5}}, "account.leverage", "decimal string"),
-        ({"account": {"balances": {"USDT": "lots"}}}, "account.balances.USDT", "not a decimal"),
+        ({"account": {"balances": {"USDT": "lots"}}}, "account.balances.USDT", "not a number"),
         ({"fees": {"maker": "0.1"}}, "fees", "maker and taker"),
         ({"latency": {"entry": {"new": "fast"}}}, "latency.entry.new", "not a duration"),
         ({"latency": {"entry": {"sideways": "1ms"}}}, "latency.entry", "unknown keys"),

@@ -152,7 +152,7 @@ def test_post_only_rejected_when_it_would_take(eng):
         ({"instrument_id": 99}, GtwRejectCode.UnknownInstrument, "unknown instrument"),
         ({"price": "100.05"}, GtwRejectCode.InvalidPrice, "tick"),
         ({"price": "-1"}, GtwRejectCode.InvalidPrice, "> 0"),
-        ({"price": "abc"}, GtwRejectCode.InvalidPrice, "not a decimal"),
+        ({"price": "abc"}, GtwRejectCode.InvalidPrice, "not a number"),
         ({"qty": "0.0005"}, GtwRejectCode.InvalidQty, "lot"),
         ({"qty": "0"}, GtwRejectCode.InvalidQty, "> 0"),
         # 0.049 * 99.0 = 4.851 < min notional 5

@@ -68,7 +68,7 @@ def test_secrets_are_masked(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_venue_client_id_fits_the_venues() -> None:
-    assert venue_client_id("s1", "abc") == "s1.abc"
+    assert venue_client_id("s1", "abc") == "s1-abc"
     long = venue_client_id("strategy-with-a-long-name", "order-id-that-is-long-too")
     assert len(long) <= 36 and long.startswith("h")
     assert venue_client_id("s", "a b") != venue_client_id("s", "a_b")
