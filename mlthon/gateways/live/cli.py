@@ -122,7 +122,7 @@ async def _run(
     port: int | None,
     shutdown: asyncio.Event | None,
 ) -> None:
-    from mlthon.infra.bus.mqtt import MqttBus  # aiomqtt only when used
+    from mlthon.infra.bus.mqtt import MqttBus  # paho only when used
 
     instruments = [
         i

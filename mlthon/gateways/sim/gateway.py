@@ -558,14 +558,17 @@ class SimGateway(GatewayBase):
             self._deliver(strat, msg, kind, seq)
 
     def commit_soon(self) -> None:
-        """Group commit: the journal's writes are committed once, at the end of this turn of
-        the loop (``scheduler.call_soon``); what they answer is published only after it."""
+        """Group commit: the journal's writes are committed once, after the requests read in
+        this batch were handled and before the broker hears they were received
+        (``bus.before_acks``; else at the end of this turn of the loop, ``scheduler.call_soon``);
+        what they answer is published only after it."""
         if self.journal is None:
             return
         self._dirty = True
         if not self._commit_scheduled:
             self._commit_scheduled = True
-            self.scheduler.call_soon(self._commit_and_flush)
+            if not self.bus.before_acks(self._commit_and_flush):
+                self.scheduler.call_soon(self._commit_and_flush)
 
     def _commit(self) -> None:
         """Commit the journal's pending writes (with the id counters, if they moved)."""

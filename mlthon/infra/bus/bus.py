@@ -93,7 +93,9 @@ class BusBase(ABC):
         """Queue ``msg`` for ``topic`` and return at once.
 
         While disconnected, QoS 1 messages wait in a bounded queue and are sent on reconnect;
-        QoS 0 messages are dropped and counted.
+        QoS 0 messages are dropped and counted. The last ``retain`` message of each topic is
+        published again after every reconnect (a broker restart or a last will may have replaced
+        it), unless a newer one waits already.
         """
 
     @abstractmethod
@@ -112,6 +114,14 @@ class BusBase(ABC):
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         """Wait until messages can flow (raises TimeoutError). Immediate when connected."""
         return None
+
+    def before_acks(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` once the handlers of the messages being delivered now have run and before
+        their acknowledgements reach the broker (a journal commits there, so that a request the
+        broker counts as delivered is always in the journal). False when there is nothing to
+        hold back (not inside a delivery, or a bus without acknowledgements): the caller then
+        runs ``fn`` its own way."""
+        return False
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         """Call ``listener(connected)`` on every connection change."""

@@ -1,19 +1,36 @@
-"""The MQTT bus: :class:`BusBase` over a real broker (mosquitto), with aiomqtt 2.x.
+"""The MQTT bus: :class:`BusBase` over a real broker (mosquitto).
 
-* Publishing never blocks the reactor: messages go into an ordered outbox that one writer task
-  drains. Subscribes and unsubscribes go through the same outbox, so a ``subscribe`` followed by a
-  ``publish`` reaches the broker in that order (the login handshake relies on it).
-* While the broker is away, QoS 1 messages wait in a bounded outbox (the oldest are dropped past
-  the bound, counted and logged) and QoS 0 messages are dropped and counted. The bus reconnects
-  with capped exponential back-off and jitter, restores its subscriptions, then flushes the outbox.
+* **One ordered path.** Every publish, and every subscribe made while earlier publishes still
+  wait, goes through one outbox (:mod:`mlthon.infra.bus.outbox`) in call order: a ``subscribe``
+  followed by a ``publish`` reaches the broker in that order (the login handshake relies on it).
+  While the connection is up and nothing waits, a publish is handed to the connection at once
+  (no task switch); it is written on the loop's next turn. Publishing never blocks.
+* **At-least-once for QoS 1.** A QoS 1 message leaves the outbox only when its PUBACK came. When
+  the connection drops, every unacknowledged one is sent again after the reconnect, in order,
+  before anything newer (receivers drop repeats by id). At most ``max_inflight`` wait for their
+  PUBACK at a time; the rest wait in the outbox. While the broker is away QoS 1 messages wait,
+  bounded by ``max_outbox`` (the oldest are dropped past it, counted and logged); QoS 0 messages
+  are dropped and counted.
+* **Persistent sessions** where the caller asks (``clean_session=False`` and a stable
+  ``client_id``): the broker keeps the subscriptions and the QoS 1 messages queued for the
+  process while it is away.
+* **Acknowledged after handling.** An incoming QoS 1 message is acknowledged (PUBACK) only after
+  its handlers ran, so a process killed while handling it gets it again (persistent session).
+* **Reconnect and restore.** Capped exponential back-off with full jitter, reset after each
+  successful connect. On every connect the bus subscribes to all its patterns (one SUBSCRIBE,
+  once per connect), then sends what waits. After a *re*-connect it also publishes again the last
+  retained message it published on each topic (unless a newer one for that topic still waits in
+  the outbox): a broker restart without persistence, or a last will the broker published when
+  the link broke, would otherwise leave every other process with a stale status (the gateway's
+  and feed's ``Connecting`` / ``Disconnected`` wills, strategy and component statuses).
 * Every incoming payload is decoded and validated (:func:`~mlthon.infra.bus.codec.decode`); a
   malformed or unknown message is logged with its topic and the start of its payload, counted, and
-  dropped. Handlers are called from the reader task, one at a time.
-* Nagle's algorithm is switched off on the client socket (``TCP_NODELAY``): with it on, a QoS 1
-  request/response round trip takes tens of milliseconds instead of a few hundred microseconds.
+  dropped. Handlers run on the loop, one at a time, right as messages are read.
+* Nagle's algorithm is off on the socket (``TCP_NODELAY``).
 
-Only this module and the Telegram bridge touch aiomqtt/paho; their errors become
-:class:`~mlthon.basics.BusError` here.
+The connection itself is :class:`~mlthon.infra.bus.paho_link.PahoLink` (paho-mqtt driven by the
+asyncio loop; its docstring says why paho directly rather than aiomqtt). Only ``infra/bus``
+touches paho; its errors become :class:`~mlthon.basics.BusError`.
 """
 
 from __future__ import annotations
@@ -23,26 +40,24 @@ import itertools
 import logging
 import os
 import random
-import socket
 import ssl
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-import aiomqtt
+from paho.mqtt import client as paho
+from paho.mqtt.enums import MQTTErrorCode
 
-from mlthon.basics.errors import MalformedMessage
+from mlthon.basics.errors import BusError, MalformedMessage
 from mlthon.infra.bus.bus import BusBase, Handler, Subscription, SubscriptionTable
 from mlthon.infra.bus.codec import decode, encode
 from mlthon.infra.bus.messages import Msg
+from mlthon.infra.bus.outbox import PUB, SUB, Entry, Outbox
+from mlthon.infra.bus.paho_link import PahoLink
 
 log = logging.getLogger(__name__)
 
-_NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 _ids = itertools.count(1)
-
-_PUB = 0
-_SUB = 1
-_UNSUB = 2
+_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 class MqttBus(BusBase):
@@ -54,7 +69,8 @@ class MqttBus(BusBase):
         client_id: MQTT client id (default: ``mlthon-<pid>-<n>``).
         username: broker user, if the broker wants one.
         password: its password (never logged).
-        max_outbox: bound of the outbox kept while disconnected.
+        max_outbox: most messages kept waiting while the broker is away.
+        max_inflight: most QoS 1 messages sent and waiting for their PUBACK at a time.
         reconnect_min_s: first back-off delay.
         reconnect_max_s: back-off cap.
         keepalive_s: MQTT keepalive (the broker declares the client gone after 1.5x this).
@@ -63,6 +79,7 @@ class MqttBus(BusBase):
         clean_session: False keeps the broker-side session (subscriptions, QoS 1 messages
             queued while away) across reconnects; needs a stable ``client_id``.
         tls_context: connect with TLS using this context (None: plain TCP).
+        connect_timeout_s: how long one connection attempt may take (TCP, TLS and CONNACK).
     """
 
     def __init__(
@@ -74,12 +91,14 @@ class MqttBus(BusBase):
         username: str | None = None,
         password: str | None = None,
         max_outbox: int = 100_000,
+        max_inflight: int = 1000,
         reconnect_min_s: float = 0.1,
         reconnect_max_s: float = 5.0,
         keepalive_s: int = 10,
         will: tuple[str, Msg] | None = None,
         clean_session: bool = True,
         tls_context: ssl.SSLContext | None = None,
+        connect_timeout_s: float = 10.0,
     ) -> None:
         super().__init__()
         self.host = host
@@ -89,28 +108,25 @@ class MqttBus(BusBase):
         self._password = password
         self._keepalive = keepalive_s
         # Last will: published (retained, QoS 1) by the broker if this client vanishes.
-        self._will = (
-            aiomqtt.Will(will[0], encode(will[1]), qos=1, retain=True) if will is not None else None
-        )
+        self._will = (will[0], encode(will[1])) if will is not None else None
         self._clean_session = clean_session
         self._tls_context = tls_context
-        self._max_outbox = max_outbox
+        self._connect_timeout = connect_timeout_s
         self._reconnect_min = reconnect_min_s
         self._reconnect_max = reconnect_max_s
         self._table = SubscriptionTable()
         self._patterns: dict[str, int] = {}
-        self._outbox: deque[tuple[int, str, bytes, int, bool]] = deque()
-        self._wake = asyncio.Event()
-        self._client: aiomqtt.Client | None = None
-        self._connected = False
+        self._unsubscribed: set[str] = set()  # to unsubscribe at the broker when possible
+        self._outbox = Outbox(max_outbox, max_inflight)
+        self._retained: dict[str, Entry] = {}  # topic -> the last retained publish on it
+        self._link: PahoLink | None = None
+        self._publish: Any = None  # the live link's publish (hot path)
+        self._up = False  # the broker accepted the current connection
+        self._live = False  # up and nothing waits in the outbox: publish goes straight out
         self._closing = False
+        self._gone: asyncio.Future[str] | None = None
         self._runner: asyncio.Task[None] | None = None
-        self._inflight: set[asyncio.Task[Any]] = set()
-        self._paho: Any = None
-        self._unacked: deque[tuple[Any, tuple[int, str, bytes, int, bool]]] = deque()
-        self._first_connect = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._progress = asyncio.Event()
         # Counters, for status pages and tests.
         self.received = 0
         self.sent = 0
@@ -119,15 +135,18 @@ class MqttBus(BusBase):
         self.dropped_outbox = 0
         self.connects = 0
         self.handler_errors = 0
+        # Inside a read batch: work to run before the batch's acknowledgements are written.
+        self._in_batch = False
+        self._before_acks: list[Callable[[], None]] = []
 
     # --- BusBase ---------------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self._up
 
     def publish(self, topic: str, msg: Msg, *, qos: int = 0, retain: bool = False) -> None:
-        if not self._connected and qos == 0 and not retain:
+        if not self._up and not qos and not retain:
             self.dropped_qos0 += 1
             return
         self.publish_raw(topic, encode(msg), qos=qos, retain=retain)
@@ -136,34 +155,39 @@ class MqttBus(BusBase):
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
     ) -> None:
         """Publish bytes as they are (tests use it to send malformed messages)."""
-        item = (_PUB, topic, payload, qos, retain)
-        paho = self._paho
-        if paho is not None and self._connected and not self._outbox:
-            # Fast path: hand the packet to paho now (it is written on the loop's next turn);
-            # no task switch. QoS 1 packets are remembered until acknowledged and sent again
-            # after a reconnect if they were not (at-least-once).
-            info = paho.publish(topic, payload, qos, retain)
-            if info.rc == 0:
-                self.sent += 1
-                if qos:
-                    self._unacked.append((info, item))
-                    if len(self._unacked) > 1024:
-                        self._prune_unacked()
-                return
-        self._enqueue(item)
-
-    def _prune_unacked(self) -> None:
-        unacked = self._unacked
-        while unacked and unacked[0][0].is_published():
-            unacked.popleft()
+        # Market data: straight to the connection.
+        if (
+            self._live
+            and not qos
+            and not retain
+            and self._publish(topic, payload, 0, False).rc == _OK
+        ):
+            self.sent += 1
+            return
+        entry = Entry(PUB, topic, payload, 1 if qos else 0, retain)
+        if retain:
+            if payload:
+                self._retained[topic] = entry
+            else:  # an empty retained message clears the topic
+                self._retained.pop(topic, None)
+        if not self._up and not entry.qos and not retain:
+            self.dropped_qos0 += 1
+            return
+        self._put(entry)
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)
         self._table.add(sub)
-        if pattern not in self._patterns or self._patterns[pattern] < qos:
+        known = self._patterns.get(pattern)
+        if known is None or known < qos:
             self._patterns[pattern] = qos
-            if self._connected:
-                self._enqueue((_SUB, pattern, b"", qos, False))
+            self._unsubscribed.discard(pattern)
+            if self._live and self._link is not None:
+                self._link.subscribe([(pattern, qos)])
+            elif self._up:
+                # Behind the publishes that wait: the broker sees them in call order.
+                self._put(Entry(SUB, pattern, b"", qos))
+            # Not connected: subscribed on connect, with every other pattern.
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -172,24 +196,200 @@ class MqttBus(BusBase):
             return
         if self._table.remove(sub):
             self._patterns.pop(sub.pattern, None)
-            if self._connected:
-                self._enqueue((_UNSUB, sub.pattern, b"", 0, False))
+            # Its handlers are gone already; the broker hears of it when nothing waits.
+            if self._live and self._link is not None:
+                self._link.unsubscribe([sub.pattern])
+            else:
+                self._unsubscribed.add(sub.pattern)
 
-    def _enqueue(self, item: tuple[int, str, bytes, int, bool]) -> None:
+    # --- the outbox ------------------------------------------------------------------------------
+
+    def _put(self, entry: Entry) -> None:
         outbox = self._outbox
-        if len(outbox) >= self._max_outbox:
-            outbox.popleft()
-            self.dropped_outbox += 1
-            if self.dropped_outbox in (1, 10, 100, 1000) or self.dropped_outbox % 10000 == 0:
-                log.warning(
-                    "mqtt[%s]: outbox full (%d); %d oldest messages dropped so far",
-                    self.client_id,
-                    self._max_outbox,
-                    self.dropped_outbox,
+        before = outbox.dropped
+        outbox.put(entry)
+        if outbox.dropped != before:
+            self._note_dropped(outbox.dropped - before)
+        if self._up:
+            self._drain()
+
+    def _note_dropped(self, n: int) -> None:
+        def marks(k: int) -> int:  # log at 1, 10, 100, 1000, then every 10,000
+            return sum(k >= m for m in (1, 10, 100, 1000)) + k // 10_000
+
+        before = self.dropped_outbox
+        self.dropped_outbox += n
+        if marks(self.dropped_outbox) != marks(before):
+            log.warning(
+                "mqtt[%s]: outbox full (%d); %d oldest messages dropped so far",
+                self.client_id,
+                self._outbox.bound,
+                self.dropped_outbox,
+            )
+
+    def _drain(self) -> None:
+        """Hand the waiting entries to the connection, in order, as far as the window allows."""
+        link = self._link
+        outbox = self._outbox
+        queue = outbox.queue
+        if link is None or not self._up:
+            self._live = False
+            return
+        publish = link.publish
+        while queue:
+            entry = queue[0]
+            if entry.kind == SUB:
+                if not link.subscribe([(entry.topic, entry.qos)]):
+                    self._live = False
+                    return
+                outbox.sent(entry, None)
+                continue
+            if entry.qos and outbox.window_full:
+                self._live = False
+                return
+            info = publish(entry.topic, entry.payload, entry.qos, entry.retain)
+            if info.rc != _OK:
+                # The link is going down, or (QoS 1) paho's message id wrapped onto one still
+                # waiting for its PUBACK: retry after the next acknowledgement or reconnect.
+                self._live = False
+                return
+            outbox.sent(entry, info if entry.qos else None)
+            self.sent += 1
+        if self._unsubscribed:
+            link.unsubscribe(sorted(self._unsubscribed))
+            self._unsubscribed.clear()
+        self._live = True
+
+    # --- connection callbacks (called by the link, on the loop) -----------------------------------
+
+    def _on_connected(self, session_present: bool) -> None:
+        link = self._link
+        if link is None or self._closing:
+            return
+        reconnect = self.connects > 0
+        self.connects += 1
+        self._up = True
+        self._publish = link.publish
+        # Subscriptions: all of them, in one SUBSCRIBE, once per connect (a persistent session
+        # may have kept them; subscribing again also brings the retained messages again).
+        if self._patterns:
+            link.subscribe(list(self._patterns.items()))
+        if self._unsubscribed:
+            link.unsubscribe(sorted(self._unsubscribed))
+            self._unsubscribed.clear()
+        if reconnect:
+            self._reannounce()
+        waiting = len(self._outbox)
+        self._drain()
+        log.info(
+            "mqtt[%s]: connected to %s:%d (session %s, %d messages waited)",
+            self.client_id,
+            self.host,
+            self.port,
+            "kept" if session_present else "new",
+            waiting,
+        )
+        self._notify_connection(True)
+        self._progress.set()
+
+    def _reannounce(self) -> None:
+        """Queue again the last retained message of each topic that does not wait already."""
+        again = [entry for entry in self._retained.values() if not entry.pending]
+        for entry in again:
+            entry.pending = True
+            self._outbox.put(entry)
+        if again:
+            log.info(
+                "mqtt[%s]: publishing again %d retained message(s): %s",
+                self.client_id,
+                len(again),
+                ", ".join(e.topic for e in again[:5]) + (" ..." if len(again) > 5 else ""),
+            )
+
+    def _on_lost(self, reason: str) -> None:
+        if self._before_acks or self._in_batch:
+            self._run_before_acks()  # the acks are gone with the link; the work is still due
+        self._up = False
+        self._live = False
+        self._publish = None
+        qos0, dropped = self._outbox.rewind()
+        self.dropped_qos0 += qos0
+        if dropped:
+            self._note_dropped(dropped)
+        if not self._closing:
+            log.warning(
+                "mqtt[%s]: connection lost: %s (%d messages wait)",
+                self.client_id,
+                reason,
+                len(self._outbox),
+            )
+            self._notify_connection(False)
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(reason)
+        self._progress.set()
+
+    def before_acks(self, fn: Callable[[], None]) -> bool:
+        if not self._in_batch:
+            return False
+        self._before_acks.append(fn)
+        return True
+
+    def _run_before_acks(self) -> None:
+        self._in_batch = False
+        hooks, self._before_acks = self._before_acks, []
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:
+                self.handler_errors += 1
+                log.exception("mqtt[%s]: work before the acknowledgements failed", self.client_id)
+
+    def _on_read_batch(self) -> None:
+        # The acknowledgements of this batch are queued in paho and written on a later turn of
+        # the loop: what must precede them (a journal commit) runs now.
+        if self._before_acks or self._in_batch:
+            self._run_before_acks()
+        outbox = self._outbox
+        if outbox.inflight and outbox.take_acked():
+            if outbox.queue:
+                self._drain()
+            self._progress.set()
+
+    def _on_written(self) -> None:
+        self._progress.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._in_batch = True
+        self.received += 1
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            self.malformed += 1
+            log.warning("mqtt[%s]: dropped a message on a topic that is not UTF-8", self.client_id)
+        else:
+            try:
+                msg = decode(topic, message.payload)
+            except MalformedMessage as exc:
+                self.malformed += 1
+                log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
+            else:
+                self._dispatch(topic, msg)
+        if message.qos:
+            # Only now: a process killed inside a handler gets the message again.
+            client.ack(message.mid, message.qos)
+
+    def _dispatch(self, topic: str, msg: Any) -> None:
+        for sub in self._table.routes(topic):
+            if not sub.active:
+                continue
+            try:
+                sub.handler(topic, msg)
+            except Exception:
+                # Strategy callbacks are guarded by the reactor; this only catches infra bugs.
+                self.handler_errors += 1
+                log.exception(
+                    "mqtt[%s]: handler for %r failed on %r", self.client_id, sub.pattern, topic
                 )
-        outbox.append(item)
-        self._idle.clear()
-        self._wake.set()
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -205,7 +405,7 @@ class MqttBus(BusBase):
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         """Wait until the broker connection is up (raises TimeoutError)."""
-        if self._connected:
+        if self._up:
             return
         up = asyncio.Event()
 
@@ -220,13 +420,18 @@ class MqttBus(BusBase):
         finally:
             self._listeners.remove(listener)
 
+    def _flushed(self) -> bool:
+        link = self._link
+        return self._up and not self._outbox and link is not None and not link.want_write()
+
     async def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until the outbox is empty and QoS 1 publishes are acknowledged.
+        """Wait until nothing waits in the outbox, every QoS 1 publish is acknowledged and every
+        packet is written to the socket.
 
         Returns False (and logs what is left) if that did not happen within ``timeout_s``, or
         at once if the broker is not connected.
         """
-        if not self._connected:
+        if not self._up:
             log.warning(
                 "mqtt[%s]: flush while disconnected: %d messages wait in the outbox",
                 self.client_id,
@@ -235,184 +440,86 @@ class MqttBus(BusBase):
             return False
         try:
             async with asyncio.timeout(timeout_s):
-                await self._idle.wait()
-                while self._unacked:
-                    self._prune_unacked()
-                    if self._unacked:
-                        await asyncio.sleep(0.001)
+                while not self._flushed():
+                    self._progress.clear()
+                    await self._progress.wait()
         except TimeoutError:
             log.warning(
                 "mqtt[%s]: flush timed out after %.1fs: %d queued, %d unacknowledged",
                 self.client_id,
                 timeout_s,
-                len(self._outbox),
-                len(self._unacked),
+                len(self._outbox.queue),
+                len(self._outbox.inflight),
             )
             return False
         return True
 
     async def close(self) -> None:
-        """Disconnect and stop reconnecting."""
+        """Disconnect (cleanly: the broker drops the will) and stop reconnecting."""
         self._closing = True
-        self._wake.set()
+        link = self._link
+        was_up = self._up
+        # From now on publishes wait in the outbox; a deliberate close is not a lost
+        # connection: listeners are not told.
+        self._up = self._live = False
+        self._publish = None
+        if link is not None and was_up:
+            await link.disconnect()
         runner = self._runner
         if runner is not None:
             runner.cancel()
-            # aiomqtt's acknowledgement waits can swallow a cancellation that races with the
-            # acknowledgement itself; never wait forever for them.
             done, _ = await asyncio.wait({runner}, timeout=3.0)
             if not done:
                 log.warning(
                     "mqtt[%s]: connection task did not stop within 3s; left behind", self.client_id
                 )
-                runner.cancel()
             elif not runner.cancelled() and runner.exception() is not None:
                 log.warning(
                     "mqtt[%s]: connection task ended with %r", self.client_id, runner.exception()
                 )
             self._runner = None
-        # A deliberate close is not a lost connection: listeners are not told.
-        self._connected = False
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+        if was_up:
+            self._outbox.rewind()
 
-    def _set_connected(self, up: bool) -> None:
-        if up == self._connected:
-            return
-        self._connected = up
-        self._notify_connection(up)
+    def _new_link(self) -> PahoLink:
+        return PahoLink(
+            self.host,
+            self.port,
+            client_id=self.client_id,
+            clean_session=self._clean_session,
+            keepalive_s=self._keepalive,
+            username=self._username,
+            password=self._password,
+            will=self._will,
+            tls_context=self._tls_context,
+            on_message=self._on_message,
+            on_connected=self._on_connected,
+            on_lost=self._on_lost,
+            on_read_batch=self._on_read_batch,
+            on_written=self._on_written,
+        )
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         delay = self._reconnect_min
         while not self._closing:
+            self._gone = loop.create_future()
+            link = self._link = self._new_link()
             try:
-                client = aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier=self.client_id,
-                    username=self._username,
-                    password=self._password,
-                    keepalive=self._keepalive,
-                    will=self._will,
-                    clean_session=self._clean_session,
-                    socket_options=_NODELAY,
-                    max_queued_outgoing_messages=None,
-                    timeout=10,
-                    tls_context=self._tls_context,
-                )
-                # QoS 1 messages are acknowledged only after their handler ran, so a process
-                # killed in between gets them again (at-least-once end to end).
-                client._client.manual_ack_set(True)
-                async with client:
-                    self._client = client
-                    # subscribe() may add patterns while we await here (not enqueued: not yet
-                    # connected): go round until every pattern is subscribed at its QoS.
-                    done: dict[str, int] = {}
-                    while todo := [(p, q) for p, q in self._patterns.items() if done.get(p) != q]:
-                        for pattern, qos in todo:
-                            await client.subscribe(pattern, qos)
-                            done[pattern] = qos
-                    # QoS 1 messages handed to paho but not acknowledged before the connection
-                    # dropped go out again first (they may be duplicates: receivers de-dup by id).
-                    resend = [item for info, item in self._unacked if not info.is_published()]
-                    self._unacked.clear()
-                    self._outbox.extendleft(reversed(resend))
-                    # aiomqtt keeps its paho client private; publishing through it directly
-                    # saves a task switch per message (see publish_raw).
-                    self._paho = client._client
-                    self.connects += 1
-                    delay = self._reconnect_min
-                    log.info("mqtt[%s]: connected to %s:%d", self.client_id, self.host, self.port)
-                    self._set_connected(True)
-                    self._first_connect.set()
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._reader(client), name=f"mqtt[{self.client_id}].read")
-                        tg.create_task(self._writer(client), name=f"mqtt[{self.client_id}].write")
-            except* aiomqtt.MqttError as eg:
-                self._client = None
-                self._paho = None
-                self._connection_failed(eg.exceptions[0])
+                await link.connect(self._connect_timeout)
+            except BusError as exc:
+                if not self._closing:
+                    log.warning("mqtt[%s]: %s", self.client_id, exc)
+            else:
+                delay = self._reconnect_min
+                await self._gone
+            finally:
+                link.close()
             if self._closing:
                 break
             # Capped exponential back-off with full jitter.
             await asyncio.sleep(random.uniform(0, delay))
             delay = min(self._reconnect_max, delay * 2)
-
-    def _connection_failed(self, err: BaseException) -> None:
-        self._paho = None
-        if self._closing:
-            return
-        if self._connected:
-            log.warning("mqtt[%s]: connection lost: %s", self.client_id, err)
-        else:
-            log.warning(
-                "mqtt[%s]: cannot connect to %s:%d: %s", self.client_id, self.host, self.port, err
-            )
-        self._set_connected(False)
-
-    async def _reader(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            topic = message.topic.value
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            self.received += 1
-            try:
-                msg = decode(topic, payload)
-            except MalformedMessage as exc:
-                self.malformed += 1
-                log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
-            else:
-                self._dispatch(topic, msg)
-            if message.qos and self._paho is not None:
-                self._paho.ack(message.mid, message.qos)
-
-    def _dispatch(self, topic: str, msg: Any) -> None:
-        for sub in self._table.routes(topic):
-            if not sub.active:
-                continue
-            try:
-                sub.handler(topic, msg)
-            except Exception:
-                # Strategy callbacks are guarded by the reactor; this only catches infra bugs.
-                self.handler_errors += 1
-                log.exception(
-                    "mqtt[%s]: handler for %r failed on %r", self.client_id, sub.pattern, topic
-                )
-
-    async def _writer(self, client: aiomqtt.Client) -> None:
-        outbox = self._outbox
-        while True:
-            while not outbox:
-                self._wake.clear()
-                await self._wake.wait()
-            kind, topic, payload, qos, retain = outbox[0]
-            if kind == _PUB:
-                if qos == 0:
-                    await client.publish(topic, payload, qos=0, retain=retain)
-                else:
-                    # paho queues the packet synchronously when the coroutine starts, so
-                    # starting tasks in order keeps the order on the wire; the acknowledgement
-                    # is awaited concurrently.
-                    task = asyncio.get_running_loop().create_task(
-                        client.publish(topic, payload, qos=qos, retain=retain)
-                    )
-                    self._inflight.add(task)
-                    self._idle.clear()
-                    task.add_done_callback(self._publish_done)
-                    await asyncio.sleep(0)
-                self.sent += 1
-            elif kind == _SUB:
-                await client.subscribe(topic, qos)
-            else:
-                await client.unsubscribe(topic)
-            outbox.popleft()
-            self._check_idle()
-
-    def _check_idle(self) -> None:
-        if not self._outbox and not self._inflight:
-            self._idle.set()
-
-    def _publish_done(self, task: asyncio.Task[Any]) -> None:
-        self._inflight.discard(task)
-        self._check_idle()
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("mqtt[%s]: QoS 1 publish failed: %s", self.client_id, task.exception())
