@@ -62,6 +62,7 @@ class System:
         self.gateway = ScriptedGateway(sys_bus, topics)
         self.reactor = Reactor(scheduler, name=f"strategy[{cfg.name}]")
         self.env: StratEnv | None = None
+        self.env_kwargs: dict[str, Any] = {}
         self.results: dict[str, m.CmdResult] = {}
         self.client = f"cli{next(_ids)}"
 
@@ -70,8 +71,10 @@ class System:
         self.gateway.start()
         self.sys_bus.subscribe(self.topics.reply(self.client), self._on_result, qos=1)
 
-    def start_strategy(self) -> None:
-        self.env = StratEnv(self.strat, self.strat_bus, self.reactor, self.topics)
+    def start_strategy(self, **env_kwargs: Any) -> None:
+        """Build the env (``StratEnv`` keyword arguments: ``env_kwargs``, else the system's)."""
+        kwargs = {**self.env_kwargs, **env_kwargs}
+        self.env = StratEnv(self.strat, self.strat_bus, self.reactor, self.topics, **kwargs)
 
     def _on_result(self, topic: str, msg: Any) -> None:
         self.results[msg.cmd_id] = msg
@@ -101,11 +104,16 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def inproc_system(strat: Recorder | None = None, **cfg_over: Any) -> AsyncIterator[System]:
+async def inproc_system(
+    strat: Recorder | None = None, *, env_kwargs: dict[str, Any] | None = None, **cfg_over: Any
+) -> AsyncIterator[System]:
+    """The system on the in-process bus; ``env_kwargs`` go to ``StratEnv``, ``cfg_over`` to the
+    strategy's config."""
     sched = LiveScheduler()
     bus = InProcBus(sched)
     strat = strat or Recorder()
     s = System(bus, bus, Topics("mlt"), strat, strategy_config(strat.name, **cfg_over), sched)
+    s.env_kwargs = dict(env_kwargs or {})
     s.start_system()
     s.start_strategy()
     yield s
@@ -113,8 +121,18 @@ async def inproc_system(strat: Recorder | None = None, **cfg_over: Any) -> Async
 
 @contextlib.asynccontextmanager
 async def mqtt_system(
-    port: int, root: str, strat: Recorder | None = None, **cfg_over: Any
+    port: int,
+    root: str,
+    strat: Recorder | None = None,
+    *,
+    env_kwargs: dict[str, Any] | None = None,
+    **cfg_over: Any,
 ) -> AsyncIterator[System]:
+    """The system over a real broker, each side on its own connection.
+
+    The harness has a gateway for Sim only and no feed process, so the env's wait for every
+    gateway and feed status before ``on_start`` (``start_wait_s``) is off unless ``env_kwargs``
+    sets it (``tests/integration/infra/test_env_start_gate.py`` does)."""
     sched = LiveScheduler()
     strat = strat or Recorder()
     async with MqttBus("127.0.0.1", port) as sys_bus, MqttBus("127.0.0.1", port) as strat_bus:
@@ -122,6 +140,7 @@ async def mqtt_system(
         s = System(
             sys_bus, strat_bus, Topics(root), strat, strategy_config(strat.name, **cfg_over), sched
         )
+        s.env_kwargs = {"start_wait_s": 0.0, **(env_kwargs or {})}
         s.start_system()
         await sys_bus.flush()
         s.start_strategy()

@@ -1,21 +1,29 @@
 """The one implementation of :class:`~mlthon.api.IStratEnv`, over any bus.
 
 The same class serves live and paper trading (MQTT bus, live scheduler), single-process runs and
-backtests (in-process bus; live or simulated scheduler). It:
+backtests (in-process bus; live or simulated scheduler). It is the coordinator of:
 
-* turns env calls into bus requests after validating their arguments (bad ones raise at once);
-* turns bus messages (control, reports, market data, statuses) into strategy callbacks, every one
-  through the reactor's guard;
-* keeps a copy of each subscribed book, so that BBO callbacks fire only when the best level changes
-  and ``get_book`` can answer without the strategy keeping its own.
+* the strategy's life cycle: login, start, stop, and what the operator wants
+  (``Start`` / ``Idle`` / ``Stop``), with the two bounded waits of :mod:`.lifecycle` (the start
+  waits for the gateway and feed statuses, the stop acknowledgement for the cancels it caused);
+* env calls: validated (bad arguments raise at once), then bus requests;
+* orders and reports (:mod:`.orders`): every report turned into its strategy callback, once, with
+  the order's life cycle kept by the one order state machine; reconciliation and adoption;
+* market data: a copy of each subscribed book, so that BBO callbacks fire only when the best
+  level changes and ``get_book`` can answer without the strategy keeping its own; feed liveness
+  (:mod:`.feed_watch`);
+* statuses, timers, command hooks and Telegram messages.
 
-Refusals that depend on state (stopped, not logged in, no ready gateway) are delivered as reject
-callbacks on the next turn of the reactor, never from inside the call.
+Every strategy callback goes through the reactor's guard. Refusals that depend on state
+(stopped, not logged in, no ready gateway) are delivered as reject callbacks on the next turn of
+the reactor, never from inside the call.
+
+Subscriptions are made once and kept across reconnects (the bus restores them), so a message is
+handled once however often the env logs in again.
 """
 
 from __future__ import annotations
 
-import functools
 import heapq
 import logging
 import os
@@ -25,7 +33,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import attrs
 import msgspec
 
 from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
@@ -35,25 +42,26 @@ from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
-    CancelCode,
     Exchange,
     ExecInstructions,
     FeedHandlerStatus,
     GtwRejectCode,
     GtwStatus,
     MDSub,
-    OrderStatus,
     OrderType,
     Side,
     TriggerDirection,
 )
-from mlthon.basics.order import Order
 from mlthon.basics.values import Price, Qty, to_decimal
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
-from mlthon.infra.bus.codec import instrument_from_wire, order_from_wire
+from mlthon.infra.bus.codec import instrument_from_wire
 from mlthon.infra.bus.topics import Topics, check_name
+from mlthon.infra.clock import Handle
 from mlthon.infra.cmd_hooks import CmdHookRegistry
+from mlthon.infra.env.feed_watch import FeedMark, FeedWatch
+from mlthon.infra.env.lifecycle import StartGate, StopAckHold
+from mlthon.infra.env.orders import OrderTracker
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.timers import TimerService
 
@@ -66,14 +74,10 @@ _CACHE_LIMIT = 200_000
 # Wire text -> exact value, for market-data callbacks (cleared when they reach the limit).
 _PRICES: dict[str, Price] = {}
 _QTYS: dict[str, Qty] = {}
-_SEEN_EXECS_MAX = 1_000_000
-# Reports an order gets at most once (a repeat is a redelivery).
-_ONCE_PER_ORDER = (m.NewOrderAck, m.OrderCancelled, m.CancelOrderAck)
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 # The env's own fetches (reconciliation, adoption, accounting checks) carry a request id that
 # the gateway echoes, so their answers never reach the strategy; at most this many wait.
 _OWN_ASKS_MAX = 10_000
-_ADOPT_RETRY_NS = 10_000_000_000
 
 # Strategy life-cycle states, as published in StratStatus.
 DISCONNECTED = "disconnected"
@@ -82,6 +86,8 @@ LOGGING_IN = "logging_in"
 RUNNING = "running"
 STOPPING = "stopping"
 STOPPED = "stopped"
+# The states of a strategy logged in (where it is in its life).
+_RUN_STATES = (RUNNING, STOPPING, STOPPED)
 
 
 class _EnvBook:
@@ -145,6 +151,7 @@ class _MdState:
     __slots__ = (
         "book",
         "exchange",
+        "feed",
         "iid",
         "implemented",
         "last_ask",
@@ -158,12 +165,20 @@ class _MdState:
         "want_levels",
         "want_price_levels",
         "want_trades",
+        "was_valid",
     )
 
     def __init__(
-        self, exchange: Exchange, iid: int, tick: Decimal, implemented: frozenset[str]
+        self,
+        exchange: Exchange,
+        iid: int,
+        tick: Decimal,
+        implemented: frozenset[str],
+        feed: FeedMark,
     ) -> None:
         self.exchange = exchange
+        self.feed = feed  # the feed's liveness mark, set by every message
+        self.was_valid = False  # the book's validity when its feed went stale
         self.iid = iid
         self.implemented = implemented
         self.subs: set[MDSub] = set()
@@ -185,6 +200,14 @@ class _MdState:
         self.want_funding = MDSub.Funding in s
 
 
+def _lossless(bus: BusBase) -> bool:
+    """True if ``bus`` delivers every message, in order, retained ones at subscription (the
+    in-process bus), looking through a wrapper that keeps its transport in ``inner`` (the ops
+    view's ``MeteredBus``)."""
+    inner = getattr(bus, "inner", None)
+    return bus.lossless or (isinstance(inner, BusBase) and inner.lossless)
+
+
 class StratEnv(IStratEnv):
     """Runs one strategy against the system over ``bus``.
 
@@ -193,8 +216,22 @@ class StratEnv(IStratEnv):
         bus: the bus (MQTT or in-process).
         reactor: the reactor (its scheduler gives the clock).
         topics: the topic layout.
-        stop_ack_timeout_s: kept for information; the control service escalates stops.
         tz: time zone for daily callbacks (None: the system's).
+        login_retry_s: the login is sent again this often until answered.
+        stale_cmd_s: a command hook older than this is dropped with an answer saying so (0:
+            never).
+        feed_silence_s: the silence allowed to the feed of every exchange the env gets market
+            data from, when no ``FeedHeartbeat`` told one (None: only feeds that send
+            heartbeats are watched); see :mod:`mlthon.infra.env.feed_watch`.
+        start_wait_s: on ``Start``, ``on_start`` waits at most this long for the gateway and
+            feed statuses of every exchange of the strategy's instruments (0: never; on an
+            in-process bus there is nothing to wait for: a retained status is delivered before
+            the login can be answered); see :mod:`mlthon.infra.env.lifecycle`.
+        stop_ack_hold_s: ``send_stop_ack`` while cancels sent since the ``Stop`` are
+            unanswered holds the ``StopAck`` until they are, at most this long.
+
+    Raises:
+        ValueError: ``feed_silence_s`` is not positive.
     """
 
     def __init__(
@@ -207,6 +244,9 @@ class StratEnv(IStratEnv):
         tz: str | None = None,
         login_retry_s: float = 2.0,
         stale_cmd_s: float = 60.0,
+        feed_silence_s: float | None = None,
+        start_wait_s: float = 3.0,
+        stop_ack_hold_s: float = 3.0,
     ) -> None:
         self.strategy = strategy
         self.login_retry_ns = int(login_retry_s * 1e9)
@@ -219,16 +259,20 @@ class StratEnv(IStratEnv):
         self.hooks = CmdHookRegistry()
         self.state_listeners: list[Callable[[str], None]] = []
         self._state = DISCONNECTED
+        # Where the strategy is in its life (None: never started in this process; RUNNING,
+        # STOPPING, STOPPED), kept across reconnects: a re-login never starts it again.
+        self._run: str | None = None
+        self._started = False  # on_start ran in this process
+        self._stop_acked = False  # send_stop_ack was called (requests refused from then on)
+        self._stop_mark: int | None = None  # the cancels sent since the stop (OrderTracker)
+        self._login_timer: Handle | None = None
         self.strat_name = ""
         self.instruments: dict[tuple[Exchange, int], Instrument] = {}
-        self._instruments_pending = False
+        self._instruments_told: dict[tuple[Exchange, int], Instrument] | None = None
         self._gtw_status: dict[Exchange, GtwStatus] = {}
         self._feed_status: dict[Exchange, FeedHandlerStatus] = {}
         self._md: dict[tuple[Exchange, int], _MdState] = {}
         self._book_lookup: Callable[[Exchange, int], PriceLevelBook | None] | None = None
-        self._orders: dict[str, tuple[Exchange, int]] = {}
-        self._next_cl_id = 0
-        self._used_cl_ids: set[int] = set()
         self._subs: list[Subscription] = []
         # Shared by every env of the process (values are immutable): a sweep, a second
         # backtest or a second strategy starts with them warm.
@@ -240,26 +284,33 @@ class StratEnv(IStratEnv):
         self.md_messages = 0
         self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
         # Over MQTT (QoS 0) market data can be lost: the feed's sequence numbers are checked.
-        self._check_md_seq = not bus.lossless
-        self.duplicate_fills = 0
-        self._seen_execs: dict[tuple[Exchange, str], None] = {}
-        self._seen_once: dict[tuple[type, Exchange, str], None] = {}
-        # Open orders being checked after a reconnection, per exchange.
-        self._reconciling: dict[Exchange, set[str]] = {}
-        self.reconciled_orders = 0
+        lossless = _lossless(bus)
+        self._check_md_seq = not lossless
+        self.orders = OrderTracker(self)
+        self.feeds = FeedWatch(
+            self.scheduler, feed_silence_s, self._on_feed_stale, self._on_feed_resumed
+        )
+        self.start_gate = StartGate(
+            self.scheduler,
+            0.0 if lossless else start_wait_s,
+            self._statuses_missing,
+            self._start,
+            self._on_ctl,
+        )
+        self.stop_ack = StopAckHold(
+            self.scheduler, stop_ack_hold_s, self._stop_cancels_in_flight, self._send_stop_ack
+        )
+        self.orders.on_cancel_answered = self.stop_ack.check
         # Request id -> the env-side handler of the answer, for the env's own fetches.
         self._own_asks: dict[str, Callable[[Exchange, Any], None]] = {}
         self._ask_seq = 0
         # Unique per process (the clock at start), so that an answer to a previous run's request,
         # delivered late by a persistent session, never matches one of this run's.
         self._ask_prefix = f"env-{self.scheduler.now_ns():x}-"
-        # Exchange -> (when the env asked for its open orders, the orders it checked by status).
-        self._adopting: dict[Exchange, tuple[int, frozenset[str]]] = {}
-        self._adopted: set[tuple[Exchange, str]] = set()
-        self.adopted_orders = 0
         self.stale_cmds = 0
-        self.last_reconciliation = ""
-        # Called with (topic, report) after the env handled each report (accounting checks).
+        # Called with (topic, report) for every report the env receives, after the strategy's
+        # callback if there was one (accounting checks). A report held or dropped (an unknown
+        # order) is seen here when it arrives.
         self.report_listeners: list[Callable[[str, Any], None]] = []
         reactor.on_error = self._on_callback_error
         reactor.on_slow = self._on_callback_slow
@@ -275,10 +326,60 @@ class StratEnv(IStratEnv):
 
     @state.setter
     def state(self, value: str) -> None:
+        if value in _RUN_STATES:
+            self._note_run(value)
         if value != self._state:
             self._state = value
             for listener in list(self.state_listeners):
                 listener(value)
+
+    def _note_run(self, run: str) -> None:
+        if run == STOPPING and self._run != STOPPING:
+            # The cancels sent from now on are the stop's: its acknowledgement waits for them.
+            self._stop_mark = self.orders.cancel_mark()
+        self._run = run
+
+    def _enter(self, run: str) -> None:
+        """The login was answered: the strategy is ``run`` (the published state follows unless
+        the bus went away meanwhile)."""
+        if self._state == DISCONNECTED:
+            self._note_run(run)
+        else:
+            self.state = run
+
+    def _set_run(self, run: str) -> None:
+        """The strategy moves to ``run``; the published state follows while logged in."""
+        if self._state in _RUN_STATES:
+            self.state = run
+        else:
+            self._note_run(run)
+
+    # --- compatibility views of the order tracker --------------------------------------------
+
+    @property
+    def duplicate_fills(self) -> int:
+        """Repeated executions dropped."""
+        return self.orders.duplicate_fills
+
+    @property
+    def unknown_reports(self) -> int:
+        """Reports about orders this env never sent, asked about or adopted, dropped."""
+        return self.orders.unknown_reports
+
+    @property
+    def reconciled_orders(self) -> int:
+        """Orders found ended (or lost) by a reconciliation."""
+        return self.orders.reconciled_orders
+
+    @property
+    def adopted_orders(self) -> int:
+        """Open orders of an earlier life adopted."""
+        return self.orders.adopted_orders
+
+    @property
+    def last_reconciliation(self) -> str:
+        """The summary of the last reconciliation."""
+        return self.orders.last_reconciliation
 
     # ==========================================================================================
     # connection and login
@@ -295,12 +396,9 @@ class StratEnv(IStratEnv):
             if self.state == DISCONNECTED:
                 return
             was = self.state
+            # Subscriptions stay: the bus restores them when it reconnects, so no message is
+            # handled twice after a re-login.
             self.state = DISCONNECTED
-            for sub in self._subs:
-                self.bus.unsubscribe(sub)
-            self._subs.clear()
-            for st in self._md.values():
-                st.topic_sub = None
             log.warning("env: lost the framework (was %s)", was)
             self.reactor.invoke(self.strategy.on_framework_disconnected)
 
@@ -320,21 +418,31 @@ class StratEnv(IStratEnv):
         self.strat_name = strat_name
         self.state = LOGGING_IN
         t = self.topics
-        if not self._subs:
+        again = bool(self._subs)
+        if not again:
+            # Made once, kept across reconnects (the bus restores them).
             self._subs = [
                 self.bus.subscribe(t.strat_ctl(strat_name), self._on_ctl, qos=1),
                 self.bus.subscribe(t.gtw_rpt_all_exchanges(strat_name), self._on_report, qos=1),
                 self.bus.subscribe(t.gtw_status_all(), self._on_gtw_status, qos=1),
                 self.bus.subscribe(t.feed_status_all(), self._on_feed_status, qos=1),
+                self.bus.subscribe(t.feed_heartbeat_all(), self._on_feed_heartbeat, qos=0),
             ]
-        # Market-data subscriptions made before a reconnect are restored.
         for st in self._md.values():
-            if st.subs and st.topic_sub is None:
-                self._subscribe_md_topic(st)
+            if not st.subs:
+                continue
+            if st.topic_sub is None:
+                self._subscribe_md_topic(st)  # subscribed while disconnected
+            elif again:
+                # Logging in again: messages may have been lost meanwhile; a fresh copy.
+                self._request_snapshot(st)
         self._send_login()
         self._publish_status_soon()
 
     def _send_login(self) -> None:
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         if self.state != LOGGING_IN:
             return
         self.bus.publish(
@@ -344,26 +452,36 @@ class StratEnv(IStratEnv):
         )
         log.info("env: logging in as %s", self.strat_name)
         # The control service may be away (restarting, reconnecting): ask again until answered.
-        self.scheduler.call_later(self.login_retry_ns, self._send_login)
+        self._login_timer = self.scheduler.call_later(self.login_retry_ns, self._retry_login)
+
+    def _retry_login(self) -> None:
+        self._login_timer = None
+        if not self.start_gate.waiting:  # answered: the start waits for the statuses
+            self._send_login()
 
     # ==========================================================================================
     # control messages
     # ==========================================================================================
 
     def _on_ctl(self, topic: str, msg: Any) -> None:
-        if isinstance(msg, m.Instruments):
+        if self.start_gate.waiting:
+            # on_start waits for the statuses: what follows the Start is handled after it.
+            self.start_gate.hold(topic, msg)
+        elif isinstance(msg, m.Instruments):
             self._on_instruments_msg(msg)
         elif isinstance(msg, m.Start):
             self._on_start_msg(msg)
+        elif isinstance(msg, m.Idle):
+            self._on_idle_msg(msg)
         elif isinstance(msg, m.StratParams):
             self.reactor.invoke(self.strategy.on_strat_params_update, dict(msg.params))
         elif isinstance(msg, m.Stop):
-            self._on_stop_msg(msg)
+            self._begin_stop(msg.params)
         elif isinstance(msg, m.CmdHook):
             self._on_cmd(msg)
         elif isinstance(msg, m.StopEscalated):
             log.error("env: stop escalated by the control service: %s", msg.detail)
-            self.state = STOPPED
+            self._set_run(STOPPED)
             self._publish_status_soon()
         elif isinstance(msg, m.LoginReject):
             log.error("env: login refused: %s", msg.reason)
@@ -386,83 +504,129 @@ class StratEnv(IStratEnv):
             known = insts.get(key)
             if known is not None:
                 st.book.tick = known.tick_size
-        self._instruments_pending = True
 
-    def _on_start_msg(self, msg: m.Start) -> None:
-        if self.state == STOPPING or (self.state == RUNNING and not msg.cmd_id):
-            # A stop in progress is not undone by a start (a command racing the stop, or a late
-            # login answer); and the start that answers a login runs once: the env sends its
-            # login again while the control service is away, the persistent session delivers
-            # them all when it is back, and each gets an answer. A start command (from the CLI
-            # or Telegram) on a running strategy runs on_start again with its parameters.
-            log.info("env: start while %s: ignored", self.state)
-            if msg.reply_to:
-                self.bus.publish(
-                    msg.reply_to,
-                    m.CmdResult(
-                        cmd_id=msg.cmd_id,
-                        strat=self.strat_name,
-                        ok=self.state == RUNNING,
-                        detail="already running" if self.state == RUNNING else "stopping",
-                    ),
-                    qos=1,
-                )
-            return
-        self.state = RUNNING
-        log.info("env: start (%r)", msg.params)
-        self.reactor.invoke(self.strategy.on_start, msg.params)
-        if self._instruments_pending:
-            self._instruments_pending = False
+    def _tell_instruments(self) -> None:
+        """``on_instruments``, if the strategy has not been given these ones yet."""
+        if self._instruments_told != self.instruments:
+            self._instruments_told = dict(self.instruments)
             self.reactor.invoke(self.strategy.on_instruments, list(self.instruments.values()))
+
+    def _answer(self, msg: m.Start, ok: bool, detail: str) -> None:
         if msg.reply_to:
             self.bus.publish(
                 msg.reply_to,
-                m.CmdResult(cmd_id=msg.cmd_id, strat=self.strat_name, ok=True, detail="started"),
+                m.CmdResult(cmd_id=msg.cmd_id, strat=self.strat_name, ok=ok, detail=detail),
                 qos=1,
             )
+
+    def _on_start_msg(self, msg: m.Start) -> None:
+        command = bool(msg.cmd_id)
+        run = self._run
+        answering_login = self.state in (CONNECTED, LOGGING_IN)
+        if run in (RUNNING, STOPPING):
+            # on_start runs once per start: a start command on a running strategy, the answers
+            # to logins sent again while the control service was away, and the answer to a
+            # re-login after a broker blip do not run it again, and none undoes a stop in
+            # progress.
+            log.info(
+                "env: start (%s) while %s: on_start not run again",
+                "command" if command else "login answer",
+                run,
+            )
+            if answering_login:
+                self._logged_in_again()
+            self._answer(msg, run == RUNNING, "already running" if run == RUNNING else "stopping")
+            return
+        if run == STOPPED and not command:
+            # The strategy acknowledged a stop: only a start command starts it again, never the
+            # answer to a login (a broker blip, a control service that forgot the stop).
+            log.warning(
+                "env: a start answering the login of stopped %s ignored: it stays stopped "
+                "until a start command",
+                self.strat_name,
+            )
+            if answering_login:
+                self._logged_in_again()
+            return
+        self.start_gate.request(msg)
+
+    def _start(self, msg: m.Start) -> None:
+        self._enter(RUNNING)
+        self._started = True
+        self._stop_acked = False
+        self._stop_mark = None
+        log.info("env: start (%r)", msg.params)
+        self.reactor.invoke(self.strategy.on_start, msg.params)
+        self._tell_instruments()
+        self._answer(msg, True, "started")
         self._publish_status_soon()
-        # Orders believed open are checked; every ready gateway is asked for the strategy's open
-        # orders, so that those placed before a restart are adopted.
-        for ex in sorted(
-            {e for e, _ in self._orders.values()} | set(self._gtw_status), key=lambda e: e.value
-        ):
+        self._reconcile_all()
+
+    def _logged_in_again(self) -> None:
+        """A login answered for a strategy that already ran in this process: back to where it
+        was (no on_start), orders checked and adopted again."""
+        run = self._run or STOPPED
+        self._enter(run)
+        log.info("env: %s logged in again (%s)", self.strat_name, run)
+        if run == RUNNING:
+            self._tell_instruments()
+        self._publish_status_soon()
+        self._reconcile_all()
+
+    def _on_idle_msg(self, msg: m.Idle) -> None:
+        # The operator wants the strategy stopped: no on_start; a running one stops as usual.
+        log.warning("env: %s stays stopped: %s", self.strat_name, msg.detail or "Idle")
+        run = self._run
+        if run == RUNNING:
+            self._enter(RUNNING)
+            self._begin_stop("")
+            return
+        self._enter(STOPPING if run == STOPPING else STOPPED)
+        self._publish_status_soon(detail=msg.detail)
+        if self._started:
+            self._reconcile_all()
+
+    def _begin_stop(self, params: str) -> None:
+        if self._run in (STOPPED, STOPPING):
+            log.info("env: stop while %s; on_stop called again", self._run)
+        self._set_run(STOPPING)
+        self._stop_acked = False
+        log.info("env: stop (%r)", params)
+        self._publish_status_soon()
+        self.reactor.invoke(self.strategy.on_stop, params)
+
+    def send_stop_ack(self) -> None:
+        if self._run != STOPPING:
+            log.warning("env: send_stop_ack while %s (no stop pending); sent anyway", self.state)
+            self._stop_mark = None  # no stop: no cancel of its to wait for
+        self._stop_acked = True
+        self.stop_ack.request()
+
+    def _stop_cancels_in_flight(self) -> int:
+        mark = self._stop_mark
+        return 0 if mark is None else self.orders.cancels_in_flight(mark)
+
+    def _send_stop_ack(self, note: str) -> None:
+        self._set_run(STOPPED)
+        if self.strat_name:
+            self.bus.publish(
+                self.topics.strat_up(self.strat_name), m.StopAck(strat=self.strat_name), qos=1
+            )
+        log.info("env: stop acknowledged%s; requests refused until the next start", note)
+        self._publish_status_soon()
+
+    # --- orders: reconciliation and the env's own questions -----------------------------------
+
+    def _reconcile_all(self) -> None:
+        """Check the orders believed open and adopt unknown ones, on every gateway heard."""
+        exchanges = self.orders.open_exchanges() | set(self._gtw_status)
+        for ex in sorted(exchanges, key=lambda e: e.value):
             self._reconcile(ex)
 
     def _reconcile(self, exchange: Exchange) -> None:
-        """Ask the gateway for the state of every order this env believes open there (after a
-        reconnection, or when the gateway is back): an order that ended meanwhile without the
-        strategy hearing it is closed with a callback, not left open forever. The answers are
-        handled here and not shown to the strategy."""
-        if self._reconciling.get(exchange):
-            return
-        checking: set[str] = set()
-        for cl, (ex, iid) in list(self._orders.items()):
-            if ex is exchange and self._ask(
-                exchange,
-                m.FetchOrderStatus(strat=self.strat_name, instrument_id=iid, cl_id=cl),
-                functools.partial(self._on_status_check, cl),
-            ):
-                checking.add(cl)
-        if checking:
-            log.info("env: reconciling %d open orders on %s", len(checking), exchange.name)
-            self._reconciling[exchange] = checking
-        self._ask_open_orders(exchange, frozenset(checking))
+        self.orders.reconcile(exchange)
 
-    # --- adoption of open orders the env does not know -----------------------------------------
-
-    def _ask_open_orders(self, exchange: Exchange, checked: frozenset[str]) -> None:
-        """Ask the gateway for all the strategy's open orders (after the status checks, so that
-        the answer comes after theirs); :meth:`_on_open_orders` adopts those the env does not
-        know. A gateway that is not ready is asked when it is back."""
-        now = self.scheduler.now_ns()
-        pending = self._adopting.get(exchange)
-        if pending is not None and now - pending[0] < _ADOPT_RETRY_NS:
-            return
-        msg = m.FetchOrders(strat=self.strat_name, instrument_id=0)
-        if self._ask(exchange, msg, self._on_open_orders):
-            self._adopting[exchange] = (now, checked)
-
-    def _ask(
+    def ask(
         self, exchange: Exchange, msg: m.Msg, on_answer: Callable[[Exchange, Any], None]
     ) -> bool:
         """Send a fetch whose answer (info or reject) goes to ``on_answer``, not to the
@@ -482,143 +646,17 @@ class StratEnv(IStratEnv):
         """Ask ``exchange``'s gateway for the position of ``instrument_id`` on the env's own
         account: the ``PositionInfo`` goes to :attr:`report_listeners` (the accounting check),
         not to the strategy. False if not sent (gateway not ready, not logged in)."""
-        return self._ask(
+        return self.ask(
             exchange,
             m.FetchPosition(strat=self.strat_name, instrument_id=instrument_id),
             lambda _ex, _msg: None,
         )
 
-    def _adopt(self, ex: Exchange, orders: list[m.OrderWire]) -> list[Order]:
-        """Make every open order of ``orders`` the env does not know one of its own."""
-        adopted: list[Order] = []
-        for w in orders:
-            cl = w.cl_id
-            if not w.status.is_open or cl in self._orders or (ex, cl) in self._adopted:
-                continue
-            if cl.isdigit() and int(cl) in self._used_cl_ids:
-                continue  # placed by this env and ended since: a stale answer
-            self._orders[cl] = (ex, w.instrument_id)
-            self._adopted.add((ex, cl))
-            if cl.isdigit():
-                self._used_cl_ids.add(int(cl))
-            adopted.append(attrs.evolve(order_from_wire(ex, w), adopted=True))
-        self.adopted_orders += len(adopted)
-        return adopted
-
-    def _on_open_orders(self, ex: Exchange, msg: Any) -> None:
-        """The answer to the env's own FetchOrders: adopt, tell the strategy, report."""
-        _, checked = self._adopting.pop(ex, (0, frozenset()))
-        if not isinstance(msg, m.OrdersInfo):
-            detail = getattr(msg, "detail", "") or type(msg).__name__
-            log.warning(
-                "env: %s could not list the open orders of %s (%s); asked again when it is back",
-                ex.name,
-                self.strat_name,
-                detail,
-            )
-            return
-        try:
-            adopted = self._adopt(ex, msg.orders)
-        except (ValueError, TypeError) as exc:
-            log.error("env: bad OrdersInfo from %s dropped: %s", ex.name, exc)
-            return
-        ended = sorted(c for c in checked if c not in self._orders)
-        still = len(checked) - len(ended)
-        summary = (
-            f"reconciled with {ex.name}: checked {len(checked)} known open orders ({len(ended)} "
-            f"ended while away, {still} still open), adopted {len(adopted)} unknown open orders"
-            + (f" ({', '.join(o.client_ord_id for o in adopted[:20])})" if adopted else "")
-        )
-        self.last_reconciliation = summary
-        if adopted or ended:
-            log.warning("env: %s", summary)
+    def reconciliation_done(self, summary: str, changed: bool) -> None:
+        """A reconciliation that ended or adopted orders: status detail and Telegram."""
+        if changed:
             self._publish_status_soon(detail=summary)
             self.publish_telegram(f"{self.strat_name}: {summary}", priority=1)
-        else:
-            log.info("env: %s", summary)
-        if adopted:
-            self.reactor.invoke(self.strategy.on_orders_info, ex, adopted)
-
-    def _on_status_check(self, cl: str, ex: Exchange, msg: Any) -> None:
-        """The answer to the env's status check of order ``cl`` after a reconnection."""
-        pending = self._reconciling.get(ex)
-        if pending is not None:
-            pending.discard(cl)
-            if not pending:
-                del self._reconciling[ex]
-        if isinstance(msg, m.OrderStatusInfo):
-            status = msg.order.status
-            if not status.is_open and cl in self._orders:
-                self.reconciled_orders += 1
-                self._orders.pop(cl, None)
-                log.warning(
-                    "env: order %s on %s ended (%s) while the strategy was away",
-                    cl,
-                    ex.name,
-                    status.name,
-                )
-                if status is OrderStatus.Filled:
-                    # The fills come as executions (kept for us while away); the status tells
-                    # the strategy the order is done even if they do not.
-                    self.reactor.invoke(
-                        self.strategy.on_order_status,
-                        ex,
-                        msg.order.instrument_id,
-                        cl,
-                        msg.order.exch_id,
-                        msg.order.side,
-                        Price(msg.order.price),
-                        Qty(msg.order.leaves_qty),
-                        status,
-                        msg.order.ord_type,
-                        msg.order.tif,
-                        msg.order.exec_instr,
-                    )
-                else:
-                    self.reactor.invoke(
-                        self.strategy.on_order_cancelled,
-                        ex,
-                        cl,
-                        True,
-                        0,
-                        self.scheduler.now_ns(),
-                        CancelCode.ExchangeCancel,
-                        f"order {status.name.lower()} while disconnected (found by reconciliation)",
-                    )
-            return
-        if isinstance(msg, m.RequestReject):
-            if msg.code is GtwRejectCode.UnknownOrder and cl in self._orders:
-                self.reconciled_orders += 1
-                self._orders.pop(cl, None)
-                log.warning("env: order %s unknown to %s after a reconnection", cl, ex.name)
-                self.reactor.invoke(
-                    self.strategy.on_new_order_reject,
-                    ex,
-                    cl,
-                    GtwRejectCode.UnknownOrder,
-                    "the gateway does not know this order (lost while disconnected)",
-                )
-            else:
-                log.info("env: status check of %s on %s refused: %s", cl, ex.name, msg.detail)
-
-    def _on_stop_msg(self, msg: m.Stop) -> None:
-        if self.state in (STOPPED, STOPPING):
-            log.info("env: stop while %s; on_stop called again", self.state)
-        self.state = STOPPING
-        log.info("env: stop (%r)", msg.params)
-        self._publish_status_soon()
-        self.reactor.invoke(self.strategy.on_stop, msg.params)
-
-    def send_stop_ack(self) -> None:
-        if self.state != STOPPING:
-            log.warning("env: send_stop_ack while %s (no stop pending); sent anyway", self.state)
-        self.state = STOPPED
-        if self.strat_name:
-            self.bus.publish(
-                self.topics.strat_up(self.strat_name), m.StopAck(strat=self.strat_name), qos=1
-            )
-        log.info("env: stop acknowledged; requests refused until the next start")
-        self._publish_status_soon()
 
     def _on_cmd(self, msg: m.CmdHook) -> None:
         age = self.scheduler.now_ns() - msg.sent_ts
@@ -661,16 +699,32 @@ class StratEnv(IStratEnv):
             return
         prev = self._gtw_status.get(msg.exchange)
         self._gtw_status[msg.exchange] = msg.status
+        self.start_gate.heard()
         if prev == msg.status:
             return
         if prev is None and msg.status is GtwStatus.ReadyToTrade:
-            if self.state == RUNNING:
+            if self._may_reconcile():
                 self._reconcile(msg.exchange)  # first heard after the start: adopt its orders
             return  # ready from the start: not a transition (as in the reference)
         log.info("env: gateway %s %s -> %s (%s)", msg.exchange.name, prev, msg.status, msg.detail)
         self.reactor.invoke(self.strategy.on_gateway_status, msg.exchange, msg.status, msg.detail)
-        if msg.status is GtwStatus.ReadyToTrade and self.state == RUNNING:
+        if msg.status is GtwStatus.ReadyToTrade and self._may_reconcile():
             self._reconcile(msg.exchange)
+
+    def _may_reconcile(self) -> bool:
+        # Logged in, and the strategy started in this process (it hears of orders after
+        # on_start, never before).
+        return self.state in _RUN_STATES and self._started
+
+    def _statuses_missing(self) -> list[str]:
+        """The gateway and feed statuses not heard yet, of every exchange of the instruments."""
+        out: list[str] = []
+        for ex in sorted({e for e, _ in self.instruments}, key=lambda e: e.value):
+            if ex not in self._gtw_status:
+                out.append(f"the {ex.name} gateway's status")
+            if ex not in self._feed_status:
+                out.append(f"the {ex.name} feed's status")
+        return out
 
     def _on_feed_status(self, topic: str, msg: Any) -> None:
         if not isinstance(msg, m.FeedStatus):
@@ -683,6 +737,7 @@ class StratEnv(IStratEnv):
             return
         prev = self._feed_status.get(ex)
         self._feed_status[ex] = msg.status
+        self.start_gate.heard()
         if prev == msg.status or msg.iid:
             return
         if msg.status is FeedHandlerStatus.Disconnected:
@@ -694,6 +749,48 @@ class StratEnv(IStratEnv):
         if prev is None and msg.status is not FeedHandlerStatus.Disconnected:
             return  # a feed that is up when we arrive is not a transition
         self.reactor.invoke(self.strategy.on_feed_handler_status, ex, msg.status, msg.detail)
+
+    # --- feed liveness (feed_watch) -------------------------------------------------------------
+
+    def _on_feed_heartbeat(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.FeedHeartbeat):
+            log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
+            return
+        try:
+            ex = Exchange(msg.ex)
+        except ValueError:
+            log.warning("env: feed heartbeat for unknown exchange %r dropped", msg.ex)
+            return
+        self.feeds.heartbeat(ex, msg.limit_ms)
+
+    def _on_feed_stale(self, ex: Exchange, detail: str) -> None:
+        """``ex``'s feed is silent past its limit: its books are not valid until it speaks
+        again (they keep their last levels, which ``get_book`` shows with ``valid`` False)."""
+        log.warning("env: %s; its books are invalid until it is heard again", detail)
+        for st in self._md.values():
+            if st.exchange is ex:
+                st.was_valid = st.book.valid
+                st.book.valid = False
+        self.reactor.invoke(
+            self.strategy.on_feed_handler_status, ex, FeedHandlerStatus.Stale, detail
+        )
+        self._publish_status_soon(detail=detail)
+
+    def _on_feed_resumed(self, ex: Exchange, detail: str) -> None:
+        """``ex``'s feed speaks again: the strategy is told, and each book asks for a snapshot
+        (valid again at its SnapshotEnd). A book shared with an in-process feed engine lost
+        nothing: it is as valid as before the silence."""
+        log.info("env: %s; snapshots requested", detail)
+        self.reactor.invoke(
+            self.strategy.on_feed_handler_status, ex, FeedHandlerStatus.Resumed, detail
+        )
+        self._publish_status_soon(detail=detail)
+        for st in self._md.values():
+            if st.exchange is ex and st.subs:
+                if st.book.shared:
+                    st.book.valid = st.was_valid
+                else:
+                    self._request_snapshot(st)
 
     def gateway_status(self, exchange: Exchange) -> GtwStatus | None:
         """The last status heard from ``exchange``'s gateway (None if never heard)."""
@@ -852,9 +949,14 @@ class StratEnv(IStratEnv):
         st = self._md.get(key)
         if st is None:
             st = self._md[key] = _MdState(
-                exchange, instrument_id, inst.tick_size, implemented_groups(self.strategy)
+                exchange,
+                instrument_id,
+                inst.tick_size,
+                implemented_groups(self.strategy),
+                self.feeds.mark(exchange),
             )
             self._attach_shared_book(st)
+            self.feeds.watch(exchange)
         if md_sub in st.subs:
             return
         st.subs.add(md_sub)
@@ -868,6 +970,10 @@ class StratEnv(IStratEnv):
         topic = self.topics.md(st.exchange, st.iid)
         st.topic_sub = self.bus.subscribe(topic, self._md_handler(st), qos=0)
         # A late subscriber asks the feed for the current book.
+        self._request_snapshot(st)
+
+    def _request_snapshot(self, st: _MdState) -> None:
+        """Ask the feed to send ``st``'s book again (framed by SnapshotStart / SnapshotEnd)."""
         self.bus.publish(
             self.topics.feed_req(st.exchange),
             m.SnapshotRequest(ex=st.exchange.value, iid=st.iid, strat=self.strat_name),
@@ -899,6 +1005,8 @@ class StratEnv(IStratEnv):
             if st.topic_sub is not None:
                 self.bus.unsubscribe(st.topic_sub)
             del self._md[(exchange, instrument_id)]
+            if not any(other.exchange is exchange for other in self._md.values()):
+                self.feeds.unwatch(exchange)
 
     def share_feed_books(self, lookup: Callable[[Exchange, int], PriceLevelBook | None]) -> None:
         """Read price-level books from an in-process feed engine instead of keeping copies.
@@ -926,6 +1034,11 @@ class StratEnv(IStratEnv):
             self._rebuild_md_handler(st)
 
     def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
+        """See :meth:`IStratEnv.get_book`. The view is the env's live copy: while it cannot be
+        trusted (before its snapshot, after a gap, a bad message, or while its feed is silent
+        past its limit, ``FeedHandlerStatus.Stale``) its ``valid`` is False and its levels are
+        the last ones received, kept for the strategy to judge (to pull quotes placed around
+        them, say), never passed off as live: they are replaced by the next snapshot."""
         self._check_exchange(exchange)
         if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
             raise InvalidArgumentType("instrument_id", instrument_id, "must be an int")
@@ -994,6 +1107,7 @@ class StratEnv(IStratEnv):
         book_update = m.BookUpdate
         env = self
         check_seq = self._check_md_seq
+        feed = st.feed  # liveness: one store per message, the timer compares (feed_watch)
 
         def apply_to_book(ch: list[m.BookDelta]) -> None:
             # The env's own copy (no in-process feed engine to read): the whole message is
@@ -1081,6 +1195,7 @@ class StratEnv(IStratEnv):
             run = price_callbacks
 
         def handler(topic: str, msg: Any) -> None:
+            feed.seen = True
             if type(msg) is not book_update:
                 on_other(st, msg)
                 return
@@ -1147,11 +1262,7 @@ class StratEnv(IStratEnv):
             FeedHandlerStatus.BookInvalid,
             detail,
         )
-        self.bus.publish(
-            self.topics.feed_req(st.exchange),
-            m.SnapshotRequest(ex=st.exchange.value, iid=st.iid, strat=self.strat_name),
-            qos=1,
-        )
+        self._request_snapshot(st)
 
     def _on_md(self, st: _MdState, msg: Any) -> None:
         self.md_messages += 1
@@ -1343,10 +1454,11 @@ class StratEnv(IStratEnv):
     def _can_trade(self) -> tuple[GtwRejectCode, str] | None:
         if not self.strat_name or self.state in (DISCONNECTED, CONNECTED, LOGGING_IN):
             return GtwRejectCode.NotLoggedIn, f"not logged in (state {self.state})"
-        if self.state == STOPPED:
+        if self._run == STOPPED or self._stop_acked:
             return (
                 GtwRejectCode.StrategyStopped,
-                "strategy is stopped (send_stop_ack was sent); requests resume after on_start",
+                "strategy is stopped (stop acknowledged, or the operator wants it stopped); "
+                "requests resume after on_start",
             )
         return None
 
@@ -1362,24 +1474,7 @@ class StratEnv(IStratEnv):
         self.scheduler.call_soon(self.reactor.invoke, fn, *args)
 
     def _new_cl_id(self, client_id: object) -> int:
-        if client_id is None:
-            if self._next_cl_id == 0:
-                # Unique across restarts: microseconds since the epoch at the first order.
-                self._next_cl_id = self.scheduler.now_ns() // 1000
-            cid = self._next_cl_id
-            while cid in self._used_cl_ids:
-                cid += 1
-            self._next_cl_id = cid + 1
-        else:
-            if isinstance(client_id, bool) or not isinstance(client_id, int):
-                raise InvalidArgumentType("client_id", client_id, "must be an int or None")
-            if client_id <= 0:
-                raise InvalidArgument("client_id", client_id, "must be > 0")
-            if client_id in self._used_cl_ids:
-                raise InvalidArgument("client_id", client_id, "was already used by this strategy")
-            cid = client_id
-        self._used_cl_ids.add(cid)
-        return cid
+        return self.orders.new_id(client_id)
 
     @staticmethod
     def _enum(name: str, value: object, cls: type[Any]) -> Any:
@@ -1476,7 +1571,7 @@ class StratEnv(IStratEnv):
         if refusal is not None:
             self._later(self.strategy.on_new_order_reject, exchange, cl, *refusal)
             return cid
-        self._orders[cl] = (exchange, instrument_id)
+        self.orders.sent_new(exchange, cl, instrument_id, q)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
             m.NewOrder(
@@ -1517,8 +1612,8 @@ class StratEnv(IStratEnv):
         cl = self._cl("client_ord_id", client_ord_id)
         if new_price is None and new_qty is None:
             raise InvalidArgument("new_price", None, "give new_price, new_qty or both")
-        known = self._orders.get(cl)
-        inst: Instrument | None = self.instruments.get(known) if known is not None else None
+        iid = self.orders.instrument_of(exchange, cl)
+        inst = self.instruments.get((exchange, iid)) if iid is not None else None
         p = q = None
         if new_price is not None:
             p = str(
@@ -1536,6 +1631,7 @@ class StratEnv(IStratEnv):
         if refusal is not None:
             self._later(self.strategy.on_modify_order_reject, exchange, cl, *refusal)
             return
+        self.orders.sent_modify(exchange, cl)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
             m.ModifyOrder(
@@ -1558,6 +1654,7 @@ class StratEnv(IStratEnv):
         if refusal is not None:
             self._later(self.strategy.on_cancel_order_reject, exchange, cl, *refusal)
             return
+        self.orders.sent_cancel(exchange, cl)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
             m.CancelOrder(
@@ -1584,6 +1681,7 @@ class StratEnv(IStratEnv):
         if refusal is not None:
             self._later(self.strategy.on_cancel_all_reject, exchange, iid, *refusal)
             return
+        self.orders.sent_cancel_all(exchange, iid)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
             m.CancelAll(strat=self.strat_name, instrument_id=iid, ts=self.scheduler.now_ns()),
@@ -1656,160 +1754,41 @@ class StratEnv(IStratEnv):
     def _on_report(self, topic: str, msg: Any) -> None:
         rid = getattr(msg, "req_id", "")
         asker = self._own_asks.pop(rid, None) if rid else None
-        ex = self.topics.exchange_of(topic) if asker is not None else None
+        ex = self.topics.exchange_of(topic)
         if asker is not None and ex is not None:
             self.reports_received += 1
             asker(ex, msg)  # the env asked: the answer is its own
         elif rid.startswith("env-"):
             log.info("env: late answer %s to an own request dropped", type(msg).__name__)
+        elif ex is None:
+            log.warning("env: report on unparsable topic %s dropped", topic)
         else:
-            self._handle_report(topic, msg)
+            self.reports_received += 1
+            self.orders.on_report(ex, msg, self.scheduler.now_ns())
         for listener in self.report_listeners:
             listener(topic, msg)
-
-    def _handle_report(self, topic: str, msg: Any) -> None:
-        ex = self.topics.exchange_of(topic)
-        if ex is None:
-            log.warning("env: report on unparsable topic %s dropped", topic)
-            return
-        self.reports_received += 1
-        s = self.strategy
-        inv = self.reactor.invoke
-        now = self.scheduler.now_ns()
-        try:
-            if type(msg) in _ONCE_PER_ORDER:
-                # Redelivered after a reconnect or a gateway restart: said once is enough.
-                once = (type(msg), ex, msg.cl_id)
-                if once in self._seen_once:
-                    log.info("env: repeated %s for %s dropped", type(msg).__name__, msg.cl_id)
-                    return
-                self._seen_once[once] = None
-                if len(self._seen_once) > _SEEN_EXECS_MAX:
-                    del self._seen_once[next(iter(self._seen_once))]
-            if isinstance(msg, m.OrderExecution):
-                # At-least-once delivery (QoS 1, reconnects, replays) may repeat a fill: each
-                # execution id reaches the strategy once.
-                key = (ex, msg.exec_id)
-                if key in self._seen_execs:
-                    self.duplicate_fills += 1
-                    log.info("env: duplicate execution %s on %s dropped", msg.exec_id, ex.name)
-                    return
-                self._seen_execs[key] = None
-                if len(self._seen_execs) > _SEEN_EXECS_MAX:
-                    del self._seen_execs[next(iter(self._seen_execs))]
-                inv(
-                    s.on_order_execution,
-                    ex,
-                    msg.cl_id,
-                    msg.side,
-                    Price(msg.price),
-                    Qty(msg.fill_qty),
-                    Qty(msg.leaves_qty),
-                    msg.exec_ts,
-                    msg.ts or now,
-                )
-                if Decimal(msg.leaves_qty) == 0:
-                    self._orders.pop(msg.cl_id, None)
-            elif isinstance(msg, m.NewOrderAck):
-                inv(
-                    s.on_new_order_ack,
-                    ex,
-                    msg.cl_id,
-                    msg.exch_id,
-                    msg.instrument_id,
-                    msg.side,
-                    Price(msg.price),
-                    Qty(msg.qty),
-                    Qty(msg.leaves_qty),
-                    msg.ord_type,
-                    msg.tif,
-                    msg.exec_instr,
-                )
-            elif isinstance(msg, m.OrderCancelled):
-                self._orders.pop(msg.cl_id, None)
-                inv(
-                    s.on_order_cancelled,
-                    ex,
-                    msg.cl_id,
-                    msg.unsolicited,
-                    msg.engine_ts,
-                    msg.ts or now,
-                    msg.cancel_code,
-                    msg.reason,
-                )
-            elif isinstance(msg, m.NewOrderReject):
-                self._orders.pop(msg.cl_id, None)
-                inv(s.on_new_order_reject, ex, msg.cl_id, msg.code, msg.reason)
-            elif isinstance(msg, m.CancelOrderAck):
-                inv(s.on_cancel_order_ack, ex, msg.cl_id)
-            elif isinstance(msg, m.CancelOrderReject):
-                inv(s.on_cancel_order_reject, ex, msg.cl_id, msg.code, msg.reason)
-            elif isinstance(msg, m.ModifyOrderAck):
-                inv(
-                    s.on_modify_order_ack,
-                    ex,
-                    msg.cl_id,
-                    Price(msg.new_price),
-                    Qty(msg.new_qty),
-                    Qty(msg.leaves_qty),
-                )
-            elif isinstance(msg, m.ModifyOrderReject):
-                inv(s.on_modify_order_reject, ex, msg.cl_id, msg.code, msg.reason)
-            elif isinstance(msg, m.CancelAllAck):
-                inv(s.on_cancel_all_ack, ex, msg.instrument_id)
-            elif isinstance(msg, m.CancelAllReject):
-                inv(s.on_cancel_all_reject, ex, msg.instrument_id, msg.code, msg.reason)
-            elif isinstance(msg, m.RequestReject):
-                inv(s.on_request_reject, ex, msg.code, msg.detail, msg.rqst_type)
-            elif isinstance(msg, m.RateLimitInfo):
-                inv(s.on_rate_limit_info, ex, msg.rate_limit, msg.rate_remaining, msg.reset_ts)
-            elif isinstance(msg, m.UnsupportedOp):
-                inv(s.on_unsupported_op, ex, msg.msg_type)
-            elif isinstance(msg, m.AccountInfo):
-                inv(s.on_account_info, ex, msg.user_id)
-            elif isinstance(msg, m.WalletInfo):
-                inv(s.on_wallet_info, ex, msg.coin, Qty(msg.total), Qty(msg.available))
-            elif isinstance(msg, m.PositionInfo):
-                inv(s.on_position_info, ex, msg.instrument_id, Qty(msg.position))
-            elif isinstance(msg, m.FundingInfo):
-                inv(s.on_funding_info, ex, msg.instrument_id, float(msg.rate), msg.next_ts)
-            elif isinstance(msg, m.OrderStatusInfo):
-                o = msg.order
-                inv(
-                    s.on_order_status,
-                    ex,
-                    o.instrument_id,
-                    o.cl_id,
-                    o.exch_id,
-                    o.side,
-                    Price(o.price),
-                    Qty(o.leaves_qty),
-                    o.status,
-                    o.ord_type,
-                    o.tif,
-                    o.exec_instr,
-                )
-            elif isinstance(msg, m.OrdersInfo):
-                # The strategy's own answer also tells the env of orders it did not know.
-                for new in self._adopt(ex, msg.orders):
-                    log.warning("env: open order %s on %s adopted", new.client_ord_id, ex.name)
-                inv(s.on_orders_info, ex, [order_from_wire(ex, o) for o in msg.orders])
-            else:
-                log.warning("env: unexpected %s on %s; dropped", type(msg).__name__, topic)
-        except (ValueError, TypeError) as exc:
-            # A report whose values do not convert (a bad decimal string...) is a gateway bug.
-            log.error("env: bad %s on %s dropped: %s", type(msg).__name__, topic, exc)
 
     # ==========================================================================================
 
     def close(self) -> None:
         """Cancel timers and subscriptions (the process is ending)."""
         self.timers.cancel_all()
+        self.feeds.close()
+        self.start_gate.close()
+        self.stop_ack.close()
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         for sub in self._subs:
             self.bus.unsubscribe(sub)
         self._subs.clear()
+        for st in self._md.values():
+            if st.topic_sub is not None:
+                self.bus.unsubscribe(st.topic_sub)
+                st.topic_sub = None
 
     @property
     def stopped(self) -> bool:
-        """True after ``send_stop_ack`` until the next start."""
-        return self.state == STOPPED
+        """True once the stop was acknowledged (or the operator wants the strategy stopped),
+        until the next start."""
+        return self._run == STOPPED

@@ -1,11 +1,11 @@
-"""A strategy is started once per start.
+"""A strategy is started once per start, and once only while it runs.
 
 While the control service is away the env sends its login again every few seconds; the broker
 keeps them all for the control service's persistent session and delivers them at once when it
 comes back, and the control service answers each with a start. The env runs ``on_start`` for the
-first only (a start command from the CLI or Telegram still runs it again, with its parameters),
-and no start undoes a stop in progress (a repeated login answer used to call ``on_start`` again,
-which revived a strategy whose stop was in progress).
+first only. A start command (the CLI's, Telegram's) on a running strategy is a no-op that says
+so ("already running"; it used to run ``on_start`` a second time in the same process), no start
+undoes a stop in progress, and after the stop a start command starts it again.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ async def test_repeated_starts_run_on_start_once_and_do_not_undo_a_stop():
         # The answers to three more logins (no command id): on_start is not run again.
         for _ in range(3):
             s.sys_bus.publish(ctl, m.Start(), qos=1)
-        # A start command (the CLI's, Telegram's) runs it again with its parameters.
+        # Nor by a start command on the running strategy: it answers that it runs already.
         s.sys_bus.publish(ctl, m.Start(params="level=2", cmd_id="s1", reply_to="answers/t"), qos=1)
         await wait_until(lambda: len(answers) == 1, what="the command's answer")
-        assert [a for (a,) in s.strat.of("on_start")] == ["", "level=2"]
-        assert (answers[0].ok, answers[0].detail) == (True, "started")
+        assert [a for (a,) in s.strat.of("on_start")] == [""]
+        assert (answers[0].ok, answers[0].detail) == (True, "already running")
+        assert env.state == "running"
         # A stop, then a late start: the stop goes on and is acknowledged.
         s.sys_bus.publish(ctl, m.Stop(params="bye"), qos=1)
         await s.until("on_stop")
@@ -40,10 +41,13 @@ async def test_repeated_starts_run_on_start_once_and_do_not_undo_a_stop():
         s.sys_bus.publish(ctl, m.Start(), qos=1)
         await wait_until(lambda: len(answers) == 2, what="the late start's answer")
         assert (answers[-1].ok, answers[-1].detail) == (False, "stopping")
-        assert env.state == "stopping" and len(s.strat.of("on_start")) == 2
+        assert env.state == "stopping" and len(s.strat.of("on_start")) == 1
         env.send_stop_ack()
         assert env.state == "stopped"
-        # After the stop, a start starts it again.
-        s.sys_bus.publish(ctl, m.Start(cmd_id="again", reply_to="answers/t"), qos=1)
-        await s.until("on_start", 3)
+        # After the stop, a start command starts it again, with its parameters.
+        s.sys_bus.publish(ctl, m.Start(params="level=3", cmd_id="again", reply_to="answers/t"))
+        await s.until("on_start", 2)
         assert env.state == "running"
+        assert [a for (a,) in s.strat.of("on_start")] == ["", "level=3"]
+        await wait_until(lambda: len(answers) == 3, what="the start's answer")
+        assert (answers[-1].ok, answers[-1].detail) == (True, "started")

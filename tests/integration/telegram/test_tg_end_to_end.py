@@ -43,16 +43,18 @@ async def test_telegram_drives_a_real_strategy_through_the_control_service(
             await wait_until(lambda: "widen" in bridge.known_hooks().get("rec", []), what="hook")
             starts = len(strat.of("on_start"))
 
-            # A trader's /start reaches on_start with its params.
+            # A trader's /start of the running strategy is answered "already running": on_start
+            # runs once per start, never a second time in the same process.
             api.push(command("/start rec level=2"))
             await api.wait_for(lambda: bool(api.texts(TRADER)))
             assert api.texts(TRADER)[0].startswith("✅ /start rec level=2")
-            assert strat.of("on_start")[-1] == ("level=2",)
+            assert "already running" in api.texts(TRADER)[0]
+            assert len(strat.of("on_start")) == starts
 
-            # The same from a stranger does not, and is audited.
+            # The same from a stranger is refused, and audited.
             api.push(command("/start rec", sender=STRANGER))
             await api.wait_for(lambda: bool(api.texts(STRANGER)))
-            assert len(strat.of("on_start")) == starts + 1
+            assert len(strat.of("on_start")) == starts
             assert audit_lines(tmp_path / "audit.jsonl")[-1]["outcome"] == "refused"
 
             # A custom hook reaches its callback with its params.
