@@ -24,8 +24,10 @@ class Order:
         order_type, tif, exec_instr: as sent.
         created_ts: when the gateway accepted it (ns).
         adopted: True when the env handed it over unasked (``on_orders_info`` after a login or a
-            gateway's return): an open order of this strategy that this process did not place
-            (it was placed before a restart). The env now tracks it like its own.
+            gateway's return): an order of this strategy that this process did not place (it
+            was placed before a restart). An open one is tracked like the strategy's own from
+            then on; a closed one (it ended while the strategy was away) comes just before the
+            reports about it that were waiting for the strategy (its fills, its cancel).
     """
 
     exchange: Exchange

@@ -20,7 +20,12 @@ mean for it.
   of an exchange are known (the first answer listing them in this process), such reports are held
   instead, at most :data:`HELD_MAX`: after a restart (kill -9) the persistent session may deliver
   reports of the earlier life's orders before the adoption answer. Those of orders that get
-  adopted are delivered after ``on_orders_info``, in the order they came; the others are dropped.
+  adopted are delivered after ``on_orders_info``, in the order they came. For the others the
+  gateway is asked about the order (``FetchOrderStatus``): an order it knows is this strategy's,
+  from an earlier life that ended while it was away (its fills moved the position): the
+  strategy hears of it in ``on_orders_info`` (``adopted=True``, its final status), then gets its
+  reports; an order the gateway does not know was never this strategy's, and its reports are
+  dropped.
 * **reconciliation and adoption** (``docs/reliability.md`` §3): after every start and whenever a
   gateway is back, the status of every order believed open is checked and every open order the
   env does not know is adopted. The env's own questions go through ``host.ask`` (their answers
@@ -161,6 +166,8 @@ class OrderTracker:
         self._seen_execs: dict[tuple[Exchange, str], None] = {}
         self._seen_once: dict[tuple[type, Exchange, str], None] = {}
         self._held: deque[tuple[Exchange, Any, int]] = deque()
+        # Unknown orders the gateway is being asked about, with the reports held for them.
+        self._probing: dict[Key, list[tuple[Any, int]]] = {}
         self._listed: set[Exchange] = set()
         self._reconciling: dict[Exchange, set[str]] = {}
         self._adopting: dict[Exchange, tuple[int, frozenset[str]]] = {}
@@ -172,6 +179,7 @@ class OrderTracker:
         self.late_fills = 0
         self.unknown_reports = 0
         self.held_reports = 0
+        self.earlier_life_orders = 0
         self.illegal_reports = 0
         self.reconciled_orders = 0
         self.adopted_orders = 0
@@ -299,7 +307,10 @@ class OrderTracker:
         if type(msg) in _ORDER_REPORTS:
             cl = msg.cl_id
             if cl is not None and not self.knows(ex, cl):
-                if ex in self._listed:
+                probing = self._probing.get((ex, cl))
+                if probing is not None:
+                    probing.append((msg, recv_ns))
+                elif ex in self._listed:
                     self._drop_unknown(ex, msg, "")
                 else:
                     self._hold(ex, msg, recv_ns)
@@ -330,11 +341,82 @@ class OrderTracker:
         if not mine:
             return
         self._held = deque(item for item in self._held if item[0] is not ex)
+        unknown: dict[str, list[tuple[Any, int]]] = {}
         for _, msg, recv_ns in mine:
             if self.knows(ex, msg.cl_id):
                 self._deliver(ex, msg, recv_ns)
             else:
-                self._drop_unknown(ex, msg, " (not among the open orders its gateway listed)")
+                unknown.setdefault(msg.cl_id, []).append((msg, recv_ns))
+        for cl, items in unknown.items():
+            self._probe(ex, cl, items)
+
+    def _probe(self, ex: Exchange, cl: str, items: list[tuple[Any, int]]) -> None:
+        """Ask ``ex``'s gateway whether unknown order ``cl`` is this strategy's (an earlier
+        life's order that ended while it was away); ``items`` wait for the answer."""
+        iid = next((i for msg, _ in items if (i := getattr(msg, "instrument_id", 0))), 0)
+        host = self._host
+        if iid:
+            self._probing[(ex, cl)] = items
+            question = m.FetchOrderStatus(strat=host.strat_name, instrument_id=iid, cl_id=cl)
+            if host.ask(ex, question, functools.partial(self._on_probe, cl)):
+                return
+            del self._probing[(ex, cl)]
+        for msg, _ in items:
+            self._drop_unknown(ex, msg, " (not among the open orders its gateway listed)")
+
+    def _on_probe(self, cl: str, ex: Exchange, msg: Any) -> None:
+        """The gateway's answer about unknown order ``cl``."""
+        items = self._probing.pop((ex, cl), [])
+        if not isinstance(msg, m.OrderStatusInfo) or msg.order.cl_id != cl:
+            for report, _ in items:
+                self._drop_unknown(ex, report, " (its gateway does not know that order)")
+            return
+        w = msg.order
+        try:
+            order = attrs.evolve(order_from_wire(ex, w), adopted=True)
+        except (ValueError, TypeError) as exc:
+            log.error("env: bad OrderStatusInfo from %s for %s dropped: %s", ex.name, cl, exc)
+            return
+        # This strategy's order, placed by an earlier life: known from now on, as it is now.
+        # Its held reports are what happened to it; the life cycle starts before them.
+        qty = order.qty._v
+        held_fills = sum(
+            (Decimal(r.fill_qty) for r, _ in items if isinstance(r, m.OrderExecution)), Decimal(0)
+        )
+        before = max(order.filled_qty._v - held_fills, Decimal(0))
+        life = OrderLifecycle(
+            qty=qty,
+            filled=before,
+            status=OrderStatus.PartiallyFilled if before else OrderStatus.PendingNew,
+        )
+        rec = TrackedOrder(ex, w.instrument_id, cl, life, adopted=True)
+        self.open[(ex, cl)] = rec
+        n = _numeric_id(cl)
+        if n is not None:
+            self.used_ids.add(n)
+        self.earlier_life_orders += 1
+        log.warning(
+            "env: order %s on %s was placed by an earlier life of %s (%s now): its %d report(s) "
+            "are delivered",
+            cl,
+            ex.name,
+            self._host.strat_name,
+            w.status.name,
+            len(items),
+        )
+        host = self._host
+        host.reactor.invoke(host.strategy.on_orders_info, ex, [order])
+        for report, recv_ns in items:
+            self._deliver(ex, report, recv_ns)
+        if rec.life.is_open and not w.status.is_open:
+            # Its ending was reported before this process existed and is not among the reports
+            # held: the gateway's status closes it.
+            if w.status is OrderStatus.Filled:
+                self._step(rec, functools.partial(rec.life.fill, rec.life.leaves))
+            else:
+                self._step(rec, rec.life.cancel)
+        elif w.status.is_open and rec.life.is_open:
+            self.adopted_orders += 1
 
     def _drop_unknown(self, ex: Exchange, msg: Any, why: str) -> None:
         self.unknown_reports += 1

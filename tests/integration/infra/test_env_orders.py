@@ -5,7 +5,9 @@ received, and one life cycle per order.
   with a warning (it used to reach ``on_order_execution``); the accounting check still sees it.
 * After a restart (kill -9) the persistent session may deliver reports of the earlier life's
   orders before the adoption answer: they wait; those of the orders adopted reach the strategy
-  after ``on_orders_info``, the others are dropped.
+  after ``on_orders_info``; for the others the gateway is asked: an order it knows (it ended while
+  the strategy was away) is told in ``on_orders_info`` and its reports follow; the rest are
+  dropped.
 * ``recv_ts`` of ``on_order_execution`` / ``on_order_cancelled`` is when the env received the
   report (it used to be the gateway's ``ts``, so latencies measured from it were zero).
 * A fill reported after the cancel reaches the strategy, and the order stays closed.
@@ -162,3 +164,41 @@ async def test_fill_after_cancel_reaches_the_strategy_and_the_order_stays_closed
         env.fetch_account_info(SIM)
         await s.until("on_account_info")
         assert len(s.strat.of("on_order_cancelled")) == 1
+
+
+async def test_restarted_strategy_gets_the_fills_of_an_earlier_life_order_that_ended_away(caplog):
+    """An order of the earlier life that filled to the end while the strategy was away is not
+    among the open orders: the gateway is asked about it, knows it, and the strategy hears of
+    the order (adopted, Filled) and then gets its fill: no fill is lost to a restart. A fill of an
+    order the gateway does not know is dropped."""
+    async with inproc_system() as s:
+        await s.until("on_strat_params_update")
+        first = s.env
+        assert first is not None
+        done = str(first.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.002"))
+        await s.until("on_new_order_ack")
+        first.close()  # kill -9
+        s.gateway.end_silently(done, OrderStatus.Filled)
+        strat = Recorder()
+
+        def right_after_login(_env: Any) -> None:
+            s.gateway.report("rec", _fill(done, "E-1", "0.002", "0", exec_ts=21))
+            s.gateway.report("rec", _fill("31337", "E-2", "0.001", "0"))  # nobody's
+
+        strat.hooks["on_framework_connected"] = right_after_login
+        env = StratEnv(strat, s.strat_bus, Reactor(s.scheduler, name="strategy[rec]"), s.topics)
+        with caplog.at_level(logging.WARNING):
+            await wait_until(lambda: strat.of("on_order_execution"), what="earlier fill delivered")
+            await wait_until(lambda: env.unknown_reports == 1, what="the stranger's fill dropped")
+        names = strat.names()
+        assert names.index("on_orders_info") < names.index("on_order_execution")
+        ((_, earlier),) = strat.of("on_orders_info")
+        assert [(o.client_ord_id, o.adopted, o.status) for o in earlier] == [
+            (done, True, OrderStatus.Filled)
+        ]
+        ((ex, cl, _side, _price, qty, leaves, exec_ts, _recv),) = strat.of("on_order_execution")
+        assert (ex, cl, str(qty), str(leaves), exec_ts) == (SIM, done, "0.002", "0", 21)
+        assert "placed by an earlier life" in caplog.text
+        assert "31337" in caplog.text and "does not know that order" in caplog.text
+        # the order is known and closed: its client id is never reused
+        assert not env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.001") == int(done)
