@@ -35,7 +35,8 @@ class BookView(Protocol):
 
     @property
     def valid(self) -> bool:
-        """True while the book can be trusted: after a snapshot, before any gap or disconnect."""
+        """True while the book can be trusted: after a snapshot, before any gap or disconnect, and
+        not while its feed is silent (``Stale``: the last levels are kept, but may be old)."""
         ...
 
     def best_bid(self) -> tuple[Price, Qty] | None:

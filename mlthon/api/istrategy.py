@@ -106,7 +106,10 @@ class IStrategy(ABC):
         are a snapshot (clear your books first); ``SnapshotEnd``: the snapshot is complete and
         incremental updates follow; ``Disconnected``: the feed is down (books are cleared);
         ``BookInvalid``: one instrument's book can no longer be trusted (the detail names the
-        instrument and the reason) until its next ``SnapshotEnd``."""
+        instrument and the reason) until its next ``SnapshotEnd``. Extensions of mlthon:
+        ``Stale``: the feed has been silent (no data, no heartbeat) for longer than its limit; its
+        books are marked not valid (their last levels kept); ``Resumed``: data flow again (a
+        fresh snapshot of each book follows)."""
 
     # --- market data ---------------------------------------------------------------------------
 
@@ -231,7 +234,9 @@ class IStrategy(ABC):
         self, exchange: Exchange, client_id: str, reject_code: GtwRejectCode, reject_reason: str
     ) -> None:
         """Called when a new order was refused, by the env (strategy stopped, not logged in),
-        the gateway (not ready, rate limit) or the exchange (price off tick, balance...)."""
+        the gateway (not ready, rate limit, ``RequestExpired``: it waited too long to be
+        handled; ``GatewayOverloaded``: the gateway sheds load; ``InvalidRequest``: a value it
+        cannot take, named in the reason) or the exchange (price off tick, balance...)."""
 
     @abstractmethod
     def on_modify_order_ack(
