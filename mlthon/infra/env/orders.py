@@ -52,6 +52,7 @@ from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.mlt_enum import CancelCode, Exchange, GtwRejectCode, OrderStatus, OrderType
 from mlthon.basics.order import Order
 from mlthon.basics.order_state import IllegalTransition, OrderLifecycle
+from mlthon.basics.sanity import int_cl_id_problem
 from mlthon.basics.values import Price, Qty
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.codec import order_from_wire
@@ -194,7 +195,7 @@ class OrderTracker:
 
         Raises:
             InvalidArgumentType: ``client_id`` is not an int or None.
-            InvalidArgument: it is not > 0 or was used already.
+            InvalidArgument: it is not between 1 and 2**63-1, or was used already.
         """
         if client_id is None:
             if self._next_id == 0:
@@ -206,8 +207,9 @@ class OrderTracker:
         else:
             if isinstance(client_id, bool) or not isinstance(client_id, int):
                 raise InvalidArgumentType("client_id", client_id, "must be an int or None")
-            if client_id <= 0:
-                raise InvalidArgument("client_id", client_id, "must be > 0")
+            why = int_cl_id_problem(client_id)
+            if why is not None:
+                raise InvalidArgument("client_id", client_id, why)
             if client_id in self.used_ids:
                 raise InvalidArgument("client_id", client_id, "was already used by this strategy")
             cid = client_id

@@ -52,6 +52,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
+from mlthon.basics.sanity import decimal_problem, int_cl_id_problem
 from mlthon.basics.values import Price, Qty, to_decimal
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
@@ -283,6 +284,7 @@ class StratEnv(IStratEnv):
         self.reports_received = 0
         self.md_messages = 0
         self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
+        self.bad_trades = 0  # public trades left out: a price or size that is not sane
         # Over MQTT (QoS 0) market data can be lost: the feed's sequence numbers are checked.
         lossless = _lossless(bus)
         self._check_md_seq = not lossless
@@ -1046,16 +1048,26 @@ class StratEnv(IStratEnv):
         return st.book if st is not None else None
 
     def _price(self, s: str) -> Price:
+        """The Price of market-data text ``s`` (cached). Each distinct text is checked once,
+        when it is first converted: a value that is not sane (NaN, 1e999999, <= 0) raises
+        ValueError and never reaches the strategy (the book is then invalid)."""
         p = self._price_cache.get(s)
         if p is None:
+            why = decimal_problem(s, positive=True)
+            if why is not None:
+                raise ValueError(f"market-data price {why}")
             if len(self._price_cache) > _CACHE_LIMIT:
                 self._price_cache.clear()
             p = self._price_cache[s] = Price(s)
         return p
 
     def _qty(self, s: str) -> Qty:
+        """The Qty of market-data text ``s`` (cached, checked once as :meth:`_price`)."""
         q = self._qty_cache.get(s)
         if q is None:
+            why = decimal_problem(s)
+            if why is not None:
+                raise ValueError(f"market-data size {why}")
             if len(self._qty_cache) > _CACHE_LIMIT:
                 self._qty_cache.clear()
             q = self._qty_cache[s] = Qty(s)
@@ -1433,16 +1445,25 @@ class StratEnv(IStratEnv):
         iid = st.iid
         ts = msg.ts
         for side_i, ps, qs, exec_ts, _tid in msg.tr:
+            try:
+                price = self._price(ps)
+                qty = self._qty(qs)
+            except ValueError as exc:
+                # Not the strategy's fault: the trade is left out and the feed is named.
+                self.bad_trades += 1
+                if self.bad_trades in (1, 10, 100) or self.bad_trades % 1000 == 0:
+                    log.warning(
+                        "env: a trade of %s %s left out: %s (%d so far)",
+                        ex.name,
+                        iid,
+                        exc,
+                        self.bad_trades,
+                    )
+                continue
             reactor.callbacks += 1
             try:
                 strat.on_public_trade(
-                    ex,
-                    iid,
-                    _SIDES.get(side_i, Side.Unset),
-                    self._price(ps),
-                    self._qty(qs),
-                    exec_ts,
-                    ts,
+                    ex, iid, _SIDES.get(side_i, Side.Unset), price, qty, exec_ts, ts
                 )
             except Exception as exc:
                 reactor.failed("on_public_trade", exc, (ps, qs))
@@ -1485,11 +1506,15 @@ class StratEnv(IStratEnv):
     @staticmethod
     def _decimal(name: str, value: object) -> Decimal:
         try:
-            return to_decimal(value, name)
+            d = to_decimal(value, name)
         except TypeError as exc:
             raise InvalidArgumentType(name, value, str(exc)) from None
         except ValueError as exc:
             raise InvalidArgument(name, value, str(exc)) from None
+        why = decimal_problem(d, signed=True)  # 1e30, 1E+400, 1e-30: not a price or a size
+        if why is not None:
+            raise InvalidArgument(name, value, why)
+        return d
 
     def _check_price(self, name: str, value: object, inst: Instrument) -> Decimal:
         d = self._decimal(name, value)
@@ -1594,12 +1619,14 @@ class StratEnv(IStratEnv):
         return cid
 
     def _cl(self, name: str, value: object) -> str:
+        """The wire form of a client order id given to modify, cancel or status: the one rule
+        of :func:`~mlthon.basics.sanity.int_cl_id_problem`, as for new orders."""
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise InvalidArgumentType(name, value, "must be the int returned by send_new_order")
-        s = str(value)
-        if not s or len(s) > 64:
-            raise InvalidArgument(name, value, "must be a non-empty id")
-        return s
+        why = int_cl_id_problem(value)
+        if why is not None:
+            raise InvalidArgument(name, value, why)
+        return str(value)
 
     def send_modify_order(
         self,
