@@ -134,6 +134,7 @@ def _cmd_control(a: argparse.Namespace) -> int:
     from mlthon.infra.runner import install_signal_handlers, run_control
 
     cfgs = [load_strategy_config(p) for p in a.strategy]
+    state = a.state if a.state is not None else default_control_state(a.strategy, a.root)
     web_host, web_port = "127.0.0.1", None
     if a.web:
         host_part, _, port_part = a.web.rpartition(":")
@@ -153,10 +154,22 @@ def _cmd_control(a: argparse.Namespace) -> int:
             web_port=web_port,
             web_host=web_host,
             web_token=os.environ.get("MLTHON_OPS_TOKEN"),
+            state_path=state or None,
         )
 
     asyncio.run(main())
     return 0
+
+
+def default_control_state(strategy_files: list[str], root: str) -> str:
+    """Where ``mlthon control`` keeps what the operator last asked of each strategy when
+    ``--state`` is not given: ``control-state-<root>.json`` beside the first strategy file (the
+    working folder without one)."""
+    from pathlib import Path
+
+    folder = Path(strategy_files[0]).resolve().parent if strategy_files else Path.cwd()
+    safe_root = "".join(c if c.isalnum() or c in "-_." else "_" for c in root)
+    return str(folder / f"control-state-{safe_root}.json")
 
 
 def _cmd_strategy(a: argparse.Namespace) -> int:
@@ -237,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[HOST:]PORT",
         default=None,
         help="serve the status page and /metrics there (actions need $MLTHON_OPS_TOKEN)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="PATH",
+        default=None,
+        help="JSON file keeping what the operator last asked of each strategy (running or "
+        "stopped), so that a stopped strategy stays stopped across re-logins and restarts "
+        "(default: control-state-<root>.json beside the first --strategy file; '' = memory "
+        "only)",
     )
     _bus_args(p)
     p.set_defaults(func=_cmd_control)

@@ -59,6 +59,11 @@ _GC_GEN0_THRESHOLD = 100_000
 
 _YEAR_S = 365 * 24 * 3600
 
+# The default silence (s of simulated time) after which a backtest's feed counts as stale, by
+# the data's kind: recordings replayed here (quiet markets in the bundled ones go up to 5 s
+# without an update), and messages given as objects (a synthetic market: never silent).
+FEED_SILENCE_S = {"replay": 10.0, "messages": 0.0}
+
 
 @attrs.define
 class BacktestResult:
@@ -120,6 +125,11 @@ class Backtest:
         stop_ack_timeout_s: how long the strategy has to acknowledge the final stop.
         simulate_exchange: False runs market data only (no gateway: orders are refused with
             GtwNotReady), for signal research and replay benchmarks.
+        timezone: the time zone of daily callbacks (the strategy's ``timezone``); never the
+            host's, so a backtest gives the same result on every machine.
+        feed_silence_s: a feed silent for longer than this, in simulated time, is reported to
+            the strategy (a hole in a recording); None: :data:`FEED_SILENCE_S` of the data's
+            kind; 0: never.
     """
 
     def __init__(
@@ -139,6 +149,8 @@ class Backtest:
         progress: bool = False,
         stop_ack_timeout_s: float = 10.0,
         simulate_exchange: bool = True,
+        timezone: str = "UTC",
+        feed_silence_s: float | None = None,
     ) -> None:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")
@@ -154,6 +166,10 @@ class Backtest:
         self.progress = progress
         self.stop_ack_timeout_s = stop_ack_timeout_s
         self.simulate_exchange = simulate_exchange
+        self.timezone = timezone or "UTC"
+        if feed_silence_s is not None and feed_silence_s < 0:
+            raise ConfigError(f"feed_silence_s must be >= 0 (0: never), got {feed_silence_s!r}")
+        self.feed_silence_s = feed_silence_s
         self._strategy_arg = strategy
         self._data = data
         self.events = 0
@@ -186,6 +202,14 @@ class Backtest:
         hi = self.end_ns
         window = (x for x in it if getattr(x, "ts", 0) >= lo and (hi is None or x.ts <= hi))  # type: ignore[attr-defined]
         return window, None
+
+    def _feed_silence(self, recorded: bool) -> float | None:
+        """The env's feed-silence limit (None: off): there is no feed process (and no heartbeat)
+        in a backtest, so the env watches the market data themselves, in simulated time."""
+        limit = self.feed_silence_s
+        if limit is None:
+            limit = FEED_SILENCE_S["replay" if recorded else "messages"]
+        return limit if limit > 0 else None
 
     def _why_no_data(self, engine: FeedEngine | None) -> str:
         """What to tell a user whose data gave no message: usually, the data's instruments are
@@ -278,7 +302,14 @@ class Backtest:
         for ex in gateways:
             bus.subscribe(topics.gtw_req_all(ex), ledger.on_request)
         reactor = Reactor(sched, name=f"strategy[{self.name}]")
-        env = StratEnv(strategy, bus, reactor, topics)
+        env = StratEnv(
+            strategy,
+            bus,
+            reactor,
+            topics,
+            tz=self.timezone,
+            feed_silence_s=self._feed_silence(engine is not None),
+        )
         if engine is not None:
             # The replay's engine runs in this process and each message is delivered before it
             # reads the next venue event: the env reads the engine's books, no second copy.
@@ -351,7 +382,7 @@ class Backtest:
         end_ts = last_ts
         bar.close(events)
         # The end: stop the strategy as the system would, and let it wind down.
-        control.request_stop(self.name, "end of data")
+        control.request_stop(self.name, "end of data", by="backtest")
         sched.run_until(end_ts + int(self.stop_ack_timeout_s * NS_PER_S) + 1)
         ledger.funding = -sum(
             (

@@ -10,6 +10,9 @@ The strategy's TOML config may carry the run's settings, so that one file descri
     out = "results/demo"          # default: results/<strategy name>
     sample_every_s = 1
     capital = "100000"
+    feed_silence_s = 10           # a hole in the data longer than this (simulated s) is
+                                  # reported as a stale feed; default 10 for recordings,
+                                  # 0 (never) for a synthetic market
 
     [sim]                         # the simulated exchange: the sections of a gateway.toml
     [sim.account]
@@ -88,6 +91,8 @@ def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
         "out": a.out or bt.get("out") or f"results/{cfg.name}",
         "sample_every_s": float(bt.get("sample_every_s", 1.0)),
         "capital": str(bt.get("capital", "100000")),
+        # None: the default of the data's kind (Backtest.FEED_SILENCE_S)
+        "feed_silence_s": bt.get("feed_silence_s"),
         "start": _parse_time(a.start, "start"),
         "end": _parse_time(a.end, "end"),
     }
@@ -136,6 +141,9 @@ def run_backtest(
         capital=settings["capital"],
         progress=progress,
         stop_ack_timeout_s=cfg.stop_ack_timeout_s,
+        # Daily callbacks at the strategy's wall time, never the host's (UTC by default).
+        timezone=cfg.timezone or "UTC",
+        feed_silence_s=settings["feed_silence_s"],
     )
     result = bt.run()
     folder = result.write(settings["out"], report=report)

@@ -9,11 +9,25 @@ Started in this order, each waiting for the previous to be up:
 2. ``mlthon control`` (logins, commands), ``mlthon gateway`` (the simulated exchange),
    ``mlthon feed`` (synthetic market, or the ``[backtest] data`` recordings replayed at recorded
    speed), ``mlthon telegram`` when a ``[telegram]`` config is given;
-3. ``mlthon strategy`` last.
+3. ``mlthon strategy`` last, once the gateway's and the feed's retained statuses say they are up
+   (``ReadyToTrade``, streaming); if they do not within ``[run] ready_timeout_s`` (60 s) the run
+   stops with an error naming what is missing.
+
+A part that dies is started again (:mod:`mlthon.app.supervisor`): capped exponential back-off
+with jitter, a policy per part (``[run] restart = { gateway = "restart", ... }`` or ``"stop"``:
+stop the run), and at most ``[run] max_restarts`` restarts within ``restart_window_s`` (then the
+run stops with an error). The strategy hears of it through its gateway / feed status callbacks;
+``mlthon status`` shows each part's restarts. A part that exits with code 0 (a replay at its end,
+``mlthon kill``) stops the run, as before.
+
+The control service keeps what the operator last asked of the strategy (``mlthon cmd <s>
+stop`` / ``start``) in ``<journal>.control-state.json`` beside the journal when there is one,
+else in the run's temporary folder: a stopped strategy stays stopped across restarts of any part.
 
 Ctrl-C (or SIGTERM) stops them in reverse: the strategy first (``on_stop`` -> ``send_stop_ack``,
 or the cancel-all escalation), then the feed, the gateway (it cancels what is left), control, the
-broker. Every child is reaped; one that does not exit in time is killed.
+broker. Every child is reaped; one that does not exit in time is killed; a part waiting to be
+restarted is not started again.
 
 ``--single-process`` runs the same parts as tasks of one process on the in-process bus.
 
@@ -45,13 +59,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlthon.app.cli import add_override_options, load_with_overrides
+from mlthon.app.readiness import VenueReadiness
+from mlthon.app.supervisor import Supervisor
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import Exchange, RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
+from mlthon.infra.clock import LiveClock
 from mlthon.infra.config import StrategyConfig
 from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
 from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
-from mlthon.infra.ops.wiring import Stats
+from mlthon.infra.ops.wiring import RESTARTS_ENV, Stats
 from mlthon.infra.security import (
     ADMIN_USER,
     PASSWORD_ENV,
@@ -179,8 +196,11 @@ def write_configs(
             **({"username": bus_user} if bus_user else {}),
         },
     }
-    # Nested tables (latency.entry) are written as inline maps.
-    gw.update({section: table for section, table in sim.items() if isinstance(table, dict)})
+    # Nested tables (latency.entry) are written as inline maps. A [sim.gateway] or [sim.bus]
+    # table adds its keys (connect_delay, request_ttl_ms...) to the run's own, which win.
+    for section, table in sim.items():
+        if isinstance(table, dict):
+            gw[section] = {**table, **gw.get(section, {})}
     feed_source: dict[str, Any] = (
         {"kind": "replay", "files": [str(Path(p).resolve()) for p in data]}
         if data
@@ -204,45 +224,6 @@ def write_configs(
     paths["gateway"].write_text(_toml(gw))
     paths["feed"].write_text(_toml(feed))
     return paths
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if the launcher dies (even by SIGKILL), so no
-    part is left running without it (Linux; elsewhere a no-op)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-async def _spawn(
-    name: str, *args: str, env: dict[str, str] | None = None
-) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mlthon",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    log.info("run: started %s (pid %d)", name, proc.pid)
-    return proc
-
-
-async def _stop_proc(name: str, proc: asyncio.subprocess.Process, timeout_s: float) -> None:
-    if proc.returncode is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(proc.wait(), timeout_s)
-    except TimeoutError:
-        log.warning("run: %s (pid %d) did not stop in %.0fs; killed", name, proc.pid, timeout_s)
-        proc.kill()
-        await proc.wait()
-    log.info("run: %s exited (%s)", name, proc.returncode)
 
 
 def _broker_kind(wanted: str, secure: bool, host: str, port: int) -> str:
@@ -341,16 +322,18 @@ async def run_processes(
         raise ConfigError(
             f"--secure configures the broker it starts, but one already answers on {host}:{port}"
         )
-    procs: list[tuple[str, asyncio.subprocess.Process]] = []
+    supervisor = Supervisor(cfg.run)
+    startup_error = ""
     with tempfile.TemporaryDirectory(prefix="mlthon-run-") as tmp:
         work = Path(tmp)
+        journal_file = journal_path(cfg, journal)
         paths = write_configs(
             cfg,
             work,
             port,
             data,
             speed,
-            journal=journal_path(cfg, journal),
+            journal=journal_file,
             bus_user=gateway_user(ex.name) if secure else None,
         )
         strat_cfg = work / "strategy.toml"
@@ -363,6 +346,7 @@ async def run_processes(
         )
         env.pop(PASSWORD_ENV, None)
         env.pop(USERNAME_ENV, None)
+        env.pop(RESTARTS_ENV, None)
 
         def env_of(user: str) -> dict[str, str]:
             """The child's environment: its own broker user and password when secure."""
@@ -370,96 +354,142 @@ async def run_processes(
                 return env
             return {**env, USERNAME_ENV: user, PASSWORD_ENV: passwords[user]}
 
+        state = control_state_path(journal_file, work)
         try:
-            procs.append(
-                (
-                    "control",
-                    await _spawn(
-                        "control",
-                        "control",
-                        "--strategy",
-                        str(strat_cfg),
-                        *bus_args,
-                        env=env_of(ADMIN_USER),
-                    ),
-                )
+            since_ns = LiveClock().now_ns()
+            await supervisor.start(
+                "control",
+                ["control", "--strategy", str(strat_cfg), *bus_args, "--state", str(state)],
+                env_of(ADMIN_USER),
+                stop_timeout_s=10,
             )
-            procs.append(
-                (
-                    "gateway",
-                    await _spawn(
-                        "gateway",
-                        "gateway",
-                        "--config",
-                        str(paths["gateway"]),
-                        env=env_of(gateway_user(ex.name)),
-                    ),
-                )
+            await supervisor.start(
+                "gateway",
+                ["gateway", "--config", str(paths["gateway"])],
+                env_of(gateway_user(ex.name)),
+                stop_timeout_s=10,
             )
-            procs.append(
-                (
-                    "feed",
-                    await _spawn(
-                        "feed",
-                        "feed",
-                        "--config",
-                        str(paths["feed"]),
-                        env=env_of(feed_user(ex.name)),
-                    ),
-                )
+            await supervisor.start(
+                "feed",
+                ["feed", "--config", str(paths["feed"])],
+                env_of(feed_user(ex.name)),
+                stop_timeout_s=10,
             )
             if telegram:
-                procs.append(
-                    (
-                        "telegram",
-                        await _spawn(
-                            "telegram",
-                            "telegram",
-                            "--config",
-                            telegram,
-                            "--mqtt-host",
-                            "127.0.0.1",
-                            "--mqtt-port",
-                            str(port),
-                            env=env_of(telegram_user(tg_client)) if tg_client else env,
-                        ),
-                    )
+                await supervisor.start(
+                    "telegram",
+                    [
+                        *("telegram", "--config", telegram),
+                        *("--mqtt-host", "127.0.0.1", "--mqtt-port", str(port)),
+                    ],
+                    env_of(telegram_user(tg_client)) if tg_client else env,
+                    stop_timeout_s=10,
                 )
-            procs.append(
-                (
+            startup_error = await _wait_venue_up(
+                cfg,
+                ex,
+                port,
+                since_ns,
+                stop,
+                supervisor,
+                admin_password=passwords[ADMIN_USER] if secure else None,
+            )
+            # (A Ctrl-C or a part ending the run during the wait: no strategy to start.)
+            if not (startup_error or stop.is_set() or supervisor.ended.is_set()):
+                await supervisor.start(
                     "strategy",
-                    await _spawn(
-                        "strategy", "strategy", str(strat_cfg), env=env_of(strategy_user(cfg.name))
-                    ),
+                    ["strategy", str(strat_cfg)],
+                    env_of(strategy_user(cfg.name)),
+                    stop_timeout_s=cfg.stop_ack_timeout_s + 5,
                 )
-            )
-            if ready is not None:
-                ready.set()
-            print(
-                f"mlthon run: {cfg.name} paper trading; broker 127.0.0.1:{port}; Ctrl-C to stop",
-                flush=True,
-            )
-            waiters = {asyncio.ensure_future(p.wait()): n for n, p in procs}
-            stopper = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
-            for fut in done:
-                if fut in waiters:
-                    log.error(
-                        "run: %s exited unexpectedly (%s); stopping the rest",
-                        waiters[fut],
-                        fut.result(),
-                    )
-            stopper.cancel()
-            for fut in waiters:
-                fut.cancel()
+                if ready is not None:
+                    ready.set()
+                print(
+                    f"mlthon run: {cfg.name} paper trading; broker 127.0.0.1:{port}; "
+                    f"operator's start/stop kept in {state}; Ctrl-C to stop",
+                    flush=True,
+                )
+                await _first(stop.wait(), supervisor.ended.wait())
         finally:
-            for name, proc in reversed(procs):
-                timeout = cfg.stop_ack_timeout_s + 5 if name == "strategy" else 10
-                await _stop_proc(name, proc, timeout)
+            # Ctrl-C, a part that ended the run, or a failed start: everything stops, in the
+            # reverse order of the start (the strategy first; a restart in progress is dropped).
+            await supervisor.stop_all()
             if broker is not None:
                 broker.stop()
-    bad = [n for n, p in procs if p.returncode not in (0, -signal.SIGTERM)]
+    if startup_error:
+        print(f"mlthon run: {startup_error}", file=sys.stderr, flush=True)
+        return 1
+    if supervisor.failed:
+        print(f"mlthon run: {supervisor.reason}", file=sys.stderr, flush=True)
+        return 1
+    bad = [n for n, rc in supervisor.returncodes().items() if rc not in (0, -signal.SIGTERM)]
     return 1 if bad else 0
+
+
+def control_state_path(journal: str | None, workdir: Path) -> Path:
+    """Where the run's control service keeps the operator's start/stop of the strategy: beside
+    the journal when there is one (``sim.db`` -> ``sim.control-state.json``: a run started
+    again on the same journal keeps a strategy the operator stopped stopped), else in the run's
+    folder (kept while the run lasts, across restarts of the control service)."""
+    if journal:
+        j = Path(journal)
+        return j.with_name(f"{j.stem}.control-state.json")
+    return workdir / "control-state.json"
+
+
+async def _first(*aws: Any) -> None:
+    """Wait for the first of ``aws`` to finish; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _wait_venue_up(
+    cfg: StrategyConfig,
+    ex: Exchange,
+    port: int,
+    since_ns: int,
+    stop: asyncio.Event,
+    supervisor: Supervisor,
+    *,
+    admin_password: str | None,
+) -> str:
+    """Wait (``[run] ready_timeout_s``) until the gateway and the feed say they are up; returns
+    "" or why the strategy cannot be started."""
+    from mlthon.infra.bus.mqtt import MqttBus
+    from mlthon.infra.bus.topics import Topics
+
+    timeout_s = cfg.run.ready_timeout_s
+    give_up = asyncio.Event()
+    watcher = asyncio.ensure_future(_first(stop.wait(), supervisor.ended.wait()))
+    watcher.add_done_callback(lambda _f: give_up.set())
+    try:
+        async with MqttBus(
+            "127.0.0.1",
+            port,
+            client_id=f"mlthon-run-{os.getpid()}",
+            username=ADMIN_USER if admin_password else None,
+            password=admin_password,
+        ) as bus:
+            try:
+                await bus.wait_connected(timeout_s)
+            except TimeoutError:
+                return f"the launcher found no broker on 127.0.0.1:{port} in {timeout_s:g}s"
+            readiness = VenueReadiness(bus, Topics(cfg.bus.root), ex, since_ns)
+            missing = await readiness.wait(timeout_s, give_up=give_up)
+            readiness.close()
+    finally:
+        watcher.cancel()
+    if stop.is_set() or supervisor.ended.is_set() or not missing:
+        return ""
+    return (
+        f"not starting {cfg.name}: after {timeout_s:g}s ([run] ready_timeout_s), "
+        + "; ".join(missing)
+        + " (see its log above)"
+    )
 
 
 def _with_bus(port: int, cfg: StrategyConfig, base: Path) -> str:
@@ -500,6 +530,7 @@ async def run_single_process(
     """
     _check_mode(cfg)
     from mlthon.feeds.handler import run_feed
+    from mlthon.feeds.heartbeat import DEFAULT_HEARTBEAT_S
     from mlthon.gateways.sim.config import SimGatewayConfig
     from mlthon.gateways.sim.gateway import SimGateway
     from mlthon.infra.bus.inproc import InProcBus
@@ -559,7 +590,15 @@ async def run_single_process(
             run_strategy(cfg, strat_stop, bus=bus, scheduler=sched), name=f"strategy[{cfg.name}]"
         )
         feed_task = tg.create_task(
-            run_feed(bus, topics, source, speed=speed, stop=feed_stop, clock=LiveClock()),
+            run_feed(
+                bus,
+                topics,
+                source,
+                speed=speed,
+                stop=feed_stop,
+                clock=LiveClock(),
+                heartbeat_s=DEFAULT_HEARTBEAT_S["replay" if data else "synthetic"],
+            ),
             name="feed",
         )
         if ready is not None:

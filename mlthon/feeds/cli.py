@@ -97,6 +97,7 @@ async def _feed(cfg: FeedConfig, dry_run: bool, speed: float | None) -> int:
             stop=stop,
             clock=LiveClock(),
             exchange=cfg.exchange,
+            heartbeat_s=cfg.heartbeat_s,
         )
         ops.close("stopped" if stop.is_set() else "source finished")
         await _flush(bus)

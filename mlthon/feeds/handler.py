@@ -6,6 +6,9 @@
   stays in order with the book events).
 * :func:`load_feed_config` reads ``feed.toml``; :func:`build_source` turns it into a message
   iterator.
+* With ``heartbeat_s``, :func:`run_feed` also publishes ``FeedHeartbeat`` every
+  ``heartbeat_s / 4`` on ``topics.feed_heartbeat(exchange)`` (:mod:`mlthon.feeds.heartbeat`),
+  whether or not the market moves.
 
 Feed-wide status meaning: ``SnapshotStart`` = the feed is starting, ``SnapshotEnd`` = it is
 streaming, ``Disconnected`` = it stopped (end of a replay, shutdown) or lost its venue.
@@ -25,6 +28,7 @@ import attrs
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
+from mlthon.feeds.heartbeat import HeartbeatSender, heartbeat_limit
 from mlthon.feeds.mirror import BookMirror
 from mlthon.feeds.replay import replay_files
 from mlthon.feeds.synthetic import synthetic_market
@@ -40,7 +44,7 @@ from mlthon.infra.bus.messages import (
     SnapshotRequest,
 )
 from mlthon.infra.bus.topics import Topics
-from mlthon.infra.clock import Clock
+from mlthon.infra.clock import Clock, LiveScheduler
 from mlthon.infra.instruments import load_instruments
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,7 @@ async def run_feed(
     stop: asyncio.Event,
     clock: Clock,
     exchange: Exchange | None = None,
+    heartbeat_s: float | None = None,
 ) -> int:
     """Publish every message of ``source_iter`` until it ends or ``stop`` is set.
 
@@ -78,6 +83,9 @@ async def run_feed(
         stop: set it to end the feed early.
         clock: the clock pacing uses (the only time source read here).
         exchange: the venue, for the feed-wide status before the first message (optional).
+        heartbeat_s: the feed's heartbeat limit: a ``FeedHeartbeat`` every ``heartbeat_s / 4``
+            for ``exchange`` and every venue of the source, on the wall clock of ``clock``
+            (None: no heartbeat).
 
     Returns:
         The number of messages published (statuses of the feed itself excluded).
@@ -85,14 +93,9 @@ async def run_feed(
     # Market data is QoS 0: published while the broker is away it would be lost, so the feed
     # starts streaming only once connected.
     await bus.wait_connected(30.0)
-    md_topics: dict[tuple[int, int], str] = {}
     responder = SnapshotResponder(bus, topics, clock)
     responder.start()
     seen_ex: dict[int, list[str]] = {}
-    published = 0
-    first_ts: int | None = None
-    wall0 = 0
-    pace = speed is not None and speed > 0
 
     def feed_status(ex: Exchange, status: FeedHandlerStatus, detail: str) -> None:
         msg = FeedStatus(ex=ex.value, iid=0, status=status, detail=detail, ts=clock.now_ns())
@@ -100,42 +103,63 @@ async def run_feed(
         for t in seen_ex.get(ex.value, []):
             bus.publish(t, msg)
 
+    beats: HeartbeatSender | None = None
+    if heartbeat_s:
+        beats = HeartbeatSender(
+            bus,
+            LiveScheduler(clock),
+            topics,
+            heartbeat_s,
+            (exchange,) if exchange is not None else (),
+        )
+        beats.start()
     if exchange is not None:
         feed_status(exchange, FeedHandlerStatus.SnapshotStart, f"{exchange.name} feed starting")
-    for msg in source_iter:
-        if stop.is_set():
-            break
-        ts: int = msg.ts  # type: ignore[attr-defined]
-        if pace:
-            assert speed is not None
-            if first_ts is None:
-                first_ts = ts
-                wall0 = clock.now_ns()
-            delay = wall0 + int((ts - first_ts) / speed) - clock.now_ns()
-            if delay > 0:
-                await _pause(stop, delay)
-                if stop.is_set():
-                    break
-        elif published % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        ex_v: int = msg.ex  # type: ignore[attr-defined]
-        iid: int = msg.iid  # type: ignore[attr-defined]
-        if ex_v not in seen_ex:
-            seen_ex[ex_v] = []
-            ex = Exchange(ex_v)
-            log.info("feed: %s streaming", ex.name)
-            feed_status(ex, FeedHandlerStatus.SnapshotEnd, f"{ex.name} feed streaming")
-        if iid == 0:
-            feed_status(Exchange(ex_v), msg.status, msg.detail)  # type: ignore[attr-defined]
-            continue
-        key = (ex_v, iid)
-        topic = md_topics.get(key)
-        if topic is None:
-            topic = md_topics[key] = topics.md(Exchange(ex_v), iid)
-            seen_ex[ex_v].append(topic)
-        bus.publish(topic, msg)
-        responder.mirror.apply(msg)
-        published += 1
+    md_topics: dict[tuple[int, int], str] = {}
+    published = 0
+    first_ts: int | None = None
+    wall0 = 0
+    pace = speed is not None and speed > 0
+    try:
+        for msg in source_iter:
+            if stop.is_set():
+                break
+            ts: int = msg.ts  # type: ignore[attr-defined]
+            if pace:
+                assert speed is not None
+                if first_ts is None:
+                    first_ts = ts
+                    wall0 = clock.now_ns()
+                delay = wall0 + int((ts - first_ts) / speed) - clock.now_ns()
+                if delay > 0:
+                    await _pause(stop, delay)
+                    if stop.is_set():
+                        break
+            elif published % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            ex_v: int = msg.ex  # type: ignore[attr-defined]
+            iid: int = msg.iid  # type: ignore[attr-defined]
+            if ex_v not in seen_ex:
+                seen_ex[ex_v] = []
+                ex = Exchange(ex_v)
+                if beats is not None:
+                    beats.add(ex)
+                log.info("feed: %s streaming", ex.name)
+                feed_status(ex, FeedHandlerStatus.SnapshotEnd, f"{ex.name} feed streaming")
+            if iid == 0:
+                feed_status(Exchange(ex_v), msg.status, msg.detail)  # type: ignore[attr-defined]
+                continue
+            key = (ex_v, iid)
+            topic = md_topics.get(key)
+            if topic is None:
+                topic = md_topics[key] = topics.md(Exchange(ex_v), iid)
+                seen_ex[ex_v].append(topic)
+            bus.publish(topic, msg)
+            responder.mirror.apply(msg)
+            published += 1
+    finally:
+        if beats is not None:
+            beats.stop()
     responder.stop()
     why = "stopped" if stop.is_set() else "source finished"
     for ex_v in seen_ex or ([exchange.value] if exchange is not None else []):
@@ -221,6 +245,8 @@ class FeedConfig:
         files: recorded files (replay).
         speed: None for as fast as possible, else a multiple of recorded speed.
         silence_timeout_s: invalidate a book silent for this long (None: off).
+        heartbeat_s: the feed's heartbeat limit (``[source] heartbeat_s``; default by source
+            kind, :data:`~mlthon.feeds.heartbeat.DEFAULT_HEARTBEAT_S`).
         start_ns / end_ns: replay window.
         seed / duration_s / n_events / start_price: synthetic market settings.
         topic_root: the bus topic root.
@@ -233,6 +259,7 @@ class FeedConfig:
     files: list[Path] = attrs.Factory(list)
     speed: float | None = 1.0
     silence_timeout_s: float | None = None
+    heartbeat_s: float = 2.0
     start_ns: int | None = None
     end_ns: int | None = None
     seed: int = 1
@@ -263,6 +290,7 @@ def load_feed_config(path: str | Path) -> FeedConfig:
         [source]
         kind = "replay"                         # or "synthetic"
         files = ["btcusdt_20240808.gz"]         # relative to the config file
+        heartbeat_s = 2                         # optional: stale after this silence (2 s)
         # synthetic: seed, duration_s or n_events, start_price, start_ns
         [bus]
         host = "127.0.0.1"
@@ -323,6 +351,7 @@ def load_feed_config(path: str | Path) -> FeedConfig:
         files=files,
         speed=speed,
         silence_timeout_s=_opt(data, "silence_timeout_s", (int, float), src),
+        heartbeat_s=heartbeat_limit(source.get("heartbeat_s"), kind, src),
         start_ns=_opt(source, "start_ns", int, src),
         end_ns=_opt(source, "end_ns", int, src),
         seed=_opt(source, "seed", int, src) or 1,

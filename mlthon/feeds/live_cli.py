@@ -12,6 +12,7 @@
     ws_url = ""                     # optional overrides (tests, proxies)
     rest_url = ""
     depth = 50                      # Bybit book depth
+    heartbeat_s = 5                 # strategies count the feed stale after this silence (5 s)
     [bus]
     host = "127.0.0.1"
     port = 1883
@@ -33,6 +34,7 @@ from typing import Any
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Environment, Exchange, FeedHandlerStatus
+from mlthon.feeds.heartbeat import HeartbeatSender, heartbeat_limit
 from mlthon.feeds.live import LiveFeedBase, bus_sink
 from mlthon.infra.bus.messages import FeedStatus, Msg
 from mlthon.infra.bus.topics import Topics
@@ -122,6 +124,8 @@ def load_live_feed_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"no instrument on {exchange.name}", source=src, key="instrument_ids")
     source = data.get("source", {})
     bus = data.get("bus", {})
+    if not isinstance(source, dict) or not isinstance(bus, dict):
+        raise ConfigError("[source] and [bus] must be tables", source=src)
     return {
         "exchange": exchange,
         "environment": environment,
@@ -130,6 +134,7 @@ def load_live_feed_config(path: str | Path) -> dict[str, Any]:
         "ws_url": str(source.get("ws_url", "")),
         "rest_url": str(source.get("rest_url", "")),
         "depth": int(source.get("depth", 50)),
+        "heartbeat_s": heartbeat_limit(source.get("heartbeat_s"), "live", src),
         "host": str(bus.get("host", "127.0.0.1")),
         "port": int(bus.get("port", 1883)),
         "root": str(bus.get("topic_root", "mlt")),
@@ -197,6 +202,11 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
         ops.start(DEGRADED, f"{exchange.name} live feed starting")
         follow_venue_status(ops, bus, topics, "feed", exchange)
         emit = bus_sink(metered, topics)
+        # Alive, whether or not the venue sends anything: strategies tell a frozen process.
+        beats = HeartbeatSender(
+            metered, LiveScheduler(clock), topics, cfg["heartbeat_s"], (exchange,)
+        )
+        beats.start()
 
         def status(s: FeedHandlerStatus, detail: str) -> Msg:
             return FeedStatus(ex=exchange.value, iid=0, status=s, detail=detail, ts=clock.now_ns())
@@ -216,6 +226,7 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
         try:
             await feed.run(stop)
         finally:
+            beats.stop()
             emit(status(FeedHandlerStatus.Disconnected, "feed stopped"))
             ops.close()
             await bus.flush()

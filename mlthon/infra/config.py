@@ -10,7 +10,7 @@ Example::
     mode = "paper"                                 # backtest | paper | live | live-testnet
     stop_ack_timeout_s = 10                        # then the stop escalates (cancel-all)
     slow_callback_ms = 50                          # report callbacks blocking longer
-    timezone = ""                                  # daily callbacks: "" = the system's
+    timezone = ""                                  # daily callbacks: "" = UTC (never the host's)
     stale_cmd_s = 60                               # drop command hooks older than this (0: never)
     accounting_period_s = 30                       # ask the gateways for positions (0: never)
 
@@ -25,6 +25,16 @@ Example::
     host = "127.0.0.1"
     port = 1883
     root = "mlt"
+
+    [run]                                          # `mlthon run`: supervision of its parts
+    restart = { gateway = "restart", feed = "restart", strategy = "restart",
+                control = "restart", telegram = "restart" }  # or "stop": a death stops the run
+    restart_delay_s = 0.5                          # first back-off; doubles (jitter) up to:
+    restart_delay_max_s = 30
+    restart_reset_after_s = 60                     # a part up this long backs off from the start
+    max_restarts = 5                               # per part within restart_window_s; one more
+    restart_window_s = 300                         # stops the run with an error
+    ready_timeout_s = 60                           # gateway and feed up before the strategy starts
 
 Paths in the file are relative to the file's folder.
 """
@@ -65,6 +75,45 @@ class BusConfig:
     root: str = "mlt"
 
 
+# The parts `mlthon run` supervises, and what it does when one dies.
+RUN_PARTS = ("control", "gateway", "feed", "telegram", "strategy")
+RESTART = "restart"
+STOP_RUN = "stop"
+RESTART_POLICIES = (RESTART, STOP_RUN)
+
+
+def _default_restart() -> dict[str, str]:
+    return dict.fromkeys(RUN_PARTS, RESTART)
+
+
+@attrs.frozen
+class RunConfig:
+    """How ``mlthon run`` supervises its parts (the ``[run]`` table).
+
+    Attributes:
+        restart: per part (control, gateway, feed, telegram, strategy): ``restart`` it when it
+            dies, or ``stop`` the run.
+        restart_delay_s: the first back-off before a restart; it doubles (with jitter) per
+            restart up to ``restart_delay_max_s``.
+        restart_delay_max_s: the largest back-off.
+        restart_reset_after_s: a part that ran this long before dying starts again from
+            ``restart_delay_s``.
+        max_restarts: restarts of one part allowed within ``restart_window_s``; one more
+            stops the run with an error.
+        restart_window_s: the window of ``max_restarts``.
+        ready_timeout_s: how long the gateway and the feed have to report up before the
+            strategy is started (else the run stops with an error).
+    """
+
+    restart: dict[str, str] = attrs.field(factory=_default_restart)
+    restart_delay_s: float = 0.5
+    restart_delay_max_s: float = 30.0
+    restart_reset_after_s: float = 60.0
+    max_restarts: int = 5
+    restart_window_s: float = 300.0
+    ready_timeout_s: float = 60.0
+
+
 @attrs.frozen
 class StrategyConfig:
     """A validated strategy config file."""
@@ -83,6 +132,7 @@ class StrategyConfig:
     instruments_file: str = ""
     instrument_ids: tuple[int, ...] = ()
     bus: BusConfig = BusConfig()
+    run: RunConfig = RunConfig()
     source: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict)
     preset_instruments: tuple[Instrument, ...] = ()
@@ -108,7 +158,7 @@ class StrategyConfig:
 
 # The sections of a strategy file, and the keys of those read here (``[params]`` is the
 # strategy's own; ``[sim]`` is checked by the simulated exchange's config).
-_SECTIONS = ("strategy", "params", "instruments", "bus", "backtest", "sim", "telegram")
+_SECTIONS = ("strategy", "params", "instruments", "bus", "backtest", "sim", "telegram", "run")
 _SECTION_KEYS = {
     "instruments": ("use", "file"),
     "bus": ("host", "port", "root"),
@@ -119,8 +169,10 @@ _SECTION_KEYS = {
         "out",
         "sample_every_s",
         "capital",
+        "feed_silence_s",
     ),
     "telegram": ("config",),
+    "run": tuple(f.name for f in attrs.fields(RunConfig)),
 }
 
 
@@ -250,6 +302,14 @@ def parse_strategy_config(
         port=_get(bus_t, "port", int, 1883, source, "bus"),
         root=_get(bus_t, "root", str, "mlt", source, "bus"),
     )
+    bt = data.get("backtest", {})
+    if isinstance(bt, dict) and "feed_silence_s" in bt:
+        silence = _get(bt, "feed_silence_s", (int, float), 0, source, "backtest")
+        if silence < 0:
+            raise ConfigError(
+                "must be >= 0 (0: never)", source=source, key="backtest.feed_silence_s"
+            )
+    run = parse_run_table(data.get("run", {}), source)
     if base_dir is not None and ".py:" in class_path and not Path(class_path).is_absolute():
         class_path = str(base_dir / class_path)
     return StrategyConfig(
@@ -267,9 +327,73 @@ def parse_strategy_config(
         instruments_file=inst_file,
         instrument_ids=tuple(use),
         bus=bus,
+        run=run,
         source=source,
         raw=data,
     )
+
+
+def parse_run_table(table: Any, source: str = "<config>") -> RunConfig:
+    """Validate the ``[run]`` table (see :class:`RunConfig`); its keys are checked already.
+
+    ``restart`` is a table of part -> ``"restart"`` / ``"stop"`` (parts left out restart), or
+    one of those words for every part.
+
+    Raises:
+        ConfigError: not a table, an unknown part or policy, or a value out of range (the key
+            is named).
+    """
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table", source=source, key="run")
+    policies = _default_restart()
+    given = table.get("restart", {})
+    if isinstance(given, str):
+        given = dict.fromkeys(RUN_PARTS, given)
+    if not isinstance(given, dict):
+        raise ConfigError(
+            f'must be a table such as {{ gateway = "restart", strategy = "stop" }} or one of '
+            f"{list(RESTART_POLICIES)}, got {given!r}",
+            source=source,
+            key="run.restart",
+        )
+    unknown = sorted(set(given) - set(RUN_PARTS))
+    if unknown:
+        raise ConfigError(
+            f"unknown parts {unknown}; known: {list(RUN_PARTS)}", source=source, key="run.restart"
+        )
+    for part, policy in given.items():
+        if policy not in RESTART_POLICIES:
+            raise ConfigError(
+                f"must be one of {list(RESTART_POLICIES)}, got {policy!r}",
+                source=source,
+                key=f"run.restart.{part}",
+            )
+        policies[part] = policy
+    defaults = RunConfig()
+    values: dict[str, Any] = {}
+    for key in (
+        "restart_delay_s",
+        "restart_delay_max_s",
+        "restart_reset_after_s",
+        "restart_window_s",
+        "ready_timeout_s",
+    ):
+        value = float(_get(table, key, (int, float), getattr(defaults, key), source, "run"))
+        if not value > 0:
+            raise ConfigError(f"must be > 0, got {value!r}", source=source, key=f"run.{key}")
+        values[key] = value
+    max_restarts = _get(table, "max_restarts", int, defaults.max_restarts, source, "run")
+    if max_restarts < 0:
+        raise ConfigError(
+            f"must be >= 0, got {max_restarts!r}", source=source, key="run.max_restarts"
+        )
+    if values["restart_delay_max_s"] < values["restart_delay_s"]:
+        raise ConfigError(
+            f"must be >= restart_delay_s ({values['restart_delay_s']:g})",
+            source=source,
+            key="run.restart_delay_max_s",
+        )
+    return RunConfig(restart=policies, max_restarts=max_restarts, **values)
 
 
 def load_strategy_config(path: str | Path, settings: Sequence[str] = ()) -> StrategyConfig:

@@ -1,29 +1,46 @@
 """The control service: the "trading system" a strategy logs into.
 
-It knows every strategy's config. When a strategy logs in it sends, on the strategy's control
-topic and in this order: its instruments, the start command (if the strategy is to run) and its
-parameters, which the env turns into ``on_start`` -> ``on_instruments`` ->
-``on_strat_params_update``.
+It knows every strategy's config, and what the operator last asked of each: running or stopped
+(the *intent*; :mod:`mlthon.infra.operator_intent`). The intent starts as the config's
+``auto_start`` and changes only with a ``start`` or ``stop`` command; it is kept in a file
+(``state_path``) so that it survives re-logins, broker restarts and restarts of this service.
+When a strategy logs in (on its own topic ``{root}/ctl/login/{strat}``; a login naming another
+strategy is dropped) it sends, on the strategy's control topic and in this order: its
+instruments, then ``Start`` if the operator wants it running or ``Idle`` if stopped (never a
+fresh ``Start`` for a stopped strategy), then its parameters. The env turns them into
+``on_start`` -> ``on_instruments`` -> ``on_strat_params_update``.
 
 It also routes commands (``CmdRequest`` on ``{root}/ctl/cmd``, from ``mlthon cmd`` or Telegram):
 
 ==============  ===========================================================================
-``start``       sends Start; the strategy answers once ``on_start`` ran
-``stop``        sends Stop; answered when the strategy's StopAck arrives, or, after
-                ``stop_ack_timeout_s``, escalates: CancelAll on every gateway the strategy
-                may trade on, StopEscalated to the strategy, an alert, and the answer says so
+``start``       intent running (saved); sends Start, and the strategy answers once
+                ``on_start`` ran. On a strategy already running: answers "already running"
+                and sends nothing. On one not connected: answers that it starts when it
+                logs in
+``stop``        intent stopped (saved before the Stop is sent); sends Stop; answered when the
+                strategy's StopAck arrives, or, after ``stop_ack_timeout_s``, escalates:
+                CancelAll on every gateway the strategy may trade on, StopEscalated to the
+                strategy, an alert, and the answer says so. On one not connected: answers that
+                it stays stopped when it logs in
 ``params``      ``key=value`` words, typed and checked against the current values, merged,
                 sent as StratParams
 ``status``      a JSON object: strategies, gateways, feeds
 ``strategies``  a JSON list of the strategies and their states
 anything else   forwarded as CmdHook to the strategy, which answers itself
 ==============  ===========================================================================
+
+Whether a strategy is logged in comes from its logins, its retained ``StratStatus`` and its
+process's ``ComponentStatus`` (whose last will says the process is gone): after a restart of
+this service, a strategy that is still running does not log in again, and its retained statuses
+say so.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -35,20 +52,32 @@ from mlthon.infra.bus.codec import instrument_to_wire
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
 from mlthon.infra.config import StrategyConfig, parse_param_assignments
+from mlthon.infra.operator_intent import RUNNING, STOPPED, IntentFile, OperatorIntent
 
 log = logging.getLogger(__name__)
+
+
+# The env states of a strategy that is logged in (its StratStatus.state).
+_LOGGED_IN_STATES = ("running", "stopping", "stopped")
+# A process's ComponentStatus states saying it is gone (a clean stop, or its last will).
+_GONE = ("down", "stale")
 
 
 @attrs.define
 class _StratState:
     cfg: StrategyConfig
     params: dict[str, Any]
+    intent: OperatorIntent
     state: str = "offline"
-    running: bool = False
+    # Start sent to (or, after a restart of the control service, seen run by) the process
+    # logged in now; cleared by a stop, a new login and a logout.
+    started: bool = False
     logged_in: bool = False
+    pid: int = 0  # the logged-in process (its Login's, or its retained StratStatus's)
     stop_waiters: list[tuple[str, str]] = attrs.field(factory=list)
     stop_timer: Handle | None = None
     status: m.StratStatus | None = None
+    proc: m.ComponentStatus | None = None
     exchanges: set[Exchange] = attrs.field(factory=set)
 
 
@@ -62,6 +91,11 @@ class ControlService:
         strategies: the configs of the strategies it serves.
         accept_unknown: let strategies without a config log in (with no params, every
             instrument of ``default_instruments``); otherwise they get LoginReject.
+        state_path: the file keeping what the operator last asked of each strategy (None:
+            memory only; see :mod:`mlthon.infra.operator_intent`).
+
+    Raises:
+        ConfigError: ``state_path`` exists but cannot be read as an intent file.
     """
 
     def __init__(
@@ -72,16 +106,31 @@ class ControlService:
         strategies: list[StrategyConfig],
         *,
         accept_unknown: bool = False,
+        state_path: str | Path | None = None,
     ) -> None:
         self.bus = bus
         self.scheduler = scheduler
         self.topics = topics
         self.accept_unknown = accept_unknown
+        self.intents = IntentFile(state_path)
         self.strats: dict[str, _StratState] = {}
         for cfg in strategies:
-            st = _StratState(cfg=cfg, params=dict(cfg.params))
+            intent = self.intents.get(cfg.name) or OperatorIntent(
+                intent=RUNNING if cfg.auto_start else STOPPED,
+                params=cfg.start_params,
+                by="config",
+            )
+            st = _StratState(cfg=cfg, params=dict(cfg.params), intent=intent)
             st.exchanges = {i.exchange for i in cfg.instruments()}
             self.strats[cfg.name] = st
+            if intent.by != "config" and not intent.running:
+                log.warning(
+                    "control: %s stays stopped as the operator asked (%s); "
+                    "`mlthon cmd %s start` starts it",
+                    cfg.name,
+                    _asked(intent),
+                    cfg.name,
+                )
         self.gateways: dict[Exchange, m.GatewayStatus] = {}
         self.feeds: dict[int, m.FeedStatus] = {}
         self._subs: list[Subscription] = []
@@ -97,6 +146,7 @@ class ControlService:
             self.bus.subscribe(t.strat_status_all(), self._on_strat_status, qos=1),
             self.bus.subscribe(t.gtw_status_all(), self._on_gtw_status, qos=1),
             self.bus.subscribe(t.feed_status_all(), self._on_feed_status, qos=1),
+            self.bus.subscribe(t.component_status("strategy", "+"), self._on_strat_process, qos=1),
         ]
         log.info("control: serving %s", ", ".join(self.strats) or "no strategies")
 
@@ -133,14 +183,57 @@ class ControlService:
                 qos=1,
             )
             return
-        log.info("control: %s logged in (pid %d on %s)", msg.strat, msg.pid, msg.host)
+        log.info(
+            "control: %s logged in (pid %d on %s); the operator wants it %s",
+            msg.strat,
+            msg.pid,
+            msg.host,
+            st.intent.intent,
+        )
         st.logged_in = True
+        st.pid = msg.pid
         insts = [instrument_to_wire(i) for i in st.cfg.instruments()]
         self.bus.publish(ctl, m.Instruments(instruments=insts), qos=1)
-        if st.cfg.auto_start or st.running:
-            st.running = True
-            self.bus.publish(ctl, m.Start(params=st.cfg.start_params), qos=1)
+        if st.intent.running:
+            st.started = True
+            # A start the operator asked for (not the config's default) carries an id: an env
+            # that acknowledged a stop before it logged in again starts only on an operator's
+            # start, and this is one (asked while the strategy was away).
+            by_operator = st.intent.by not in ("", "config")
+            cmd_id = f"intent-{st.intent.ts}" if by_operator else ""
+            self.bus.publish(ctl, m.Start(params=st.intent.params, cmd_id=cmd_id), qos=1)
+        else:
+            st.started = False
+            self.bus.publish(ctl, m.Idle(detail=self._idle_detail(st)), qos=1)
         self.bus.publish(ctl, m.StratParams(params=st.params), qos=1)
+
+    @staticmethod
+    def _idle_detail(st: _StratState) -> str:
+        if st.intent.by == "config":
+            return f"auto_start is false: {st.cfg.name} waits for a start command"
+        return f"stopped as the operator asked ({_asked(st.intent)}); send start to run it"
+
+    def _set_intent(self, strat: str, intent: str, params: str, by: str) -> str:
+        """Record what the operator asked; returns "" or why it could not be saved."""
+        st = self.strats[strat]
+        st.intent = OperatorIntent(
+            intent=intent, params=params, by=by or "unknown", ts=self.scheduler.now_ns()
+        )
+        try:
+            self.intents.set(strat, st.intent)
+        except OSError as exc:
+            text = (
+                f"control: {strat} {intent} as asked, but not saved to {self.intents.path}: "
+                f"{exc}; a restart of the control service would forget it"
+            )
+            log.error("%s", text)
+            self.bus.publish(
+                self.topics.telegram(strat),
+                m.TelegramPublish(strat=strat, text=text, priority=0, ts=self.scheduler.now_ns()),
+                qos=1,
+            )
+            return f" (not saved: {exc})"
+        return ""
 
     # --- commands --------------------------------------------------------------------------------
 
@@ -182,18 +275,24 @@ class ControlService:
             self.bus.publish(ctl, m.StratParams(params=st.params), qos=1)
             self._reply(msg, True, "updated " + ", ".join(f"{k}={v!r}" for k, v in update.items()))
             return
+        if name == "start":
+            self._start(st, msg)
+            return
+        if name == "stop" and not st.logged_in:
+            unsaved = self._set_intent(msg.strat, STOPPED, st.intent.params, msg.sender)
+            self._reply(
+                msg,
+                True,
+                f"strategy {msg.strat} is not connected; it stays stopped when it logs in{unsaved}",
+            )
+            return
         if not st.logged_in:
             self._reply(msg, False, f"strategy {msg.strat} is not connected")
             return
-        if name == "start":
-            st.running = True
-            self.bus.publish(
-                ctl,
-                m.Start(params=" ".join(msg.args), cmd_id=msg.cmd_id, reply_to=msg.reply_to),
-                qos=1,
+        if name == "stop":
+            self.request_stop(
+                msg.strat, " ".join(msg.args), msg.cmd_id, msg.reply_to, by=msg.sender
             )
-        elif name == "stop":
-            self.request_stop(msg.strat, " ".join(msg.args), msg.cmd_id, msg.reply_to)
         else:
             self.bus.publish(
                 ctl,
@@ -207,11 +306,36 @@ class ControlService:
                 qos=1,
             )
 
+    def _start(self, st: _StratState, msg: m.CmdRequest) -> None:
+        strat = msg.strat
+        if st.intent.running and st.logged_in and st.started:
+            # on_start ran (or is about to) in the process logged in now: not again.
+            log.info("control: start of %s: already running; nothing sent", strat)
+            self._reply(msg, True, "already running")
+            return
+        params = " ".join(msg.args)
+        unsaved = self._set_intent(strat, RUNNING, params, msg.sender)
+        if not st.logged_in:
+            self._reply(
+                msg, True, f"strategy {strat} is not connected; it starts when it logs in{unsaved}"
+            )
+            return
+        st.started = True
+        # The strategy answers once on_start ran.
+        self.bus.publish(
+            self.topics.strat_ctl(strat),
+            m.Start(params=params, cmd_id=msg.cmd_id, reply_to=msg.reply_to),
+            qos=1,
+        )
+
     def request_stop(
-        self, strat: str, params: str = "", cmd_id: str = "", reply_to: str = ""
+        self, strat: str, params: str = "", cmd_id: str = "", reply_to: str = "", by: str = ""
     ) -> None:
-        """Send Stop to ``strat`` and arm the escalation deadline."""
+        """Record that the operator wants ``strat`` stopped (saved first), send it Stop and arm
+        the escalation deadline."""
         st = self.strats[strat]
+        self._set_intent(strat, STOPPED, st.intent.params, by)
+        st.started = False
         st.stop_waiters.append((cmd_id, reply_to))
         self.bus.publish(self.topics.strat_ctl(strat), m.Stop(params=params, cmd_id=cmd_id), qos=1)
         if st.stop_timer is None:
@@ -225,7 +349,7 @@ class ControlService:
             if st is None:
                 return
             log.info("control: %s acknowledged its stop", msg.strat)
-            st.running = False
+            st.started = False
             if st.stop_timer is not None:
                 st.stop_timer.cancel()
                 st.stop_timer = None
@@ -245,7 +369,7 @@ class ControlService:
     def _escalate(self, strat: str) -> None:
         st = self.strats[strat]
         st.stop_timer = None
-        st.running = False
+        st.started = False
         self.escalations += 1
         exchanges = sorted(st.exchanges | set(self.gateways), key=lambda e: e.value)
         now = self.scheduler.now_ns()
@@ -277,8 +401,42 @@ class ControlService:
             st = self.strats[msg.strat]
             st.status = msg
             st.state = msg.state
-            if msg.state == "disconnected":
-                st.logged_in = False
+            if msg.state == "disconnected" and st.logged_in and msg.pid in (0, st.pid):
+                self._logout(st, "disconnected")
+            self._infer_login(st)
+
+    def _on_strat_process(self, topic: str, msg: Any) -> None:
+        if not isinstance(msg, m.ComponentStatus) or msg.kind != "strategy":
+            return
+        st = self.strats.get(msg.name)
+        if st is None:
+            return
+        st.proc = msg
+        if msg.state in _GONE and st.logged_in and msg.pid == st.pid:
+            self._logout(st, f"process {msg.pid} {msg.state}: {msg.detail}")
+        self._infer_login(st)
+
+    def _logout(self, st: _StratState, why: str) -> None:
+        log.info("control: %s logged out (%s)", st.cfg.name, why)
+        st.logged_in = False
+        st.started = False
+        st.pid = 0
+
+    def _infer_login(self, st: _StratState) -> None:
+        """After a restart of this service, a strategy still running does not log in again:
+        its retained StratStatus (and its process's status, unless that says it is gone) tell
+        that it is logged in, and whether it runs."""
+        s, p = st.status, st.proc
+        if st.logged_in or s is None or s.state not in _LOGGED_IN_STATES:
+            return
+        if p is not None and (p.pid != s.pid or p.state in _GONE):
+            # The process that published the status is gone (its will), or another one runs
+            # now (it logs in itself).
+            return
+        log.info("control: %s is logged in (pid %d, %s, from its status)", s.strat, s.pid, s.state)
+        st.logged_in = True
+        st.pid = s.pid
+        st.started = s.state == "running"
 
     def _on_gtw_status(self, topic: str, msg: Any) -> None:
         if isinstance(msg, m.GatewayStatus):
@@ -291,7 +449,13 @@ class ControlService:
     def strategies(self) -> list[dict[str, Any]]:
         """Every strategy with its state."""
         return [
-            {"name": name, "state": st.state, "running": st.running, "logged_in": st.logged_in}
+            {
+                "name": name,
+                "state": st.state,
+                "running": st.started,
+                "intent": st.intent.intent,
+                "logged_in": st.logged_in,
+            }
             for name, st in sorted(self.strats.items())
         ]
 
@@ -304,7 +468,9 @@ class ControlService:
             s = st.status
             strats[name] = {
                 "state": st.state,
-                "running": st.running,
+                "running": st.started,
+                "intent": st.intent.intent,
+                "intent_by": st.intent.by,
                 "params": st.params,
                 "callbacks": s.callbacks if s else 0,
                 "callback_errors": s.callback_errors if s else 0,
@@ -324,3 +490,9 @@ class ControlService:
                 if ex in Exchange._value2member_map_
             },
         }
+
+
+def _asked(intent: OperatorIntent) -> str:
+    """``by cli:alice at 2024-08-08 12:00:00 UTC``."""
+    when = datetime.fromtimestamp(intent.ts / NS_PER_S, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"by {intent.by} at {when} UTC"

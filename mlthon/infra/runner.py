@@ -25,6 +25,7 @@ import os
 import re
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from mlthon.api.istrategy import IStrategy
@@ -192,7 +193,8 @@ async def run_strategy(
             metered,
             reactor,
             topics,
-            tz=cfg.timezone or None,
+            # Daily callbacks at the strategy's wall time, never the host's (UTC by default).
+            tz=cfg.timezone or "UTC",
             stale_cmd_s=cfg.stale_cmd_s,
         )
         checker = start_accounting(env, cfg)
@@ -289,11 +291,17 @@ async def run_control(
     web_port: int | None = None,
     web_host: str = "127.0.0.1",
     web_token: str | None = None,
+    state_path: str | Path | None = None,
 ) -> None:
     """Run the control service until ``stop`` is set.
 
     With ``web_port`` (0: any free port) it also serves the status page and ``/metrics``
     (:class:`~mlthon.infra.ops.web.StatusWeb`); ``web_token`` unlocks its actions.
+    ``state_path`` keeps what the operator last asked of each strategy (running or stopped)
+    across restarts (None: memory only; see :mod:`mlthon.infra.operator_intent`).
+
+    Raises:
+        ConfigError: ``state_path`` exists but is not an intent file.
     """
     scheduler = LiveScheduler()
     topics = Topics(root)
@@ -309,7 +317,7 @@ async def run_control(
     async with contextlib.AsyncExitStack() as stack:
         if bus is None:
             await stack.enter_async_context(the_bus)
-        control = ControlService(the_bus, scheduler, topics, cfgs)
+        control = ControlService(the_bus, scheduler, topics, cfgs, state_path=state_path)
         control.start()
         # ops (issue 7): heartbeat, `mlthon kill`, the status board and the web page.
         proc_ops = ops.ProcessOps(

@@ -84,6 +84,8 @@ class ComponentView:
             "lag_ms": st.lag_ms if st else 0.0,
             "delay_ms": round(self.delay_ms, 3),
             "last_error": st.last_error if st else "",
+            # restarts by its supervisor (`mlthon run`); None when it has none
+            "restarts": st.extra.get("restarts") if st else None,
             "extra": dict(st.extra) if st else {},
         }
         if self.strat is not None:

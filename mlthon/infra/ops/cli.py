@@ -64,10 +64,12 @@ def status_table(board: StatusBoard) -> Table:
     """The components as a rich table."""
     now = board.scheduler.now_ns()
     table = Table(title=f"mlthon components ({board.topics.root})", expand=True)
-    for col in ("kind", "name", "state", "detail", "pid@host", "heard", "events/s", "lag ms"):
+    cols = ("kind", "name", "state", "detail", "pid@host", "heard", "restarts", "events/s")
+    for col in (*cols, "lag ms"):
         table.add_column(col, overflow="fold")
     for v in board.sorted_views():
         st = v.status
+        restarts = st.extra.get("restarts") if st else None
         table.add_row(
             v.kind,
             v.name,
@@ -77,6 +79,7 @@ def status_table(board: StatusBoard) -> Table:
             else (st.last_error if st and st.last_error else "") or (st.detail if st else v.venue),
             f"{st.pid}@{st.host}" if st else "-",
             f"{(now - v.heard_ns) / NS_PER_S:.1f}s ago" if v.heard_ns else "-",
+            "-" if restarts is None else str(restarts),
             f"{st.rates.get('events', 0.0):.1f}" if st else "-",
             f"{st.lag_ms:.1f}" if st else "-",
         )

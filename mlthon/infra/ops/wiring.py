@@ -3,7 +3,9 @@
 :class:`ProcessOps` bundles a :class:`~mlthon.infra.ops.heartbeat.Heartbeat` and a
 :class:`~mlthon.infra.ops.shutdown.ShutdownListener` for one component; :func:`metered_stats`
 and :func:`strategy_stats` build the heartbeat's stats callback. The heartbeat period comes from
-the ``MLTHON_HEARTBEAT_S`` environment variable when it is set (default 5 s).
+the ``MLTHON_HEARTBEAT_S`` environment variable when it is set (default 5 s). A process started
+by a supervisor (``mlthon run``) finds how many times it was restarted in ``MLTHON_RESTARTS``
+and reports it in every heartbeat (``extra["restarts"]``; ``mlthon status`` shows it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import logging
 import os
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus, GtwStatus
 from mlthon.infra.bus import messages as m
@@ -41,6 +45,7 @@ __all__ = [
     "follow_venue_status",
     "heartbeat_interval",
     "metered_stats",
+    "restarts_from_env",
     "strategy_extra",
 ]
 
@@ -48,6 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_S = 5.0
 HEARTBEAT_ENV = "MLTHON_HEARTBEAT_S"
+RESTARTS_ENV = "MLTHON_RESTARTS"
 
 
 def heartbeat_interval(default: float = DEFAULT_HEARTBEAT_S) -> float:
@@ -62,6 +68,29 @@ def heartbeat_interval(default: float = DEFAULT_HEARTBEAT_S) -> float:
     return value if value > 0 else default
 
 
+def restarts_from_env() -> int | None:
+    """How many times a supervisor restarted this process (``$MLTHON_RESTARTS``; None when no
+    supervisor said)."""
+    raw = os.environ.get(RESTARTS_ENV, "")
+    if not raw:
+        return None
+    try:
+        return max(0, int(raw))
+    except ValueError:
+        log.warning("ops: %s=%r is not a count; ignored", RESTARTS_ENV, raw)
+        return None
+
+
+def _with_restarts(stats: StatsFn | None, restarts: int) -> StatsFn:
+    """``stats`` with ``extra["restarts"]`` added."""
+
+    def with_restarts() -> Stats:
+        st = stats() if stats is not None else Stats()
+        return attrs.evolve(st, extra={**st.extra, "restarts": restarts})
+
+    return with_restarts
+
+
 class ProcessOps:
     """One component's heartbeat and its ``mlthon kill`` listener.
 
@@ -74,6 +103,8 @@ class ProcessOps:
         stop: the process's shutdown trigger (set by ``mlthon kill``), if any.
         stats: the heartbeat's stats callback.
         interval_s: the heartbeat period (default: :func:`heartbeat_interval`).
+        restarts: how many times this process was restarted by its supervisor, reported in
+            every heartbeat (default: :func:`restarts_from_env`; None: not reported).
     """
 
     def __init__(
@@ -87,7 +118,11 @@ class ProcessOps:
         stop: asyncio.Event | None = None,
         stats: StatsFn | None = None,
         interval_s: float | None = None,
+        restarts: int | None = None,
     ) -> None:
+        self.restarts = restarts_from_env() if restarts is None else restarts
+        if self.restarts is not None:
+            stats = _with_restarts(stats, self.restarts)
         self.heartbeat = Heartbeat(
             bus,
             scheduler,

@@ -386,6 +386,7 @@ def test_backtest_strategy_gets_book_callbacks_from_tardis_machine(tmp_path):
         instruments=_insts(XBTUSD, BTC_PERP),
         name="watch",
         simulate_exchange=False,
+        feed_silence_s=0,  # the hand-made sample has holes of days between its messages
     ).run()
     bitmex_bids = [p for ex, _, p in strat.bids if ex is Exchange.Bitmex]
     assert bitmex_bids and bitmex_bids[-1] == Decimal("7633.5")

@@ -128,3 +128,23 @@ async def test_relogin_of_a_running_strategy_does_not_run_on_start_again():
         assert len(s.strat.of("on_start")) == 1 and len(s.strat.of("on_instruments")) == 1
         env.send_cancel_order(SIM, 9001, cl)
         await s.until("on_order_cancelled")
+
+
+async def test_start_asked_while_a_stopped_strategy_was_away_starts_it_at_its_next_login():
+    """Stopped (acknowledged), then away; the operator starts it meanwhile: the control service
+    records the wish, and the Start answering the next login carries the operator's command,
+    which is what an env that acknowledged a stop waits for."""
+    async with inproc_system(env_kwargs={"login_retry_s": 0.05}) as s:
+        await s.until("on_start")
+        env = s.env
+        assert env is not None
+        res = await s.cmd("stop")
+        assert res.ok, res.detail
+        await wait_until(lambda: env.state == "stopped", what="stop acknowledged")
+        env._on_bus_connection(False)  # away: control hears its status say so
+        s.control.strats[s.cfg.name].logged_in = False
+        res = await s.cmd("start")
+        assert res.ok and "starts when it logs in" in res.detail, res.detail
+        env._on_bus_connection(True)
+        await s.until("on_start", 2, timeout=10)
+        assert env.state == "running"
