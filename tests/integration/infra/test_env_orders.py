@@ -201,4 +201,4 @@ async def test_restarted_strategy_gets_the_fills_of_an_earlier_life_order_that_e
         assert "placed by an earlier life" in caplog.text
         assert "31337" in caplog.text and "does not know that order" in caplog.text
         # the order is known and closed: its client id is never reused
-        assert not env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.001") == int(done)
+        assert env.send_new_order(None, SIM, 9001, Side.Buy, "100.0", "0.001") != int(done)
