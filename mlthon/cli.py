@@ -222,7 +222,7 @@ def _cmd_broker(a: argparse.Namespace) -> int:
 
     from mlthon.infra.broker import MosquittoBroker
 
-    with MosquittoBroker(a.port) as b:
+    with MosquittoBroker(a.port, with_parent=True) as b:
         print(f"mosquitto on 127.0.0.1:{b.port} (Ctrl-C to stop)", flush=True)
         try:
             while b.proc is not None and b.proc.poll() is None:

@@ -263,7 +263,7 @@ def _mosquitto(
 ) -> MosquittoBroker:
     """The mosquitto broker of a run: with users and ACLs when ``secure``."""
     if not secure:
-        return MosquittoBroker(port)
+        return MosquittoBroker(port, with_parent=True)
     acl = acl_text(
         cfg.bus.root,
         [cfg.name],
@@ -271,7 +271,7 @@ def _mosquitto(
         feeds=[ex.name],
         telegrams=[tg_client] if tg_client is not None else [],
     )
-    return MosquittoBroker(port, secure=True, users=passwords, acl=acl)
+    return MosquittoBroker(port, secure=True, users=passwords, acl=acl, with_parent=True)
 
 
 async def run_processes(

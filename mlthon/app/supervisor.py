@@ -37,6 +37,7 @@ from collections.abc import Callable
 
 import attrs
 
+from mlthon.infra.broker import die_with_parent
 from mlthon.infra.config import RESTART, RunConfig
 from mlthon.infra.ops.wiring import RESTARTS_ENV
 from mlthon.venues.backoff import Backoff
@@ -72,17 +73,6 @@ class Part:
     deaths: collections.deque[float] = attrs.field(factory=collections.deque)
     watcher: asyncio.Task[None] | None = None
     spawning: asyncio.Task[asyncio.subprocess.Process] | None = None
-
-
-def die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the launcher dies, even by SIGKILL, so that no
-    part is left running without it (Linux; elsewhere nothing)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def exit_text(rc: int | None) -> str:

@@ -18,8 +18,10 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -51,6 +53,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: SIGTERM when the thread that started it dies, even by SIGKILL
+    (Linux's ``PR_SET_PDEATHSIG``; elsewhere nothing), so that no part of a run outlives its
+    launcher. Only for children started from a thread that lives as long as the process (the
+    main thread): a worker thread's end would stop them."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
@@ -102,6 +117,9 @@ class MosquittoBroker:
         tls: serve TLS instead of plain TCP.
         allow_anonymous: (secure only) also accept clients without a user; they get the rules
             at the top of the ACL (see ``anonymous`` of :func:`mlthon.infra.security.acl_text`).
+        with_parent: the broker ends when the process that started it dies, even by SIGKILL
+            (:func:`die_with_parent`; ``mlthon run`` and ``mlthon broker`` use it). Start it from
+            the main thread then.
     """
 
     def __init__(
@@ -116,8 +134,10 @@ class MosquittoBroker:
         acl: str | None = None,
         tls: TlsFiles | None = None,
         allow_anonymous: bool = False,
+        with_parent: bool = False,
     ) -> None:
         self.host = "127.0.0.1"
+        self.with_parent = with_parent
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="mlthon-broker-"))
@@ -192,6 +212,7 @@ class MosquittoBroker:
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,
+                preexec_fn=die_with_parent if self.with_parent else None,
             )
         try:
             wait_for_port(self.host, self.port, timeout_s)

@@ -13,6 +13,12 @@ Example::
     timezone = ""                                  # daily callbacks: "" = UTC (never the host's)
     stale_cmd_s = 60                               # drop command hooks older than this (0: never)
     accounting_period_s = 30                       # ask the gateways for positions (0: never)
+    start_wait_s = 3                               # on_start waits this long for every gateway's
+                                                   # and feed's status (0: not at all)
+    stop_ack_hold_s = 3                            # a stop ack waits this long for the cancels
+                                                   # sent since the stop (below stop_ack_timeout_s)
+    feed_silence_s = 0                             # a feed without heartbeats silent this long is
+                                                   # Stale (0: only heartbeats decide)
 
     [params]                                       # handed to on_strat_params_update
     spread_ticks = 2
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 import sys
 import tomllib
@@ -129,6 +136,9 @@ class StrategyConfig:
     timezone: str = ""
     stale_cmd_s: float = 60.0
     accounting_period_s: float = 30.0
+    start_wait_s: float = 3.0
+    stop_ack_hold_s: float = 3.0
+    feed_silence_s: float = 0.0
     instruments_file: str = ""
     instrument_ids: tuple[int, ...] = ()
     bus: BusConfig = BusConfig()
@@ -209,6 +219,29 @@ def _get(
     return value
 
 
+def _seconds(
+    table: dict[str, Any],
+    key: str,
+    default: float,
+    source: str,
+    section: str,
+    *,
+    positive: bool = False,
+    most: float = 1e9,
+) -> float:
+    """A finite number of seconds (or milliseconds) from ``table``: NaN, infinities and
+    negative values (or zero, when ``positive``) are refused naming the key and the value."""
+    value = float(_get(table, key, (int, float), default, source, section))
+    if not math.isfinite(value) or value < 0 or (positive and value == 0) or value > most:
+        want = "> 0" if positive else ">= 0"
+        raise ConfigError(
+            f"must be a finite number {want} and at most {most:g}, got {table.get(key)!r}",
+            source=source,
+            key=f"{section}.{key}",
+        )
+    return value
+
+
 def parse_strategy_config(
     data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None
 ) -> StrategyConfig:
@@ -238,6 +271,9 @@ def parse_strategy_config(
         "timezone",
         "stale_cmd_s",
         "accounting_period_s",
+        "start_wait_s",
+        "stop_ack_hold_s",
+        "feed_silence_s",
     }
     unknown = set(strat) - known
     if unknown:
@@ -263,16 +299,23 @@ def parse_strategy_config(
         raise ConfigError(
             f"must be one of {sorted(_MODES)}, got {mode_s!r}", source=source, key="strategy.mode"
         )
-    timeout = float(_get(strat, "stop_ack_timeout_s", (int, float), 10.0, source, "strategy"))
-    if timeout <= 0:
-        raise ConfigError("must be > 0", source=source, key="strategy.stop_ack_timeout_s")
-    slow_ms = float(_get(strat, "slow_callback_ms", (int, float), 50.0, source, "strategy"))
+    timeout = _seconds(strat, "stop_ack_timeout_s", 10.0, source, "strategy", positive=True)
+    slow_ms = _seconds(strat, "slow_callback_ms", 50.0, source, "strategy", positive=True)
     tz = _get(strat, "timezone", str, "", source, "strategy")
-    stale_s = float(_get(strat, "stale_cmd_s", (int, float), 60.0, source, "strategy"))
-    acct_s = float(_get(strat, "accounting_period_s", (int, float), 30.0, source, "strategy"))
-    for key, value in (("stale_cmd_s", stale_s), ("accounting_period_s", acct_s)):
-        if value < 0:
-            raise ConfigError("must be >= 0", source=source, key=f"strategy.{key}")
+    stale_s = _seconds(strat, "stale_cmd_s", 60.0, source, "strategy")
+    acct_s = _seconds(strat, "accounting_period_s", 30.0, source, "strategy")
+    start_wait = _seconds(strat, "start_wait_s", 3.0, source, "strategy", most=600)
+    hold = _seconds(
+        strat, "stop_ack_hold_s", min(3.0, 0.8 * timeout), source, "strategy", most=3600
+    )
+    if hold >= timeout:
+        raise ConfigError(
+            f"must be below stop_ack_timeout_s ({timeout:g}): a held stop acknowledgement must "
+            "go out before the control service escalates",
+            source=source,
+            key="strategy.stop_ack_hold_s",
+        )
+    silence = _seconds(strat, "feed_silence_s", 0.0, source, "strategy", most=86400)
     if tz:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -324,6 +367,9 @@ def parse_strategy_config(
         timezone=tz,
         stale_cmd_s=stale_s,
         accounting_period_s=acct_s,
+        start_wait_s=start_wait,
+        stop_ack_hold_s=hold,
+        feed_silence_s=silence,
         instruments_file=inst_file,
         instrument_ids=tuple(use),
         bus=bus,

@@ -196,6 +196,9 @@ async def run_strategy(
             # Daily callbacks at the strategy's wall time, never the host's (UTC by default).
             tz=cfg.timezone or "UTC",
             stale_cmd_s=cfg.stale_cmd_s,
+            start_wait_s=cfg.start_wait_s,
+            stop_ack_hold_s=cfg.stop_ack_hold_s,
+            feed_silence_s=cfg.feed_silence_s or None,
         )
         checker = start_accounting(env, cfg)
         proc_ops = _strategy_ops(env, the_bus, metered, cfg, topics, stop)  # ops (issue 7)

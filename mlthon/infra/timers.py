@@ -4,7 +4,8 @@
   True; anything else (None included) ends the timer. The next run is scheduled from the planned
   time, not from when the callback finished, so a timer does not drift.
 * ``setup_daily_callback('HH:mm:ss', fn)``: ``fn()`` runs each day at that local wall time, for as
-  long as it returns True. Local time is the system time zone (``TZ``), or the ``tz`` given. Each
+  long as it returns True. Local time is the ``tz`` given (the strategy's ``timezone``), UTC when
+  none is: never the host's zone, so a backtest fires the same callbacks on every machine. Each
   next run is computed from the calendar, not by adding 24 h, so it stays at HH:mm:ss across
   daylight-saving changes (a day is then 23 or 25 hours long). A time that does not exist on a
   spring-forward day runs at the first valid instant after it.
@@ -73,7 +74,7 @@ class TimerService:
         self._reactor = reactor
         self._ids = itertools.count(1)
         self._handles: dict[int, Handle] = {}
-        self._tz: dt.tzinfo | None = ZoneInfo(tz) if tz else None
+        self._tz: dt.tzinfo = ZoneInfo(tz) if tz else dt.UTC
 
     @property
     def active(self) -> int:

@@ -16,7 +16,9 @@ a quarter of it after the last message, and the silence reported is the time sin
 last saw data (it may be short of the true silence by up to one tick).
 
 Only exchanges the env gets market data from are watched (:meth:`FeedWatch.watch`); a heartbeat
-of another feed only records its limit.
+of another feed only records its limit. A feed watched under the env's default limit (no
+heartbeat: a backtest's venue) is timed from its first message, so a venue whose data start later
+than another's in the same backtest is not reported silent before it began.
 """
 
 from __future__ import annotations
@@ -46,9 +48,19 @@ class FeedMark:
         from_heartbeat: ``limit_ns`` came from the feed's heartbeat (not the env's default).
         watched: the env gets market data from this feed.
         stale: reported silent and not heard since.
+        heard: something came from the feed since it is watched.
     """
 
-    __slots__ = ("exchange", "from_heartbeat", "last_ns", "limit_ns", "seen", "stale", "watched")
+    __slots__ = (
+        "exchange",
+        "from_heartbeat",
+        "heard",
+        "last_ns",
+        "limit_ns",
+        "seen",
+        "stale",
+        "watched",
+    )
 
     def __init__(self, exchange: Exchange, limit_ns: int) -> None:
         self.exchange = exchange
@@ -58,6 +70,7 @@ class FeedMark:
         self.from_heartbeat = False
         self.watched = False
         self.stale = False
+        self.heard = False
 
 
 class FeedWatch:
@@ -108,6 +121,7 @@ class FeedWatch:
         mk.watched = True
         mk.seen = False
         mk.stale = False
+        mk.heard = False
         mk.last_ns = self._scheduler.now_ns()
         self._arm()
 
@@ -157,6 +171,7 @@ class FeedWatch:
 
     def _tick_one(self, mk: FeedMark, now: int) -> None:
         if mk.seen:
+            mk.heard = True
             mk.seen = False
             silent = now - mk.last_ns
             mk.last_ns = now
@@ -166,6 +181,9 @@ class FeedWatch:
                     mk.exchange,
                     f"{mk.exchange.name} feed heard again after {silent / 1e9:.1f}s of silence",
                 )
+            return
+        if not mk.heard and not mk.from_heartbeat:
+            mk.last_ns = now  # a backtest's venue whose data have not begun yet
             return
         silent = now - mk.last_ns
         if not mk.stale and silent > mk.limit_ns:

@@ -201,14 +201,6 @@ class _MdState:
         self.want_funding = MDSub.Funding in s
 
 
-def _lossless(bus: BusBase) -> bool:
-    """True if ``bus`` delivers every message, in order, retained ones at subscription (the
-    in-process bus), looking through a wrapper that keeps its transport in ``inner`` (the ops
-    view's ``MeteredBus``)."""
-    inner = getattr(bus, "inner", None)
-    return bus.lossless or (isinstance(inner, BusBase) and inner.lossless)
-
-
 class StratEnv(IStratEnv):
     """Runs one strategy against the system over ``bus``.
 
@@ -217,7 +209,7 @@ class StratEnv(IStratEnv):
         bus: the bus (MQTT or in-process).
         reactor: the reactor (its scheduler gives the clock).
         topics: the topic layout.
-        tz: time zone for daily callbacks (None: the system's).
+        tz: time zone for daily callbacks (None: UTC, never the host's).
         login_retry_s: the login is sent again this often until answered.
         stale_cmd_s: a command hook older than this is dropped with an answer saying so (0:
             never).
@@ -286,7 +278,7 @@ class StratEnv(IStratEnv):
         self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
         self.bad_trades = 0  # public trades left out: a price or size that is not sane
         # Over MQTT (QoS 0) market data can be lost: the feed's sequence numbers are checked.
-        lossless = _lossless(bus)
+        lossless = bus.lossless
         self._check_md_seq = not lossless
         self.orders = OrderTracker(self)
         self.feeds = FeedWatch(

@@ -97,6 +97,7 @@ class MeteredBus(BusBase):
     def __init__(self, inner: BusBase, clock: Clock) -> None:
         super().__init__()
         self.inner = inner
+        self.lossless = inner.lossless  # the wrapper delivers what its transport delivers
         self.clock = clock
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self.latency = LatencyHistogram()
@@ -109,6 +110,9 @@ class MeteredBus(BusBase):
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self.inner.add_connection_listener(listener)
+
+    def before_acks(self, fn: Callable[[], None]) -> bool:
+        return self.inner.before_acks(fn)
 
     def publish(self, topic: str, msg: m.Msg, *, qos: int = 0, retain: bool = False) -> None:
         counters = self.counters

@@ -150,7 +150,7 @@ def test_set_reaches_the_other_tables_of_the_file(shared_data, tmp_path):
 @pytest.mark.parametrize(
     ("word", "words"),
     [
-        ("strategy.stop_ack_timeout_s=-1", "[strategy.stop_ack_timeout_s] must be > 0"),
+        ("strategy.stop_ack_timeout_s=-1", "[strategy.stop_ack_timeout_s] must be a finite number > 0"),
         ("strategy.name.x=1", "strategy.name.x: name is a value, not a table"),
         ("sim.acount.balances.USD=1", "unknown sections ['acount']"),
     ],

@@ -49,3 +49,29 @@ def test_every_known_section_and_key_is_accepted():
         "s.toml",
     )
     assert cfg.instrument_ids == (9001,) and cfg.params["anything"] == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        ("slow_callback_ms", float("nan"), "finite"),
+        ("stop_ack_timeout_s", float("inf"), "finite"),
+        ("stale_cmd_s", -1, ">= 0"),
+        ("start_wait_s", 1e9, "at most"),
+        ("stop_ack_hold_s", 30, "below stop_ack_timeout_s"),
+        ("feed_silence_s", float("nan"), "finite"),
+    ],
+)
+def test_strategy_numbers_that_make_no_sense_are_refused_naming_the_key(key, value, why):
+    data = {"strategy": {"name": "s", "class": "m:C", key: value}}
+    with pytest.raises(ConfigError, match=why) as err:
+        parse_strategy_config(data, "s.toml")
+    assert err.value.key == f"strategy.{key}" and "s.toml" in str(err.value)
+
+
+def test_strategy_env_bounds_have_sane_defaults():
+    cfg = parse_strategy_config(
+        {"strategy": {"name": "s", "class": "m:C", "stop_ack_timeout_s": 2}}
+    )
+    assert cfg.start_wait_s == 3.0 and cfg.stop_ack_hold_s == pytest.approx(1.6)
+    assert cfg.feed_silence_s == 0.0

@@ -3,6 +3,7 @@
 import asyncio
 import datetime as dt
 import time
+from zoneinfo import ZoneInfo
 
 import pytest
 from freezegun import freeze_time
@@ -15,10 +16,10 @@ from mlthon.infra.timers import TimerService, next_daily_ns
 T0 = int(dt.datetime(2026, 3, 7, 12, 0, tzinfo=dt.UTC).timestamp()) * NS_PER_S
 
 
-def sim(start=T0):
+def sim(start=T0, tz=None):
     sched = SimScheduler()
     sched.clock.advance_to(start)
-    return sched, TimerService(Reactor(sched))
+    return sched, TimerService(Reactor(sched), tz)
 
 
 def test_timer_renews_while_true_and_runs_in_simulated_time():
@@ -87,26 +88,30 @@ def test_daily_rejects_bad_time(bad):
         timers.setup_daily_callback(bad, lambda: None)
 
 
-def test_daily_callback_recurs_at_local_wall_time_across_dst(monkeypatch):
+def test_daily_callback_recurs_at_local_wall_time_across_dst():
     # New York springs forward on 2026-03-08: that day is 23 hours long.
+    tz = ZoneInfo("America/New_York")
+    sched, timers = sim(tz="America/New_York")  # 2026-03-07 07:00 in New York
+    fired = []
+    timers.setup_daily_callback("16:30:00", lambda: fired.append(sched.now_ns()) or len(fired) < 3)
+    sched.run_until(T0 + 5 * 86400 * NS_PER_S)
+    local = [
+        dt.datetime.fromtimestamp(t // NS_PER_S, tz).strftime("%Y-%m-%d %H:%M %Z") for t in fired
+    ]
+    assert local == ["2026-03-07 16:30 EST", "2026-03-08 16:30 EDT", "2026-03-09 16:30 EDT"]
+    assert fired[1] - fired[0] == 23 * 3600 * NS_PER_S
+
+
+def test_daily_callback_without_a_zone_is_utc_whatever_the_host(monkeypatch):
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:
-        sched, timers = sim()  # 2026-03-07 07:00 in New York
+        sched, timers = sim()
         fired = []
-        timers.setup_daily_callback(
-            "16:30:00", lambda: fired.append(sched.now_ns()) or len(fired) < 3
-        )
-        sched.run_until(T0 + 5 * 86400 * NS_PER_S)
-        local = [
-            time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t // NS_PER_S)) for t in fired
-        ]
-        assert local == [
-            "2026-03-07 16:30:00 EST",
-            "2026-03-08 16:30:00 EDT",
-            "2026-03-09 16:30:00 EDT",
-        ]
-        assert fired[1] - fired[0] == 23 * 3600 * NS_PER_S
+        timers.setup_daily_callback("23:57:00", lambda: fired.append(sched.now_ns()) or False)
+        sched.run_until(T0 + 86400 * NS_PER_S)
+        when = dt.datetime.fromtimestamp(fired[0] // NS_PER_S, dt.UTC)
+        assert when.strftime("%Y-%m-%d %H:%M:%S") == "2026-03-07 23:57:00"
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
