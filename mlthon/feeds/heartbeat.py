@@ -22,9 +22,10 @@ from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
 log = logging.getLogger(__name__)
 
 # Silence (s) after which a feed counts as stale, by source kind. Replays and synthetic markets
-# run beside the strategy on one machine: a short limit tells the strategy of a frozen feed
-# within 2 s. A live feed crosses the network and the venue's own pauses: 5 s.
-DEFAULT_HEARTBEAT_S = {"live": 5.0, "replay": 2.0, "synthetic": 2.0}
+# run beside the strategy on one machine: a limit of 1.5 s tells the strategy of a frozen feed
+# within 2 s (the env checks every eighth of the limit). A live feed process may sit across a
+# network from its strategies: 5 s.
+DEFAULT_HEARTBEAT_S = {"live": 5.0, "replay": 1.5, "synthetic": 1.5}
 # Below this the heartbeats (4 per limit) would be a load of their own.
 MIN_HEARTBEAT_S = 0.1
 
