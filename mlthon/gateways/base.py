@@ -49,9 +49,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mlthon.basics.mlt_enum import Exchange, GtwRejectCode, GtwStatus
-from mlthon.gateways.journal import request_key
+from mlthon.gateways.journal import legacy_request_key, request_key
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.checks import request_problem
+from mlthon.infra.bus.codec import encode
 from mlthon.infra.bus.messages import (
     AccountInfo,
     CancelAll,
@@ -113,6 +114,7 @@ _KINDS: dict[type[Any], str] = {
     FetchOrders: "fetch",
 }
 _SEEN_MAX = 200_000
+log = logging.getLogger(__name__)
 _MS = 1_000_000
 
 ANSWERS: dict[str, tuple[type[Msg], ...]] = {
@@ -160,16 +162,34 @@ async def confirm_sent(
     journal: OrderJournal,
     stop: asyncio.Event,
     every_s: float = 0.05,
+    checkpoint_every_s: float = 0.25,
 ) -> None:
     """Until ``stop``: advance the journal's sent watermark to the last report handed to the bus
-    (``published_seq()``) once the broker has acknowledged everything published so far."""
-    while not stop.is_set():
-        upto = published_seq()
-        if upto > journal.sent_seq and bus.connected and await bus.flush(2.0):
-            journal.mark_sent(upto)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(every_s):
-                await stop.wait()
+    (``published_seq()``) once the broker has acknowledged everything published so far; every
+    ``checkpoint_every_s``, checkpoint the journal in a worker thread (off the loop)."""
+    loop = asyncio.get_running_loop()
+    checkpoint: asyncio.Future[None] | None = None
+    next_checkpoint = loop.time() + checkpoint_every_s
+    try:
+        while not stop.is_set():
+            upto = published_seq()
+            if upto > journal.sent_seq and bus.connected and await bus.flush(2.0):
+                journal.mark_sent(upto)
+            if checkpoint is not None and checkpoint.done():
+                exc = checkpoint.exception()
+                if exc is not None:
+                    log.warning("journal %s: checkpoint failed: %s", journal.path, exc)
+                checkpoint = None
+            if checkpoint is None and loop.time() >= next_checkpoint:
+                next_checkpoint = loop.time() + checkpoint_every_s
+                checkpoint = loop.run_in_executor(None, journal.checkpoint)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_s):
+                    await stop.wait()
+    finally:
+        if checkpoint is not None:  # the journal is closed next: let the thread finish first
+            with contextlib.suppress(Exception):
+                await asyncio.shield(checkpoint)
 
 
 class GatewayBase(ABC):
@@ -293,11 +313,13 @@ class GatewayBase(ABC):
             )
             return
         key = ""
+        raw = b""
         # Identical bytes are a redelivery when the sender stamped its send time; without a
         # stamp (ts 0: tests, tools) only a journaled gateway treats them as one.
         if kind != "fetch" and (msg.ts > 0 or self.journal is not None):
-            key = request_key(msg, kind)
-            if self._is_repeat(key, msg):
+            raw = encode(msg)
+            key = request_key(msg, kind, raw)
+            if self._is_repeat(key, msg, kind, raw):
                 self.duplicate_requests += 1
                 self.log.info(
                     "gateway %s: repeated %s of %s dropped (%s)",
@@ -329,7 +351,7 @@ class GatewayBase(ABC):
         seq = 0
         j = self.journal
         if key and j is not None:
-            seq = j.add_request(key, msg.strat, kind, msg, self.scheduler.now_ns()) or 0
+            seq = j.add_request(key, msg.strat, kind, msg, self.scheduler.now_ns(), raw) or 0
             self.commit_soon()
         try:
             if kind == "new":
@@ -372,7 +394,7 @@ class GatewayBase(ABC):
         reason = f"internal error handling the request: {type(exc).__name__}: {exc}"[:300]
         self.refuse_request(req, kind, GtwRejectCode.ExchangeError, reason, seq)
 
-    def _is_repeat(self, key: str, msg: Any) -> bool:
+    def _is_repeat(self, key: str, msg: Any, kind: str, raw: bytes) -> bool:
         if key in self._seen_reqs:
             return True
         j = self.journal
@@ -381,7 +403,9 @@ class GatewayBase(ABC):
         # Only a request sent before this run started can be in the journal without being in
         # memory (memory holds the last _SEEN_MAX); skipping the lookup saves a query each.
         ts = getattr(msg, "ts", 0)
-        return (ts <= 0 or ts < self._started_ns) and j.has_request(key)
+        if ts > 0 and ts >= self._started_ns:
+            return False
+        return j.has_request(key, legacy_request_key(msg, kind, raw))
 
     def _remember(self, key: str) -> None:
         seen = self._seen_reqs

@@ -138,6 +138,9 @@ class SimGateway(GatewayBase):
         self._dirty = False
         self._commit_scheduled = False
         self._counters_saved = (-1, -1)
+        # orders and accounts the journaled reports changed, saved (as they are then) at commit
+        self._dirty_orders: set[tuple[str, str]] = set()
+        self._dirty_accounts: set[str] = set()
         self.published_seq = 0  # journal seq of the last report handed to the bus
         self.reconciliation: Reconciliation | None = None
         if config.instrument_ids:
@@ -294,7 +297,8 @@ class SimGateway(GatewayBase):
             self.publish_status(GtwStatus.ReadyToTrade, "maintenance over")
 
     def _in_maintenance(self, ts: int) -> bool:
-        return any(start <= ts < end for start, end in self.config.maintenance)
+        windows = self.config.maintenance
+        return bool(windows) and any(start <= ts < end for start, end in windows)
 
     # ================================================================================ requests
     def on_new_order(self, req: NewOrder, seq: int = 0) -> None:
@@ -530,8 +534,8 @@ class SimGateway(GatewayBase):
                 self._deliver(strat, msg, kind, 0)
             return
         kept: list[tuple[str, Msg, str, int]] = []
-        strats = set(touched or ())  # accounts changed: fills and funding only
-        orders: set[tuple[str, str]] = set()
+        if touched:  # accounts changed: fills and funding only
+            self._dirty_accounts.update(touched)
         for strat, msg, kind in staged:
             seq = j.add_report(strat, msg, self._call_ts)
             if seq is None:
@@ -544,15 +548,9 @@ class SimGateway(GatewayBase):
             kept.append((strat, msg, kind, seq))
             cl_id = getattr(msg, "cl_id", None)
             if cl_id:
-                orders.add((strat, cl_id))
+                self._dirty_orders.add((strat, cl_id))
             if type(msg) is OrderExecution:
-                strats.add(strat)
-        for strat, cl_id in orders:
-            o = self.engine.order(strat, cl_id)
-            if o is not None:
-                j.save_order(strat, cl_id, order_to_state(o))
-        for strat in strats:
-            j.save_account(strat, account_to_state(self.engine.account(strat)))
+                self._dirty_accounts.add(strat)
         self.commit_soon()
         for strat, msg, kind, seq in kept:
             self._deliver(strat, msg, kind, seq)
@@ -571,14 +569,26 @@ class SimGateway(GatewayBase):
                 self.scheduler.call_soon(self._commit_and_flush)
 
     def _commit(self) -> None:
-        """Commit the journal's pending writes (with the id counters, if they moved)."""
+        """Commit the journal's pending writes: the state of the orders and accounts the
+        reports since the last commit changed (once each, as they are now), and the id counters
+        if they moved."""
         j = self.journal
         if j is None or not self._dirty:
             return
+        engine = self.engine
+        if self._dirty_orders:
+            for strat, cl_id in self._dirty_orders:
+                o = engine.order(strat, cl_id)
+                if o is not None:
+                    j.save_order(strat, cl_id, order_to_state(o))
+            self._dirty_orders.clear()
+        if self._dirty_accounts:
+            for strat in self._dirty_accounts:
+                j.save_account(strat, account_to_state(engine.account(strat)))
+            self._dirty_accounts.clear()
         counters = self.engine.counters
         if counters != self._counters_saved:
-            j.set_meta("order_n", str(counters[0]))
-            j.set_meta("exec_n", str(counters[1]))
+            j.set_meta_many({"order_n": str(counters[0]), "exec_n": str(counters[1])})
             self._counters_saved = counters
         j.commit()
         self._dirty = False

@@ -145,6 +145,15 @@ def _n(d: Decimal) -> str:
     return format(d.normalize(), "f")
 
 
+_CONVERTED_MAX = 50_000
+
+
+def _remember(cache: dict[tuple[int, str], int], key: tuple[int, str], value: int) -> None:
+    if len(cache) >= _CONVERTED_MAX:
+        cache.clear()
+    cache[key] = value
+
+
 class MatchingEngine:
     """Matches the orders of many strategies against the replayed market of many instruments.
 
@@ -188,6 +197,10 @@ class MatchingEngine:
         self._open: dict[tuple[str, str], SimOrder] = {}
         self._accounts: dict[str, Account] = {}
         self._order_n = 0
+        # valid price and quantity texts already converted, by (instrument id, text): a strategy
+        # quotes the same few levels and sizes again and again
+        self._ticks_of: dict[tuple[int, str], int] = {}
+        self._lots_of: dict[tuple[int, str], int] = {}
         self._exec_n = 0
         self._now = 0
         self._kind = "fill"
@@ -447,8 +460,24 @@ class MatchingEngine:
         )
         return mkt, order
 
+    def _parse_price(self, mkt: MarketState, text: str | None, what: str) -> int:
+        key = (mkt.inst.instrument_id, text or "")
+        ticks = self._ticks_of.get(key)
+        if ticks is None:
+            ticks = self._parse_price_text(mkt, text, what)
+            _remember(self._ticks_of, key, ticks)
+        return ticks
+
+    def _parse_qty(self, mkt: MarketState, text: str | None) -> int:
+        key = (mkt.inst.instrument_id, text or "")
+        lots = self._lots_of.get(key)
+        if lots is None:
+            lots = self._parse_qty_text(mkt, text)
+            _remember(self._lots_of, key, lots)
+        return lots
+
     @staticmethod
-    def _parse_price(mkt: MarketState, text: str | None, what: str) -> int:
+    def _parse_price_text(mkt: MarketState, text: str | None, what: str) -> int:
         if text is None or text == "":
             raise _Reject(GtwRejectCode.InvalidPrice, f"{what} is missing")
         why = decimal_problem(text, positive=True)
@@ -463,7 +492,7 @@ class MatchingEngine:
         return ticks
 
     @staticmethod
-    def _parse_qty(mkt: MarketState, text: str | None) -> int:
+    def _parse_qty_text(mkt: MarketState, text: str | None) -> int:
         inst = mkt.inst
         why = decimal_problem(text, positive=True)
         if why is not None:

@@ -16,6 +16,16 @@
   process while it is away.
 * **Acknowledged after handling.** An incoming QoS 1 message is acknowledged (PUBACK) only after
   its handlers ran, so a process killed while handling it gets it again (persistent session).
+* **Back-pressure.** While more than ``hold_input_at`` messages wait in the outbox behind the
+  window of unacknowledged ones (the process answers faster than the broker takes its answers),
+  incoming QoS 1 messages are held, unhandled and unacknowledged; once the outbox is down to
+  half that, they are handled in order, as many as keep it under the bound. The backlog of a
+  process that cannot keep up thus stays at its input, where the age of each request shows it
+  (a gateway refuses what waited too long, ``GatewayOverloaded``), instead of growing in its
+  outbox, where nothing sees it; and a process killed meanwhile gets the held messages again
+  (they were never acknowledged; so does a persistent session whose link drops, while a clean
+  session handles them then). At most ``max_outbox`` are held (past it the oldest is handled at
+  once). QoS 0 messages (market data) are not held.
 * **Reconnect and restore.** Capped exponential back-off with full jitter, reset after each
   successful connect. On every connect the bus subscribes to all its patterns (one SUBSCRIBE,
   once per connect), then sends what waits. After a *re*-connect it also publishes again the last
@@ -23,6 +33,23 @@
   the outbox): a broker restart without persistence, or a last will the broker published when
   the link broke, would otherwise leave every other process with a stale status (the gateway's
   and feed's ``Connecting`` / ``Disconnected`` wills, strategy and component statuses).
+* **One client id, one connection.** The broker keeps one connection per client id: when a
+  second client connects under the same id, mosquitto closes the first one's connection
+  ("Client X already connected, closing old connection"). MQTT 3.1.1 tells the client nothing
+  more (MQTT 5 defines a "session taken over" reason, which mosquitto 2.0.11 does not send, and
+  its receive maximum of 20 would cap the window of unacknowledged messages), and two clients
+  that both reconnect knock each other off for ever. The bus notices the pattern: the broker
+  closed the connection within :data:`TAKEOVER_QUICK_S` of accepting it and took the next one
+  at once, :data:`TAKEOVER_LOSSES` times in a row; a bus that once had a connection that lasted
+  (the incumbent) also waits until such losses have gone on for :data:`TAKEOVER_PATIENCE_S`, so
+  that it outlasts a newcomer that follows the same rule. A broker that restarts quickly looks
+  the same, so the bus then reads the broker's uptime (``$SYS/broker/uptime``, retained): only a
+  broker that has been up since the first of those losses confirms a takeover. The bus then
+  stops reconnecting, logs an ERROR naming the client id and what to do, and ends the
+  ``async with`` block it was entered in (the task that entered it is cancelled and the block
+  raises :class:`~mlthon.basics.BusError`, as a task group ends on a failed child), so the
+  process exits with that message instead of flapping. A broker that hides ``$SYS`` from the
+  client never confirms: the bus then keeps reconnecting, as before.
 * Every incoming payload is decoded and validated (:func:`~mlthon.infra.bus.codec.decode`); a
   malformed or unknown message is logged with its topic and the start of its payload, counted, and
   dropped. Handlers run on the loop, one at a time, right as messages are read.
@@ -41,6 +68,7 @@ import logging
 import os
 import random
 import ssl
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +83,18 @@ from mlthon.infra.bus.outbox import PUB, SUB, Entry, Outbox
 from mlthon.infra.bus.paho_link import PahoLink
 
 log = logging.getLogger(__name__)
+
+#: A connection the broker closes within this many seconds of accepting it, when the next one is
+#: accepted at once, may have been taken over by another client with the same id.
+TAKEOVER_QUICK_S = 2.0
+#: Such losses in a row after which a bus checks the broker's uptime and, if the broker did not
+#: restart meanwhile, gives up.
+TAKEOVER_LOSSES = 4
+#: How long such losses must have gone on before a bus that once had a lasting connection (the
+#: incumbent) gives up: a newcomer that follows the same rule gives up first.
+TAKEOVER_PATIENCE_S = 30.0
+#: The broker's uptime, retained (mosquitto: ``N seconds``, updated every ``sys_interval``).
+SYS_UPTIME = "$SYS/broker/uptime"
 
 _ids = itertools.count(1)
 _OK = MQTTErrorCode.MQTT_ERR_SUCCESS
@@ -80,6 +120,8 @@ class MqttBus(BusBase):
             queued while away) across reconnects; needs a stable ``client_id``.
         tls_context: connect with TLS using this context (None: plain TCP).
         connect_timeout_s: how long one connection attempt may take (TCP, TLS and CONNACK).
+        hold_input_at: hold incoming QoS 1 messages while this many messages wait in the outbox
+            behind the in-flight window (default ``max_inflight``; 0: never hold).
     """
 
     def __init__(
@@ -99,6 +141,7 @@ class MqttBus(BusBase):
         clean_session: bool = True,
         tls_context: ssl.SSLContext | None = None,
         connect_timeout_s: float = 10.0,
+        hold_input_at: int | None = None,
     ) -> None:
         super().__init__()
         self.host = host
@@ -126,6 +169,14 @@ class MqttBus(BusBase):
         self._closing = False
         self._gone: asyncio.Future[str] | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._owner: asyncio.Task[Any] | None = None  # the task that entered ``async with``
+        #: Why the bus gave up (another client took its id over); None while it has not.
+        self.failure: BusError | None = None
+        self._owner_cancelled = False
+        # connections lost right after the broker accepted them, in a row, and since when
+        self._quick = 0
+        self._quick_since = 0.0
+        self._verifying = False  # asking the broker's uptime to confirm a takeover
         self._progress = asyncio.Event()
         # Counters, for status pages and tests.
         self.received = 0
@@ -138,6 +189,11 @@ class MqttBus(BusBase):
         # Inside a read batch: work to run before the batch's acknowledgements are written.
         self._in_batch = False
         self._before_acks: list[Callable[[], None]] = []
+        # Back-pressure: incoming QoS 1 messages held while the outbox is backed up.
+        self._hold_at = max_inflight if hold_input_at is None else hold_input_at
+        self._held: deque[paho.MQTTMessage] = deque()
+        self._holding = False
+        self.held = 0  # messages held so far (counter)
 
     # --- BusBase ---------------------------------------------------------------------------------
 
@@ -155,15 +211,19 @@ class MqttBus(BusBase):
         self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
     ) -> None:
         """Publish bytes as they are (tests use it to send malformed messages)."""
-        # Market data: straight to the connection.
-        if (
-            self._live
-            and not qos
-            and not retain
-            and self._publish(topic, payload, 0, False).rc == _OK
-        ):
-            self.sent += 1
-            return
+        if self._live and not retain:
+            # Nothing waits: straight to the connection (market data; a QoS 1 message while
+            # the window of unacknowledged ones is open).
+            if not qos:
+                if self._publish(topic, payload, 0, False).rc == _OK:
+                    self.sent += 1
+                    return
+            elif not self._outbox.window_full:
+                info = self._publish(topic, payload, 1, False)
+                if info.rc == _OK:
+                    self._outbox.sent_at_once(Entry(PUB, topic, payload, 1), info)
+                    self.sent += 1
+                    return
         entry = Entry(PUB, topic, payload, 1 if qos else 0, retain)
         if retain:
             if payload:
@@ -277,6 +337,8 @@ class MqttBus(BusBase):
         if self._unsubscribed:
             link.unsubscribe(sorted(self._unsubscribed))
             self._unsubscribed.clear()
+        if self._verifying:
+            link.subscribe([(SYS_UPTIME, 0)])
         if reconnect:
             self._reannounce()
         waiting = len(self._outbox)
@@ -307,6 +369,15 @@ class MqttBus(BusBase):
             )
 
     def _on_lost(self, reason: str) -> None:
+        self._holding = False
+        if self._held:
+            if self._clean_session:
+                # The broker forgets them with the session: handle them now (their
+                # acknowledgements go nowhere).
+                self._release_held(None)
+            else:
+                # Never acknowledged: the broker sends them again after the reconnect, in order.
+                self._held.clear()
         if self._before_acks or self._in_batch:
             self._run_before_acks()  # the acks are gone with the link; the work is still due
         self._up = False
@@ -354,11 +425,58 @@ class MqttBus(BusBase):
             if outbox.queue:
                 self._drain()
             self._progress.set()
+        if self._holding and len(outbox.queue) <= self._hold_at // 2:
+            self._holding = False
+            link = self._link
+            if self._held and link is not None:
+                log.debug("mqtt[%s]: handling held messages (%d)", self.client_id, len(self._held))
+                self._release_held(link.client)
+                if self._before_acks or self._in_batch:
+                    self._run_before_acks()
+
+    def _release_held(self, client: paho.Client | None) -> None:
+        """Handle held messages in order (and acknowledge them, if ``client``) while the outbox
+        stays under the bound; all of them when the link is gone (``client`` None)."""
+        held = self._held
+        queue = self._outbox.queue
+        bound = self._hold_at
+        while held:
+            if client is not None and len(queue) > bound:
+                self._holding = True
+                return
+            message = held.popleft()
+            self._deliver(message)
+            if client is not None:
+                client.ack(message.mid, message.qos)
 
     def _on_written(self) -> None:
         self._progress.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if message.qos:
+            if not self._holding and self._hold_at and len(self._outbox.queue) > self._hold_at:
+                self._holding = True
+                log.debug(
+                    "mqtt[%s]: %d messages wait in the outbox: holding input",
+                    self.client_id,
+                    len(self._outbox.queue),
+                )
+            held = self._held
+            if self._holding or held:
+                # Unhandled and unacknowledged until the outbox drains.
+                if len(held) >= self._outbox.bound:
+                    oldest = held.popleft()
+                    self._deliver(oldest)
+                    client.ack(oldest.mid, oldest.qos)
+                held.append(message)
+                self.held += 1
+                return
+        self._deliver(message)
+        if message.qos:
+            # Only now: a process killed inside a handler gets the message again.
+            client.ack(message.mid, message.qos)
+
+    def _deliver(self, message: paho.MQTTMessage) -> None:
         self._in_batch = True
         self.received += 1
         try:
@@ -370,13 +488,40 @@ class MqttBus(BusBase):
             try:
                 msg = decode(topic, message.payload)
             except MalformedMessage as exc:
+                if topic.startswith("$SYS/"):
+                    self._on_sys(topic, message.payload)
+                    return
                 self.malformed += 1
                 log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
             else:
                 self._dispatch(topic, msg)
-        if message.qos:
-            # Only now: a process killed inside a handler gets the message again.
-            client.ack(message.mid, message.qos)
+
+    def _on_sys(self, topic: str, payload: bytes | bytearray) -> None:
+        """The broker's uptime, asked for to tell a takeover from a broker restart."""
+        if topic != SYS_UPTIME:
+            return
+        if self._link is not None:  # one answer is enough (a persistent session keeps it)
+            self._link.unsubscribe([SYS_UPTIME])
+        if not self._verifying:
+            return
+        self._verifying = False
+        try:
+            uptime_s = int(payload.split()[0])
+        except (ValueError, IndexError):
+            log.warning("mqtt[%s]: unreadable broker uptime %r", self.client_id, payload[:40])
+            return
+        since = asyncio.get_running_loop().time() - self._quick_since
+        if uptime_s >= since:
+            self._taken_over(self._quick)
+            return
+        log.info(
+            "mqtt[%s]: %d quick connection losses in a row, but the broker restarted meanwhile "
+            "(up %d s): not a takeover",
+            self.client_id,
+            self._quick,
+            uptime_s,
+        )
+        self._quick = 0
 
     def _dispatch(self, topic: str, msg: Any) -> None:
         for sub in self._table.routes(topic):
@@ -395,6 +540,9 @@ class MqttBus(BusBase):
 
     async def __aenter__(self) -> MqttBus:
         self._closing = False
+        self.failure = None
+        self._owner_cancelled = False
+        self._owner = asyncio.current_task()
         self._runner = asyncio.get_running_loop().create_task(
             self._run(), name=f"mqtt[{self.client_id}].run"
         )
@@ -402,9 +550,21 @@ class MqttBus(BusBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+        owner, self._owner = self._owner, None
+        failure = self.failure
+        if failure is None or not self._owner_cancelled:
+            return
+        if exc[0] is None or isinstance(exc[1], asyncio.CancelledError):
+            # The cancellation was ours: the block ends with the reason instead.
+            if owner is not None:
+                owner.uncancel()
+            raise failure
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
-        """Wait until the broker connection is up (raises TimeoutError)."""
+        """Wait until the broker connection is up (raises TimeoutError; BusError if the bus
+        gave up, :attr:`failure`)."""
+        if self.failure is not None:
+            raise self.failure
         if self._up:
             return
         up = asyncio.Event()
@@ -483,6 +643,8 @@ class MqttBus(BusBase):
             self._link = None
         if was_up:
             self._outbox.rewind()
+        self._held.clear()  # never acknowledged: a persistent session delivers them again
+        self._holding = False
 
     def _new_link(self) -> PahoLink:
         return PahoLink(
@@ -505,17 +667,36 @@ class MqttBus(BusBase):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delay = self._reconnect_min
+        lasted = False  # a connection of this bus lasted TAKEOVER_QUICK_S or more
         while not self._closing:
             self._gone = loop.create_future()
             link = self._link = self._new_link()
             try:
                 await link.connect(self._connect_timeout)
             except BusError as exc:
+                # the broker is away or refuses: not another client's doing
+                self._quick = 0
+                self._verifying = False
                 if not self._closing:
                     log.warning("mqtt[%s]: %s", self.client_id, exc)
             else:
                 delay = self._reconnect_min
+                up_at = loop.time()
                 await self._gone
+                if loop.time() - up_at >= TAKEOVER_QUICK_S:
+                    lasted = True
+                    self._quick = 0
+                    self._verifying = False
+                elif not self._closing:
+                    if not self._quick:
+                        self._quick_since = up_at
+                    self._quick += 1
+                    patience = TAKEOVER_PATIENCE_S if lasted else 0.0
+                    # confirmed (or not) by the broker's uptime on the next connection
+                    self._verifying = (
+                        self._quick >= TAKEOVER_LOSSES
+                        and loop.time() - self._quick_since >= patience
+                    )
             finally:
                 link.close()
             if self._closing:
@@ -523,3 +704,21 @@ class MqttBus(BusBase):
             # Capped exponential back-off with full jitter.
             await asyncio.sleep(random.uniform(0, delay))
             delay = min(self._reconnect_max, delay * 2)
+
+    def _taken_over(self, losses: int) -> None:
+        """Another client uses this client id: stop, say so, end the ``async with`` block."""
+        cid = self.client_id
+        self.failure = BusError(
+            f"MQTT client id {cid!r} is in use by another client: the broker {self.host}:"
+            f"{self.port} closed this connection {losses} times in a row right after accepting "
+            f"it, as it does when another client connects with the same id (mosquitto logs "
+            f"'Client {cid} already connected, closing old connection'); not reconnecting, so "
+            "that the two stop knocking each other off. Stop the other process that uses this "
+            "id (a second copy of this process?), or give this one its own id"
+        )
+        log.error("mqtt[%s]: %s", cid, self.failure)
+        self._closing = True
+        owner = self._owner
+        if owner is not None and not owner.done():
+            self._owner_cancelled = True
+            owner.cancel(f"mqtt[{cid}]: client id taken over")

@@ -96,6 +96,12 @@ class Outbox:
         else:
             entry.pending = False
 
+    def sent_at_once(self, entry: Entry, delivery: Delivery) -> None:
+        """QoS 1 publish ``entry`` went to the connection without waiting in the queue (the
+        queue was empty and the window open): it waits for its PUBACK."""
+        entry.delivery = delivery
+        self.inflight.append(entry)
+
     def take_acked(self) -> int:
         """Let the acknowledged QoS 1 messages at the head of :attr:`inflight` leave; how many.
 

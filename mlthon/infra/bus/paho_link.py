@@ -17,8 +17,9 @@ How the loop drives it (everything after :meth:`PahoLink.connect` runs on the lo
   :data:`READ_BATCH` packets per turn, so timers still run under a flood). Incoming messages
   reach ``on_message`` right there, without a queue or a task switch.
 * write: paho queues every packet; the first one of a loop turn schedules one ``loop_write``
-  (``call_soon``), which writes them all; the socket's writer is added only while the kernel
-  buffer is full.
+  (``call_soon``), which writes them all, with the socket corked (``TCP_CORK``, where the system
+  has it) so that they leave in as few TCP segments as possible; the socket's writer is added
+  only while the kernel buffer is full.
 * keepalive: ``loop_misc`` once a second (pings; declares the link dead when the broker stops
   answering).
 
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 READ_BATCH = 256
 
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux
 
 MessageHandler = Callable[[paho.Client, Any, paho.MQTTMessage], None]
 
@@ -279,11 +281,23 @@ class PahoLink:
 
     def _write(self) -> None:
         self._write_soon = False
-        if self._closed or self._sock is None:
+        sock = self._sock
+        if self._closed or sock is None:
             return
         client = self.client
         try:
-            client.loop_write()
+            if _CORK is None:
+                client.loop_write()
+            else:
+                # paho sends each packet with a send() of its own; corked, the kernel puts them
+                # in as few segments as it can and sends them at once when uncorked (on
+                # loopback every segment costs the receiver's processing too).
+                sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+                try:
+                    client.loop_write()
+                finally:
+                    if self._sock is not None:
+                        sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
         except OSError as exc:
             self._lost(f"write failed: {exc}")
             return

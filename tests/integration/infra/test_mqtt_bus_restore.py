@@ -142,12 +142,22 @@ async def test_mqtt_bus_after_reconnects_subscribes_once_and_runs_each_handler_o
                 sub.publish(f"{root}/end", _status("probe"), qos=1)
                 await wait_until(lambda: calls["end"] == n, 10, f"probe {n}")
 
+            def subscribes(pattern: str) -> int:
+                log = (tmp_path / "mosquitto.log").read_text()
+                line = rf"^\d+: {re.escape(client_id)} \d {re.escape(pattern)}$"
+                return len(re.findall(line, log, flags=re.MULTILINE))
+
             await probe(1)
             for k in (2, 3):
                 proxy.cut()
                 await wait_until(lambda: not sub.connected, 10, "the cut")
                 proxy.resume()
                 await wait_until(lambda k=k: sub.connects == k, 20, f"connect {k}")
+                # cut again only once the broker has this connection's SUBSCRIBE (a cut right
+                # after the CONNACK could drop it on its way: that connection would have none)
+                await wait_until(
+                    lambda k=k: subscribes(f"{root}/end") == k, 20, f"the SUBSCRIBE of connect {k}"
+                )
             await asyncio.to_thread(broker.restart)
             await wait_until(lambda: sub.connects == 4, 20, "connect 4")
             await probe(2)

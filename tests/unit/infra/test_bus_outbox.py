@@ -109,3 +109,20 @@ def test_outbox_bound_applies_after_rewind():
 def test_outbox_rejects_a_silly_bound():
     with pytest.raises(ValueError, match="bound"):
         Outbox(bound=0)
+
+
+def test_outbox_message_sent_at_once_waits_for_its_ack_and_goes_again_after_a_loss():
+    """A QoS 1 publish handed to the connection without queueing (the bus's fast path) is in
+    flight like any other: it leaves at its PUBACK, and goes back first after a lost link."""
+    ob = Outbox()
+    first, r1 = _pub(1), Receipt()
+    ob.sent_at_once(first, r1)
+    ob.put(_pub(2))
+    assert len(ob) == 2 and first.pending
+    qos0, dropped = ob.rewind()
+    assert (qos0, dropped) == (0, 0)
+    assert _topics(ob.queue) == ["t/1", "t/2"]
+    [(again, r2), _] = _send_all(ob)
+    assert again is first
+    r2.acked = True
+    assert ob.take_acked() == 1 and not first.pending
