@@ -10,6 +10,9 @@
 * Command hooks: ``spread <ticks>``, ``size <qty>``, ``pause``, ``resume``, ``flatten``
   (dangerous: cancels everything and closes the position with a market order).
 * A daily callback logs (and sends to Telegram) the day's PnL; fills and errors go to Telegram.
+* Its parameters have a schema (:class:`MarketMakerParams`, the ``Params`` extension of the API):
+  ``mlthon params demo_mm treshold=3`` or ``--set spread_ticks=0`` is refused, naming the
+  parameter.
 
 It uses only ``mlthon.api`` and ``mlthon.basics``.
 """
@@ -20,7 +23,9 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from mlthon.api import IStratEnv, MDSub, Strategy
+import attrs
+
+from mlthon.api import IStratEnv, MDSub, Strategy, param
 from mlthon.basics import (
     TIF,
     CancelCode,
@@ -40,12 +45,36 @@ from mlthon.basics import (
 log = logging.getLogger(__name__)
 
 
+_TINY = Decimal("0.000001")
+_ZERO = Decimal(0)
+
+
+@attrs.frozen
+class MarketMakerParams:
+    """The market maker's parameters (``[params]`` of its file; ``mlthon params demo_mm ...``)."""
+
+    exchange: str = param("Sim", help="the Exchange member name quoted on")
+    instrument_id: int = param(9001, low=1, help="the instrument quoted")
+    spread_ticks: int = param(2, low=1, high=1000, help="quote this many ticks around the mid")
+    # (param() returns an attrs field, not a shared mutable default: RUF009 does not apply.)
+    size: Decimal = param(Decimal("0.001"), low=_TINY, help="quote size")
+    max_position: Decimal = param(
+        Decimal("0.01"), low=_ZERO, help="no more quoting on a side past this inventory"
+    )
+    skew_ticks: Decimal = param(
+        Decimal(1), low=_ZERO, high=Decimal(100), help="ticks of skew per size of inventory"
+    )
+    requote_ms: int = param(1000, low=10, high=3_600_000, help="period of the requote timer")
+
+
 class MarketMaker(Strategy):
     """Quotes both sides of one instrument; see the module docstring."""
 
+    Params = MarketMakerParams
+
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         super().__init__("demo_mm")
-        self.p: dict[str, Any] = dict(params or {})
+        self.params = MarketMakerParams(**(params or {}))
         self.inst: Instrument | None = None
         self.exchange = Exchange.Sim
         self.iid = 0
@@ -68,24 +97,21 @@ class MarketMaker(Strategy):
 
     # --- parameters ------------------------------------------------------------------------------
 
-    def _param(self, key: str, default: Any) -> Any:
-        return self.p.get(key, default)
-
     @property
     def spread_ticks(self) -> int:
-        return int(self._param("spread_ticks", 2))
+        return self.params.spread_ticks
 
     @property
     def size(self) -> Decimal:
-        return Decimal(str(self._param("size", "0.001")))
+        return self.params.size
 
     @property
     def max_position(self) -> Decimal:
-        return Decimal(str(self._param("max_position", "0.01")))
+        return self.params.max_position
 
     @property
     def skew_ticks(self) -> Decimal:
-        return Decimal(str(self._param("skew_ticks", "1")))
+        return self.params.skew_ticks
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -105,14 +131,15 @@ class MarketMaker(Strategy):
 
     def on_strat_params_update(self, strat_params: dict[str, Any]) -> None:
         first = self.inst is None
-        self.p.update(strat_params)
-        self.exchange = Exchange.from_name(str(self._param("exchange", "Sim")))
-        self.iid = int(self._param("instrument_id", 9001))
+        # The framework checked them against MarketMakerParams; decimals come as text.
+        self.params = attrs.evolve(self.params, **strat_params)
+        self.exchange = Exchange.from_name(self.params.exchange)
+        self.iid = self.params.instrument_id
         self.inst = self.env.get_instrument(self.exchange, self.iid)
         if first:
             for sub in (MDSub.BBO, MDSub.PublicTrades):
                 self.env.subscribe(self.exchange, self.iid, sub)
-            self.env.setup_timer(int(self._param("requote_ms", 1000)), self.on_timer)
+            self.env.setup_timer(self.params.requote_ms, self.on_timer)
         self.requote()
 
     def on_stop(self, params: str) -> None:
@@ -412,10 +439,9 @@ class MarketMaker(Strategy):
 
     def cmd_spread(self, params: list[str]) -> str:
         """spread <ticks>: quote this many ticks wide."""
-        ticks = int(params[0])
-        if ticks < 1:
-            raise ValueError("spread must be >= 1 tick")
-        self.p["spread_ticks"] = ticks
+        # Out of MarketMakerParams' bounds raises: the hook's answer says why.
+        self.params = attrs.evolve(self.params, spread_ticks=int(params[0]))
+        ticks = self.params.spread_ticks
         self.requote()
         return f"spread {ticks} ticks"
 
@@ -424,7 +450,7 @@ class MarketMaker(Strategy):
         if self.inst is None:
             raise ValueError("no instrument yet")
         q = self.inst.qty(params[0])
-        self.p["size"] = str(q)
+        self.params = attrs.evolve(self.params, size=Decimal(str(q)))
         self.pull_quotes("size changed")
         return f"size {q}"
 

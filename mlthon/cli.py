@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlthon.basics.errors import ConfigError, MlthonError
+from mlthon.infra.config_schema import cli_number
+from mlthon.infra.security import add_login_args, client_options
 
 log = logging.getLogger("mlthon")
 
@@ -199,10 +201,28 @@ def _cmd_strategy(a: argparse.Namespace) -> int:
 
 
 def _cmd_send(a: argparse.Namespace, name: str, args: list[str]) -> int:
+    from mlthon.infra.ops.collect import CREDENTIALS_HINT, BrokerRefused, BrokerUnreachable
     from mlthon.infra.runner import send_command
 
     try:
-        res = asyncio.run(send_command(a.host, a.port, a.root, a.strat, name, args, a.timeout))
+        res = asyncio.run(
+            send_command(
+                a.host,
+                a.port,
+                a.root,
+                a.strat,
+                name,
+                args,
+                a.timeout,
+                client_options=client_options(a),
+            )
+        )
+    except BrokerRefused as exc:
+        print(f"{exc}; {CREDENTIALS_HINT}", file=sys.stderr)
+        return 3
+    except BrokerUnreachable as exc:
+        print(f"{exc}; is it running? (mlthon broker --port {a.port})", file=sys.stderr)
+        return 3
     except TimeoutError:
         print(
             f"no answer within {a.timeout}s: is the control service running on "
@@ -279,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "cmd":
             p.add_argument("name", help="command name (a hook, start, stop, status...)")
         p.add_argument("args", nargs="*", help="command arguments")
-        p.add_argument("--timeout", type=float, default=30.0)
+        p.add_argument("--timeout", type=cli_number(0, 3600), default=30.0)
         p.add_argument("--json", action="store_true", help="print the answer as JSON")
         _bus_args(p)
+        add_login_args(p)
         if name == "cmd":
             p.set_defaults(func=lambda a: _cmd_send(a, a.name, a.args))
         else:

@@ -2,6 +2,6 @@
 :class:`IStratEnv` (what a strategy can do)."""
 
 from mlthon.api.istrat_env import BookView, IStratEnv, MDSub
-from mlthon.api.istrategy import IStrategy, Strategy
+from mlthon.api.istrategy import IStrategy, ParamBounds, Strategy, param
 
-__all__ = ["BookView", "IStratEnv", "IStrategy", "MDSub", "Strategy"]
+__all__ = ["BookView", "IStratEnv", "IStrategy", "MDSub", "ParamBounds", "Strategy", "param"]

@@ -23,13 +23,38 @@ Losing the bus calls ``on_framework_disconnected()``; on reconnection the sequen
 
 Timestamps (``recv_ts``, ``exec_ts``, ``engine_ts``, ``reset_ts``, ``next_funding_ts``) are integer
 nanoseconds since the Unix epoch. Prices and quantities are exact :class:`Price` / :class:`Qty`.
+
+**Parameter schema (an mlthon extension of the MLThon API).** A strategy may declare its
+parameters: a class attribute ``Params``, an ``@attrs.frozen`` class whose fields are the
+parameters, each with its type (``bool``, ``int``, ``float``, ``str`` or ``Decimal``), its default
+and its bounds, given with :func:`param`::
+
+    @attrs.frozen
+    class MarketMakerParams:
+        spread_ticks: int = param(4, low=1, high=1000, help="quote this many ticks wide")
+        size: Decimal = param(Decimal("0.010"), low=Decimal("0.001"), help="quoted quantity")
+        mode: str = param("both", choices=("both", "bid", "ask"))
+
+    class MarketMaker(Strategy):
+        Params = MarketMakerParams
+
+The framework then checks the ``[params]`` of the strategy's file, ``--set`` and ``--grid``
+words and the ``params`` command (``mlthon params``, Telegram) against it: an unknown name (a
+typo such as ``treshold``) is an error naming it and listing the known ones; a value of the wrong
+type, not finite or out of bounds is an error; a parameter left out takes its default. The
+strategy gets every parameter in ``on_strat_params_update(params)``, a dict (decimals as their
+text, as on the wire); ``self.Params(**params)`` makes the typed object. A strategy without
+``Params`` keeps the free-form ``[params]`` (a value keeps the type it has in the file).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
 
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
@@ -51,8 +76,103 @@ if TYPE_CHECKING:
     from mlthon.api.istrat_env import IStratEnv
 
 
+#: The metadata key under which :func:`param` keeps a parameter's bounds.
+PARAM_META = "mlthon.param"
+
+
+@attrs.frozen
+class ParamBounds:
+    """What :func:`param` declares besides the default (kept in the attrs field's metadata).
+
+    Attributes:
+        low: the smallest value allowed (None: no bound); numbers and decimals only.
+        high: the largest value allowed (None: no bound).
+        choices: the values allowed (None: any); texts only.
+        help: one line shown by ``mlthon params`` errors and listings.
+    """
+
+    low: int | float | Decimal | None = None
+    high: int | float | Decimal | None = None
+    choices: tuple[str, ...] | None = None
+    help: str = ""
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is out of these bounds, or None."""
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {list(self.choices)}, got {value!r}"
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            if self.low is not None and value < self.low:
+                return f"must be >= {self.low}, got {value}"
+            if self.high is not None and value > self.high:
+                return f"must be <= {self.high}, got {value}"
+        return None
+
+
+def _check_bounds(instance: Any, attribute: Any, value: Any) -> None:
+    bounds = attribute.metadata.get(PARAM_META)
+    why = bounds.problem(value) if bounds is not None else None
+    if why is not None:
+        raise ValueError(f"{attribute.name} {why}")
+
+
+def _to_decimal(value: Any) -> Any:
+    # The wire carries decimals as text; a bad text is left for the schema check to name.
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return value
+    return value
+
+
+def _to_float(value: Any) -> Any:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def param(
+    default: Any,
+    *,
+    low: int | float | Decimal | None = None,
+    high: int | float | Decimal | None = None,
+    choices: Sequence[str] | None = None,
+    help: str = "",
+) -> Any:
+    """One parameter of a strategy's ``Params`` class: its default and bounds (inclusive).
+
+    An mlthon extension of the MLThon API (see the module docstring). A ``Decimal`` parameter
+    also takes its text (``"0.010"``), a ``float`` one an integer, so ``Params(**params)`` works
+    on the dict ``on_strat_params_update`` receives.
+
+    Args:
+        default: the value when the config says nothing; its type is the field's annotation.
+        low: the smallest value allowed (numbers and decimals).
+        high: the largest value allowed.
+        choices: the values allowed (texts).
+        help: what the parameter does, in one line.
+    """
+    bounds = ParamBounds(low, high, tuple(choices) if choices is not None else None, help)
+    converter = None
+    if isinstance(default, Decimal):
+        converter = _to_decimal
+    elif isinstance(default, float):
+        converter = _to_float
+    return attrs.field(
+        default=default,
+        validator=_check_bounds,
+        converter=converter,
+        metadata={PARAM_META: bounds},
+    )
+
+
 class IStrategy(ABC):
-    """The interface of a strategy runnable in the trading environment."""
+    """The interface of a strategy runnable in the trading environment.
+
+    Attributes:
+        Params: the strategy's parameter schema (an mlthon extension; see the module docstring),
+            or None for free-form parameters.
+    """
+
+    Params: ClassVar[type | None] = None
 
     # --- framework and lifecycle ---------------------------------------------------------------
 

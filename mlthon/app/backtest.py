@@ -52,6 +52,7 @@ from mlthon.infra.env.strat_env import RUNNING, StratEnv
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.runner import instantiate_strategy, set_login_name
+from mlthon.infra.strategy_params import param_rules
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,10 @@ class Backtest:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")
         self.instruments = instruments
-        self.params = dict(params or {})
+        # Checked against the strategy's parameter schema, if it declares one (every parameter,
+        # defaults filled in, decimals as text); free-form otherwise.
+        cls = strategy if isinstance(strategy, type) else type(strategy)
+        self.params = param_rules(cls).check(dict(params or {}), name)
         self.name = name
         self.gateway_cfg = gateway or SimGatewayConfig()
         self.start_ns = start_ns
@@ -167,8 +171,10 @@ class Backtest:
         self.stop_ack_timeout_s = stop_ack_timeout_s
         self.simulate_exchange = simulate_exchange
         self.timezone = timezone or "UTC"
-        if feed_silence_s is not None and feed_silence_s < 0:
-            raise ConfigError(f"feed_silence_s must be >= 0 (0: never), got {feed_silence_s!r}")
+        if feed_silence_s is not None and not 0 <= feed_silence_s <= 86400:
+            raise ConfigError(
+                f"feed_silence_s must be from 0 (never) to 86400, got {feed_silence_s!r}"
+            )
         self.feed_silence_s = feed_silence_s
         self._strategy_arg = strategy
         self._data = data
@@ -277,7 +283,9 @@ class Backtest:
             stop_ack_timeout_s=self.stop_ack_timeout_s,
             preset_instruments=tuple(self.instruments),
         )
-        control = ControlService(bus, sched, topics, [cfg])
+        control = ControlService(
+            bus, sched, topics, [cfg], param_rules={self.name: param_rules(type(strategy))}
+        )
         control.start()
         gateways: dict[Exchange, SimGateway] = {}
         exchanges = sorted({i.exchange for i in self.instruments}, key=lambda e: e.value)

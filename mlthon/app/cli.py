@@ -37,19 +37,19 @@ import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from mlthon.app.ledger import HEADLINE_FIGURES
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.infra.bus import messages as m
-from mlthon.infra.config import (
-    StrategyConfig,
-    load_strategy_class,
-    load_strategy_config,
-    parse_param_assignments,
-)
+from mlthon.infra.config import StrategyConfig, load_strategy_class, load_strategy_config
+from mlthon.infra.config_schema import cli_number
+from mlthon.infra.strategy_params import param_rules
+
+if TYPE_CHECKING:
+    from mlthon.gateways.sim.config import SimGatewayConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,26 +73,17 @@ def _parse_time(text: str | None, what: str) -> int | None:
     return int(t.timestamp() * NS)
 
 
-def _section(cfg: StrategyConfig, name: str) -> dict[str, Any]:
-    t = cfg.raw.get(name, {})
-    if not isinstance(t, dict):
-        raise ConfigError("must be a table", source=cfg.source, key=name)
-    return t
-
-
 def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
-    bt = _section(cfg, "backtest")
-    base = Path(cfg.source).resolve().parent if cfg.source else Path.cwd()
-    data = a.data or [str(base / p) if not Path(p).is_absolute() else p for p in bt.get("data", [])]
+    bt = cfg.backtest
     return {
-        "data": data,
-        "synthetic_seconds": float(a.synthetic_seconds or bt.get("synthetic_seconds", 600)),
-        "synthetic_seed": int(a.seed if a.seed is not None else bt.get("synthetic_seed", 7)),
-        "out": a.out or bt.get("out") or f"results/{cfg.name}",
-        "sample_every_s": float(bt.get("sample_every_s", 1.0)),
-        "capital": str(bt.get("capital", "100000")),
+        "data": a.data or list(bt.data),
+        "synthetic_seconds": float(a.synthetic_seconds or bt.synthetic_seconds),
+        "synthetic_seed": int(a.seed if a.seed is not None else bt.synthetic_seed),
+        "out": a.out or bt.out or f"results/{cfg.name}",
+        "sample_every_s": bt.sample_every_s,
+        "capital": str(bt.capital),
         # None: the default of the data's kind (Backtest.FEED_SILENCE_S)
-        "feed_silence_s": bt.get("feed_silence_s"),
+        "feed_silence_s": bt.feed_silence_s,
         "start": _parse_time(a.start, "start"),
         "end": _parse_time(a.end, "end"),
     }
@@ -119,10 +110,8 @@ def run_backtest(
 ) -> tuple[dict[str, Any], dict[str, float], Path]:
     """Run one backtest from a config and settings; write its folder; return the figures."""
     from mlthon.app.backtest import Backtest
-    from mlthon.gateways.sim.config import SimGatewayConfig
 
-    sim = _section(cfg, "sim")
-    gw = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
+    gw = sim_config(cfg)
     cls = load_strategy_class(cfg.class_path, cfg.source)
     data: Any = settings["data"] or _synthetic(
         cfg, settings["synthetic_seconds"], settings["synthetic_seed"]
@@ -164,7 +153,7 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default results/<strategy>)")
     p.add_argument(
         "--synthetic-seconds",
-        type=float,
+        type=cli_number(0, 1e8),
         default=None,
         help="length of the synthetic market when no data is given (default 600)",
     )
@@ -192,18 +181,45 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def sim_config(cfg: StrategyConfig) -> SimGatewayConfig:
+    """The simulated exchange of a strategy file (its ``[sim]`` table, a gateway.toml's sections).
+
+    Raises:
+        ConfigError: an unknown key or a value that makes no sense (a negative balance, NaN...),
+            named with the file and ``sim.<key>``.
+    """
+    from mlthon.gateways.sim.config import SimGatewayConfig
+
+    sim = cfg.raw.get("sim", {})
+    try:
+        return SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
+    except ConfigError as exc:
+        # The gateway's loader names its own sections; here they are under [sim].
+        key = f"sim.{exc.key}" if exc.key else "sim"
+        raise ConfigError(_reason(exc), source=cfg.source, key=key) from None
+
+
 def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
-    """The config file with the command line's --set and --instruments applied."""
+    """The config file with the command line's --set and --instruments applied, its
+    ``[params]`` checked against the strategy's parameter schema (if it has one) and its
+    ``[sim]`` table against the simulated exchange's.
+
+    Raises:
+        ConfigError: a bad file, ``--set`` word or ``--instruments`` id (named).
+    """
     # ``section.key=value`` sets a value of the file's tables; a bare ``key=value`` a parameter.
     dotted = [w for w in a.assignments if "." in w.partition("=")[0]]
     plain = [w for w in a.assignments if "." not in w.partition("=")[0]]
     cfg = load_strategy_config(a.config, dotted)
+    sim_config(cfg)
+    rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
+    params = rules.check(cfg.params, cfg.source)
     if plain:
         try:
-            overrides = parse_param_assignments(plain, cfg.params)
-        except ValueError as exc:
-            raise ConfigError(f"--set: {exc}") from exc
-        cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
+            params.update(rules.assign(plain, params, cfg.source))
+        except ConfigError as exc:
+            raise ConfigError(f"--set: {_reason(exc)}", source=exc.source, key=exc.key) from None
+    cfg = attrs.evolve(cfg, params=params)
     if a.instruments:
         try:
             ids = tuple(int(x) for x in a.instruments.split(",") if x.strip())
@@ -214,6 +230,14 @@ def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
         cfg = attrs.evolve(cfg, instrument_ids=ids)
         cfg.instruments()  # an unknown id is an error now, not in the middle of the run
     return cfg
+
+
+def _reason(exc: ConfigError) -> str:
+    """The message of ``exc`` without the ``file: [key]`` it starts with."""
+    text = str(exc)
+    for head in (f"{exc.source}: " if exc.source else "", f"[{exc.key}] " if exc.key else ""):
+        text = text.removeprefix(head)
+    return text
 
 
 def backtest_main(argv: list[str]) -> int:
@@ -290,14 +314,16 @@ def sweep_main(argv: list[str]) -> int:
     cfg = load_with_overrides(a)
     settings = _settings(cfg, a)
     grid = _grid(a.grid)
+    rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
     base_out = Path(settings["out"])
     jobs = []
+    # Every combination is checked before the first backtest starts.
     for combo in itertools.product(*[vals for _, vals in grid]):
         words = [f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True)]
         try:
-            overrides = parse_param_assignments(words, cfg.params)
-        except ValueError as exc:
-            raise ConfigError(f"--grid: {exc}") from exc
+            overrides = rules.assign(words, cfg.params, cfg.source)
+        except ConfigError as exc:
+            raise ConfigError(f"--grid: {_reason(exc)}", source=exc.source, key=exc.key) from None
         perm_id = "-".join(f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True))
         safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in perm_id)
         jobs.append((cfg, overrides, {**settings, "out": str(base_out / safe)}, perm_id))

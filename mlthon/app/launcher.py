@@ -35,8 +35,14 @@ Reliability (``docs/reliability.md``): ``--journal PATH`` (or ``[sim] journal``)
 gateway an order journal that survives restarts. ``--secure`` starts the broker with a password
 file and ACLs and no anonymous access: every process it starts (control, gateway, feed, Telegram
 bridge, strategy) logs in as its own user (``mlthon-admin``, ``gtw-<EX>``, ``feed-<EX>``,
-``tg-<client_id>``, ``strat-<name>``) with a generated password handed to it in
-``MLTHON_BUS_USERNAME`` / ``MLTHON_BUS_PASSWORD`` (never on a command line, never logged).
+``tg-<client_id>``, ``strat-<name>``) with a generated password written to a file only the user
+can read (mode 600, in the run's private folder, removed when the run ends), whose path the child
+gets in ``MLTHON_BUS_PASSWORD_FILE`` (the simulated gateway in its config's ``[bus]
+password_file``) and its user in ``MLTHON_BUS_USERNAME``: the password is never in a child's
+environment (``/proc/<pid>/environ``), on a command line or in a log. The admin's password is the
+operator's own when the launcher's environment gives one (``MLTHON_BUS_PASSWORD`` or
+``MLTHON_BUS_PASSWORD_FILE``), else generated; the launcher prints where its file is, for
+``mlthon status --password-file`` and the other CLI clients.
 
 Runtime modes: ``paper`` is what this runs. ``live`` and ``live-testnet`` need the exchange
 gateways, which this build does not have yet: they stop with a clear message.
@@ -66,18 +72,23 @@ from mlthon.basics.mlt_enum import Exchange, RuntimeMode
 from mlthon.infra.broker import MosquittoBroker, find_mosquitto, free_port
 from mlthon.infra.clock import LiveClock
 from mlthon.infra.config import StrategyConfig
+from mlthon.infra.config_schema import cli_number
 from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
 from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
 from mlthon.infra.ops.wiring import RESTARTS_ENV, Stats
 from mlthon.infra.security import (
     ADMIN_USER,
     PASSWORD_ENV,
+    PASSWORD_FILE_ENV,
     USERNAME_ENV,
     acl_text,
     feed_user,
     gateway_user,
+    read_secret,
     strategy_user,
     telegram_user,
+    unique_client_id,
+    write_secret_file,
 )
 
 if TYPE_CHECKING:
@@ -164,6 +175,7 @@ def write_configs(
     *,
     journal: str | None = None,
     bus_user: str | None = None,
+    bus_password_file: Path | None = None,
 ) -> dict[str, Path]:
     """The generated gateway, feed and strategy configs for one run.
 
@@ -175,6 +187,7 @@ def write_configs(
         speed: replay speed.
         journal: the gateway's order journal (None: none).
         bus_user: the gateway's broker user (secure brokers).
+        bus_password_file: the file holding its password (secure brokers).
     """
     insts = cfg.instruments()
     ex = _exchange_of(cfg)
@@ -194,6 +207,7 @@ def write_configs(
             "host": "127.0.0.1",
             "port": port,
             **({"username": bus_user} if bus_user else {}),
+            **({"password_file": str(bus_password_file)} if bus_password_file else {}),
         },
     }
     # Nested tables (latency.entry) are written as inline maps. A [sim.gateway] or [sim.bus]
@@ -206,7 +220,7 @@ def write_configs(
         if data
         else {
             "kind": "synthetic",
-            "seed": int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7)),
+            "seed": cfg.backtest.synthetic_seed,
             "duration_s": 7 * 24 * 3600.0,
         }
     )
@@ -304,6 +318,10 @@ async def run_processes(
     if tg_client is not None:
         users.append(telegram_user(tg_client))
     passwords = {name: secrets.token_urlsafe(24) for name in users}
+    # The operator's own admin password, if given, so that their shell's `mlthon status` works.
+    own = read_secret(env=PASSWORD_ENV) if secure else None
+    if own is not None:
+        passwords[ADMIN_USER] = own.reveal()
     if not (host in ("127.0.0.1", "localhost") and _port_open(host, port)):
         kind = _broker_kind(broker_kind, secure, host, port)
         broker_port = port if not _port_open("127.0.0.1", port) else free_port()
@@ -324,8 +342,10 @@ async def run_processes(
         )
     supervisor = Supervisor(cfg.run)
     startup_error = ""
+    # The run's private folder (mode 700): generated configs, the password files.
     with tempfile.TemporaryDirectory(prefix="mlthon-run-") as tmp:
         work = Path(tmp)
+        secret_files = _write_passwords(work, passwords) if secure else {}
         journal_file = journal_path(cfg, journal)
         paths = write_configs(
             cfg,
@@ -335,6 +355,7 @@ async def run_processes(
             speed,
             journal=journal_file,
             bus_user=gateway_user(ex.name) if secure else None,
+            bus_password_file=secret_files.get(gateway_user(ex.name)),
         )
         strat_cfg = work / "strategy.toml"
         # The strategy's own file (with the command line's settings) and the bus of this run.
@@ -344,15 +365,24 @@ async def run_processes(
         env["PYTHONPATH"] = os.pathsep.join(
             [str(Path(cfg.source).resolve().parent), os.getcwd(), env.get("PYTHONPATH", "")]
         )
-        env.pop(PASSWORD_ENV, None)
-        env.pop(USERNAME_ENV, None)
-        env.pop(RESTARTS_ENV, None)
+        for var in (PASSWORD_ENV, PASSWORD_FILE_ENV, USERNAME_ENV, RESTARTS_ENV):
+            env.pop(var, None)
 
         def env_of(user: str) -> dict[str, str]:
-            """The child's environment: its own broker user and password when secure."""
+            """The child's environment: its own broker user and the path of its password file
+            (never the password) when secure."""
             if not secure:
                 return env
-            return {**env, USERNAME_ENV: user, PASSWORD_ENV: passwords[user]}
+            return {**env, USERNAME_ENV: user, PASSWORD_FILE_ENV: str(secret_files[user])}
+
+        if secure:
+            print(
+                f"mlthon run: secured broker on 127.0.0.1:{port}; the admin ({ADMIN_USER}) "
+                f"password is in {secret_files[ADMIN_USER]} (removed when the run ends): "
+                f"mlthon status --port {port} --root {cfg.bus.root} --password-file "
+                f"{secret_files[ADMIN_USER]}",
+                flush=True,
+            )
 
         state = control_state_path(journal_file, work)
         try:
@@ -426,6 +456,14 @@ async def run_processes(
     return 1 if bad else 0
 
 
+def _write_passwords(workdir: Path, passwords: dict[str, str]) -> dict[str, Path]:
+    """One file per broker user, readable by the user running mlthon only (mode 600, in the
+    run's private folder, which is removed when the run ends); returns user -> file."""
+    folder = workdir / "secrets"
+    folder.mkdir(mode=0o700)
+    return {user: write_secret_file(folder / user, pw) for user, pw in passwords.items()}
+
+
 def control_state_path(journal: str | None, workdir: Path) -> Path:
     """Where the run's control service keeps the operator's start/stop of the strategy: beside
     the journal when there is one (``sim.db`` -> ``sim.control-state.json``: a run started
@@ -470,7 +508,7 @@ async def _wait_venue_up(
         async with MqttBus(
             "127.0.0.1",
             port,
-            client_id=f"mlthon-run-{os.getpid()}",
+            client_id=unique_client_id("mlthon-run"),
             username=ADMIN_USER if admin_password else None,
             password=admin_password,
         ) as bus:
@@ -529,9 +567,9 @@ async def run_single_process(
     would. ``bus`` and its ``scheduler`` (default: new ones) let a caller watch them.
     """
     _check_mode(cfg)
+    from mlthon.app.cli import sim_config
     from mlthon.feeds.handler import run_feed
     from mlthon.feeds.heartbeat import DEFAULT_HEARTBEAT_S
-    from mlthon.gateways.sim.config import SimGatewayConfig
     from mlthon.gateways.sim.gateway import SimGateway
     from mlthon.infra.bus.inproc import InProcBus
     from mlthon.infra.bus.topics import Topics
@@ -561,8 +599,7 @@ async def run_single_process(
             part.start(DEGRADED, "starting")
             follow_venue_status(part, bus, topics, kind, ex)
             parts.append(part)
-    sim = cfg.raw.get("sim", {})
-    gw_cfg = SimGatewayConfig.from_dict(sim, cfg.source) if sim else SimGatewayConfig()
+    gw_cfg = sim_config(cfg)
     gateways = []
     for ex in exchanges:
         import attrs
@@ -579,8 +616,7 @@ async def run_single_process(
     else:
         from mlthon.app.cli import _synthetic
 
-        seed = int(cfg.raw.get("backtest", {}).get("synthetic_seed", 7))
-        source = _synthetic(cfg, 7 * 24 * 3600.0, seed)
+        source = _synthetic(cfg, 7 * 24 * 3600.0, cfg.backtest.synthetic_seed)
         # A live synthetic market starts now, not at its fixed epoch.
         source = _shift_to_now(source)
     feed_stop = asyncio.Event()
@@ -655,11 +691,8 @@ def _telegram_config(cfg: StrategyConfig) -> str | None:
     """The Telegram bridge config that `mlthon run` starts when a token is configured: the
     strategy file's ``[telegram] config = "telegram.toml"`` (relative to it), else
     ``$MLTHON_TELEGRAM_CONFIG``."""
-    table = cfg.raw.get("telegram", {})
-    path = table.get("config") if isinstance(table, dict) else None
-    if path:
-        p = Path(path)
-        return str(p if p.is_absolute() else (Path(cfg.source).parent / p).resolve())
+    if cfg.telegram_config:
+        return str(Path(cfg.telegram_config).resolve())
     return os.environ.get("MLTHON_TELEGRAM_CONFIG") or None
 
 
@@ -681,7 +714,7 @@ def run_main(argv: list[str]) -> int:
     )
     p.add_argument(
         "--speed",
-        type=float,
+        type=cli_number(0, 1e6),
         default=1.0,
         help="replay speed: 1 = recorded speed, 10 = ten times faster",
     )
@@ -712,14 +745,7 @@ def run_main(argv: list[str]) -> int:
     a = p.parse_args(argv)
     cfg = load_with_overrides(a)
     telegram = a.telegram or _telegram_config(cfg)
-    data = (
-        a.data
-        if a.data is not None
-        else [
-            str((Path(cfg.source).parent / d).resolve())
-            for d in cfg.raw.get("backtest", {}).get("data", [])
-        ]
-    )
+    data = a.data if a.data is not None else [str(Path(d).resolve()) for d in cfg.backtest.data]
 
     async def main() -> int:
         from mlthon.infra.runner import install_signal_handlers

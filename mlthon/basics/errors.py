@@ -6,7 +6,8 @@
     │   └── InvalidArgumentType  ... of the wrong type (e.g. a float price); also a TypeError
     ├── BusError                 the message bus failed
     │   ├── MalformedMessage     a bus payload could not be decoded (topic, payload excerpt)
-    │   └── BusDisconnected      the broker is unreachable
+    │   ├── BusDisconnected      the broker is unreachable
+    │   └── BusRefused           the broker refused the connection (reason: "Not authorized"...)
     ├── GatewayError             an order-entry failure on the gateway side
     │   ├── OrderRejected        (reason, client_ord_id)
     │   └── RateLimited          (retry_after_s)
@@ -85,6 +86,19 @@ class MalformedMessage(BusError):
 
 class BusDisconnected(BusError):
     """The broker cannot be reached."""
+
+
+class BusRefused(BusError):
+    """The broker answered and refused the connection.
+
+    Attributes:
+        reason: the broker's reason, as it says it (``Not authorized``, ``Bad user name or
+            password``).
+    """
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"broker {where} refused the connection: {reason}")
+        self.reason = reason
 
 
 class GatewayError(MlthonError):

@@ -25,6 +25,9 @@ MAX_CL_ID = 36
 MAX_INT_CL_ID = 2**63 - 1
 
 _CL_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+# Plain decimal text that is within every bound by its shape (sign, at most 15 digits before the
+# point, at most 18 after): the common case, answered without building a Decimal.
+_PLAIN = re.compile(r"(-?)(\d{1,15})(?:\.(\d{1,18}))?")
 
 
 def decimal_problem(text: object, *, positive: bool = False, signed: bool = False) -> str | None:
@@ -37,6 +40,14 @@ def decimal_problem(text: object, *, positive: bool = False, signed: bool = Fals
         signed: it may be negative (a position, a PnL, a fee, a funding rate); otherwise it must
             be >= 0.
     """
+    if type(text) is str:
+        plain = _PLAIN.fullmatch(text)
+        if plain is not None:
+            neg, whole, frac = plain.groups()
+            zero = not whole.strip("0") and not (frac or "").strip("0")
+            if not ((positive and (neg or zero)) or (neg and not zero and not signed)):
+                return None
+            # else: the slow path below words the problem
     if isinstance(text, bool) or not isinstance(text, str | Decimal | int):
         return f"must be a decimal string, got {type(text).__name__}"
     if isinstance(text, str):

@@ -13,7 +13,8 @@ from operator import itemgetter
 from pathlib import Path
 
 from mlthon.basics.errors import MlthonError
-from mlthon.feeds.handler import FeedConfig, build_source, load_feed_config, run_feed
+from mlthon.feeds.feed_config import FeedBus, load_feed_file
+from mlthon.feeds.handler import FeedConfig, build_source, run_feed
 from mlthon.feeds.record import iter_raw_messages, record
 from mlthon.infra.bus.bus import BusBase, Handler, Subscription
 from mlthon.infra.bus.messages import Msg
@@ -22,7 +23,6 @@ from mlthon.infra.clock import LiveClock, LiveScheduler
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import bus_login, feed_user
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +51,30 @@ class CountingBus(BusBase):
         sub.active = False
 
 
-def _mqtt_bus(cfg: FeedConfig) -> BusBase:
-    from mlthon.infra.bus.mqtt import MqttBus  # imported here: aiomqtt only when used
+def _mqtt_bus(cfg: FeedConfig, login: FeedBus) -> BusBase:
+    from mlthon.infra.bus.mqtt import MqttBus  # imported here: paho only when used
 
-    user, password = bus_login(feed_user(cfg.exchange.name))
+    root = cfg.topic_root.replace("/", "_")
     return MqttBus(
         cfg.mqtt_host,
         cfg.mqtt_port,
-        client_id=f"mlthon-feed-{cfg.exchange.name}",
-        username=user,
-        password=password,
+        # One feed per exchange and topic root: a second one is told (the bus's takeover check).
+        client_id=f"mlthon-feed-{cfg.exchange.name}-{root}",
         # ops (issue 7): strategies hear Disconnected if this process dies.
         will=feed_will(Topics(cfg.topic_root), cfg.exchange),
+        **login.client_options(cfg.exchange),
     )
 
 
-async def _feed(cfg: FeedConfig, dry_run: bool, speed: float | None) -> int:
+async def _feed(
+    cfg: FeedConfig, dry_run: bool, speed: float | None, login: FeedBus | None = None
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # non-POSIX loops
             loop.add_signal_handler(sig, stop.set)
-    bus: BusBase = CountingBus() if dry_run else _mqtt_bus(cfg)
+    bus: BusBase = CountingBus() if dry_run else _mqtt_bus(cfg, login or FeedBus())
     topics = Topics(cfg.topic_root)
     async with bus:
         # ops (issue 7): counted traffic, heartbeat and `mlthon kill`.
@@ -133,11 +135,14 @@ def feed_main(argv: list[str]) -> int:
     ap.add_argument("--dry-run", action="store_true", help="count messages, publish nothing")
     args = ap.parse_args(argv)
     try:
-        cfg = load_feed_config(args.config)
+        feed = load_feed_file(args.config)
+        cfg = feed.config
+        if cfg is None:
+            raise MlthonError(f"{args.config}: a {feed.kind} feed is run by the live feed process")
         speed = cfg.speed
         if args.speed is not None:
             speed = None if args.speed in ("max", "0") else float(args.speed)
-        asyncio.run(_feed(cfg, args.dry_run, speed))
+        asyncio.run(_feed(cfg, args.dry_run, speed, feed.bus))
     except (MlthonError, ValueError) as exc:
         log.error("feed: %s", exc)
         return 2

@@ -4,8 +4,8 @@
   live venue) on ``topics.md(exchange, iid)`` with QoS 0, and the feed-wide status (``iid`` 0)
   retained on ``topics.feed_status(exchange)`` (and on the md topics of that venue, so that it
   stays in order with the book events).
-* :func:`load_feed_config` reads ``feed.toml``; :func:`build_source` turns it into a message
-  iterator.
+* ``mlthon.feeds.feed_config.load_feed_file`` reads ``feed.toml``; :func:`build_source` turns
+  it into a message iterator.
 * With ``heartbeat_s``, :func:`run_feed` also publishes ``FeedHeartbeat`` every
   ``heartbeat_s / 4`` on ``topics.feed_heartbeat(exchange)`` (:mod:`mlthon.feeds.heartbeat`),
   whether or not the market moves.
@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
-from mlthon.feeds.heartbeat import HeartbeatSender, heartbeat_limit
+from mlthon.feeds.heartbeat import HeartbeatSender
 from mlthon.feeds.mirror import BookMirror
 from mlthon.feeds.replay import replay_files
 from mlthon.feeds.synthetic import synthetic_market
@@ -45,7 +43,6 @@ from mlthon.infra.bus.messages import (
 )
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Clock, LiveScheduler
-from mlthon.infra.instruments import load_instruments
 
 log = logging.getLogger(__name__)
 
@@ -270,100 +267,6 @@ class FeedConfig:
     topic_root: str = "mlt"
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
-
-
-def _opt(d: dict[str, Any], key: str, typ: type | tuple[type, ...], src: str) -> Any:
-    v = d.get(key)
-    if v is not None and (not isinstance(v, typ) or isinstance(v, bool)):
-        raise ConfigError(f"must be {typ}, got {v!r}", source=src, key=key)
-    return v
-
-
-def load_feed_config(path: str | Path) -> FeedConfig:
-    """Read a feed config file::
-
-        exchange = "BinanceUsdm"
-        instruments_file = "instruments.toml"   # optional: the packaged file
-        instrument_ids = [1001]                 # optional: every instrument of the exchange
-        speed = 1.0                             # 0 or "max": as fast as possible
-        silence_timeout_s = 30                  # optional
-        [source]
-        kind = "replay"                         # or "synthetic"
-        files = ["btcusdt_20240808.gz"]         # relative to the config file
-        heartbeat_s = 2                         # optional: stale after this silence (2 s)
-        # synthetic: seed, duration_s or n_events, start_price, start_ns
-        [bus]
-        host = "127.0.0.1"
-        port = 1883
-        topic_root = "mlt"
-
-    Raises:
-        ConfigError: unreadable file, bad TOML or a bad value (file and key named).
-    """
-    p = Path(path)
-    src = str(p)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc}", source=src) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", source=src) from exc
-    try:
-        exchange = Exchange.from_name(str(data.get("exchange", "")))
-    except ValueError as exc:
-        raise ConfigError(str(exc), source=src, key="exchange") from exc
-    inst_file = _opt(data, "instruments_file", str, src)
-    all_inst = load_instruments(p.parent / inst_file if inst_file else None)
-    ids = _opt(data, "instrument_ids", list, src)
-    if ids is None:
-        insts = [i for i in all_inst if i.exchange is exchange]
-    else:
-        by_id = {i.instrument_id: i for i in all_inst}
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise ConfigError(f"unknown instrument ids {missing}", source=src, key="instrument_ids")
-        insts = [by_id[i] for i in ids]
-    if not insts:
-        raise ConfigError(f"no instrument on {exchange.name}", source=src, key="instrument_ids")
-    speed_v = data.get("speed", 1.0)
-    if speed_v == "max" or speed_v == 0:
-        speed: float | None = None
-    elif isinstance(speed_v, int | float) and not isinstance(speed_v, bool) and speed_v > 0:
-        speed = float(speed_v)
-    else:
-        raise ConfigError(
-            f"must be a positive number or 'max', got {speed_v!r}", source=src, key="speed"
-        )
-    source = data.get("source", {})
-    bus = data.get("bus", {})
-    if not isinstance(source, dict) or not isinstance(bus, dict):
-        raise ConfigError("[source] and [bus] must be tables", source=src)
-    kind = source.get("kind", "synthetic")
-    if kind not in ("replay", "synthetic"):
-        raise ConfigError(f"unknown source kind {kind!r}", source=src, key="source.kind")
-    files = [p.parent / f for f in source.get("files", [])]
-    if kind == "replay" and not files:
-        raise ConfigError("a replay needs files", source=src, key="source.files")
-    return FeedConfig(
-        exchange=exchange,
-        instruments=insts,
-        source=kind,
-        files=files,
-        speed=speed,
-        silence_timeout_s=_opt(data, "silence_timeout_s", (int, float), src),
-        heartbeat_s=heartbeat_limit(source.get("heartbeat_s"), kind, src),
-        start_ns=_opt(source, "start_ns", int, src),
-        end_ns=_opt(source, "end_ns", int, src),
-        seed=_opt(source, "seed", int, src) or 1,
-        duration_s=_opt(source, "duration_s", (int, float), src)
-        or (None if source.get("n_events") else 3600.0),
-        n_events=_opt(source, "n_events", int, src),
-        start_price=str(source.get("start_price", "100")),
-        start_at_ns=_opt(source, "start_at_ns", int, src) or 1_700_000_000 * NS,
-        topic_root=str(bus.get("topic_root", "mlt")),
-        mqtt_host=str(bus.get("host", "127.0.0.1")),
-        mqtt_port=int(bus.get("port", 1883)),
-    )
 
 
 def build_source(cfg: FeedConfig) -> Iterator[Msg]:

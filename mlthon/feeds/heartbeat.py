@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 
-from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.infra.bus.bus import BusBase
 from mlthon.infra.bus.messages import FeedHeartbeat
@@ -28,28 +27,6 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_S = {"live": 5.0, "replay": 1.5, "synthetic": 1.5}
 # Below this the heartbeats (4 per limit) would be a load of their own.
 MIN_HEARTBEAT_S = 0.1
-
-
-def heartbeat_limit(value: object, kind: str, source: str = "") -> float:
-    """The heartbeat limit (s) of a feed config: ``value`` (``[source] heartbeat_s``) if given,
-    else the default of the source ``kind``.
-
-    Raises:
-        ConfigError: not a number, or below :data:`MIN_HEARTBEAT_S` (the key is named).
-    """
-    if value is None:
-        return DEFAULT_HEARTBEAT_S[kind]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(
-            f"must be a number of seconds, got {value!r}", source=source, key="source.heartbeat_s"
-        )
-    if value < MIN_HEARTBEAT_S:
-        raise ConfigError(
-            f"must be >= {MIN_HEARTBEAT_S} s, got {value!r}",
-            source=source,
-            key="source.heartbeat_s",
-        )
-    return float(value)
 
 
 class HeartbeatSender:

@@ -27,23 +27,21 @@ import contextlib
 import logging
 import signal
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Environment, Exchange, FeedHandlerStatus
-from mlthon.feeds.heartbeat import HeartbeatSender, heartbeat_limit
+from mlthon.feeds.feed_config import FeedBus, load_feed_file
+from mlthon.feeds.heartbeat import HeartbeatSender
 from mlthon.feeds.live import LiveFeedBase, bus_sink
 from mlthon.infra.bus.messages import FeedStatus, Msg
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Clock, LiveClock, LiveScheduler
-from mlthon.infra.instruments import load_instruments
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import bus_login, feed_user
 
 log = logging.getLogger(__name__)
 
@@ -95,49 +93,28 @@ def build_live_feed(
 
 
 def load_live_feed_config(path: str | Path) -> dict[str, Any]:
-    """Read a live feed config (see the module docstring) into plain values.
+    """Read a live feed config (see the module docstring and
+    :mod:`mlthon.feeds.feed_config`, its schema) into plain values.
 
     Raises:
-        ConfigError: unreadable file, bad TOML or a bad value.
+        ConfigError: unreadable file, bad TOML, not a live feed, or a bad key or value (file,
+            key and value named).
     """
-    p = Path(path)
-    src = str(p)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=src) from exc
-    try:
-        exchange = Exchange.from_name(str(data.get("exchange", "")))
-        environment = Environment.from_name(str(data.get("environment", "Mainnet")))
-    except ValueError as exc:
-        raise ConfigError(str(exc), source=src, key="exchange") from exc
-    inst_file = data.get("instruments_file")
-    insts = [
-        i
-        for i in load_instruments(p.parent / inst_file if inst_file else None)
-        if i.exchange is exchange
-    ]
-    ids = data.get("instrument_ids")
-    if ids is not None:
-        insts = [i for i in insts if i.instrument_id in ids]
-    if not insts:
-        raise ConfigError(f"no instrument on {exchange.name}", source=src, key="instrument_ids")
-    source = data.get("source", {})
-    bus = data.get("bus", {})
-    if not isinstance(source, dict) or not isinstance(bus, dict):
-        raise ConfigError("[source] and [bus] must be tables", source=src)
+    feed = load_feed_file(path)
+    if feed.live is None:
+        raise ConfigError(
+            f'is a {feed.kind} feed, not a live one ([source] kind = "live")',
+            source=str(path),
+            key="source.kind",
+        )
     return {
-        "exchange": exchange,
-        "environment": environment,
-        "instruments": insts,
-        "silence_timeout_s": float(data.get("silence_timeout_s", 30.0)),
-        "ws_url": str(source.get("ws_url", "")),
-        "rest_url": str(source.get("rest_url", "")),
-        "depth": int(source.get("depth", 50)),
-        "heartbeat_s": heartbeat_limit(source.get("heartbeat_s"), "live", src),
-        "host": str(bus.get("host", "127.0.0.1")),
-        "port": int(bus.get("port", 1883)),
-        "root": str(bus.get("topic_root", "mlt")),
+        "exchange": feed.exchange,
+        "instruments": feed.instruments,
+        **feed.live,
+        "host": feed.bus.host,
+        "port": feed.bus.port,
+        "root": feed.bus.root,
+        "login": feed.bus,
     }
 
 
@@ -175,14 +152,13 @@ async def _run(cfg: dict[str, Any], shutdown: asyncio.Event | None) -> None:
     clock = LiveClock()
     topics = Topics(cfg["root"])
     exchange: Exchange = cfg["exchange"]
-    user, password = bus_login(feed_user(exchange.name))
+    login: FeedBus = cfg.get("login") or FeedBus()
     bus = MqttBus(
         cfg["host"],
         cfg["port"],
         client_id=f"mlthon-feed-{exchange.name}-{topics.root.replace('/', '_')}",
         will=feed_will(topics, exchange),  # strategies hear Disconnected if this process dies
-        username=user,
-        password=password,
+        **login.client_options(exchange),
     )
     async with bus:
         # Market data go out at QoS 0 and are dropped while the broker is not connected: the

@@ -20,17 +20,35 @@ Example::
     feed_silence_s = 0                             # a feed without heartbeats silent this long is
                                                    # Stale (0: only heartbeats decide)
 
-    [params]                                       # handed to on_strat_params_update
-    spread_ticks = 2
+    [params]                                       # handed to on_strat_params_update; checked
+    spread_ticks = 2                               # against the strategy's Params schema if it
+                                                   # has one (mlthon.infra.strategy_params)
 
     [instruments]
     file = ""                                      # "" = the packaged instruments file
-    use = [9001]                                   # instrument ids the strategy may use ([] = all)
+    use = [9001]                                   # instrument ids the strategy may use, or
+                                                   # "all" (every instrument of the file; asked
+                                                   # for explicitly: [] and no use are errors)
 
     [bus]
     host = "127.0.0.1"
     port = 1883
     root = "mlt"
+
+    [backtest]                                     # `mlthon backtest` (app/cli.py)
+    data = []                                      # recordings; [] = a synthetic market
+    synthetic_seconds = 600
+    synthetic_seed = 7
+    out = ""                                       # "" = results/<name>
+    sample_every_s = 1
+    capital = "100000"
+    feed_silence_s = 10                            # default: 10 for recordings, 0 synthetic
+
+    [telegram]
+    config = "telegram.toml"                       # the bridge `mlthon run` starts
+
+    [sim]                                          # the simulated exchange (a gateway.toml's
+                                                   # sections; checked by SimGatewayConfig)
 
     [run]                                          # `mlthon run`: supervision of its parts
     restart = { gateway = "restart", feed = "restart", strategy = "restart",
@@ -42,7 +60,11 @@ Example::
     restart_window_s = 300                         # stops the run with an error
     ready_timeout_s = 60                           # gateway and feed up before the strategy starts
 
-Paths in the file are relative to the file's folder.
+Paths in the file are relative to the file's folder. Every table is read against this schema
+(:mod:`mlthon.infra.config_schema`): an unknown section or key, a value of the wrong type, a
+number that is NaN, infinite or out of range, a decimal the one rule of
+:mod:`mlthon.basics.sanity` refuses, is a :class:`~mlthon.basics.errors.ConfigError` naming the
+file, the key and the value.
 """
 
 from __future__ import annotations
@@ -51,9 +73,11 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +87,7 @@ from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import RuntimeMode
 from mlthon.infra.bus.topics import check_name
+from mlthon.infra.config_schema import REQUIRED, Table, show
 from mlthon.infra.instruments import load_instruments
 
 _MODES = {
@@ -122,8 +147,36 @@ class RunConfig:
 
 
 @attrs.frozen
+class BacktestConfig:
+    """The ``[backtest]`` table: how ``mlthon backtest`` (and ``mlthon run``'s feed) gets its data.
+
+    Attributes:
+        data: recordings to replay (absolute paths; empty: a synthetic market).
+        synthetic_seconds: length of the synthetic market.
+        synthetic_seed: its seed.
+        out: the results folder ("" = ``results/<strategy name>``).
+        sample_every_s: period of the equity samples.
+        capital: the capital the returns are measured against.
+        feed_silence_s: a hole in the data longer than this (simulated seconds) is reported as a
+            stale feed (None: the default of the data's kind; 0: never).
+    """
+
+    data: tuple[str, ...] = ()
+    synthetic_seconds: float = 600.0
+    synthetic_seed: int = 7
+    out: str = ""
+    sample_every_s: float = 1.0
+    capital: Decimal = Decimal(100000)
+    feed_silence_s: float | None = None
+
+
+@attrs.frozen
 class StrategyConfig:
-    """A validated strategy config file."""
+    """A validated strategy config file.
+
+    ``instrument_ids`` are the instruments of ``[instruments] use``; ``every_instrument`` is
+    ``use = "all"`` (every instrument of the file, asked for explicitly).
+    """
 
     name: str
     class_path: str
@@ -141,20 +194,33 @@ class StrategyConfig:
     feed_silence_s: float = 0.0
     instruments_file: str = ""
     instrument_ids: tuple[int, ...] = ()
+    every_instrument: bool = False
     bus: BusConfig = BusConfig()
     run: RunConfig = RunConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    telegram_config: str = ""
     source: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict)
     preset_instruments: tuple[Instrument, ...] = ()
 
     def instruments(self) -> list[Instrument]:
-        """The instruments the strategy may use (all of the file when ``use`` is empty; the
-        preset ones when built in code, as backtests do)."""
+        """The instruments the strategy may use: those of ``use`` (every instrument of the file
+        for ``use = "all"``; the preset ones when built in code, as backtests do).
+
+        Raises:
+            ConfigError: an id not in the file, or no instrument named at all.
+        """
         if self.preset_instruments:
             return list(self.preset_instruments)
+        if self.instruments_file and not Path(self.instruments_file).is_file():
+            raise ConfigError(
+                f"no such file: {self.instruments_file}", source=self.source, key="instruments.file"
+            )
         all_insts = load_instruments(self.instruments_file or None)
-        if not self.instrument_ids:
+        if self.every_instrument:
             return all_insts
+        if not self.instrument_ids:
+            raise ConfigError(_NO_INSTRUMENT, source=self.source, key="instruments.use")
         by_id = {i.instrument_id: i for i in all_insts}
         missing = [i for i in self.instrument_ids if i not in by_id]
         if missing:
@@ -166,201 +232,110 @@ class StrategyConfig:
         return [by_id[i] for i in self.instrument_ids]
 
 
-# The sections of a strategy file, and the keys of those read here (``[params]`` is the
-# strategy's own; ``[sim]`` is checked by the simulated exchange's config).
+_NO_INSTRUMENT = (
+    'names no instrument: list the ids the strategy may trade (use = [1001]), or write use = "all"'
+    " for every instrument of the instruments file"
+)
+#: ``[instruments] use = "all"``: every instrument of the file, asked for explicitly.
+EVERY_INSTRUMENT = "all"
+
+# The sections of a strategy file, and the keys of those read here (``[params]`` is checked
+# against the strategy's parameter schema, :mod:`mlthon.infra.strategy_params`; ``[sim]`` by the
+# simulated exchange's config where it is used).
 _SECTIONS = ("strategy", "params", "instruments", "bus", "backtest", "sim", "telegram", "run")
-_SECTION_KEYS = {
-    "instruments": ("use", "file"),
-    "bus": ("host", "port", "root"),
-    "backtest": (
-        "data",
-        "synthetic_seconds",
-        "synthetic_seed",
-        "out",
-        "sample_every_s",
-        "capital",
-        "feed_silence_s",
-    ),
-    "telegram": ("config",),
-    "run": tuple(f.name for f in attrs.fields(RunConfig)),
-}
-
-
-def _known_keys(
-    table: dict[str, Any], known: tuple[str, ...], source: str, section: str, what: str
-) -> None:
-    unknown = sorted(set(table) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown {what} {unknown}; known: {sorted(known)}", source=source, key=section or None
-        )
-
-
-def _get(
-    table: dict[str, Any],
-    key: str,
-    kind: type | tuple[type, ...],
-    default: Any,
-    source: str,
-    section: str,
-) -> Any:
-    if key not in table:
-        return default
-    value = table[key]
-    if isinstance(value, bool) and kind in (int, float, (int, float)):
-        raise ConfigError(f"must be a number, got {value!r}", source=source, key=f"{section}.{key}")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ConfigError(
-            f"must be {names}, got {type(value).__name__} {value!r}",
-            source=source,
-            key=f"{section}.{key}",
-        )
-    return value
-
-
-def _seconds(
-    table: dict[str, Any],
-    key: str,
-    default: float,
-    source: str,
-    section: str,
-    *,
-    positive: bool = False,
-    most: float = 1e9,
-) -> float:
-    """A finite number of seconds (or milliseconds) from ``table``: NaN, infinities and
-    negative values (or zero, when ``positive``) are refused naming the key and the value."""
-    value = float(_get(table, key, (int, float), default, source, section))
-    if not math.isfinite(value) or value < 0 or (positive and value == 0) or value > most:
-        want = "> 0" if positive else ">= 0"
-        raise ConfigError(
-            f"must be a finite number {want} and at most {most:g}, got {table.get(key)!r}",
-            source=source,
-            key=f"{section}.{key}",
-        )
-    return value
+_STRATEGY_KEYS = (
+    "name",
+    "class",
+    "start_params",
+    "auto_start",
+    "mode",
+    "stop_ack_timeout_s",
+    "slow_callback_ms",
+    "timezone",
+    "stale_cmd_s",
+    "accounting_period_s",
+    "start_wait_s",
+    "stop_ack_hold_s",
+    "feed_silence_s",
+)
+_BACKTEST_KEYS = tuple(f.name for f in attrs.fields(BacktestConfig))
+_CLASS_PATH = re.compile(r"[^:\s][^:]*:[A-Za-z_][A-Za-z0-9_]*")
+#: A topic root: levels of letters, digits, ``_ . -`` separated by ``/``.
+TOPIC_ROOT = re.compile(r"[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64}){0,7}")
+_HOST = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,253}")
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+#: The largest number of seconds any setting takes (31 years).
+MOST_S = 1e9
 
 
 def parse_strategy_config(
     data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None
 ) -> StrategyConfig:
-    """Validate a parsed strategy config.
+    """Validate a parsed strategy config (its schema: the module docstring).
 
     Raises:
-        ConfigError: a missing or wrongly typed key, an unknown section key, a bad name or mode.
+        ConfigError: an unknown section or key, a missing or wrongly typed key, a number that is
+            not finite or out of range, a bad name, mode, time zone or instrument list (the file,
+            the key and the value are named).
     """
-    strat = data.get("strategy")
-    if not isinstance(strat, dict):
-        raise ConfigError("missing [strategy] table", source=source, key="strategy")
-    # A misspelt section or key would otherwise be ignored in silence (``[instruments] uses``
-    # meant every instrument, ``[backtset]`` the defaults).
-    _known_keys(data, _SECTIONS, source, "", "sections")
-    for section, keys in _SECTION_KEYS.items():
-        table = data.get(section, {})
-        if isinstance(table, dict):
-            _known_keys(table, keys, source, section, "keys")
-    known = {
-        "name",
-        "class",
-        "start_params",
-        "auto_start",
-        "mode",
-        "stop_ack_timeout_s",
-        "slow_callback_ms",
-        "timezone",
-        "stale_cmd_s",
-        "accounting_period_s",
-        "start_wait_s",
-        "stop_ack_hold_s",
-        "feed_silence_s",
-    }
-    unknown = set(strat) - known
-    if unknown:
-        raise ConfigError(
-            f"unknown keys {sorted(unknown)}; known: {sorted(known)}", source=source, key="strategy"
-        )
-    name = _get(strat, "name", str, None, source, "strategy")
-    if name is None:
-        raise ConfigError("missing", source=source, key="strategy.name")
+    doc = Table.root(data, source, keys=_SECTIONS, what="sections")
+    strat = doc.table("strategy", keys=_STRATEGY_KEYS, required=True)
+    name = strat.text("name", REQUIRED)
     try:
         check_name(name, "strategy.name")
     except ValueError as exc:
-        raise ConfigError(str(exc), source=source, key="strategy.name") from None
-    class_path = _get(strat, "class", str, None, source, "strategy")
-    if not class_path or ":" not in class_path:
-        raise ConfigError(
-            "must be 'module:Class' (or 'path/to/file.py:Class')",
-            source=source,
-            key="strategy.class",
+        raise strat.error("name", str(exc)) from None
+    class_path = strat.text("class", REQUIRED)
+    if _CLASS_PATH.fullmatch(class_path) is None:
+        raise strat.error(
+            "class", f"must be 'module:Class' (or 'path/to/file.py:Class'), got {class_path!r}"
         )
-    mode_s = _get(strat, "mode", str, "paper", source, "strategy")
-    if mode_s not in _MODES:
-        raise ConfigError(
-            f"must be one of {sorted(_MODES)}, got {mode_s!r}", source=source, key="strategy.mode"
-        )
-    timeout = _seconds(strat, "stop_ack_timeout_s", 10.0, source, "strategy", positive=True)
-    slow_ms = _seconds(strat, "slow_callback_ms", 50.0, source, "strategy", positive=True)
-    tz = _get(strat, "timezone", str, "", source, "strategy")
-    stale_s = _seconds(strat, "stale_cmd_s", 60.0, source, "strategy")
-    acct_s = _seconds(strat, "accounting_period_s", 30.0, source, "strategy")
-    start_wait = _seconds(strat, "start_wait_s", 3.0, source, "strategy", most=600)
-    hold = _seconds(
-        strat, "stop_ack_hold_s", min(3.0, 0.8 * timeout), source, "strategy", most=3600
-    )
+    mode_s = strat.text("mode", "paper", choices=sorted(_MODES))
+    timeout = strat.number("stop_ack_timeout_s", 10.0, low_open=True, high=MOST_S)
+    slow_ms = strat.number("slow_callback_ms", 50.0, low_open=True, high=MOST_S)
+    tz = strat.text("timezone", "", empty=True, most=64)
+    stale_s = strat.number("stale_cmd_s", 60.0, high=MOST_S)
+    acct_s = strat.number("accounting_period_s", 30.0, high=MOST_S)
+    start_wait = strat.number("start_wait_s", 3.0, high=600)
+    hold = strat.number("stop_ack_hold_s", min(3.0, 0.8 * timeout), high=3600)
     if hold >= timeout:
-        raise ConfigError(
-            f"must be below stop_ack_timeout_s ({timeout:g}): a held stop acknowledgement must "
-            "go out before the control service escalates",
-            source=source,
-            key="strategy.stop_ack_hold_s",
+        raise strat.error(
+            "stop_ack_hold_s",
+            f"must be below stop_ack_timeout_s ({timeout:g}), got {hold:g}: a held stop "
+            "acknowledgement must go out before the control service escalates",
         )
-    silence = _seconds(strat, "feed_silence_s", 0.0, source, "strategy", most=86400)
+    silence = strat.number("feed_silence_s", 0.0, high=86400)
     if tz:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
             ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
-                f"unknown time zone {tz!r}", source=source, key="strategy.timezone"
-            ) from None
-    params = data.get("params", {})
-    if not isinstance(params, dict):
-        raise ConfigError("must be a table", source=source, key="params")
-    inst = data.get("instruments", {})
-    if not isinstance(inst, dict):
-        raise ConfigError("must be a table", source=source, key="instruments")
-    inst_file = _get(inst, "file", str, "", source, "instruments")
-    if inst_file and base_dir is not None and not Path(inst_file).is_absolute():
-        inst_file = str(base_dir / inst_file)
-    use = _get(inst, "use", list, [], source, "instruments")
-    if not all(isinstance(i, int) and not isinstance(i, bool) for i in use):
-        raise ConfigError("must be a list of instrument ids", source=source, key="instruments.use")
-    bus_t = data.get("bus", {})
-    if not isinstance(bus_t, dict):
-        raise ConfigError("must be a table", source=source, key="bus")
+            raise strat.error("timezone", f"unknown time zone {tz!r}") from None
+    params = doc.table("params")
+    check_free_values(params)
+    inst = doc.table("instruments", keys=("use", "file"))
+    inst_file = inst.path_of("file", base_dir, "")
+    every, ids = _instrument_use(inst)
+    bus_t = doc.table("bus", keys=("host", "port", "root"))
     bus = BusConfig(
-        host=_get(bus_t, "host", str, "127.0.0.1", source, "bus"),
-        port=_get(bus_t, "port", int, 1883, source, "bus"),
-        root=_get(bus_t, "root", str, "mlt", source, "bus"),
+        host=bus_t.text("host", "127.0.0.1", pattern=_HOST),
+        port=bus_t.integer("port", 1883, low=1, high=65535),
+        root=bus_t.text("root", "mlt", pattern=TOPIC_ROOT),
     )
-    bt = data.get("backtest", {})
-    if isinstance(bt, dict) and "feed_silence_s" in bt:
-        silence = _get(bt, "feed_silence_s", (int, float), 0, source, "backtest")
-        if silence < 0:
-            raise ConfigError(
-                "must be >= 0 (0: never)", source=source, key="backtest.feed_silence_s"
-            )
+    backtest = _parse_backtest(doc.table("backtest", keys=_BACKTEST_KEYS), base_dir)
+    doc.table("sim")  # a table; its keys are the simulated exchange's (checked where used)
+    tg = doc.table("telegram", keys=("config",))
+    telegram_config = tg.path_of("config", base_dir, "")
     run = parse_run_table(data.get("run", {}), source)
     if base_dir is not None and ".py:" in class_path and not Path(class_path).is_absolute():
         class_path = str(base_dir / class_path)
     return StrategyConfig(
         name=name,
         class_path=class_path,
-        params=dict(params),
-        start_params=_get(strat, "start_params", str, "", source, "strategy"),
-        auto_start=_get(strat, "auto_start", bool, True, source, "strategy"),
+        params=dict(params.data),
+        start_params=strat.text("start_params", "", empty=True),
+        auto_start=strat.flag("auto_start", True),
         mode=_MODES[mode_s],
         stop_ack_timeout_s=timeout,
         slow_callback_ms=slow_ms,
@@ -371,50 +346,111 @@ def parse_strategy_config(
         stop_ack_hold_s=hold,
         feed_silence_s=silence,
         instruments_file=inst_file,
-        instrument_ids=tuple(use),
+        instrument_ids=tuple(ids),
+        every_instrument=every,
         bus=bus,
         run=run,
+        backtest=backtest,
+        telegram_config=telegram_config,
         source=source,
         raw=data,
     )
 
 
+def _instrument_use(inst: Table) -> tuple[bool, list[int]]:
+    """``[instruments] use``: ``(True, [])`` for ``"all"``, else ``(False, ids)``.
+
+    Raises:
+        ConfigError: missing, empty, or neither a list of ids nor ``"all"``.
+    """
+    if "use" not in inst:
+        raise inst.error("use", f"missing: it {_NO_INSTRUMENT}")
+    value = inst.data["use"]
+    if isinstance(value, str):
+        if value != EVERY_INSTRUMENT:
+            raise inst.error(
+                "use", f'must be a list of instrument ids or "{EVERY_INSTRUMENT}", got {value!r}'
+            )
+        return True, []
+    if value == []:
+        raise inst.error("use", f"[] {_NO_INSTRUMENT}")
+    ids = inst.int_list("use", low=1, high=2**63 - 1)
+    if len(set(ids)) != len(ids):
+        raise inst.error("use", f"names an instrument twice: {ids}")
+    return False, ids
+
+
+def _parse_backtest(bt: Table, base_dir: Path | None) -> BacktestConfig:
+    data = bt.text_list("data", [])
+    if base_dir is not None:
+        data = [p if Path(p).is_absolute() else str(base_dir / p) for p in data]
+    return BacktestConfig(
+        data=tuple(data),
+        synthetic_seconds=bt.number("synthetic_seconds", 600.0, low_open=True, high=1e8),
+        synthetic_seed=bt.integer("synthetic_seed", 7, low=0),
+        out=bt.text("out", ""),
+        sample_every_s=bt.number("sample_every_s", 1.0, low_open=True, high=86400),
+        capital=bt.decimal("capital", "100000", positive=True),
+        feed_silence_s=bt.number("feed_silence_s", None, high=86400),
+    )
+
+
+def check_free_values(table: Table) -> None:
+    """Check the values of a table whose keys are free (``[params]`` without a schema): every
+    key is a name, every number finite, at any depth.
+
+    Raises:
+        ConfigError: a key that is not a name, or a number that is not finite (the key is named).
+    """
+    for key, value in table.data.items():
+        if not isinstance(key, str) or _NAME.fullmatch(key) is None:
+            raise table.error(
+                None, f"key {show(key)} must be 1-64 letters, digits, '_', '.' or '-'"
+            )
+        _check_free_value(table, key, value, 0)
+
+
+def _check_free_value(table: Table, key: str, value: object, depth: int) -> None:
+    if depth > 8:
+        raise table.error(key, "is nested more than 8 levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise table.error(key, f"must be a finite number, got {value!r}")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_free_value(table, f"{key}[{i}]", item, depth + 1)
+    elif isinstance(value, dict):
+        check_free_values(Table(value, table.source, table.key(key)))
+
+
 def parse_run_table(table: Any, source: str = "<config>") -> RunConfig:
-    """Validate the ``[run]`` table (see :class:`RunConfig`); its keys are checked already.
+    """Validate the ``[run]`` table (see :class:`RunConfig`).
 
     ``restart`` is a table of part -> ``"restart"`` / ``"stop"`` (parts left out restart), or
     one of those words for every part.
 
     Raises:
-        ConfigError: not a table, an unknown part or policy, or a value out of range (the key
-            is named).
+        ConfigError: not a table, an unknown key, part or policy, or a value out of range (the
+            key is named).
     """
-    if not isinstance(table, dict):
-        raise ConfigError("must be a table", source=source, key="run")
+    run = Table.root({"run": table}, source).table(
+        "run", keys=[f.name for f in attrs.fields(RunConfig)]
+    )
     policies = _default_restart()
-    given = table.get("restart", {})
+    given = run.data.get("restart", {})
     if isinstance(given, str):
         given = dict.fromkeys(RUN_PARTS, given)
     if not isinstance(given, dict):
-        raise ConfigError(
+        raise run.error(
+            "restart",
             f'must be a table such as {{ gateway = "restart", strategy = "stop" }} or one of '
-            f"{list(RESTART_POLICIES)}, got {given!r}",
-            source=source,
-            key="run.restart",
+            f"{list(RESTART_POLICIES)}, got {show(given)}",
         )
-    unknown = sorted(set(given) - set(RUN_PARTS))
+    unknown = sorted(str(k) for k in set(given) - set(RUN_PARTS))
     if unknown:
-        raise ConfigError(
-            f"unknown parts {unknown}; known: {list(RUN_PARTS)}", source=source, key="run.restart"
-        )
-    for part, policy in given.items():
-        if policy not in RESTART_POLICIES:
-            raise ConfigError(
-                f"must be one of {list(RESTART_POLICIES)}, got {policy!r}",
-                source=source,
-                key=f"run.restart.{part}",
-            )
-        policies[part] = policy
+        raise run.error("restart", f"unknown parts {unknown}; known: {list(RUN_PARTS)}")
+    restart = Table(given, source, "run.restart")
+    for part in given:
+        policies[part] = restart.text(part, choices=RESTART_POLICIES)
     defaults = RunConfig()
     values: dict[str, Any] = {}
     for key in (
@@ -424,20 +460,11 @@ def parse_run_table(table: Any, source: str = "<config>") -> RunConfig:
         "restart_window_s",
         "ready_timeout_s",
     ):
-        value = float(_get(table, key, (int, float), getattr(defaults, key), source, "run"))
-        if not value > 0:
-            raise ConfigError(f"must be > 0, got {value!r}", source=source, key=f"run.{key}")
-        values[key] = value
-    max_restarts = _get(table, "max_restarts", int, defaults.max_restarts, source, "run")
-    if max_restarts < 0:
-        raise ConfigError(
-            f"must be >= 0, got {max_restarts!r}", source=source, key="run.max_restarts"
-        )
+        values[key] = run.number(key, getattr(defaults, key), low_open=True, high=MOST_S)
+    max_restarts = run.integer("max_restarts", defaults.max_restarts, low=0, high=1_000_000)
     if values["restart_delay_max_s"] < values["restart_delay_s"]:
-        raise ConfigError(
-            f"must be >= restart_delay_s ({values['restart_delay_s']:g})",
-            source=source,
-            key="run.restart_delay_max_s",
+        raise run.error(
+            "restart_delay_max_s", f"must be >= restart_delay_s ({values['restart_delay_s']:g})"
         )
     return RunConfig(restart=policies, max_restarts=max_restarts, **values)
 

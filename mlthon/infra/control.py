@@ -22,12 +22,22 @@ It also routes commands (``CmdRequest`` on ``{root}/ctl/cmd``, from ``mlthon cmd
                 CancelAll on every gateway the strategy may trade on, StopEscalated to the
                 strategy, an alert, and the answer says so. On one not connected: answers that
                 it stays stopped when it logs in
-``params``      ``key=value`` words, typed and checked against the current values, merged,
-                sent as StratParams
+``params``      ``key=value`` words checked against the strategy's parameter schema (its
+                ``Params``; without one, typed as the current values:
+                :mod:`mlthon.infra.strategy_params`), merged, sent as StratParams
 ``status``      a JSON object: strategies, gateways, feeds
 ``strategies``  a JSON list of the strategies and their states
-anything else   forwarded as CmdHook to the strategy, which answers itself
+anything else   forwarded as CmdHook to the strategy, which answers through this service
 ==============  ===========================================================================
+
+**Answers go through this service.** A command's ``reply_to`` must be a reply topic
+(``{root}/reply/...``); only this service (``mlthon-admin``) writes there. A hook (or a start)
+it forwards to strategy ``s`` carries ``reply_to = {root}/strat/s/up``, the strategy's own topic
+(the only one its ACL lets it write besides its requests); the answer that comes back there is
+relayed to the asker if, and only if, it answers a command this service sent to ``s`` and has not
+been answered yet. So a strategy cannot answer, nor forge an answer to, a command sent to another
+strategy, nor write on any asker's reply topic (``docs/reliability.md``, access control). A
+``StopAck`` is taken only from the topic of the strategy it names.
 
 Whether a strategy is logged in comes from its logins, its retained ``StratStatus`` and its
 process's ``ComponentStatus`` (whose last will says the process is gone): after a restart of
@@ -39,20 +49,23 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.codec import instrument_to_wire
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
-from mlthon.infra.config import StrategyConfig, parse_param_assignments
+from mlthon.infra.config import StrategyConfig, load_strategy_class
 from mlthon.infra.operator_intent import RUNNING, STOPPED, IntentFile, OperatorIntent
+from mlthon.infra.strategy_params import FreeParams, ParamRules, param_rules
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +74,9 @@ log = logging.getLogger(__name__)
 _LOGGED_IN_STATES = ("running", "stopping", "stopped")
 # A process's ComponentStatus states saying it is gone (a clean stop, or its last will).
 _GONE = ("down", "stale")
+#: Commands forwarded to strategies and not answered yet, kept at most (the oldest are forgotten:
+#: their answers are then dropped).
+MAX_PENDING_ANSWERS = 10_000
 
 
 @attrs.define
@@ -68,6 +84,7 @@ class _StratState:
     cfg: StrategyConfig
     params: dict[str, Any]
     intent: OperatorIntent
+    rules: ParamRules = attrs.field(factory=FreeParams)
     state: str = "offline"
     # Start sent to (or, after a restart of the control service, seen run by) the process
     # logged in now; cleared by a stop, a new login and a logout.
@@ -93,9 +110,13 @@ class ControlService:
             instrument of ``default_instruments``); otherwise they get LoginReject.
         state_path: the file keeping what the operator last asked of each strategy (None:
             memory only; see :mod:`mlthon.infra.operator_intent`).
+        param_rules: strategy name -> the rules of its parameters; for a strategy not listed
+            they are read from its class (``Params``), free-form if the class cannot be imported
+            here (a WARNING says so).
 
     Raises:
-        ConfigError: ``state_path`` exists but cannot be read as an intent file.
+        ConfigError: ``state_path`` exists but cannot be read as an intent file, or a
+            strategy's ``[params]`` do not fit its schema.
     """
 
     def __init__(
@@ -107,6 +128,7 @@ class ControlService:
         *,
         accept_unknown: bool = False,
         state_path: str | Path | None = None,
+        param_rules: dict[str, ParamRules] | None = None,
     ) -> None:
         self.bus = bus
         self.scheduler = scheduler
@@ -120,7 +142,9 @@ class ControlService:
                 params=cfg.start_params,
                 by="config",
             )
-            st = _StratState(cfg=cfg, params=dict(cfg.params), intent=intent)
+            rules = (param_rules or {}).get(cfg.name) or _rules_of(cfg)
+            params = rules.check(cfg.params, cfg.source)
+            st = _StratState(cfg=cfg, params=params, intent=intent, rules=rules)
             st.exchanges = {i.exchange for i in cfg.instruments()}
             self.strats[cfg.name] = st
             if intent.by != "config" and not intent.running:
@@ -135,6 +159,10 @@ class ControlService:
         self.feeds: dict[int, m.FeedStatus] = {}
         self._subs: list[Subscription] = []
         self.escalations = 0
+        # (strategy, cmd_id) -> the asker's reply topic, for answers relayed from strat/{s}/up.
+        self._pending: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.relayed = 0
+        self.forged = 0  # answers dropped: no such command was sent to that strategy
 
     def start(self) -> None:
         """Subscribe to logins, commands, acks and statuses."""
@@ -245,12 +273,72 @@ class ControlService:
                 qos=1,
             )
 
+    def _is_reply_topic(self, topic: str) -> bool:
+        prefix = self.topics.reply("")
+        rest = topic[len(prefix) :]
+        return topic.startswith(prefix) and bool(rest) and not any(c in rest for c in "+#\0")
+
+    def _answer_via_control(self, strat: str, cmd_id: str, reply_to: str) -> str:
+        """The ``reply_to`` of a command forwarded to ``strat``: the strategy's own up topic;
+        its answer there is relayed to ``reply_to`` (once)."""
+        if not reply_to:
+            return ""
+        key = (strat, cmd_id)
+        self._pending.pop(key, None)
+        self._pending[key] = reply_to
+        while len(self._pending) > MAX_PENDING_ANSWERS:
+            (old_strat, old_id), _ = self._pending.popitem(last=False)
+            log.warning(
+                "control: %d commands unanswered; forgot %s's command %s (its answer will be "
+                "dropped)",
+                MAX_PENDING_ANSWERS,
+                old_strat,
+                old_id,
+            )
+        return self.topics.strat_up(strat)
+
+    def _relay(self, topic: str, msg: m.CmdResult) -> None:
+        strat = self._up_strat(topic)
+        reply_to = self._pending.pop((strat, msg.cmd_id), None) if strat else None
+        if reply_to is None:
+            self.forged += 1
+            log.warning(
+                "control: dropped an answer on %s to command %r: no such command was sent to %s "
+                "(or it was answered already)",
+                topic,
+                msg.cmd_id,
+                strat,
+            )
+            return
+        self.relayed += 1
+        self.bus.publish(
+            reply_to,
+            m.CmdResult(cmd_id=msg.cmd_id, strat=strat or "", ok=msg.ok, detail=msg.detail),
+            qos=1,
+        )
+
+    def _up_strat(self, topic: str) -> str | None:
+        """The strategy of a ``strat/{strat}/up`` topic."""
+        parts = topic[len(self.topics.root) + 1 :].split("/")
+        if len(parts) == 3 and parts[0] == "strat" and parts[2] == "up":
+            return parts[1]
+        return None
+
     def _on_cmd(self, topic: str, msg: Any) -> None:
         if not isinstance(msg, m.CmdRequest):
             log.warning("control: unexpected %s on %s", type(msg).__name__, topic)
             return
         name = msg.name.lower()
         log.info("control: command %s %s %s from %s", name, msg.strat, msg.args, msg.sender)
+        if msg.reply_to and not self._is_reply_topic(msg.reply_to):
+            log.warning(
+                "control: command %s from %s dropped: its reply_to %r is not a reply topic (%s...)",
+                name,
+                msg.sender,
+                msg.reply_to[:100],
+                self.topics.reply(""),
+            )
+            return
         if name == "strategies":
             self._reply(msg, True, json.dumps(self.strategies()))
             return
@@ -264,8 +352,8 @@ class ControlService:
         ctl = self.topics.strat_ctl(msg.strat)
         if name == "params":
             try:
-                update = parse_param_assignments(list(msg.args), st.params)
-            except ValueError as exc:
+                update = st.rules.assign(list(msg.args), st.params, f"params of {msg.strat}")
+            except ConfigError as exc:
                 self._reply(msg, False, f"params not changed: {exc}")
                 return
             if not update:
@@ -300,7 +388,7 @@ class ControlService:
                     cmd_id=msg.cmd_id,
                     name=name,
                     args=list(msg.args),
-                    reply_to=msg.reply_to,
+                    reply_to=self._answer_via_control(msg.strat, msg.cmd_id, msg.reply_to),
                     sent_ts=self.scheduler.now_ns(),
                 ),
                 qos=1,
@@ -324,7 +412,11 @@ class ControlService:
         # The strategy answers once on_start ran.
         self.bus.publish(
             self.topics.strat_ctl(strat),
-            m.Start(params=params, cmd_id=msg.cmd_id, reply_to=msg.reply_to),
+            m.Start(
+                params=params,
+                cmd_id=msg.cmd_id,
+                reply_to=self._answer_via_control(strat, msg.cmd_id, msg.reply_to),
+            ),
             qos=1,
         )
 
@@ -344,7 +436,20 @@ class ControlService:
             )
 
     def _on_up(self, topic: str, msg: Any) -> None:
+        if isinstance(msg, m.CmdResult):
+            self._relay(topic, msg)
+            return
         if isinstance(msg, m.StopAck):
+            sender = self._up_strat(topic)
+            if sender != msg.strat:
+                # A strategy may write only its own up topic: an ack in another's name is forged.
+                log.warning(
+                    "control: stop ack naming %r sent on %r's topic %s dropped",
+                    msg.strat,
+                    sender,
+                    topic,
+                )
+                return
             st = self.strats.get(msg.strat)
             if st is None:
                 return
@@ -490,6 +595,26 @@ class ControlService:
                 if ex in Exchange._value2member_map_
             },
         }
+
+
+def _rules_of(cfg: StrategyConfig) -> ParamRules:
+    """The parameter rules of ``cfg``'s class; free-form (with a WARNING) if it cannot be
+    imported here.
+
+    Raises:
+        ConfigError: the class declares a ``Params`` that is not a valid schema.
+    """
+    try:
+        cls = load_strategy_class(cfg.class_path, cfg.source)
+    except ConfigError as exc:
+        log.warning(
+            "control: the parameters of %s are checked as free-form: cannot import its class "
+            "here (%s)",
+            cfg.name,
+            exc,
+        )
+        return FreeParams()
+    return param_rules(cls)
 
 
 def _asked(intent: OperatorIntent) -> str:

@@ -10,9 +10,14 @@ that started it), then shuts down cleanly:
 
 A strategy's MQTT session is persistent (``clean_session=False`` under the stable client id
 ``strat-<name>-<root>``): the broker keeps its subscriptions and queues the QoS 1 reports published
-while it is away, and delivers them when it returns (``docs/reliability.md``). On a secured broker
-the strategy logs in as ``strat-<name>`` and the control service as ``mlthon-admin`` (or
-``MLTHON_BUS_USERNAME``) with the password of ``MLTHON_BUS_PASSWORD``.
+while it is away, and delivers them when it returns (``docs/reliability.md``); a second process
+under that id is detected by the bus (takeover). The control service and the CLI clients keep no
+session and connect under a unique id (``control-<pid>-<random>``), so two of them never knock
+each other off; a second control service finding one already serving the topic root serves only
+its status page (with ``--web``) or refuses to start. On a secured broker the strategy logs in as
+``strat-<name>`` and the control service as ``mlthon-admin`` (or ``MLTHON_BUS_USERNAME``) with the
+password of ``MLTHON_BUS_PASSWORD`` or of the file ``MLTHON_BUS_PASSWORD_FILE`` names, over TLS
+if ``MLTHON_BUS_TLS_CA`` names a CA (:func:`mlthon.infra.security.bus_client_options`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import os
 import re
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,30 +46,35 @@ from mlthon.infra.config import StrategyConfig, load_strategy_class
 from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import RUNNING, STOPPED, STOPPING, StratEnv
 from mlthon.infra.ops import wiring as ops  # ops (issue 7)
-from mlthon.infra.ops.heartbeat import component_will
+from mlthon.infra.ops.collect import connect_or_explain
+from mlthon.infra.ops.heartbeat import DEGRADED, UP, component_will
 from mlthon.infra.ops.metering import MeteredBus, TimedReactor
 from mlthon.infra.reactor import Reactor
-from mlthon.infra.security import ADMIN_USER, read_secret, strategy_user
+from mlthon.infra.security import (
+    ADMIN_USER,
+    bus_client_options,
+    strategy_user,
+    unique_client_id,
+)
+from mlthon.infra.strategy_params import param_rules
 
 log = logging.getLogger(__name__)
 
-
-PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
-USERNAME_ENV = "MLTHON_BUS_USERNAME"
+#: How long a starting control service waits for the echo of its probe (the retained status of
+#: another control service comes before it).
+CONTROL_PROBE_S = 10.0
 
 
 def strategy_bus(cfg: StrategyConfig, topics: Topics, *, persistent: bool = True) -> MqttBus:
     """The strategy's MQTT bus: a stable client id, a persistent session, its credentials."""
-    password = read_secret(env=PASSWORD_ENV)
     root = re.sub(r"[^A-Za-z0-9_.-]", "_", topics.root)
     return MqttBus(
         cfg.bus.host,
         cfg.bus.port,
         client_id=f"strat-{cfg.name}-{root}",
-        username=os.environ.get(USERNAME_ENV, strategy_user(cfg.name)) if password else None,
-        password=password.reveal() if password else None,
         clean_session=not persistent,
         will=component_will(topics, "strategy", cfg.name),  # ops (issue 7)
+        **bus_client_options(strategy_user(cfg.name)),
     )
 
 
@@ -110,13 +121,16 @@ def set_login_name(strat: IStrategy, name: str) -> None:
 
 
 def make_strategy(cfg: StrategyConfig) -> IStrategy:
-    """Instantiate the strategy class of ``cfg`` (see :func:`instantiate_strategy`).
+    """Instantiate the strategy class of ``cfg`` (see :func:`instantiate_strategy`) with its
+    parameters checked against the class's schema (:mod:`mlthon.infra.strategy_params`).
 
     Raises:
-        ConfigError: the class cannot be imported, is not an IStrategy, or its constructor fails.
+        ConfigError: the class cannot be imported, is not an IStrategy, its parameters do not
+            fit its schema, or its constructor fails.
     """
     cls = load_strategy_class(cfg.class_path, cfg.source)
-    return instantiate_strategy(cls, cfg.params, cfg.name, cfg.source)
+    params = param_rules(cls).check(cfg.params, cfg.source)
+    return instantiate_strategy(cls, params, cfg.name, cfg.source)
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -303,23 +317,55 @@ async def run_control(
     ``state_path`` keeps what the operator last asked of each strategy (running or stopped)
     across restarts (None: memory only; see :mod:`mlthon.infra.operator_intent`).
 
+    Over MQTT (no ``bus`` given) it connects under a unique client id and first looks for
+    another control service serving ``root`` (its retained status; :func:`_other_control`): if
+    one is up (a live process), this one serves only the status page when ``web_port`` is given
+    (logins and commands stay with the other), and refuses otherwise.
+
     Raises:
-        ConfigError: ``state_path`` exists but is not an intent file.
+        ConfigError: ``state_path`` exists but is not an intent file; another control service
+            serves ``root`` and no ``web_port`` is given.
     """
     scheduler = LiveScheduler()
     topics = Topics(root)
-    password = read_secret(env=PASSWORD_ENV)
+    web_only = False
+    options: dict[str, Any] = {}
+    if bus is None:
+        options = bus_client_options(ADMIN_USER)
+        # A short first connection looks for another control service (no will: it is not one).
+        async with MqttBus(host, port, client_id=unique_client_id("control-probe"), **options) as b:
+            other = await _other_control(b, topics, CONTROL_PROBE_S)
+        if other is not None:
+            where = f"pid {other.pid} on {other.host}"
+            if web_port is None:
+                raise ConfigError(
+                    f"another control service serves topic root {root!r} on {host}:{port} "
+                    f"({where}); stop it first, or give --web PORT to serve only the status "
+                    "page beside it"
+                )
+            log.warning(
+                "control: another control service serves %r (%s): this one serves only the "
+                "status page",
+                root,
+                where,
+            )
+            web_only = True
     the_bus: BusBase = bus or MqttBus(
         host,
         port,
-        client_id="control",
-        username=os.environ.get(USERNAME_ENV, ADMIN_USER) if password else None,
-        password=password.reveal() if password else None,
-        will=component_will(topics, "control", "control"),
+        client_id=unique_client_id("control-web" if web_only else "control"),
+        # The page alone is no control service: its loss says nothing about the one serving.
+        will=None if web_only else component_will(topics, "control", "control"),
+        **options,
     )
     async with contextlib.AsyncExitStack() as stack:
         if bus is None:
             await stack.enter_async_context(the_bus)
+        if web_only and web_port is not None:
+            await _serve_web_only(
+                the_bus, scheduler, topics, stop, stack, web_host, web_port, web_token
+            )
+            return
         control = ControlService(the_bus, scheduler, topics, cfgs, state_path=state_path)
         control.start()
         # ops (issue 7): heartbeat, `mlthon kill`, the status board and the web page.
@@ -353,19 +399,101 @@ async def run_control(
                 await the_bus.flush(2.0)
 
 
+async def _other_control(
+    bus: BusBase, topics: Topics, timeout_s: float
+) -> m.ComponentStatus | None:
+    """The retained status of another control service that is up, if there is one (a process
+    of this host that no longer exists does not count).
+
+    The broker sends the retained status right after the subscription, and before the echo of a
+    message this process publishes after subscribing (one connection's packets are handled in
+    order): the echo of a probe on ``{root}/ctl/probe/<client id>`` says that all was heard.
+    """
+    heard: list[m.ComponentStatus] = []
+    echoed = asyncio.Event()
+    probe = topics.ctl_probe(getattr(bus, "client_id", "control"))
+
+    def on_status(topic: str, msg: Any) -> None:
+        if isinstance(msg, m.ComponentStatus):
+            heard.append(msg)
+
+    subs = [
+        bus.subscribe(topics.component_status("control", "control"), on_status, qos=1),
+        bus.subscribe(probe, lambda _t, _x: echoed.set(), qos=1),
+    ]
+    bus.publish(probe, m.CmdResult(cmd_id="probe", strat="", ok=True), qos=1)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await echoed.wait()
+    except TimeoutError:
+        log.warning("control: no echo of the probe within %.0fs; going on", timeout_s)
+    for sub in subs:
+        bus.unsubscribe(sub)
+    if not heard or heard[-1].state not in (UP, DEGRADED):
+        return None
+    st = heard[-1]
+    if st.host == socket.gethostname() and (st.pid == os.getpid() or not _pid_alive(st.pid)):
+        return None
+    return st
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def _serve_web_only(
+    bus: BusBase,
+    scheduler: Scheduler,
+    topics: Topics,
+    stop: asyncio.Event,
+    stack: contextlib.AsyncExitStack,
+    web_host: str,
+    web_port: int,
+    web_token: str | None,
+) -> None:
+    """The status page and ``/metrics`` beside another control service, until ``stop``."""
+    from mlthon.infra.ops.board import StatusBoard
+    from mlthon.infra.ops.web import StatusWeb
+
+    board = StatusBoard(bus, scheduler, topics)
+    board.start()
+    stack.callback(board.stop, unsubscribe=False)  # the bus closes next
+    await stack.enter_async_context(StatusWeb(board, host=web_host, port=web_port, token=web_token))
+    await stop.wait()
+
+
 async def send_command(
-    host: str, port: int, root: str, strat: str, name: str, args: list[str], timeout_s: float = 30.0
+    host: str,
+    port: int,
+    root: str,
+    strat: str,
+    name: str,
+    args: list[str],
+    timeout_s: float = 30.0,
+    *,
+    client_options: dict[str, Any] | None = None,
 ) -> m.CmdResult:
     """Send one command as ``mlthon cmd`` does and wait for its answer.
 
+    ``client_options`` are the bus client's ``username``, ``password`` and ``tls_context``
+    (default: :func:`~mlthon.infra.security.bus_client_options` of ``mlthon-admin``).
+
     Raises:
         TimeoutError: no answer within ``timeout_s`` (is the control service running?).
+        BrokerUnreachable: no broker answers.
+        BrokerRefused: the broker refuses the login.
+        ConfigError: a password or CA file cannot be read.
     """
     import getpass
-    import os
 
     topics = Topics(root)
-    client = f"cli-{os.getpid()}"
+    client = unique_client_id("cli")
     cmd_id = f"{client}-{int(asyncio.get_running_loop().time() * 1e6)}"
     answer: asyncio.Future[m.CmdResult] = asyncio.get_running_loop().create_future()
 
@@ -373,9 +501,10 @@ async def send_command(
         if isinstance(msg, m.CmdResult) and msg.cmd_id == cmd_id and not answer.done():
             answer.set_result(msg)
 
-    async with MqttBus(host, port, client_id=client) as bus:
+    options = client_options if client_options is not None else bus_client_options(ADMIN_USER)
+    async with MqttBus(host, port, client_id=client, **options) as bus:
+        await connect_or_explain(bus, options, min(timeout_s, 10.0))
         async with asyncio.timeout(timeout_s):
-            await bus.wait_connected(timeout_s)
             bus.subscribe(topics.reply(client), on_result, qos=1)
             bus.publish(
                 topics.cmd(),

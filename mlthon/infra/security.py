@@ -2,22 +2,30 @@
 
 * :func:`mosquitto_password_hash` writes the PBKDF2-SHA512 form mosquitto 2.0 reads from a
   ``password_file`` (``$7$<iterations>$<salt>$<hash>``, base64), so no ``mosquitto_passwd`` binary
-  is needed.
+  is needed (tested against ``mosquitto_passwd``'s output and a real mosquitto accepting it:
+  ``tests/integration/reliability/test_broker_passwords.py``).
 * :func:`acl_text` writes the ``acl_file``: which user may publish and subscribe where. A strategy
-  publishes only its login, its own requests (``gtw/+/req/<name>``), its own ``strat/<name>/#``,
-  Telegram and status topics; a gateway only its own ``gtw/<EX>/#`` and status; a feed only its
-  market data and feed topics; the Telegram bridge only commands and its status. What an ACL
-  cannot check (the ``strat`` *inside* a request) the gateway checks against the topic
-  (``docs/reliability.md``).
-* :func:`bus_login` reads a process's broker credentials from ``MLTHON_BUS_USERNAME`` /
-  ``MLTHON_BUS_PASSWORD`` (what ``mlthon run --secure`` hands every child).
-* :func:`read_secret` reads a secret from the environment or from a file and never logs it;
-  :class:`Secret` keeps it out of reprs and f-strings by accident.
+  publishes only its login, its own requests (``gtw/+/req/<name>``), its own ``strat/<name>/#``
+  (its answers to commands go there, relayed by the control service: no strategy writes on a
+  reply topic), Telegram and status topics; a gateway only its own ``gtw/<EX>/#`` and status; a
+  feed only its market data and feed topics; the Telegram bridge only commands and its status.
+  What an ACL cannot check (the ``strat`` *inside* a request, a stop ack or a login) the reader
+  checks against the topic (``docs/reliability.md``).
+* :func:`bus_login` reads a process's broker credentials: the user from ``MLTHON_BUS_USERNAME``,
+  the password from ``MLTHON_BUS_PASSWORD``, a password file given, or the file named by
+  ``MLTHON_BUS_PASSWORD_FILE`` (what ``mlthon run --secure`` hands every child: a file readable by
+  the user only, never the password itself). :func:`bus_tls` gives the TLS context of
+  ``MLTHON_BUS_TLS_CA`` (or a CA file given). :func:`bus_client_options` combines both for an
+  ``MqttBus``.
+* :func:`read_secret` reads a secret from the environment or from a file (mode 600) and never
+  logs it; :class:`Secret` keeps it out of reprs and f-strings by accident.
 * :func:`client_tls_context` builds the TLS context a bus client uses with a private CA.
+* :func:`write_secret_file` writes a secret to a file only its owner can read.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import os
@@ -25,6 +33,7 @@ import secrets
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -33,7 +42,11 @@ from mlthon.basics.errors import ConfigError
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 uses by default
 ADMIN_USER = "mlthon-admin"
 PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
+#: Names a file holding the broker password (mode 600): how `mlthon run` hands it to a child.
+PASSWORD_FILE_ENV = "MLTHON_BUS_PASSWORD_FILE"  # noqa: S105 - the variable's name
 USERNAME_ENV = "MLTHON_BUS_USERNAME"
+#: Names the CA file a bus client trusts (TLS to the broker).
+TLS_CA_ENV = "MLTHON_BUS_TLS_CA"
 
 
 @attrs.frozen(repr=False)
@@ -54,19 +67,22 @@ class Secret:
 
 
 def read_secret(*, env: str | None = None, file: str | Path | None = None) -> Secret | None:
-    """A secret from the environment variable ``env``, else from ``file`` (stripped).
+    """A secret from the environment variable ``env``, else from ``file``, else from the file
+    named by the variable ``<env>_FILE`` (files are stripped and must be mode 600).
 
     Returns:
-        The secret, or None if neither is set.
+        The secret, or None if none is set.
 
     Raises:
-        ConfigError: ``file`` is given but cannot be read, is empty, or is readable by group or
+        ConfigError: a file is given but cannot be read, is empty, or is readable by group or
             others (``chmod 600`` it).
     """
     if env:
         value = os.environ.get(env)
         if value:
             return Secret(value)
+    if file is None and env:
+        file = os.environ.get(f"{env}_FILE") or None
     if file is None:
         return None
     path = Path(file)
@@ -125,16 +141,110 @@ def telegram_user(client_id: str) -> str:
     return f"tg-{client_id}"
 
 
-def bus_login(default_user: str) -> tuple[str | None, str | None]:
+def bus_login(
+    default_user: str, *, user: str | None = None, password_file: str | Path | None = None
+) -> tuple[str | None, str | None]:
     """A process's broker credentials: ``(user, password)`` for the MQTT client.
 
-    The password comes from ``$MLTHON_BUS_PASSWORD``; the user from ``$MLTHON_BUS_USERNAME``,
-    else ``default_user``. Without a password both are None (an anonymous client).
+    The password comes from ``$MLTHON_BUS_PASSWORD``, else ``password_file``, else the file named
+    by ``$MLTHON_BUS_PASSWORD_FILE`` (files must be mode 600); the user is ``user``, else
+    ``$MLTHON_BUS_USERNAME``, else ``default_user``. Without a password both are None (an
+    anonymous client).
+
+    Raises:
+        ConfigError: a password file that cannot be read, is empty or is readable by others.
     """
-    password = read_secret(env=PASSWORD_ENV)
+    password = read_secret(env=PASSWORD_ENV, file=password_file)
     if password is None:
         return None, None
-    return os.environ.get(USERNAME_ENV) or default_user, password.reveal()
+    return user or os.environ.get(USERNAME_ENV) or default_user, password.reveal()
+
+
+def bus_tls(ca_file: str | Path | None = None) -> ssl.SSLContext | None:
+    """The TLS context of a bus client: trusting ``ca_file``, else ``$MLTHON_BUS_TLS_CA``;
+    None (plain TCP) without either.
+
+    Raises:
+        ConfigError: the CA file is missing or not a certificate.
+    """
+    ca = ca_file or os.environ.get(TLS_CA_ENV) or None
+    return client_tls_context(ca) if ca else None
+
+
+def bus_client_options(
+    default_user: str,
+    *,
+    user: str | None = None,
+    password_file: str | Path | None = None,
+    tls_ca: str | Path | None = None,
+) -> dict[str, Any]:
+    """``username``, ``password`` and ``tls_context`` for an ``MqttBus``: :func:`bus_login`
+    and :func:`bus_tls` (the same options for every client of the bus).
+
+    Raises:
+        ConfigError: as :func:`bus_login` and :func:`bus_tls`.
+    """
+    username, password = bus_login(default_user, user=user, password_file=password_file)
+    return {"username": username, "password": password, "tls_context": bus_tls(tls_ca)}
+
+
+def unique_client_id(role: str) -> str:
+    """An MQTT client id no other process uses: ``<role>-<pid>-<random>``, for a process that
+    needs no persistent session (CLI clients, the control service, watchers). Two clients with
+    one id knock each other off the broker; processes that keep a session (strategies) use a
+    stable id instead, and the bus detects a takeover."""
+    return f"{role}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def add_login_args(p: argparse.ArgumentParser) -> None:
+    """``--user``, ``--password-file`` and ``--tls-ca``: a bus client's login (secured
+    brokers), the same for every client command."""
+    p.add_argument(
+        "--user",
+        default=None,
+        help=f"broker user (default $MLTHON_BUS_USERNAME, else {ADMIN_USER}; only with a password)",
+    )
+    p.add_argument(
+        "--password-file",
+        default=None,
+        metavar="FILE",
+        help="file (mode 600) holding the broker password (default $MLTHON_BUS_PASSWORD, else "
+        "the file $MLTHON_BUS_PASSWORD_FILE names)",
+    )
+    p.add_argument(
+        "--tls-ca",
+        default=None,
+        metavar="FILE",
+        help="CA certificate: connect with TLS (default $MLTHON_BUS_TLS_CA; none: plain TCP)",
+    )
+
+
+def client_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The bus client options of ``--user``, ``--password-file`` and ``--tls-ca``.
+
+    Raises:
+        ConfigError: the password or CA file cannot be read (or is readable by others).
+    """
+    return bus_client_options(
+        ADMIN_USER, user=a.user, password_file=a.password_file, tls_ca=a.tls_ca
+    )
+
+
+def write_secret_file(path: str | Path, secret: str) -> Path:
+    """Write ``secret`` to ``path``, readable and writable by its owner only (mode 600, set
+    before anything is written).
+
+    Raises:
+        OSError: the file cannot be created.
+    """
+    p = Path(path)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, secret.encode() + b"\n")
+    finally:
+        os.close(fd)
+    return p
 
 
 def acl_text(
@@ -156,7 +266,9 @@ def acl_text(
     them) a feed handler's rights for every exchange.
     """
     r = root
-    out = []
+    # Every client may read the broker's uptime: the MQTT bus reads it to tell a client id taken
+    # over by another process from a broker restart (``pattern`` lines apply to every user).
+    out = ["pattern read $SYS/broker/uptime", ""]
 
     def feed_rights(ex: str) -> list[str]:
         return [
@@ -189,7 +301,6 @@ def acl_text(
             f"topic write {r}/feed/+/req",
             f"topic readwrite {r}/status/strategy/{name}",
             f"topic read {r}/gtw/+/rpt/{name}",
-            f"topic write {r}/reply/#",
             *common_read,
             "",
         ]

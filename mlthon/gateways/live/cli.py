@@ -35,7 +35,7 @@ from mlthon.infra.instruments import load_instruments
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import bus_login, gateway_user
+from mlthon.infra.security import bus_client_options, gateway_user
 
 if TYPE_CHECKING:
     pass
@@ -141,15 +141,13 @@ async def _run(
     scheduler = LiveScheduler(loop=loop)
     topics = Topics(config.root)
     ex = config.exchange.name
-    user, password = bus_login(gateway_user(ex))
     bus = MqttBus(
         host or config.bus_host,
         port or config.bus_port,
         client_id=f"{gateway_user(ex)}-{config.root.replace('/', '_')}",
         clean_session=False,
         will=gateway_will(topics, config.exchange),
-        username=user,
-        password=password,
+        **bus_client_options(gateway_user(ex)),
     )
     journal = OrderJournal(config.journal) if config.journal else None
     try:

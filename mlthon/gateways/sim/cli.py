@@ -34,11 +34,10 @@ from mlthon.infra.instruments import load_instruments
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import client_tls_context, gateway_user, read_secret
+from mlthon.infra.security import bus_client_options, gateway_user
 
 log = logging.getLogger(__name__)
 
-PASSWORD_ENV = "MLTHON_BUS_PASSWORD"  # noqa: S105 - the variable's name, not a password
 _CONFIRM_EVERY_S = 0.05
 
 
@@ -112,13 +111,15 @@ def _make_bus(config: SimGatewayConfig, host: str | None, port: int | None, will
         "client_id": f"{gateway_user(config.exchange.name)}-{config.root.replace('/', '_')}",
         "clean_session": False,
         "will": will,
+        # the same login as every client: [bus] username / password_file / tls_ca, else the
+        # environment (MLTHON_BUS_PASSWORD[_FILE], MLTHON_BUS_TLS_CA)
+        **bus_client_options(
+            gateway_user(config.exchange.name),
+            user=config.bus_username or None,
+            password_file=config.bus_password_file or None,
+            tls_ca=config.bus_tls_ca or None,
+        ),
     }
-    password = read_secret(env=PASSWORD_ENV, file=config.bus_password_file)
-    if config.bus_username:
-        kw["username"] = config.bus_username
-        kw["password"] = password.reveal() if password is not None else None
-    if config.bus_tls_ca:
-        kw["tls_context"] = client_tls_context(config.bus_tls_ca)
     try:
         return MqttBus(host or config.bus_host, port or config.bus_port, **kw)
     except TypeError as exc:

@@ -41,7 +41,7 @@ from typing import Any
 from paho.mqtt import client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from mlthon.basics.errors import BusError
+from mlthon.basics.errors import BusError, BusRefused
 
 log = logging.getLogger(__name__)
 
@@ -369,9 +369,7 @@ class PahoLink:
         if self._connack.done():
             return
         if reason.is_failure:
-            self._connack.set_exception(
-                BusError(f"broker {self._host}:{self._port} refused the connection: {reason}")
-            )
+            self._connack.set_exception(BusRefused(f"{self._host}:{self._port}", str(reason)))
             return
         self._up = True
         self._on_connected(bool(flags.session_present))

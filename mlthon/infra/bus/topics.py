@@ -5,6 +5,7 @@ topic                               publisher -> reader    messages
 ==================================  =====================  ==================================
 ``{root}/ctl/login/{strat}``        strategy -> control    Login (payload ``strat`` = ``{strat}``)
 ``{root}/ctl/cmd``                  CLI/Telegram -> ctl    CmdRequest
+``{root}/ctl/probe/{client}``       control -> itself      a start-up probe (any message)
 ``{root}/strat/{strat}/ctl``        control -> strategy    Start, Stop, Instruments, StratParams,
                                                            CmdHook, LoginReject, StopEscalated
 ``{root}/strat/{strat}/up``         strategy -> control    StopAck, CmdResult
@@ -75,6 +76,10 @@ class Topics:
 
     def cmd(self) -> str:
         return f"{self.root}/ctl/cmd"
+
+    def ctl_probe(self, client: str) -> str:
+        """A starting control service's probe: its echo says every retained status was heard."""
+        return f"{self.root}/ctl/probe/{client}"
 
     def strat_ctl(self, strat: str) -> str:
         return f"{self.root}/strat/{strat}/ctl"

@@ -2,11 +2,17 @@
 
 Each takes the arguments after its command name and returns the exit code:
 
-* ``status``: 0; 3 if the broker cannot be reached.
-* ``servers``: 0; 3 if the broker cannot be reached.
+* ``status``: 0; 3 if the broker cannot be reached or refuses the login.
+* ``servers``: 0; 3 if the broker cannot be reached or refuses the login.
 * ``kill``: 0 once the target announced ``down`` (or its local pid got SIGTERM), 1 if it did not
-  stop in time, 2 if nothing matches the target, 3 if the broker cannot be reached.
+  stop in time, 2 if nothing matches the target, 3 if the broker cannot be reached or refuses
+  the login.
 * ``doctor``: 0 if no check failed, 1 otherwise.
+
+Each connects as every other bus client does (:func:`~mlthon.infra.security.bus_client_options`):
+user ``mlthon-admin`` (``--user`` / ``$MLTHON_BUS_USERNAME``), the password of
+``$MLTHON_BUS_PASSWORD``, ``--password-file`` or ``$MLTHON_BUS_PASSWORD_FILE``, TLS with
+``--tls-ca`` / ``$MLTHON_BUS_TLS_CA``; a broker that refuses the login is reported as such.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus import messages as m
 from mlthon.infra.clock import NS_PER_S, LiveClock
+from mlthon.infra.config_schema import cli_number
 from mlthon.infra.ops import doctor as dr
 from mlthon.infra.ops.board import ComponentView, StatusBoard
-from mlthon.infra.ops.collect import BrokerUnreachable, watch
+from mlthon.infra.ops.collect import CREDENTIALS_HINT, BrokerRefused, BrokerUnreachable, watch
 from mlthon.infra.ops.heartbeat import DOWN, STALE
 from mlthon.infra.ops.shutdown import shutdown_topic, target_matches
+from mlthon.infra.security import ADMIN_USER, add_login_args, bus_client_options, client_options
 
 _STYLE = {"up": "green", "degraded": "yellow", "down": "dim", "stale": "bold red"}
 
@@ -42,8 +51,12 @@ def _bus_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
     p.add_argument("--root", default="mlt", help="topic root (default mlt)")
     p.add_argument(
-        "--settle", type=float, default=0.5, help="seconds to gather retained statuses (0.5)"
+        "--settle",
+        type=cli_number(0, 600, low_open=False),
+        default=0.5,
+        help="seconds to gather retained statuses (0.5)",
     )
+    add_login_args(p)
 
 
 def _when(ns: int) -> str:
@@ -52,8 +65,11 @@ def _when(ns: int) -> str:
     return datetime.fromtimestamp(ns / NS_PER_S, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _fail_broker(exc: BrokerUnreachable) -> int:
-    print(f"{exc}; is it running? (mlthon broker --port {exc.port})", file=sys.stderr)
+def _fail_broker(exc: BrokerUnreachable | BrokerRefused) -> int:
+    if isinstance(exc, BrokerRefused):
+        print(f"{exc}; {CREDENTIALS_HINT}", file=sys.stderr)
+    else:
+        print(f"{exc}; is it running? (mlthon broker --port {exc.port})", file=sys.stderr)
     return 3
 
 
@@ -93,13 +109,17 @@ def status_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="mlthon status", description="Show every component.")
     ap.add_argument("--once", action="store_true", help="print once and exit")
     ap.add_argument("--json", action="store_true", help="print the snapshot as JSON and exit")
-    ap.add_argument("--stale-after", type=float, default=None, help="stale timeout in seconds")
-    ap.add_argument("--refresh", type=float, default=0.5, help="live refresh period (0.5 s)")
+    ap.add_argument(
+        "--stale-after", type=cli_number(0, 86400), default=None, help="stale timeout in seconds"
+    )
+    ap.add_argument(
+        "--refresh", type=cli_number(0, 3600), default=0.5, help="live refresh period (0.5 s)"
+    )
     _bus_args(ap)
     a = ap.parse_args(argv)
     try:
         return asyncio.run(_status(a))
-    except BrokerUnreachable as exc:
+    except (BrokerUnreachable, BrokerRefused) as exc:
         return _fail_broker(exc)
     except KeyboardInterrupt:
         return 0
@@ -107,7 +127,12 @@ def status_main(argv: list[str]) -> int:
 
 async def _status(a: argparse.Namespace) -> int:
     async with watch(
-        a.host, a.port, a.root, settle_s=a.settle, stale_after_s=a.stale_after
+        a.host,
+        a.port,
+        a.root,
+        settle_s=a.settle,
+        stale_after_s=a.stale_after,
+        client_options=client_options(a),
     ) as board:
         if a.json:
             print(json.dumps(board.snapshot(), default=str))
@@ -152,7 +177,7 @@ def servers_main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     try:
         rows = asyncio.run(_servers(a))
-    except BrokerUnreachable as exc:
+    except (BrokerUnreachable, BrokerRefused) as exc:
         return _fail_broker(exc)
     if a.kind:
         rows = [r for r in rows if r["kind"] == a.kind]
@@ -169,7 +194,9 @@ def servers_main(argv: list[str]) -> int:
 
 
 async def _servers(a: argparse.Namespace) -> list[dict[str, Any]]:
-    async with watch(a.host, a.port, a.root, settle_s=a.settle) as board:
+    async with watch(
+        a.host, a.port, a.root, settle_s=a.settle, client_options=client_options(a)
+    ) as board:
         return server_rows(board)
 
 
@@ -192,17 +219,21 @@ def kill_main(argv: list[str]) -> int:
     cleanly (a Shutdown on the bus; SIGTERM to a local pid if it does not answer)."""
     ap = argparse.ArgumentParser(prog="mlthon kill", description="Stop one server cleanly.")
     ap.add_argument("target", help="component name, kind/name, pid or pid@host")
-    ap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for 'down'")
+    ap.add_argument(
+        "--timeout", type=cli_number(0, 3600), default=10.0, help="seconds to wait for 'down'"
+    )
     ap.add_argument("--reason", default="mlthon kill", help="why (logged by the target)")
     ap.add_argument("--no-signal", action="store_true", help="never fall back to SIGTERM")
     _bus_args(ap)
     a = ap.parse_args(argv)
     try:
         return asyncio.run(_kill(a))
-    except BrokerUnreachable:
+    except BrokerRefused as exc:
+        return _fail_broker(exc)
+    except BrokerUnreachable as exc:
         if a.target.isdigit() and not a.no_signal:
             return _sigterm(int(a.target))
-        raise
+        return _fail_broker(exc)
 
 
 def _sigterm(pid: int) -> int:
@@ -219,7 +250,9 @@ def _sigterm(pid: int) -> int:
 
 
 async def _kill(a: argparse.Namespace) -> int:
-    async with watch(a.host, a.port, a.root, settle_s=a.settle) as board:
+    async with watch(
+        a.host, a.port, a.root, settle_s=a.settle, client_options=client_options(a)
+    ) as board:
         views = find_targets(board, a.target)
         if not views:
             if a.target.isdigit() and not a.no_signal:
@@ -258,10 +291,14 @@ def doctor_main(argv: list[str]) -> int:
     ap.add_argument("--telegram", type=Path, default=None, help="telegram.toml (token file)")
     ap.add_argument("--secret", action="append", type=Path, default=[], help="a secret file")
     ap.add_argument("--dir", action="append", type=Path, default=[], help="log/journal dir")
-    ap.add_argument("--min-free-mb", type=float, default=500.0)
-    ap.add_argument("--max-skew", type=float, default=2.0, help="tolerated clock skew (s)")
+    ap.add_argument("--min-free-mb", type=cli_number(0, 1e12, low_open=False), default=500.0)
+    ap.add_argument(
+        "--max-skew", type=cli_number(0, 86400), default=2.0, help="tolerated clock skew (s)"
+    )
     ap.add_argument("--json", action="store_true", help="print the checks as JSON")
-    ap.add_argument("--connect-timeout", type=float, default=3.0, help="broker timeout (s)")
+    ap.add_argument(
+        "--connect-timeout", type=cli_number(0, 600), default=3.0, help="broker timeout (s)"
+    )
     _bus_args(ap)
     a = ap.parse_args(argv)
     opts = dr.DoctorOptions(
@@ -276,6 +313,9 @@ def doctor_main(argv: list[str]) -> int:
         min_free_mb=a.min_free_mb,
         max_skew_s=a.max_skew,
         connect_timeout_s=a.connect_timeout,
+        user=a.user,
+        password_file=a.password_file,
+        tls_ca=a.tls_ca,
     )
     checks = asyncio.run(run_doctor(opts, settle_s=a.settle))
     if a.json:
@@ -296,15 +336,28 @@ async def run_doctor(opts: dr.DoctorOptions, *, settle_s: float = 0.5) -> list[d
     """Every check: the local ones, then the broker and what the components report."""
     checks = dr.local_checks(opts)
     try:
+        options = bus_client_options(
+            ADMIN_USER, user=opts.user, password_file=opts.password_file, tls_ca=opts.tls_ca
+        )
+    except ConfigError as exc:
+        checks.append(dr.Check("broker", dr.FAIL, f"cannot log in: {exc}", CREDENTIALS_HINT))
+        return checks
+    who = f" as {options['username']}" if options["username"] else ""
+    try:
         async with watch(
             opts.host,
             opts.port,
             opts.root,
             settle_s=settle_s,
             connect_timeout_s=opts.connect_timeout_s,
+            client_options=options,
         ) as board:
-            checks.append(dr.Check("broker", dr.OK, f"{opts.host}:{opts.port} reachable"))
+            checks.append(
+                dr.Check("broker", dr.OK, f"{opts.host}:{opts.port} reachable, logged in{who}")
+            )
             checks += dr.board_checks(board, opts)
+    except BrokerRefused as exc:
+        checks.append(dr.Check("broker", dr.FAIL, f"not authorized: {exc}", CREDENTIALS_HINT))
     except BrokerUnreachable as exc:
         checks.append(
             dr.Check("broker", dr.FAIL, str(exc), f"start it: mlthon broker --port {opts.port}")

@@ -1,9 +1,11 @@
 """``mlthon doctor``: pre-flight checks, each with a verdict, the reason and how to fix it.
 
 =============  ===========================================================================
-broker         the MQTT broker accepts a connection
+broker         the MQTT broker accepts a connection and the login (``not authorized`` when it
+               refuses the credentials: a secured broker)
 clock          local clock vs. the timestamps of fresh heartbeats (no NTP needed)
-config         each strategy config loads (``load_strategy_config``) with its instruments
+config         each strategy config loads (``load_strategy_config``) with its instruments, its
+               class imports and its ``[params]`` fit the class's parameter schema
 instruments    the instruments file loads (``load_instruments``)
 secrets        secret files (Telegram token file, ``--secret``) are not group/world readable
 versions       the running components report one mlthon version, the local one
@@ -27,10 +29,11 @@ import attrs
 
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.clock import NS_PER_S
-from mlthon.infra.config import load_strategy_config
+from mlthon.infra.config import load_strategy_class, load_strategy_config
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.ops.board import ComponentView, StatusBoard
 from mlthon.infra.ops.heartbeat import DEGRADED, STALE, UP, mlthon_version
+from mlthon.infra.strategy_params import ParamSchema, param_rules
 
 OK = "OK"
 WARN = "WARN"
@@ -66,6 +69,9 @@ class DoctorOptions:
         min_free_mb: below this free space, FAIL (WARN below twice as much).
         max_skew_s: clock skew tolerated.
         connect_timeout_s: how long to wait for the broker.
+        user / password_file / tls_ca: the broker login (None: ``$MLTHON_BUS_USERNAME``,
+            ``$MLTHON_BUS_PASSWORD`` or ``$MLTHON_BUS_PASSWORD_FILE``, ``$MLTHON_BUS_TLS_CA``;
+            :func:`~mlthon.infra.security.bus_client_options`).
     """
 
     host: str = "127.0.0.1"
@@ -79,10 +85,14 @@ class DoctorOptions:
     min_free_mb: float = 500.0
     max_skew_s: float = 2.0
     connect_timeout_s: float = 3.0
+    user: str | None = None
+    password_file: Path | None = None
+    tls_ca: Path | None = None
 
 
 def check_config(paths: Sequence[Path]) -> list[Check]:
-    """Each strategy config loads and its instruments resolve."""
+    """Each strategy config loads, its instruments resolve, its class imports and its
+    ``[params]`` fit the class's parameter schema (:mod:`mlthon.infra.strategy_params`)."""
     if not paths:
         return [Check("config", OK, "no strategy config given (use --strategy FILE)")]
     out = []
@@ -90,10 +100,13 @@ def check_config(paths: Sequence[Path]) -> list[Check]:
         try:
             cfg = load_strategy_config(p)
             n = len(cfg.instruments())
+            rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
+            rules.check(cfg.params, cfg.source)
         except ConfigError as exc:
             out.append(Check("config", FAIL, f"{p}: {exc}", "correct the file and key named"))
             continue
-        out.append(Check("config", OK, f"{p}: strategy {cfg.name}, {n} instruments"))
+        schema = "parameter schema" if isinstance(rules, ParamSchema) else "free-form params"
+        out.append(Check("config", OK, f"{p}: strategy {cfg.name}, {n} instruments, {schema}"))
     return out
 
 

@@ -15,7 +15,7 @@ from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.ops.heartbeat import component_will
 from mlthon.infra.ops.wiring import ProcessOps
-from mlthon.infra.security import bus_login, telegram_user
+from mlthon.infra.security import bus_client_options, telegram_user
 from mlthon.infra.telegram.bridge import TelegramBridge
 from mlthon.infra.telegram.config import TelegramConfig, load_config
 from mlthon.infra.telegram.errors import BotApiRejected
@@ -82,14 +82,12 @@ async def _serve(config: TelegramConfig, host: str, port: int) -> None:
     topics = Topics(config.bus.root)
     # ops (issue 7): last will, heartbeat and `mlthon kill`.
     will = component_will(topics, "telegram", config.client_id)
-    user, password = bus_login(telegram_user(config.client_id))
     bus = MqttBus(
         host,
         port,
         client_id=f"mlthon-{config.client_id}",
         will=will,
-        username=user,
-        password=password,
+        **bus_client_options(telegram_user(config.client_id)),
     )
     async with bus:
         ops = ProcessOps(

@@ -1,8 +1,11 @@
 """The Telegram bridge's configuration, read from ``telegram.toml``.
 
-Every section and key is checked; a wrong one raises :class:`~mlthon.basics.errors.ConfigError`
-naming the file and the key. The bot token is never written in the file: it comes from an
-environment variable (``token_env``) or a secrets file (``token_file``).
+Every section and key is checked against this schema (:mod:`mlthon.infra.config_schema`); an
+unknown one, a value of the wrong type, a number that is NaN, infinite or out of range raises
+:class:`~mlthon.basics.errors.ConfigError` naming the file, the key and the value. The bot token
+is never written in the file: it comes from an environment variable (``token_env``) or a secrets
+file (``token_file``). ``client_id`` names the bridge on the bus (its reply topic and broker user
+``tg-<client_id>``): letters, digits, ``_ . -``.
 
 Example::
 
@@ -38,6 +41,7 @@ from typing import Any
 import attrs
 
 from mlthon.basics.errors import ConfigError
+from mlthon.infra.config_schema import Table, show
 from mlthon.infra.telegram.access import DEFAULT_PERMISSIONS, ROLE_NAMES, Role
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
@@ -150,48 +154,51 @@ _TELEGRAM_KEYS = {
 }
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9_.:\[\]-]{1,253}")
+_ROOT = re.compile(r"[A-Za-z0-9_.-]{1,64}(/[A-Za-z0-9_.-]{1,64}){0,7}")
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+#: The longest time setting (a year).
+_MOST_S = 366 * 86400.0
+
+
 class _Reader:
-    """Typed access to one TOML table, raising ConfigError with the file and key."""
+    """Typed access to one TOML table (:class:`~mlthon.infra.config_schema.Table`) with this
+    file's own words for chat ids and ports."""
 
     def __init__(self, source: str, section: str, table: Mapping[str, Any]) -> None:
-        self.source = source
-        self.section = section
-        self.table = table
+        self.t = Table.root({section: table}, source).table(section)
+        self.table = self.t.data
 
     def error(self, key: str, why: str) -> ConfigError:
-        return ConfigError(why, source=self.source, key=f"{self.section}.{key}")
+        return self.t.error(key, why)
 
     def check_keys(self, allowed: set[str]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                raise self.error(key, f"unknown key (expected one of {sorted(allowed)})")
+        self.t.check_keys(allowed)
 
     def number(self, key: str, default: float, *, positive: bool = True) -> float:
-        value = self.table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.error(key, f"expected a number, got {value!r}")
-        if value < 0 or (positive and value == 0):
-            raise self.error(key, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
-        return float(value)
+        return float(self.t.number(key, default, low=0.0, low_open=positive, high=_MOST_S))
 
     def integer(self, key: str, default: int, *, minimum: int = 1) -> int:
         value = self.table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.error(key, f"expected an integer >= {minimum}, got {value!r}")
+            raise self.error(key, f"expected an integer >= {minimum}, got {show(value)}")
         return value
 
-    def string(self, key: str, default: str) -> str:
+    def string(
+        self, key: str, default: str, *, pattern: re.Pattern[str] | None = None, most: int = 4096
+    ) -> str:
         value = self.table.get(key, default)
         if not isinstance(value, str) or not value:
-            raise self.error(key, f"expected a non-empty string, got {value!r}")
-        return value
+            raise self.error(key, f"expected a non-empty string, got {show(value)}")
+        return str(self.t.check_text(key, value, pattern=pattern, most=most))
 
     def chat_id(self, key: str) -> int | None:
         value = self.table.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(key, f"expected an integer chat id, got {value!r}")
+            raise self.error(key, f"expected an integer chat id, got {show(value)}")
         return value
 
 
@@ -246,16 +253,19 @@ def parse_config(
             raise ConfigError("expected a table", source=source, key=section)
 
     tg = _Reader(source, "telegram", raw.get("telegram", {}))
+    # (every section is a table: checked above)
     if "token" in tg.table:
         raise tg.error("token", "never write the token in the config; use token_env or token_file")
     tg.check_keys(_TELEGRAM_KEYS)
     token = _read_token(tg, base_dir, env)
-    base_url = tg.string("base_url", DEFAULT_BASE_URL)
+    base_url = tg.string("base_url", DEFAULT_BASE_URL, most=2048)
     if not base_url.startswith(("http://", "https://")):
         raise tg.error("base_url", f"expected an http(s) URL, got {base_url!r}")
     dangerous_raw = tg.table.get("dangerous", [])
-    if not isinstance(dangerous_raw, list) or not all(isinstance(d, str) for d in dangerous_raw):
-        raise tg.error("dangerous", "expected a list of command names")
+    if not isinstance(dangerous_raw, list) or not all(
+        isinstance(d, str) and _CMD_RE.match(d.lower()) for d in dangerous_raw
+    ):
+        raise tg.error("dangerous", f"expected a list of command names, got {show(dangerous_raw)}")
 
     chats = _Reader(source, "chats", raw.get("chats", {}))
     chats.check_keys({"ops", "default", "strategies", "control"})
@@ -269,11 +279,11 @@ def parse_config(
     config = TelegramConfig(
         token=token,
         base_url=base_url,
-        client_id=tg.string("client_id", "telegram"),
+        client_id=tg.string("client_id", "telegram", pattern=_CLIENT_ID),
         poll_timeout_s=tg.number("poll_timeout_s", 10.0),
         confirm_timeout_s=tg.number("confirm_timeout_s", 30.0),
         cmd_timeout_s=tg.number("cmd_timeout_s", 60.0),
-        audit_log=base_dir / tg.string("audit_log", "telegram-audit.jsonl"),
+        audit_log=base_dir / tg.string("audit_log", "telegram-audit.jsonl", most=1024),
         ops_chat=chats.chat_id("ops"),
         default_chat=chats.chat_id("default"),
         strategy_chats=strategy_chats,
@@ -291,14 +301,14 @@ def _read_token(tg: _Reader, base_dir: Path, env: Mapping[str, str]) -> str:
     if "token_env" in tg.table and "token_file" in tg.table:
         raise tg.error("token_env", "give token_env or token_file, not both")
     if "token_file" in tg.table:
-        file = base_dir / tg.string("token_file", "")
+        file = base_dir / tg.string("token_file", "", most=1024)
         try:
             token = file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise tg.error("token_file", f"cannot read {file}: {exc.strerror}") from exc
         where = f"file {file}"
     else:
-        var = tg.string("token_env", "MLTHON_TELEGRAM_TOKEN")
+        var = tg.string("token_env", "MLTHON_TELEGRAM_TOKEN", pattern=_ENV_VAR)
         token = env.get(var, "").strip()
         if not token:
             raise tg.error("token_env", f"environment variable {var} is not set")
@@ -373,4 +383,8 @@ def _read_bus(b: _Reader) -> BusConfig:
     port = b.integer("port", 1883)
     if port > 65535:
         raise b.error("port", f"expected a TCP port, got {port}")
-    return BusConfig(host=b.string("host", "127.0.0.1"), port=port, root=b.string("root", "mlt"))
+    return BusConfig(
+        host=b.string("host", "127.0.0.1", pattern=_HOST),
+        port=port,
+        root=b.string("root", "mlt", pattern=_ROOT),
+    )

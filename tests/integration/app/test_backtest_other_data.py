@@ -75,7 +75,10 @@ def test_instruments_and_set_point_the_demo_at_a_spot_recording(shared_data, tmp
     [
         (["--instruments", "424242"], "[424242] are not in"),
         (["--instruments", "BTCUSDT"], "--instruments takes instrument ids"),
-        (["--set", "spread_ticks=wide"], "--set: spread_ticks is a int"),
+        (
+            ["--set", "spread_ticks=wide"],
+            "[params.spread_ticks] --set: must be an integer, got 'wide'",
+        ),
         (["--set", "spread_ticks"], "--set: 'spread_ticks' is not key=value"),
     ],
 )
@@ -150,9 +153,10 @@ def test_set_reaches_the_other_tables_of_the_file(shared_data, tmp_path):
 @pytest.mark.parametrize(
     ("word", "words"),
     [
-        ("strategy.stop_ack_timeout_s=-1", "[strategy.stop_ack_timeout_s] must be a finite number > 0"),
+        ("strategy.stop_ack_timeout_s=-1", "[strategy.stop_ack_timeout_s] must be > 0"),
         ("strategy.name.x=1", "strategy.name.x: name is a value, not a table"),
-        ("sim.acount.balances.USD=1", "unknown sections ['acount']"),
+        ("sim.acount.balances.USD=1", "[sim] unknown sections ['acount']"),
+        ("sim.account.balances.USD=-1", "[sim.account.balances.USD] -1 must be >= 0"),
     ],
 )
 def test_bad_table_settings_are_refused_before_the_run(tmp_path, word, words):

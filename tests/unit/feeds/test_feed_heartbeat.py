@@ -12,7 +12,8 @@ import pytest
 
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange
-from mlthon.feeds.handler import load_feed_config, run_feed
+from mlthon.feeds.feed_config import load_feed_file
+from mlthon.feeds.handler import run_feed
 from mlthon.feeds.heartbeat import DEFAULT_HEARTBEAT_S, HeartbeatSender
 from mlthon.feeds.live_cli import load_live_feed_config
 from mlthon.feeds.synthetic import synthetic_market
@@ -22,6 +23,13 @@ from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, LiveClock, LiveScheduler, SimClock, SimScheduler
 from mlthon.infra.instruments import load_instruments
 from tests.conftest import wait_until
+
+
+def _load(path):
+    feed = load_feed_file(path)
+    assert feed.config is not None
+    return feed.config
+
 
 SIM = next(i for i in load_instruments() if i.instrument_id == 9001)
 T0 = 1_700_000_000 * NS_PER_S
@@ -90,16 +98,16 @@ def _feed_toml(tmp_path: Path, source: str) -> Path:
 @pytest.mark.parametrize("kind", ["synthetic", "replay"])
 def test_feed_heartbeat_limit_defaults_by_source_kind(tmp_path, kind):
     files = 'files = ["x.gz"]\n' if kind == "replay" else ""
-    cfg = load_feed_config(_feed_toml(tmp_path, f'kind = "{kind}"\n{files}'))
+    cfg = _load(_feed_toml(tmp_path, f'kind = "{kind}"\n{files}'))
     assert cfg.heartbeat_s == DEFAULT_HEARTBEAT_S[kind]
-    cfg = load_feed_config(_feed_toml(tmp_path, f'kind = "{kind}"\n{files}heartbeat_s = 0.5'))
+    cfg = _load(_feed_toml(tmp_path, f'kind = "{kind}"\n{files}heartbeat_s = 0.5'))
     assert cfg.heartbeat_s == 0.5
 
 
 @pytest.mark.parametrize("bad", ['"fast"', "0", "-1", "true"])
 def test_feed_heartbeat_limit_is_validated(tmp_path, bad):
     with pytest.raises(ConfigError) as err:
-        load_feed_config(_feed_toml(tmp_path, f'kind = "synthetic"\nheartbeat_s = {bad}'))
+        _load(_feed_toml(tmp_path, f'kind = "synthetic"\nheartbeat_s = {bad}'))
     assert "source.heartbeat_s" in str(err.value)
 
 

@@ -13,7 +13,8 @@ import pytest
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
 from mlthon.feeds.cli import CountingBus, feed_main, record_main
-from mlthon.feeds.handler import load_feed_config, run_feed
+from mlthon.feeds.feed_config import load_feed_file
+from mlthon.feeds.handler import run_feed
 from mlthon.feeds.mirror import BookMirror
 from mlthon.feeds.record import RawRecorder, iter_raw_messages
 from mlthon.feeds.replay import replay_file
@@ -23,6 +24,13 @@ from mlthon.infra.bus.messages import BookUpdate, FeedStatus, TradeUpdate
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import SimClock, SimScheduler
 from mlthon.infra.instruments import load_instruments
+
+
+def _load(path):
+    feed = load_feed_file(path)
+    assert feed.config is not None
+    return feed.config
+
 
 SIM = next(i for i in load_instruments() if i.instrument_id == 9001)
 T0 = 1_700_000_000_000_000_000
@@ -132,14 +140,14 @@ def test_feed_config_and_dry_run(tmp_path):
     cfg_file.write_text(
         'exchange = "Sim"\nspeed = "max"\n[source]\nkind = "synthetic"\nn_events = 200\nseed = 4\n'
     )
-    cfg = load_feed_config(cfg_file)
+    cfg = _load(cfg_file)
     assert cfg.speed is None
     assert [i.instrument_id for i in cfg.instruments] == [9001]
     assert feed_main(["--config", str(cfg_file), "--dry-run"]) == 0
     bad = tmp_path / "bad.toml"
     bad.write_text('exchange = "Nowhere"\n')
     with pytest.raises(ConfigError, match="exchange"):
-        load_feed_config(bad)
+        _load(bad)
     assert feed_main(["--config", str(bad), "--dry-run"]) == 2
 
 

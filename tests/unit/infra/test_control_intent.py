@@ -123,7 +123,11 @@ def test_control_start_after_stop_sends_start_and_the_next_login_starts_with_its
     assert w.login() == [m.Instruments, m.Idle, m.StratParams]
     assert w.cmd("start", "level=2") is None  # the strategy answers once on_start ran
     start = w.sent(m.Start)[-1]
-    assert (start.params, start.reply_to) == ("level=2", w.topics.reply("cli"))
+    # answered through the control service: on the strategy's own topic, relayed to the asker
+    assert (start.params, start.reply_to) == ("level=2", w.topics.strat_up(NAME))
+    w.bus.publish(start.reply_to, m.CmdResult(cmd_id=start.cmd_id, strat=NAME, ok=True), qos=1)
+    w.run()
+    assert w.answers[start.cmd_id].ok
     assert json.loads(state.read_text())["strategies"][NAME]["intent"] == "running"
     # A restarted strategy process logs in: it starts, with the operator's parameters.
     assert w.login(pid=5151) == [m.Instruments, m.Start, m.StratParams]

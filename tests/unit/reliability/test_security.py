@@ -49,7 +49,6 @@ def test_acl_limits_a_strategy_to_its_own_topics():
             "mlt/tg/mm",
             "mlt/feed/+/req",
             "mlt/status/strategy/mm",
-            "mlt/reply/#",
         ]
     )
     gtw = acl.split("user gtw-BinanceUsdm\n")[1].split("\n\n")[0]
