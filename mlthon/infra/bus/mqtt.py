@@ -112,7 +112,7 @@ class MqttBus(BusBase):
         max_outbox: most messages kept waiting while the broker is away.
         max_inflight: most QoS 1 messages sent and waiting for their PUBACK at a time.
         reconnect_min_s: first back-off delay.
-        reconnect_max_s: back-off cap.
+        reconnect_max_s: back-off cap (2 s: a broker back from a restart is found within it).
         keepalive_s: MQTT keepalive (the broker declares the client gone after 1.5x this).
         will: (topic, message) the broker publishes, retained, if the client disappears
             without disconnecting (a crash, a kill -9, a network cut).
@@ -135,7 +135,7 @@ class MqttBus(BusBase):
         max_outbox: int = 100_000,
         max_inflight: int = 1000,
         reconnect_min_s: float = 0.1,
-        reconnect_max_s: float = 5.0,
+        reconnect_max_s: float = 2.0,
         keepalive_s: int = 10,
         will: tuple[str, Msg] | None = None,
         clean_session: bool = True,
