@@ -133,6 +133,7 @@ def _bus_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_control(a: argparse.Namespace) -> int:
     from mlthon.infra.config import load_strategy_config
+    from mlthon.infra.loop import run_process
     from mlthon.infra.runner import install_signal_handlers, run_control
 
     cfgs = [load_strategy_config(p) for p in a.strategy]
@@ -159,7 +160,7 @@ def _cmd_control(a: argparse.Namespace) -> int:
             state_path=state or None,
         )
 
-    asyncio.run(main())
+    run_process(main())
     return 0
 
 
@@ -178,6 +179,7 @@ def _cmd_strategy(a: argparse.Namespace) -> int:
     import attrs
 
     from mlthon.infra.config import BusConfig, load_strategy_config
+    from mlthon.infra.loop import run_process
     from mlthon.infra.runner import install_signal_handlers, run_strategy
 
     cfg = load_strategy_config(a.config)
@@ -196,7 +198,7 @@ def _cmd_strategy(a: argparse.Namespace) -> int:
         install_signal_handlers(stop)
         await run_strategy(cfg, stop)
 
-    asyncio.run(main())
+    run_process(main())
     return 0
 
 

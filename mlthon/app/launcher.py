@@ -75,6 +75,7 @@ from mlthon.infra.config import StrategyConfig
 from mlthon.infra.config_schema import cli_number
 from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
 from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
+from mlthon.infra.loop import run_process
 from mlthon.infra.ops.wiring import RESTARTS_ENV, Stats
 from mlthon.infra.security import (
     ADMIN_USER,
@@ -770,7 +771,7 @@ def run_main(argv: list[str]) -> int:
         return rc
 
     try:
-        return asyncio.run(main())
+        return run_process(main())
     except MlthonError as exc:
         print(f"mlthon run: {exc}", file=sys.stderr)
         return 2

@@ -13,13 +13,19 @@ Finding the best level again after the best is removed walks toward worse ticks 
 level, as far as the worst level ever seen on that side (crypto books are dense near the top, so
 that is a step or two); past :data:`_SCAN_MAX` empty ticks it asks the dict for its best instead.
 
-This is the pure-Python implementation; a compiled one with the same interface and the same
-results is used when it is built (``mlthon._core``).
+:class:`PyTickBook` is the pure-Python implementation. ``TickBook``, the name every consumer
+imports, is the compiled one (``mlthon/_core/tickbook.pyx``: same interface, same results) when it
+is built and not switched off with ``MLTHON_PURE=1``, else :class:`PyTickBook`; ``mlthon._core``
+logs which once. Consumers use only the public interface below (``bid`` and ``ask`` are read-only
+in the compiled book, and the compiled class cannot be subclassed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from mlthon import _core
 
 BID = 1
 ASK = 2
@@ -33,7 +39,7 @@ _SCAN_MAX = 64
 Change = tuple[int, int, int, int]  # (action, side, tick, lots)
 
 
-class TickBook:
+class PyTickBook:
     """One instrument's price-level book: tick -> lots per side, and the best tick of each.
 
     Attributes:
@@ -102,8 +108,15 @@ class TickBook:
     def apply(self, changes: Iterable[Change]) -> None:
         """Apply a venue message's changes, ``(action, side, tick, lots)`` each (``DELETE``, or
         ``lots`` 0, removes the level)."""
+        set_bid = self.set_bid
+        set_ask = self.set_ask
         for action, side, tick, lots in changes:
-            self.set(side, tick, 0 if action == DELETE else lots)
+            if side == BID:
+                set_bid(tick, 0 if action == DELETE else lots)
+            elif side == ASK:
+                set_ask(tick, 0 if action == DELETE else lots)
+            else:
+                raise ValueError(f"side must be {BID} (bid) or {ASK} (ask), got {side!r}")
 
     def clear(self) -> None:
         """Remove every level."""
@@ -146,6 +159,37 @@ class TickBook:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    def bid_below(self, tick: int) -> int:
+        """The best bid tick strictly below ``tick`` (:data:`NO_BID` when there is none): walks a
+        book from its best level toward worse ones, ``bid_below(bid_below(book.bid))``..."""
+        levels = self._bids
+        low = self._low_bid
+        t = tick - 1
+        steps = 0
+        while t >= low and steps < _SCAN_MAX:
+            if t in levels:
+                return t
+            t -= 1
+            steps += 1
+        if t < low:
+            return NO_BID
+        return max((k for k in levels if k < tick), default=NO_BID)
+
+    def ask_above(self, tick: int) -> int:
+        """The best ask tick strictly above ``tick`` (:data:`NO_ASK` when there is none)."""
+        levels = self._asks
+        high = self._high_ask
+        t = tick + 1
+        steps = 0
+        while t <= high and steps < _SCAN_MAX:
+            if t in levels:
+                return t
+            t += 1
+            steps += 1
+        if t > high:
+            return NO_ASK
+        return min((k for k in levels if k > tick), default=NO_ASK)
+
     def lots(self, side: int, tick: int) -> int:
         """The lots at ``tick`` on ``side`` (0 when there is no level)."""
         return (self._bids if side == BID else self._asks).get(tick, 0)
@@ -187,3 +231,9 @@ class TickBook:
             f"TickBook(bid={self.bid if self._bids else None}, "
             f"ask={self.ask if self._asks else None}, levels={len(self)})"
         )
+
+
+if TYPE_CHECKING:
+    TickBook = PyTickBook
+else:
+    TickBook = _core.pick("tickbook", "TickBook", PyTickBook)

@@ -20,6 +20,7 @@ from mlthon.infra.bus.bus import BusBase, Handler, Subscription
 from mlthon.infra.bus.messages import Msg
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveClock, LiveScheduler
+from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
@@ -142,7 +143,7 @@ def feed_main(argv: list[str]) -> int:
         speed = cfg.speed
         if args.speed is not None:
             speed = None if args.speed in ("max", "0") else float(args.speed)
-        asyncio.run(_feed(cfg, args.dry_run, speed, feed.bus))
+        run_process(_feed(cfg, args.dry_run, speed, feed.bus))
     except (MlthonError, ValueError) as exc:
         log.error("feed: %s", exc)
         return 2

@@ -39,6 +39,7 @@ from mlthon.feeds.live import LiveFeedBase, bus_sink
 from mlthon.infra.bus.messages import FeedStatus, Msg
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import Clock, LiveClock, LiveScheduler
+from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
@@ -133,7 +134,7 @@ def live_feed_main(argv: list[str], shutdown: asyncio.Event | None = None) -> in
         sys.stderr.write(f"mlthon feed: {exc}\n")
         return 2
     try:
-        asyncio.run(_run(cfg, shutdown))
+        run_process(_run(cfg, shutdown))
     except MlthonError as exc:
         log.error("live feed failed: %s", exc)
         return 1

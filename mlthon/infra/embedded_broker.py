@@ -35,6 +35,7 @@ from typing import Any
 
 from mlthon.basics.errors import BusError
 from mlthon.infra.broker import free_port, stop_process, wait_for_port
+from mlthon.infra.loop import run_process
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(args.port, stop)
 
-    asyncio.run(run())
+    run_process(run())
     return 0
 
 

@@ -23,6 +23,18 @@ RULES = {
         "telegram",
         "asyncio",
     ),
+    # the compiled core holds pure values like basics (and imports nothing above them)
+    "mlthon/_core": (
+        "mlthon.api",
+        "mlthon.infra",
+        "mlthon.feeds",
+        "mlthon.gateways",
+        "mlthon.app",
+        "aiomqtt",
+        "paho",
+        "telegram",
+        "asyncio",
+    ),
     "mlthon/api": (
         "mlthon.infra",
         "mlthon.feeds",

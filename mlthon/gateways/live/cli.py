@@ -32,6 +32,7 @@ from mlthon.gateways.live.gateway import LiveGateway
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.instruments import load_instruments
+from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
@@ -104,7 +105,7 @@ def gateway_main(argv: list[str], shutdown: asyncio.Event | None = None) -> int:
         sys.stderr.write(f"mlthon gateway: {exc}\n")
         return 2
     try:
-        asyncio.run(_run(config, build, creds, args.host, args.port, shutdown))
+        run_process(_run(config, build, creds, args.host, args.port, shutdown))
     except ConfigError as exc:
         sys.stderr.write(f"mlthon gateway: {exc}\n")
         return 2

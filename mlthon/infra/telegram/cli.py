@@ -13,6 +13,7 @@ from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
+from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import component_will
 from mlthon.infra.ops.wiring import ProcessOps
 from mlthon.infra.security import bus_client_options, telegram_user
@@ -64,7 +65,7 @@ def telegram_main(argv: list[str]) -> int:
     host = args.mqtt_host or config.bus.host
     port = args.mqtt_port or config.bus.port
     try:
-        asyncio.run(_serve(config, host, port))
+        run_process(_serve(config, host, port))
     except BotApiRejected as exc:
         sys.stderr.write(
             f"mlthon telegram: Telegram refused the bot ({exc}); check the token "

@@ -1,18 +1,40 @@
 """The one price-level book in ticks and lots: every sequence of changes leaves it equal to a plain
-reference (a dict per side), with the right best levels."""
+reference (a dict per side), with the right best levels; for the pure-Python book and the compiled
+one alike (tests/unit/core has the compiled book's own tests)."""
 
 from __future__ import annotations
+
+import importlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlthon.basics.tickbook import ADD, ASK, BID, DELETE, MODIFY, NO_ASK, NO_BID, TickBook
-
-IMPLEMENTATIONS = [TickBook]
+from mlthon.basics.tickbook import ADD, ASK, BID, DELETE, MODIFY, NO_ASK, NO_BID, PyTickBook
 
 
-@pytest.fixture(params=IMPLEMENTATIONS, ids=lambda c: c.__module__)
+def _compiled() -> type | None:
+    try:
+        return importlib.import_module("mlthon._core.tickbook").TickBook  # type: ignore[no-any-return]
+    except ImportError:
+        return None
+
+
+COMPILED = _compiled()
+# Both classes, whichever one `TickBook` names in this process (MLTHON_PURE only picks that).
+IMPLEMENTATIONS: list[type] = [PyTickBook] + ([COMPILED] if COMPILED is not None else [])
+
+
+@pytest.fixture(
+    params=[
+        PyTickBook,
+        pytest.param(
+            COMPILED,
+            marks=pytest.mark.skipif(COMPILED is None, reason="compiled core not built"),
+        ),
+    ],
+    ids=["pure", "compiled"],
+)
 def book_cls(request):
     return request.param
 
@@ -59,6 +81,29 @@ def test_tickbook_apply_takes_a_whole_message(book_cls):
     assert len(book) == 0 and book.bid == NO_BID
 
 
+def test_tickbook_walks_each_side_best_first_past_gaps(book_cls):
+    book = book_cls()
+    for t in (100, 99, 97, 10):
+        book.set(BID, t, 1)
+    for t in (101, 103, 200_000):
+        book.set(ASK, t, 1)
+    walked, t = [], book.bid
+    while t != NO_BID:
+        walked.append(t)
+        t = book.bid_below(t)
+    assert walked == [100, 99, 97, 10]
+    walked, t = [], book.ask
+    while t != NO_ASK:
+        walked.append(t)
+        t = book.ask_above(t)
+    assert walked == [101, 103, 200_000]
+    # from a tick that holds no level, and past either end
+    assert (book.bid_below(98), book.bid_below(10), book.bid_below(10**9)) == (97, NO_BID, 100)
+    assert (book.ask_above(102), book.ask_above(200_000), book.ask_above(-5)) == (103, NO_ASK, 101)
+    book.clear()
+    assert (book.bid_below(100), book.ask_above(100)) == (NO_BID, NO_ASK)
+
+
 _OPS = st.lists(
     st.tuples(st.sampled_from([BID, ASK]), st.integers(0, 60), st.integers(0, 5)), max_size=200
 )
@@ -86,3 +131,8 @@ def test_tickbook_any_changes_match_a_plain_reference(ops):
             assert book.lots(BID, tick) == ref[BID].get(tick, 0)
             assert book.lots(ASK, tick) == ref[ASK].get(tick, 0)
         assert book.crossed == (bool(ref[BID]) and bool(ref[ASK]) and book.bid >= book.ask)
+        for tick in range(-1, 63):
+            below = [t for t in ref[BID] if t < tick]
+            above = [t for t in ref[ASK] if t > tick]
+            assert book.bid_below(tick) == max(below, default=NO_BID)
+            assert book.ask_above(tick) == min(above, default=NO_ASK)
