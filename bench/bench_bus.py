@@ -9,15 +9,22 @@
    requester waits for the answer before the next one: p50 / p99.
 
 Both sides run in this process (so CPU time covers publisher and subscriber; mosquitto runs
-beside). Rounds interleave the two clients so a busy machine hurts both alike.
+beside), on the loop every mlthon process runs on (:mod:`mlthon.infra.loop`: uvloop when
+installed, ``MLTHON_LOOP`` chooses). Rounds interleave the clients so a busy machine hurts all
+alike. With ``--baseline TREE`` the bus's rounds also run from another copy of the code (a
+checkout or an unpacked snapshot from before a change), in a child process, interleaved with
+the others: a change measured before and after in one run.
 
 Run: python bench/bench_bus.py [--n 50000] [--n1 10000] [--rtt 2000] [--rounds 3]
+     [--baseline TREE]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import socket
 import statistics
 import sys
@@ -26,7 +33,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+SCRIPT = Path(__file__).resolve()
+TREE_ENV = "BENCH_TREE"  # the copy of the code to import mlthon from (default: this one)
+sys.path.insert(0, os.environ.get(TREE_ENV) or str(SCRIPT.parents[1]))
 
 import aiomqtt
 
@@ -40,7 +49,8 @@ CHUNK = 500
 
 
 def _book(i: int) -> BookUpdate:
-    ch = [(1, i % 2, f"{60000 + (i + j) % 50}.1", f"{j + 1}.25") for j in range(5)]
+    # (action, side, tick, lots): the wire's integer ticks and lots
+    ch = [(1, i % 2, 600_001 + 10 * ((i + j) % 50), 4 * j + 5) for j in range(5)]
     return BookUpdate(ex=2, iid=1001, ts=1_700_000_000_000_000_000 + i, seq=i, ch=ch)
 
 
@@ -230,7 +240,7 @@ def _report(res: Result) -> str:
     p50 = rtt[len(rtt) // 2] * 1e6
     p99 = rtt[int(len(rtt) * 0.99)] * 1e6
     return (
-        f"{res.name:<12} QoS0 {statistics.median(res.rate):>9,.0f} msg/s "
+        f"{res.name:<14} QoS0 {statistics.median(res.rate):>9,.0f} msg/s "
         f"(cpu {statistics.median(res.cpu_us):5.1f} us/msg, lost {max(res.lost)}) | "
         f"QoS1 burst {statistics.median(res.rate1):>8,.0f} msg/s "
         f"(cpu {statistics.median(res.cpu1_us):5.1f} us/msg) | "
@@ -238,27 +248,72 @@ def _report(res: Result) -> str:
     )
 
 
+async def baseline_round(
+    tree: Path, port: int, a: argparse.Namespace, res: Result, tag: str
+) -> None:
+    """One bus round run from ``tree``, in a child process; its figures added to ``res``."""
+    args = ["--role", "bus", "--port", str(port), "--tag", tag]
+    args += ["--n", str(a.n), "--n1", str(a.n1), "--rtt", str(a.rtt)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(SCRIPT),
+        *args,
+        env={**os.environ, TREE_ENV: str(tree), "PYTHONPATH": str(tree)},
+        cwd=tree,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"the baseline round failed ({proc.returncode})")
+    got = json.loads(out.decode().strip().splitlines()[-1])
+    for name in ("rate", "cpu_us", "lost", "rate1", "cpu1_us", "rtt"):
+        getattr(res, name).extend(got[name])
+
+
+async def one_bus_round(a: argparse.Namespace) -> None:
+    """``--role bus``: one bus round against ``--port``; its figures as JSON on stdout."""
+    res = Result("bus")
+    await bus_round(a.port, a.n, a.n1, a.rtt, res, a.tag)
+    print(json.dumps({k: v for k, v in vars(res).items() if k != "name"}), flush=True)
+
+
 async def main_async(a: argparse.Namespace) -> None:
+    from mlthon.infra.loop import choose_loop
+
     bus, bare = Result("MqttBus"), Result("bare aiomqtt")
+    base = Result("MqttBus (base)")
     with MosquittoBroker() as broker:
         for r in range(a.rounds):
             await bus_round(broker.port, a.n, a.n1, a.rtt, bus, f"r{r}")
+            if a.baseline is not None:
+                await baseline_round(a.baseline.resolve(), broker.port, a, base, f"r{r}b")
             await bare_round(broker.port, a.n, a.n1, a.rtt, bare, f"r{r}")
     print(
         f"{a.rounds} rounds, median of rounds; QoS0 {a.n:,} msgs, QoS1 {a.n1:,} msgs, "
-        f"{a.rtt:,} round trips"
+        f"{a.rtt:,} round trips; {choose_loop().describe()}; load {os.getloadavg()[0]:.1f}"
     )
     print(_report(bus))
+    if a.baseline is not None:
+        print(_report(base) + f"  [{a.baseline}]")
     print(_report(bare))
 
 
 def main() -> None:
+    from mlthon.infra.loop import run_process
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=50_000, help="QoS 0 messages per round")
     p.add_argument("--n1", type=int, default=10_000, help="QoS 1 messages per round")
     p.add_argument("--rtt", type=int, default=2_000, help="QoS 1 round trips per round")
     p.add_argument("--rounds", type=int, default=3)
-    asyncio.run(main_async(p.parse_args()))
+    p.add_argument(
+        "--baseline", type=Path, default=None, help="also run the bus's rounds from this copy"
+    )
+    p.add_argument("--role", choices=["bus"], help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--tag", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    run_process(one_bus_round(a) if a.role == "bus" else main_async(a))
 
 
 if __name__ == "__main__":

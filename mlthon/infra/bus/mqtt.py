@@ -55,9 +55,11 @@
   dropped. Handlers run on the loop, one at a time, right as messages are read.
 * Nagle's algorithm is off on the socket (``TCP_NODELAY``).
 
-The connection itself is :class:`~mlthon.infra.bus.paho_link.PahoLink` (paho-mqtt driven by the
-asyncio loop; its docstring says why paho directly rather than aiomqtt). Only ``infra/bus``
-touches paho; its errors become :class:`~mlthon.basics.BusError`.
+The connection itself is :class:`~mlthon.infra.bus.paho_link.PahoLink`: paho-mqtt opens it (TCP,
+TLS, CONNECT and CONNACK), then the link reads and writes MQTT packets itself on the asyncio loop
+(:mod:`~mlthon.infra.bus.mqtt_packets`); its docstring says why. A malformed or oversized packet
+from the broker drops the connection (logged as an error) and the bus reconnects. Only
+``infra/bus`` touches paho; its errors become :class:`~mlthon.basics.BusError`.
 """
 
 from __future__ import annotations
@@ -72,13 +74,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from paho.mqtt import client as paho
-from paho.mqtt.enums import MQTTErrorCode
-
 from mlthon.basics.errors import BusError, MalformedMessage
 from mlthon.infra.bus.bus import BusBase, Handler, Subscription, SubscriptionTable
 from mlthon.infra.bus.codec import decode, encode
 from mlthon.infra.bus.messages import Msg
+from mlthon.infra.bus.mqtt_packets import MAX_PACKET
 from mlthon.infra.bus.outbox import PUB, SUB, Entry, Outbox
 from mlthon.infra.bus.paho_link import PahoLink
 
@@ -97,7 +97,9 @@ TAKEOVER_PATIENCE_S = 30.0
 SYS_UPTIME = "$SYS/broker/uptime"
 
 _ids = itertools.count(1)
-_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
+
+#: An incoming QoS 1 message held back: (topic, payload, packet id).
+_Held = tuple[bytes, bytes, int]
 
 
 class MqttBus(BusBase):
@@ -122,6 +124,8 @@ class MqttBus(BusBase):
         connect_timeout_s: how long one connection attempt may take (TCP, TLS and CONNACK).
         hold_input_at: hold incoming QoS 1 messages while this many messages wait in the outbox
             behind the in-flight window (default ``max_inflight``; 0: never hold).
+        max_packet: most bytes of one incoming packet; a bigger one drops the connection (the
+            broker is broken or hostile) and the bus reconnects.
     """
 
     def __init__(
@@ -142,6 +146,7 @@ class MqttBus(BusBase):
         tls_context: ssl.SSLContext | None = None,
         connect_timeout_s: float = 10.0,
         hold_input_at: int | None = None,
+        max_packet: int = MAX_PACKET,
     ) -> None:
         super().__init__()
         self.host = host
@@ -157,6 +162,7 @@ class MqttBus(BusBase):
         self._connect_timeout = connect_timeout_s
         self._reconnect_min = reconnect_min_s
         self._reconnect_max = reconnect_max_s
+        self._max_packet = max_packet
         self._table = SubscriptionTable()
         self._patterns: dict[str, int] = {}
         self._unsubscribed: set[str] = set()  # to unsubscribe at the broker when possible
@@ -191,7 +197,7 @@ class MqttBus(BusBase):
         self._before_acks: list[Callable[[], None]] = []
         # Back-pressure: incoming QoS 1 messages held while the outbox is backed up.
         self._hold_at = max_inflight if hold_input_at is None else hold_input_at
-        self._held: deque[paho.MQTTMessage] = deque()
+        self._held: deque[_Held] = deque()
         self._holding = False
         self.held = 0  # messages held so far (counter)
 
@@ -215,13 +221,13 @@ class MqttBus(BusBase):
             # Nothing waits: straight to the connection (market data; a QoS 1 message while
             # the window of unacknowledged ones is open).
             if not qos:
-                if self._publish(topic, payload, 0, False).rc == _OK:
+                if self._publish(topic, payload, 0, False) is not None:
                     self.sent += 1
                     return
             elif not self._outbox.window_full:
-                info = self._publish(topic, payload, 1, False)
-                if info.rc == _OK:
-                    self._outbox.sent_at_once(Entry(PUB, topic, payload, 1), info)
+                receipt = self._publish(topic, payload, 1, False)
+                if receipt is not None:
+                    self._outbox.sent_at_once(Entry(PUB, topic, payload, 1), receipt)
                     self.sent += 1
                     return
         entry = Entry(PUB, topic, payload, 1 if qos else 0, retain)
@@ -307,13 +313,11 @@ class MqttBus(BusBase):
             if entry.qos and outbox.window_full:
                 self._live = False
                 return
-            info = publish(entry.topic, entry.payload, entry.qos, entry.retain)
-            if info.rc != _OK:
-                # The link is going down, or (QoS 1) paho's message id wrapped onto one still
-                # waiting for its PUBACK: retry after the next acknowledgement or reconnect.
+            receipt = publish(entry.topic, entry.payload, entry.qos, entry.retain)
+            if receipt is None:  # the link is going down: sent again after the reconnect
                 self._live = False
                 return
-            outbox.sent(entry, info if entry.qos else None)
+            outbox.sent(entry, receipt if entry.qos else None)
             self.sent += 1
         if self._unsubscribed:
             link.unsubscribe(sorted(self._unsubscribed))
@@ -416,8 +420,8 @@ class MqttBus(BusBase):
                 log.exception("mqtt[%s]: work before the acknowledgements failed", self.client_id)
 
     def _on_read_batch(self) -> None:
-        # The acknowledgements of this batch are queued in paho and written on a later turn of
-        # the loop: what must precede them (a journal commit) runs now.
+        # The acknowledgements of this batch are queued in the link and written on a later turn
+        # of the loop: what must precede them (a journal commit) runs now.
         if self._before_acks or self._in_batch:
             self._run_before_acks()
         outbox = self._outbox
@@ -430,30 +434,34 @@ class MqttBus(BusBase):
             link = self._link
             if self._held and link is not None:
                 log.debug("mqtt[%s]: handling held messages (%d)", self.client_id, len(self._held))
-                self._release_held(link.client)
+                self._release_held(link)
                 if self._before_acks or self._in_batch:
                     self._run_before_acks()
 
-    def _release_held(self, client: paho.Client | None) -> None:
-        """Handle held messages in order (and acknowledge them, if ``client``) while the outbox
-        stays under the bound; all of them when the link is gone (``client`` None)."""
+    def _release_held(self, link: PahoLink | None) -> None:
+        """Handle held messages in order (and acknowledge them, if ``link``) while the outbox
+        stays under the bound; all of them when the link is gone (``link`` None)."""
         held = self._held
         queue = self._outbox.queue
         bound = self._hold_at
         while held:
-            if client is not None and len(queue) > bound:
+            if link is not None and len(queue) > bound:
                 self._holding = True
                 return
-            message = held.popleft()
-            self._deliver(message)
-            if client is not None:
-                client.ack(message.mid, message.qos)
+            topic, payload, packet_id = held.popleft()
+            self._deliver(topic, payload)
+            if link is not None:
+                link.ack(packet_id)
 
     def _on_written(self) -> None:
         self._progress.set()
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        if message.qos:
+    def _on_message(
+        self, topic: bytes, payload: bytes, qos: int, packet_id: int, retain: bool, dup: bool
+    ) -> None:
+        """An incoming PUBLISH (called by the link for each one, in order)."""
+        if qos:
+            link = self._link
             if not self._holding and self._hold_at and len(self._outbox.queue) > self._hold_at:
                 self._holding = True
                 log.debug(
@@ -465,36 +473,43 @@ class MqttBus(BusBase):
             if self._holding or held:
                 # Unhandled and unacknowledged until the outbox drains.
                 if len(held) >= self._outbox.bound:
-                    oldest = held.popleft()
-                    self._deliver(oldest)
-                    client.ack(oldest.mid, oldest.qos)
-                held.append(message)
+                    old_topic, old_payload, old_id = held.popleft()
+                    self._deliver(old_topic, old_payload)
+                    if link is not None:
+                        link.ack(old_id)
+                held.append((topic, payload, packet_id))
                 self.held += 1
                 return
-        self._deliver(message)
-        if message.qos:
+            self._deliver(topic, payload)
             # Only now: a process killed inside a handler gets the message again.
-            client.ack(message.mid, message.qos)
+            if link is not None:
+                link.ack(packet_id)
+            return
+        self._deliver(topic, payload)
 
-    def _deliver(self, message: paho.MQTTMessage) -> None:
+    def _deliver(self, raw_topic: bytes, payload: bytes) -> None:
         self._in_batch = True
         self.received += 1
         try:
-            topic = message.topic
+            topic = raw_topic.decode()
         except UnicodeDecodeError:
             self.malformed += 1
-            log.warning("mqtt[%s]: dropped a message on a topic that is not UTF-8", self.client_id)
+            log.warning(
+                "mqtt[%s]: dropped a message on a topic that is not UTF-8: %r",
+                self.client_id,
+                raw_topic[:80],
+            )
+            return
+        try:
+            msg = decode(topic, payload)
+        except MalformedMessage as exc:
+            if topic.startswith("$SYS/"):
+                self._on_sys(topic, payload)
+                return
+            self.malformed += 1
+            log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
         else:
-            try:
-                msg = decode(topic, message.payload)
-            except MalformedMessage as exc:
-                if topic.startswith("$SYS/"):
-                    self._on_sys(topic, message.payload)
-                    return
-                self.malformed += 1
-                log.warning("mqtt[%s]: dropped %s", self.client_id, exc)
-            else:
-                self._dispatch(topic, msg)
+            self._dispatch(topic, msg)
 
     def _on_sys(self, topic: str, payload: bytes | bytearray) -> None:
         """The broker's uptime, asked for to tell a takeover from a broker restart."""
@@ -662,6 +677,7 @@ class MqttBus(BusBase):
             on_lost=self._on_lost,
             on_read_batch=self._on_read_batch,
             on_written=self._on_written,
+            max_packet=self._max_packet,
         )
 
     async def _run(self) -> None:

@@ -20,7 +20,8 @@ SUB = 1
 
 
 class Delivery(Protocol):
-    """What the connection returns for a QoS 1 publish (paho's ``MQTTMessageInfo``)."""
+    """What the connection returns for a QoS 1 publish (the link's
+    :class:`~mlthon.infra.bus.paho_link.Receipt`)."""
 
     def is_published(self) -> bool: ...
 

@@ -9,7 +9,7 @@ from mlthon.infra.bus.outbox import PUB, SUB, Entry, Outbox
 
 
 class Receipt:
-    """Stands for paho's MQTTMessageInfo."""
+    """Stands for the link's Receipt."""
 
     def __init__(self) -> None:
         self.acked = False
