@@ -38,10 +38,11 @@ INST = Instrument(
 
 
 def _book() -> BookUpdate:
+    """50 levels a side around 1000.0, 2.500 each, in ticks of 0.1 and lots of 0.001."""
     ch = []
     for i in range(LEVELS):
-        ch.append((ADD, BID, f"{1000 - i * 0.1:.1f}", "2.500"))
-        ch.append((ADD, ASK, f"{1000.1 + i * 0.1:.1f}", "2.500"))
+        ch.append((ADD, BID, 10_000 - i, 2_500))
+        ch.append((ADD, ASK, 10_001 + i, 2_500))
     return BookUpdate(ex=Exchange.Sim.value, iid=1, ts=1, ch=ch)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiomqtt
+from bench_live import strategy_subscription
 
 from mlthon.api import MDSub, Strategy
 from mlthon.app.backtest import Backtest
@@ -143,6 +144,7 @@ async def feed_to_strategy_rate(
     )
     (tmp / "strat.toml").write_text(
         '[strategy]\nname = "bench"\nclass = "bench_pipeline:CountingStrategy"\n'
+        "start_wait_s = 0  # no gateway here: nothing to wait for\n"
         f'[instruments]\nuse = [{BTC}]\n[bus]\nhost = "127.0.0.1"\nport = {port}\n'
         'root = "bench"\n'
     )
@@ -151,32 +153,35 @@ async def feed_to_strategy_rate(
     import os
 
     full_env = {**os.environ, **env}
-    control = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mlthon",
-        "--log-level",
-        "ERROR",
-        "control",
-        "--strategy",
-        str(tmp / "strat.toml"),
-        "--port",
-        str(port),
-        "--root",
-        "bench",
-        env=full_env,
-    )
-    strat = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mlthon",
-        "--log-level",
-        "ERROR",
-        "strategy",
-        str(tmp / "strat.toml"),
-        env=full_env,
-    )
-    await asyncio.sleep(3)  # let the strategy log in and subscribe before the replay starts
+    # The replay starts once the strategy has subscribed to the book (its snapshot request
+    # follows the SUBSCRIBE), so that it counts the whole replay.
+    async with strategy_subscription(port, "bench", Exchange.BinanceUsdm, "bench") as subscribed:
+        control = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mlthon",
+            "--log-level",
+            "ERROR",
+            "control",
+            "--strategy",
+            str(tmp / "strat.toml"),
+            "--port",
+            str(port),
+            "--root",
+            "bench",
+            env=full_env,
+        )
+        strat = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mlthon",
+            "--log-level",
+            "ERROR",
+            "strategy",
+            str(tmp / "strat.toml"),
+            env=full_env,
+        )
+        await subscribed(60)
     t0 = time.perf_counter()
     feed = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -21,8 +21,9 @@ plain records ``(ts, side, price, size, action)``, then turned into
 
 The unit is the same on both sides: one event is one book delta or one trade (a record of the
 dataset). Building the messages/objects is timed and printed, but not part of the rates; the rates
-are records / wall time of the run call (``Backtest.run()``, ``BacktestEngine.run()``). Each
-strategy counts its callbacks, and the bench checks that both saw every record.
+are records / wall time of the run call (``Backtest.run()``, ``BacktestEngine.run()``), and the
+same by the process's CPU time (steadier on a shared machine). Each strategy counts its callbacks,
+and the bench checks that both saw every record.
 
 nautilus_trader is an optional bench dependency: ``pip install nautilus_trader``.
 
@@ -194,18 +195,29 @@ def messages_of(records: list[Record]) -> list[tuple[int, list[Record]]]:
 # ------------------------------------------------------------------------------------------------
 
 
+def _ticks(px: str) -> int:
+    """A price of the dataset (one decimal) in BTCUSDT's ticks of 0.10."""
+    return int(px.replace(".", ""))
+
+
+def _lots(qty: str) -> int:
+    """A size of the dataset (three decimals, or "0") in lots of 0.001."""
+    return int(qty.replace(".", ""))
+
+
 def mlthon_messages(msgs: list[tuple[int, list[Record]]]) -> list[m.Msg]:
+    """The dataset as mlthon's bus messages: integer ticks and lots (wire version 2), as a
+    feed sends them after converting the venue's text once."""
     ex = int(EX.value)
     out: list[m.Msg] = [m.FeedStatus(ex=ex, iid=BTC, status=FeedHandlerStatus.SnapshotStart, ts=T0)]
     for seq, (kind, recs) in enumerate(msgs, 1):
         ts = recs[0][0]
         if kind == TRADE:
             _, taker, px, qty, _ = recs[0]
-            out.append(
-                m.TradeUpdate(ex=ex, iid=BTC, ts=ts, seq=seq, tr=[(taker, px, qty, ts, str(seq))])
-            )
+            tr = [(taker, _ticks(px), _lots(qty), ts, str(seq))]
+            out.append(m.TradeUpdate(ex=ex, iid=BTC, ts=ts, seq=seq, tr=tr))
         else:
-            ch = [(a, s, px, qty) for _, s, px, qty, a in recs]
+            ch = [(a, s, _ticks(px), _lots(qty)) for _, s, px, qty, a in recs]
             out.append(m.BookUpdate(ex=ex, iid=BTC, ts=ts, ets=ts, seq=seq, ch=ch))
         if seq == 1:
             out.append(m.FeedStatus(ex=ex, iid=BTC, status=FeedHandlerStatus.SnapshotEnd, ts=T0))
@@ -266,7 +278,7 @@ class EveryBookEvent(Strategy):
 
 def run_mlthon(
     data: list[m.Msg], *, exchange: bool, subs: str = "deltas"
-) -> tuple[float, EveryBookEvent, Any]:
+) -> tuple[float, float, EveryBookEvent, Any]:
     insts = [i for i in load_instruments() if i.instrument_id == BTC]
     gw = SimGatewayConfig.from_dict({"account": {"balances": {"USDT": "1000000"}}})
     strat = EveryBookEvent(SUBSCRIPTIONS[subs])
@@ -274,10 +286,11 @@ def run_mlthon(
         strat, data=data, instruments=insts, name="bench", gateway=gw, simulate_exchange=exchange
     )
     gc.collect()
+    c0 = time.process_time()
     t0 = time.perf_counter()
     result = bt.run()
     wall = time.perf_counter() - t0
-    return wall, strat, result
+    return wall, time.process_time() - c0, strat, result
 
 
 # ------------------------------------------------------------------------------------------------
@@ -421,13 +434,16 @@ def run_nautilus(msgs: list[tuple[int, list[Record]]], *, batched: bool) -> dict
     engine.add_strategy(strat)
     build = time.perf_counter() - t0
     gc.collect()
+    c1 = time.process_time()
     t1 = time.perf_counter()
     engine.run()
     wall = time.perf_counter() - t1
+    cpu = time.process_time() - c1
     engine.dispose()
     return {
         "build": build,
         "wall": wall,
+        "cpu": cpu,
         "items": items,
         "book": strat.book_calls,
         "trades": strat.trades,
@@ -490,13 +506,15 @@ def main() -> int:
         "sim_all": ("all", True),
     }
     walls: dict[str, list[float]] = {k: [] for k in (*ml_runs, "delta", "batch")}
+    cpus: dict[str, list[float]] = {k: [] for k in walls}
     problems: list[str] = []
     ml_msgs = 0
     builds: dict[str, float] = {}
     for _ in range(max(1, args.repeat)):
         for key, (subs, exchange) in ml_runs.items():
-            wall, strat, result = run_mlthon(data, exchange=exchange, subs=subs)
+            wall, cpu, strat, result = run_mlthon(data, exchange=exchange, subs=subs)
             walls[key].append(wall)
+            cpus[key].append(cpu)
             ml_msgs = result.summary["events"]
             want = (n_deltas, n_deltas if subs == "all" else 0, n_trades)
             got = (strat.levels, strat.level_ids, strat.trades)
@@ -509,6 +527,7 @@ def main() -> int:
         for key, batched in (("delta", False), ("batch", True)):
             r = run_nautilus(msgs, batched=batched)
             walls[key].append(r["wall"])
+            cpus[key].append(r["cpu"])
             builds[key] = r["build"]
             # Per delta, nautilus gets one more: the CLEAR that opens its snapshot.
             want_book = n_book if batched else n_deltas + 1
@@ -550,6 +569,14 @@ def main() -> int:
         f"{rate['sim'] / rate['delta']:.2f} x against single deltas (goal >= 4x); "
         f"with every subscription {rate['sim_all'] / rate['batch']:.2f} x and "
         f"{rate['sim_all'] / rate['delta']:.2f} x"
+    )
+    cpu = {k: n / min(v) for k, v in cpus.items()}
+    print(
+        "by CPU time (this process's, best of each): "
+        + ", ".join(f"{k} {n / cpu[k]:.2f} s" for k in cpus)
+        + f"; ratio mlthon/nautilus {cpu['sim'] / cpu['batch']:.2f} x against batched deltas, "
+        f"{cpu['sim'] / cpu['delta']:.2f} x against single deltas; with every subscription "
+        f"{cpu['sim_all'] / cpu['batch']:.2f} x"
     )
     print(f"  (events = book deltas + trades, the same {n:,} records on both sides)")
     for p in problems:

@@ -2,6 +2,23 @@
 :class:`IStratEnv` (what a strategy can do)."""
 
 from mlthon.api.istrat_env import BookView, IStratEnv, MDSub
-from mlthon.api.istrategy import IStrategy, ParamBounds, Strategy, param
+from mlthon.api.istrategy import (
+    BookAction,
+    BookChange,
+    IStrategy,
+    ParamBounds,
+    Strategy,
+    param,
+)
 
-__all__ = ["BookView", "IStratEnv", "IStrategy", "MDSub", "ParamBounds", "Strategy", "param"]
+__all__ = [
+    "BookAction",
+    "BookChange",
+    "BookView",
+    "IStratEnv",
+    "IStrategy",
+    "MDSub",
+    "ParamBounds",
+    "Strategy",
+    "param",
+]

@@ -45,6 +45,21 @@ type, not finite or out of bounds is an error; a parameter left out takes its de
 strategy gets every parameter in ``on_strat_params_update(params)``, a dict (decimals as their
 text, as on the wire); ``self.Params(**params)`` makes the typed object. A strategy without
 ``Params`` keeps the free-form ``[params]`` (a value keeps the type it has in the file).
+
+**Batched book callback (an mlthon extension of the MLThon API).** Besides the per-level
+callbacks (``on_add_price_level`` ...), a strategy subscribed to ``PriceLevelBook`` may take each
+venue message's level changes in one call, :meth:`IStrategy.on_book_update`, with a list of
+:data:`BookChange` tuples ``(action, side, price, qty)``::
+
+    def on_book_update(self, exchange, instrument_id, changes, recv_ts):
+        for action, side, price, qty in changes:
+            if action is BookAction.Delete:
+                ...
+
+It is optional and costs nothing when not implemented: left at :class:`Strategy`'s do-nothing
+body, it is never called (nor are the per-level callbacks a strategy leaves at theirs). A strategy
+implementing both gets both, the per-level calls of a message first. The book
+(``env.get_book``) holds the whole message when it is called.
 """
 
 from __future__ import annotations
@@ -52,6 +67,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -78,6 +94,20 @@ if TYPE_CHECKING:
 
 #: The metadata key under which :func:`param` keeps a parameter's bounds.
 PARAM_META = "mlthon.param"
+
+
+class BookAction(IntEnum):
+    """What happened to a price level, in a :data:`BookChange` (the values of the bus's book
+    actions)."""
+
+    Add = 0
+    Modify = 1
+    Delete = 2
+
+
+#: One level change of :meth:`IStrategy.on_book_update`: ``(action, side, price, qty)``; ``qty``
+#: is the level's new total (zero for ``BookAction.Delete``).
+BookChange = tuple[BookAction, Side, Price, Qty]
 
 
 @attrs.frozen
@@ -295,6 +325,15 @@ class IStrategy(ABC):
         self, exchange: Exchange, instrument_id: int, side: Side, price: Price, recv_ts: int
     ) -> None:
         """Called (``PriceLevelBook``) when the level at ``price`` disappears."""
+
+    def on_book_update(
+        self, exchange: Exchange, instrument_id: int, changes: list[BookChange], recv_ts: int
+    ) -> None:
+        """Called (``PriceLevelBook``) once per venue message with all its price-level changes,
+        in the message's order (an mlthon extension; see the module docstring). ``changes`` is
+        the strategy's to keep. The default does nothing, and a strategy that keeps it is never
+        called."""
+        return None
 
     @abstractmethod
     def on_best_bid_level_update(

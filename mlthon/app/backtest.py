@@ -9,6 +9,11 @@ market-data message in time order::
     bus.publish(md topic, msg)      # to the sim exchange and to the env
     scheduler.run_soon()            # everything that follows from it, at that instant
 
+There is one book per instrument, in integer ticks and lots, read by the simulated exchange and
+by the env alike: the replay's feed engine's when the data are files (it applies each venue
+event before its messages come out), else a :class:`~mlthon.feeds.mirror.BookKeeper`'s, which
+applies each message once, just before it is published.
+
 Nothing reads the wall clock, so the same inputs give the same outputs, byte for byte.
 
 Use it from Python (notebooks)::
@@ -38,7 +43,9 @@ from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, Ledger
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, InstrumentKind
+from mlthon.basics.tickbook import TickBook
 from mlthon.feeds.engine import FeedEngine
+from mlthon.feeds.mirror import BookKeeper
 from mlthon.feeds.replay import Replay, replay_files
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.gateway import SimGateway
@@ -287,11 +294,23 @@ class Backtest:
             bus, sched, topics, [cfg], param_rules={self.name: param_rules(type(strategy))}
         )
         control.start()
+        # The one book per instrument: the replay engine's, or the keeper's (message objects).
+        keeper = None if engine is not None else BookKeeper()
+        book_of: Callable[[Exchange, int], TickBook | None] = (
+            engine.price_book if engine is not None else keeper.book  # type: ignore[union-attr]
+        )
         gateways: dict[Exchange, SimGateway] = {}
         exchanges = sorted({i.exchange for i in self.instruments}, key=lambda e: e.value)
         for ex in exchanges if self.simulate_exchange else []:
             gcfg = attrs.evolve(self.gateway_cfg, exchange=ex, instrument_ids=())
-            gw = SimGateway(bus, sched, topics, gcfg, self.instruments)
+            gw = SimGateway(
+                bus,
+                sched,
+                topics,
+                gcfg,
+                self.instruments,
+                books=lambda iid, ex=ex: book_of(ex, iid),  # type: ignore[misc]
+            )
             gw.start()
             gateways[ex] = gw
 
@@ -318,10 +337,9 @@ class Backtest:
             tz=self.timezone,
             feed_silence_s=self._feed_silence(engine is not None),
         )
-        if engine is not None:
-            # The replay's engine runs in this process and each message is delivered before it
-            # reads the next venue event: the env reads the engine's books, no second copy.
-            env.share_feed_books(engine.price_book)
+        # The replay's engine (or the keeper) runs in this process and each message is delivered
+        # before the next one is applied: the env reads its books, no second copy.
+        env.share_feed_books(book_of)
 
         def sample() -> None:
             ledger.sample(sched.now_ns())
@@ -340,6 +358,7 @@ class Backtest:
         md_topics: dict[tuple[int, int], str] = {}
         venue_topics: dict[int, list[str]] = {}
         publish = bus.publish
+        keep = None if keeper is None else keeper.apply
         run_until = sched.run_until
         run_soon = sched.run_soon
         events = 0
@@ -363,6 +382,8 @@ class Backtest:
             if ts > last_ts:
                 run_until(ts)
                 last_ts = ts
+            if keep is not None:
+                keep(msg)  # the one book, before anyone reads it
             key = (msg.ex, msg.iid)  # type: ignore[attr-defined]
             topic = md_topics.get(key)
             if topic is None:

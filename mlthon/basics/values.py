@@ -18,7 +18,10 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any, Self, SupportsIndex
 
+from mlthon.basics.sanity import MAX_ABS, MAX_DECIMALS, decimal_problem
+
 _DISPLAY = Decimal("0.00000001")
+_CACHE_MAX = 200_000
 
 _Number = int | Decimal
 
@@ -221,3 +224,73 @@ class Qty(_DecimalValue):
     """An exact quantity. ``Qty('0.014')`` — never from a float."""
 
     __slots__ = ()
+
+
+def _grid_limit(step: Decimal) -> tuple[int, bool]:
+    """The first multiple of ``step`` that is not sane (at or past the sanity bound), and whether
+    every multiple below it is (``step`` has at most the decimals a value may have)."""
+    sign, digits, exp = step.as_tuple()
+    if not isinstance(exp, int) or exp < -MAX_DECIMALS or sign or not any(digits):
+        return 0, False
+    coeff = int("".join(map(str, digits)))
+    bound = int(MAX_ABS)  # exact integer arithmetic: ceil(bound / step)
+    if exp >= 0:
+        return -(-bound // (coeff * 10**exp)), True
+    return -(-(bound * 10**-exp) // coeff), True
+
+
+class TickPrices(dict[int, Price]):
+    """The :class:`Price` of each tick of one grid, made once: ``prices[tick]``.
+
+    Market data travel in integer ticks (``price = tick * step``); this is where a strategy's
+    ``Price`` objects come from, one per tick value, shared by every callback and book read. A
+    tick seen for the first time is checked (the rule of
+    :func:`~mlthon.basics.sanity.decimal_problem`: a price is > 0 and in range); one that is not
+    sane raises ValueError and is not kept.
+
+    Example::
+
+        prices = TickPrices(Decimal("0.10"))
+        prices[600003]   # -> Price('60000.30'), the same object on every later lookup
+    """
+
+    __slots__ = ("_fine", "_limit", "step")
+
+    def __init__(self, step: Decimal) -> None:
+        super().__init__()
+        self.step = step
+        self._limit, self._fine = _grid_limit(step)
+
+    def __missing__(self, tick: int) -> Price:
+        d = tick * self.step
+        if not (self._fine and 0 < tick < self._limit):  # the common case needs no more
+            why = decimal_problem(d, positive=True)
+            if why is not None:
+                raise ValueError(f"market-data price (tick {tick}) {why}")
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        p = self[tick] = Price._make(d)
+        return p
+
+
+class LotQtys(dict[int, Qty]):
+    """The :class:`Qty` of each lot count of one grid, made once: ``qtys[lots]`` (see
+    :class:`TickPrices`; a size is >= 0 and in range)."""
+
+    __slots__ = ("_fine", "_limit", "step")
+
+    def __init__(self, step: Decimal) -> None:
+        super().__init__()
+        self.step = step
+        self._limit, self._fine = _grid_limit(step)
+
+    def __missing__(self, lots: int) -> Qty:
+        d = lots * self.step
+        if not (self._fine and 0 <= lots < self._limit):
+            why = decimal_problem(d)
+            if why is not None:
+                raise ValueError(f"market-data size ({lots} lots) {why}")
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        q = self[lots] = Qty._make(d)
+        return q

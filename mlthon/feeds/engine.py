@@ -18,25 +18,33 @@ While ``WAITING``, sequenced diffs are buffered so that an out-of-band (REST) sn
 bridged to them by update id (Binance's procedure). A later REST snapshot on a live book is used as
 a check: it is brought forward with the recent diffs and its top levels compared with the book.
 
-Bad data (unknown symbol, negative size, unparsable number) is counted in :class:`FeedStats`,
-logged with its source and line, and either skipped or answered with a resync.
+Prices and sizes become integer ticks and lots of the instrument here, once (:mod:`.grid`): the
+messages carry ints (``BookUpdate`` ``(action, side, tick, lots)``), and each instrument's book is
+one :class:`~mlthon.basics.tickbook.TickBook` that stays the same object for the engine's life
+(cleared and rebuilt in place), so in-process readers (a backtest's env and simulated exchange)
+share it instead of keeping copies.
+
+Bad data (unknown symbol, a value that is not sane such as ``NaN``, ``1e999999`` or a negative
+size) is counted in :class:`FeedStats`, logged with its source and line, and either skipped or
+answered with a resync; it never becomes ticks. A price off the instrument's tick grid is counted
+(``off_grid_prices``), reported and left out; a size off the lot grid (Binance spot aggregates a
+few book sizes finer than its order step) is rounded down to whole lots, counted
+(``off_grid_sizes``) and logged.
 """
 
 from __future__ import annotations
 
-import heapq
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from decimal import Decimal, InvalidOperation
 
 import attrs
 
-from mlthon.basics.book import ADD, ASK, BID, DELETE, MODIFY, OrderLevelBook, PriceLevelBook
+from mlthon.basics.book import OrderLevelBook
 from mlthon.basics.errors import BadMarketData
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
-from mlthon.basics.values import Price, Qty
+from mlthon.basics.tickbook import ADD, ASK, BID, DELETE, MODIFY, TickBook
 from mlthon.feeds.events import (
     SEQ_NEXT,
     SEQ_NONE,
@@ -50,9 +58,10 @@ from mlthon.feeds.events import (
     OrderSnapshot,
     OrderUpdate,
     SourceEvent,
-    StrLevel,
+    StrTrade,
     Trades,
 )
+from mlthon.feeds.grid import BadValue, Grid, OffGrid
 from mlthon.infra.bus.messages import (
     BookDelta,
     BookUpdate,
@@ -61,6 +70,7 @@ from mlthon.infra.bus.messages import (
     LevelDelta,
     LevelUpdate,
     Msg,
+    TradeTuple,
     TradeUpdate,
 )
 
@@ -72,38 +82,9 @@ WAITING = 0
 LIVE = 1
 
 VERIFY_LEVELS = 5
-_PRICE_CACHE: dict[str, Decimal] = {}
-_QTY_CACHE: dict[str, Decimal] = {}
-_PRICE_CACHE_MAX = 200_000
 _RECENT = 512
 _MAX_BAD_KEPT = 200
-
-
-def _fmt(d: Decimal) -> str:
-    return format(d, "f")
-
-
-def _to_decimals(p: str, q: str) -> tuple[Decimal, Decimal]:
-    """The cached Decimals of a price and a size string, converting and caching new ones.
-
-    Raises:
-        InvalidOperation: not a number; ValueError: a negative size.
-    """
-    pd = _PRICE_CACHE.get(p)
-    if pd is None:
-        pd = Decimal(p)
-        if len(_PRICE_CACHE) >= _PRICE_CACHE_MAX:
-            _PRICE_CACHE.clear()
-        _PRICE_CACHE[p] = pd
-    qd = _QTY_CACHE.get(q)
-    if qd is None:
-        qd = Decimal(q)
-        if qd < 0:
-            raise ValueError(f"negative size {q} at {p}")
-        if len(_QTY_CACHE) >= _PRICE_CACHE_MAX:
-            _QTY_CACHE.clear()
-        _QTY_CACHE[q] = qd
-    return pd, qd
+_OFF_GRID_LOGGED = 20  # off-grid values logged one by one; then every 1000th
 
 
 @attrs.define
@@ -119,9 +100,16 @@ class FeedStats:
         syncs: books (re)built from a verified snapshot.
         verified_snapshots: later REST snapshots that matched the live book's top levels.
         unverifiable_snapshots: later REST snapshots too old or too new to compare.
-        dropped_unsynced: diffs dropped while a book had no snapshot (or buffer overflow).
+        dropped_unsynced: updates dropped while a book had no snapshot: unsequenced diffs and
+            order-level updates that came before it, buffered diffs older than the snapshot
+            they wait for or cleared unused (a disconnect, an in-stream snapshot), and buffer
+            overflow.
         ignored: messages deliberately not used (BBO tickers, klines...).
         absent_deletes: removals of levels/orders the book does not hold (normal on venues).
+        off_grid_prices: levels and trades left out because their price is not a whole number
+            of the instrument's ticks (each one reported).
+        off_grid_sizes: sizes not a whole number of the instrument's lots, rounded down (logged,
+            not counted as bad data).
     """
 
     events: int = 0
@@ -139,6 +127,8 @@ class FeedStats:
     dropped_unsynced: int = 0
     ignored: int = 0
     absent_deletes: int = 0
+    off_grid_prices: int = 0
+    off_grid_sizes: int = 0
 
 
 class _BookState:
@@ -148,6 +138,7 @@ class _BookState:
         "buffer",
         "crossed_run",
         "ex",
+        "grid",
         "iid",
         "inst",
         "l2",
@@ -167,7 +158,10 @@ class _BookState:
         self.iid = inst.instrument_id
         self.ex = inst.exchange.value
         self.name = f"{inst.name}@{inst.exchange.name}#{inst.instrument_id}"
-        self.l2 = PriceLevelBook()
+        self.grid = Grid(inst)
+        # The instrument's one book: never replaced (readers may keep it); for order-level data
+        # it is the L3 book's price-level aggregate.
+        self.l2 = TickBook()
         self.l3: OrderLevelBook | None = None
         self.state = WAITING
         self.last_id = -1
@@ -221,19 +215,20 @@ class FeedEngine:
         self._sym_cache: dict[tuple[int, str], _BookState | None] = {}
 
     # --- public ----------------------------------------------------------------------------------
-    def book(self, instrument_id: int) -> PriceLevelBook | OrderLevelBook | None:
+    def book(self, instrument_id: int) -> TickBook | OrderLevelBook | None:
         """The engine's current book of an instrument (order-level if it gets L3 data)."""
         for st in self._by_key.values():
             if st.iid == instrument_id:
                 return st.l3 if st.l3 is not None else st.l2
         return None
 
-    def price_book(self, exchange: Exchange, instrument_id: int) -> PriceLevelBook | None:
-        """The engine's price-level book of an instrument, or None if it is not configured.
+    def price_book(self, exchange: Exchange, instrument_id: int) -> TickBook | None:
+        """The engine's price-level book of an instrument, or None if it is not configured
+        (for order-level data: the total lots per price of its L3 book).
 
         The object stays the same for the engine's life (it is cleared and rebuilt in place),
-        so an in-process reader may keep it: a backtest's strategy env reads it instead of
-        keeping a copy (:meth:`StratEnv.share_feed_books`).
+        so an in-process reader may keep it: a backtest's strategy env and simulated exchange
+        read it instead of keeping copies (:meth:`StratEnv.share_feed_books`).
         """
         for st in self._by_key.values():
             if st.iid == instrument_id and st.ex == exchange.value:
@@ -299,9 +294,9 @@ class FeedEngine:
         if t is DepthDiff:
             self._on_diff(st, ts, ev, source, line)  # type: ignore[arg-type]
         elif t is Trades:
-            self._out(
-                TradeUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), tr=ev.trades)  # type: ignore[union-attr]
-            )
+            tr = self._trades(st, ev.trades, source, line)  # type: ignore[union-attr]
+            if tr:
+                self._out(TradeUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), tr=tr))
         elif t is DepthSnapshot:
             self._on_snapshot(st, ts, ev)  # type: ignore[arg-type]
         elif t is OrderUpdate:
@@ -401,7 +396,7 @@ class FeedEngine:
                     st.l3.clear()
                 st.pending = None
                 st.verify = None
-                st.buffer.clear()
+                self._drop_buffer(st)
                 st.recent.clear()
         self._out(
             FeedStatus(
@@ -416,20 +411,18 @@ class FeedEngine:
     def _emit_image(self, st: _BookState, ts: int) -> None:
         self._status(st, ts, FeedHandlerStatus.SnapshotStart, f"{st.name}: snapshot")
         if st.l3 is not None:
-            lch: list[LevelDelta] = []
-            for lid, side, p, q in st.l3.orders_dec():
-                lch.append((ADD, side, lid, _fmt(p), _fmt(q)))
+            lch: list[LevelDelta] = [(ADD, side, lid, t, n) for lid, side, t, n in st.l3.orders()]
             self._out(LevelUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), ch=lch))
         else:
-            bids, asks = st.l2.top_dec(len(st.l2))
-            ch: list[BookDelta] = [(ADD, BID, _fmt(p), _fmt(q)) for p, q in bids]
-            ch.extend((ADD, ASK, _fmt(p), _fmt(q)) for p, q in asks)
+            book = st.l2
+            ch: list[BookDelta] = [(ADD, BID, t, n) for t, n in book.depth(BID)]
+            ch.extend((ADD, ASK, t, n) for t, n in book.depth(ASK))
             self._out(BookUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), ch=ch))
         self._status(st, ts, FeedHandlerStatus.SnapshotEnd, f"{st.name}: snapshot complete")
 
     def _go_live(self, st: _BookState, ts: int, how: str) -> None:
         st.crossed_run = 0
-        if st.l2.is_crossed() or (st.l3 is not None and st.l3.is_crossed()):
+        if st.l2.crossed:
             self.stats.crossed += 1
             self._invalidate(st, ts, f"crossed book right after {how}")
             return
@@ -440,71 +433,132 @@ class FeedEngine:
         self._log.info("feed: %s book synchronised from %s", st.name, how)
         self._emit_image(st, ts)
 
-    @staticmethod
-    def _load(book: PriceLevelBook, bids: list[StrLevel], asks: list[StrLevel]) -> None:
+    # --- text -> ticks and lots ------------------------------------------------------------------
+    def _off_grid(self, st: _BookState, why: str, source: str, line: int, sizes: bool) -> None:
+        """Count and report a value off the instrument's grid (the first ones one by one, then
+        every 1000th). A price off the tick grid loses a level or a trade: bad data. A size off
+        the lot grid (venues aggregate book sizes finer than their order step now and then) is
+        rounded down, which loses less than a lot: counted and logged, not bad data."""
+        stats = self.stats
+        if sizes:
+            stats.off_grid_sizes += 1
+            n = stats.off_grid_sizes
+            if n <= _OFF_GRID_LOGGED or n % 1000 == 0:
+                where = f"{source}:{line}: " if source else ""
+                self._log.warning(
+                    "feed: %s%s: %s; rounded down to whole lots (%d so far)",
+                    where,
+                    st.name,
+                    why,
+                    n,
+                )
+            return
+        stats.off_grid_prices += 1
+        n = stats.off_grid_prices
+        if n <= _OFF_GRID_LOGGED or n % 1000 == 0:
+            self.bad_data(f"{st.name}: {why}; left out ({n} so far)", source, line)
+
+    def _lots_slow(self, st: _BookState, text: str, source: str, line: int) -> int:
+        """The lots of a size text the grid has not cached (raises BadValue)."""
+        n, exact = st.grid.lots_slow(text)
+        if not exact:
+            self._off_grid(
+                st,
+                f"size {text} is not a multiple of the lot {st.grid.lot_size}",
+                source,
+                line,
+                True,
+            )
+        return n
+
+    def _load(self, st: _BookState, book: TickBook, s: DepthSnapshot) -> None:
+        """Fill ``book`` (cleared first) with a snapshot's levels (raises BadValue; a level off
+        the tick grid is left out and reported)."""
         book.clear()
-        for side, levels in ((BID, bids), (ASK, asks)):
+        grid = st.grid
+        for setter, levels in ((book.set_bid, s.bids), (book.set_ask, s.asks)):
             for p, q in levels:
-                qd = Decimal(q)
-                if qd < 0:
-                    raise InvalidOperation(f"negative size {q} at {p}")
-                book.apply_dec(side, Decimal(p), qd)
+                try:
+                    t = grid.tick_of(p)
+                except OffGrid as exc:
+                    self._off_grid(st, str(exc), "snapshot", s.last_id, False)
+                    continue
+                n = grid.lots.get(q)
+                if n is None:
+                    n = self._lots_slow(st, q, "snapshot", s.last_id)
+                setter(t, n)
 
-    @staticmethod
     def _apply_levels(
-        book: PriceLevelBook, diff: DepthDiff, out: list[BookDelta] | None
+        self,
+        st: _BookState,
+        book: TickBook,
+        diff: DepthDiff,
+        out: list[BookDelta] | None,
+        source: str = "",
+        line: int = 0,
     ) -> str | None:
-        """Apply a diff; return an error text on bad data (the book is then partly updated).
+        """Apply a diff to ``book``; return an error text on bad data (the book is then partly
+        updated). ``out`` gets the changes as ``(action, side, tick, lots)``.
 
-        The book's dict and heap are updated inline (this loop runs once per level of every
-        depth message; see :meth:`PriceLevelBook.hot_side` for the contract).
+        This loop runs once per level of every depth message: a level whose texts were seen
+        before costs two dict lookups and the book's set.
         """
-        cget = _PRICE_CACHE.get
-        qget = _QTY_CACHE.get
-        push = heapq.heappush
+        grid = st.grid
+        tget = grid.ticks.get
+        lget = grid.lots.get
         append = None if out is None else out.append
         try:
-            for side, pairs in ((BID, diff.bids), (ASK, diff.asks)):
-                if not pairs:
-                    continue
-                hot = book.hot_side(side)
-                lv = hot.levels
-                heap = hot.heap
-                neg = hot.is_bid
+            for side, pairs, setter in (
+                (BID, diff.bids, book.set_bid),
+                (ASK, diff.asks, book.set_ask),
+            ):
                 for p, q in pairs:
-                    # Decimal hashing dominates a dict book's cost; one Decimal per price string
-                    # keeps its hash computed once (prices near the touch repeat all the time).
-                    # Sizes repeat too; a size string is checked once, when first seen.
-                    pd = cget(p)
-                    qd = qget(q)
-                    if pd is None or qd is None:
+                    t = tget(p)
+                    if t is None:
                         try:
-                            pd, qd = _to_decimals(p, q)
-                        except InvalidOperation:
-                            return f"unparsable level [{p!r}, {q!r}]"
-                        except ValueError as exc:
-                            return str(exc)
-                    if qd:
-                        old = lv.get(pd)
-                        if old is None:
-                            lv[pd] = qd
-                            push(heap, -pd if neg else pd)
-                            act = ADD
-                        elif old is qd or old == qd:
+                            t = grid.ticks_slow(p)
+                        except OffGrid as exc:
+                            self._off_grid(st, str(exc), source, line, False)
                             continue
-                        else:
-                            lv[pd] = qd
-                            act = MODIFY
-                    elif pd in lv:
-                        del lv[pd]
+                    n = lget(q)
+                    if n is None:
+                        n = self._lots_slow(st, q, source, line)
+                    prev = setter(t, n)
+                    if n:
+                        if prev == n:
+                            continue
+                        act = MODIFY if prev else ADD
+                    elif prev:
                         act = DELETE
                     else:
                         continue
                     if append is not None:
-                        append((act, side, p, q))
-        finally:
-            book.compact()
+                        append((act, side, t, n))
+        except BadValue as exc:
+            return f"unusable level: {exc}"
         return None
+
+    def _trades(
+        self, st: _BookState, trades: list[StrTrade], source: str, line: int
+    ) -> list[TradeTuple]:
+        """A venue message's trades in ticks and lots; a trade with a value that is not sane or
+        a price off the grid is left out and reported."""
+        grid = st.grid
+        out: list[TradeTuple] = []
+        for taker, p, q, exec_ts, tid in trades:
+            try:
+                t = grid.tick_of(p)
+                n = grid.lots.get(q)
+                if n is None:
+                    n = self._lots_slow(st, q, source, line)
+            except OffGrid as exc:
+                self._off_grid(st, f"trade {tid}: {exc}", source, line, False)
+                continue
+            except BadValue as exc:
+                self.bad_data(f"{st.name}: trade {tid} left out: {exc}", source, line)
+                continue
+            out.append((taker, t, n, exec_ts, tid))
+        return out
 
     # --- price-level books -----------------------------------------------------------------------
     def _on_diff(self, st: _BookState, ts: int, d: DepthDiff, source: str, line: int) -> None:
@@ -533,20 +587,21 @@ class FeedEngine:
             st.buffer.append(d)
             return
         ch: list[BookDelta] = []
-        err = self._apply_levels(st.l2, d, ch)
+        book = st.l2
+        err = self._apply_levels(st, book, d, ch, source, line)
         if err is not None:
             self.bad_data(f"{st.name}: {err}", source, line)
             self._invalidate(st, ts, f"bad data: {err} ({source}:{line})")
             return
         st.last_id = d.last_id
         st.last_ts = ts
-        if st.l2.is_crossed():
+        if book.bid >= book.ask:
             self.stats.crossed += 1
             self._invalidate(
                 st,
                 ts,
-                f"crossed book (bid {st.l2.best_bid_dec()} >= ask {st.l2.best_ask_dec()}) "
-                f"after update {d.last_id} ({source}:{line})",
+                f"crossed book (bid {book.bid * st.grid.tick_size} >= ask "
+                f"{book.ask * st.grid.tick_size}) after update {d.last_id} ({source}:{line})",
             )
             return
         if rule != SEQ_NONE:
@@ -568,37 +623,53 @@ class FeedEngine:
             else:
                 st.pending = s
                 self._try_sync(st, ts)
-        except InvalidOperation as exc:
+        except BadValue as exc:
             self.bad_data(f"{st.name}: bad snapshot: {exc}")
             if st.state == LIVE:
                 self._invalidate(st, ts, f"bad snapshot: {exc}")
+            else:
+                st.l2.clear()
+                st.pending = None
+
+    def _drop_buffer(self, st: _BookState) -> None:
+        """Drop the diffs buffered for a snapshot that will not use them (counted)."""
+        self.stats.dropped_unsynced += len(st.buffer)
+        st.buffer.clear()
 
     def _in_stream_snapshot(self, st: _BookState, ts: int, s: DepthSnapshot) -> None:
-        st.buffer.clear()
+        self._drop_buffer(st)
         st.pending = None
         if st.state != LIVE:
-            self._load(st.l2, s.bids, s.asks)
+            self._load(st, st.l2, s)
             st.last_id = s.last_id
             self._go_live(st, ts, "in-stream snapshot")
             return
-        # Live book: the snapshot replaces it; publish only the difference.
-        fresh = PriceLevelBook()
-        self._load(fresh, s.bids, s.asks)
+        # Live book: the snapshot replaces it; publish only the difference (levels that went,
+        # best first, then the snapshot's levels in its order).
+        fresh = TickBook()
+        self._load(st, fresh, s)
         ch: list[BookDelta] = []
         book = st.l2
         for side in (BID, ASK):
-            new = fresh.levels_dec(side)
-            for p in book.levels_dec(side):
-                if p not in new:
-                    book.apply_dec(side, p, Decimal(0))
-                    ch.append((DELETE, side, _fmt(p), "0"))
-            for p, q in new.items():
-                act = book.apply_dec(side, p, q)
-                if act >= 0:
-                    ch.append((act, side, _fmt(p), _fmt(q)))
+            for t, _n in book.depth(side):
+                if not fresh.lots(side, t):
+                    book.set(side, t, 0)
+                    ch.append((DELETE, side, t, 0))
+        grid = st.grid
+        for side, levels in ((BID, s.bids), (ASK, s.asks)):
+            for p, _q in levels:
+                tick = grid.ticks.get(p)
+                if tick is None:
+                    continue  # off the grid: reported by _load
+                n = fresh.lots(side, tick)
+                prev = book.set(side, tick, n)
+                if n and prev != n:
+                    ch.append((MODIFY if prev else ADD, side, tick, n))
+                elif not n and prev:
+                    ch.append((DELETE, side, tick, 0))
         st.last_id = s.last_id
         st.last_ts = ts
-        if book.is_crossed():
+        if book.crossed:
             self.stats.crossed += 1
             self._invalidate(st, ts, "crossed book in snapshot")
             return
@@ -626,7 +697,8 @@ class FeedEngine:
         lp = self._bridge_point(s)
         buf = st.buffer
         while buf and buf[0].last_id < lp:
-            buf.popleft()
+            buf.popleft()  # older than the snapshot: it holds them already
+            self.stats.dropped_unsynced += 1
         if not buf:
             return  # the diff holding the snapshot's id has not arrived yet
         # A diff whose ``pu`` is the snapshot's id follows it directly; otherwise U <= L <= u.
@@ -649,7 +721,7 @@ class FeedEngine:
             if self._on_snapshot_needed is not None:
                 self._on_snapshot_needed(st.inst)
             return
-        self._load(st.l2, s.bids, s.asks)
+        self._load(st, st.l2, s)
         last = -1
         first = True
         while buf:
@@ -667,7 +739,7 @@ class FeedEngine:
                     self._on_snapshot_needed(st.inst)
                 return
             buf.popleft()
-            err = self._apply_levels(st.l2, d, None)
+            err = self._apply_levels(st, st.l2, d, None, "buffered diff", d.last_id)
             if err is not None:
                 self.bad_data(f"{st.name}: {err} (buffered diff {d.last_id})")
                 st.l2.clear()
@@ -709,14 +781,16 @@ class FeedEngine:
             self.stats.unverifiable_snapshots += 1
             self._log.info("feed: %s snapshot %d too old to check", st.name, s.last_id)
             return True
-        shadow = PriceLevelBook()
-        self._load(shadow, s.bids, s.asks)
+        shadow = TickBook()
+        self._load(st, shadow, s)
         for d in diffs:
-            if self._apply_levels(shadow, d, None) is not None:
+            if self._apply_levels(st, shadow, d, None) is not None:
                 return True
-        mine = st.l2.top_dec(VERIFY_LEVELS)
-        theirs = shadow.top_dec(VERIFY_LEVELS)
-        if mine == theirs:
+        book = st.l2
+        if (book.depth(BID, VERIFY_LEVELS), book.depth(ASK, VERIFY_LEVELS)) == (
+            shadow.depth(BID, VERIFY_LEVELS),
+            shadow.depth(ASK, VERIFY_LEVELS),
+        ):
             self.stats.verified_snapshots += 1
             self._log.info("feed: %s snapshot %d matches the book", st.name, s.last_id)
             return True
@@ -725,9 +799,9 @@ class FeedEngine:
             st, ts, f"book differs from snapshot {s.last_id} in the top {VERIFY_LEVELS} levels"
         )
         # Rebuild in place: the book object is never replaced (see :meth:`price_book`).
-        self._load(st.l2, s.bids, s.asks)
+        self._load(st, book, s)
         for d in diffs:
-            self._apply_levels(st.l2, d, None)
+            self._apply_levels(st, book, d, None)
         st.last_id = diffs[-1].last_id
         st.recent.extend(diffs)
         self._go_live(st, ts, f"snapshot {s.last_id}")
@@ -735,15 +809,22 @@ class FeedEngine:
 
     # --- order-level books -----------------------------------------------------------------------
     def _on_order_snapshot(self, st: _BookState, ts: int, s: OrderSnapshot) -> None:
-        book = OrderLevelBook()
+        book = OrderLevelBook(st.l2)
+        grid = st.grid
         for oid, side, p, q in s.orders:
             try:
-                book.add(side, oid, Price(p), Qty(q))
-            except (ValueError, InvalidOperation) as exc:
+                t = grid.tick_of(p)
+                n = grid.lots.get(q)
+                if n is None:
+                    n = self._lots_slow(st, q, "order snapshot", 0)
+                book.add(side, oid, t, n)
+            except OffGrid as exc:
+                self._off_grid(st, f"snapshot order {oid}: {exc}", "order snapshot", 0, False)
+            except ValueError as exc:  # BadValue, a bad side, a size that is not positive
                 self.bad_data(f"{st.name}: snapshot order {oid}: {exc}")
         st.l3 = book
         st.pending = None
-        st.buffer.clear()
+        self._drop_buffer(st)
         if st.state == LIVE:
             st.state = WAITING
         self._go_live(st, ts, "order-level snapshot")
@@ -756,39 +837,45 @@ class FeedEngine:
             self.stats.dropped_unsynced += 1
             return
         st.last_ts = ts
-        cur = book.get_dec(u.order_id)
+        cur = book.get(u.order_id)
         ch: list[LevelDelta] = []
-        try:
-            if u.remove:
-                if cur is None:
-                    self.stats.absent_deletes += 1
-                    return
-                side, p, _q = cur
-                book.delete_dec(u.order_id)
-                ch.append((DELETE, side, u.order_id, _fmt(p), "0"))
+        if u.remove:
+            if cur is None:
+                self.stats.absent_deletes += 1
+                return
+            side, t, _n = cur
+            book.delete(u.order_id)
+            ch.append((DELETE, side, u.order_id, t, 0))
+        else:
+            grid = st.grid
+            try:
+                t = grid.tick_of(u.price)
+                n = grid.lots.get(u.size)
+                if n is None:
+                    n = self._lots_slow(st, u.size, source, line)
+                if n <= 0:
+                    raise BadValue(f"size {u.size} is not positive")
+            except OffGrid as exc:
+                self._off_grid(st, f"order {u.order_id}: {exc}", source, line, False)
+                return
+            except BadValue as exc:
+                self.bad_data(f"{st.name}: {exc}", source, line)
+                self._invalidate(st, ts, f"bad data ({source}:{line})")
+                return
+            if cur is None:
+                book.add(u.side, u.order_id, t, n)
+                ch.append((ADD, u.side, u.order_id, t, n))
+            elif cur[0] != u.side:
+                book.delete(u.order_id)
+                book.add(u.side, u.order_id, t, n)
+                ch.append((DELETE, cur[0], u.order_id, cur[1], 0))
+                ch.append((ADD, u.side, u.order_id, t, n))
+            elif cur[1] != t or cur[2] != n:
+                book.modify(u.order_id, n, t)
+                ch.append((MODIFY, u.side, u.order_id, t, n))
             else:
-                pd = Decimal(u.price)
-                qd = Decimal(u.size)
-                if qd <= 0 or pd <= 0:
-                    raise InvalidOperation(f"size {u.size} / price {u.price} not positive")
-                if cur is None:
-                    book.add_dec(u.side, u.order_id, pd, qd)
-                    ch.append((ADD, u.side, u.order_id, u.price, u.size))
-                elif cur[0] != u.side:
-                    book.delete_dec(u.order_id)
-                    book.add_dec(u.side, u.order_id, pd, qd)
-                    ch.append((DELETE, cur[0], u.order_id, _fmt(cur[1]), "0"))
-                    ch.append((ADD, u.side, u.order_id, u.price, u.size))
-                elif cur[1] != pd or cur[2] != qd:
-                    book.modify_dec(u.order_id, qd, pd)
-                    ch.append((MODIFY, u.side, u.order_id, u.price, u.size))
-                else:
-                    return
-        except InvalidOperation as exc:
-            self.bad_data(f"{st.name}: {exc}", source, line)
-            self._invalidate(st, ts, f"bad data ({source}:{line})")
-            return
-        if book.is_crossed():
+                return
+        if book.crossed:
             # Order-level venues send a match as several messages (the taker's rest may arrive
             # before the makers' removals), so a short crossing is normal; a lasting one is not.
             st.crossed_run += 1

@@ -1,7 +1,8 @@
 """Venue-neutral parsed events: what every venue's ``parse.py`` produces and the engine consumes.
 
 They sit between a venue's wire structs and our bus messages. Prices and sizes stay the venue's
-decimal strings (or exact strings made from Decimals); the engine turns them into book updates.
+decimal strings (or exact strings made from Decimals); the engine turns them into integer ticks and
+lots of the instrument (:mod:`mlthon.feeds.grid`) and into book updates.
 
 Sequencing of depth diffs is described by a rule per diff:
 
@@ -13,13 +14,14 @@ Sequencing of depth diffs is described by a rule per diff:
 from __future__ import annotations
 
 from mlthon.basics.mlt_enum import Exchange
-from mlthon.infra.bus.messages import TradeTuple
 
 SEQ_NONE = 0
 SEQ_PREV = 1
 SEQ_NEXT = 2
 
 StrLevel = tuple[str, str]
+# A venue trade: (taker side, price, size, exec ns, trade id), price and size as text.
+StrTrade = tuple[int, str, str, int, str]
 
 
 class DepthDiff:
@@ -132,7 +134,7 @@ class Trades:
 
     __slots__ = ("symbol", "trades")
 
-    def __init__(self, symbol: str, trades: list[TradeTuple]) -> None:
+    def __init__(self, symbol: str, trades: list[StrTrade]) -> None:
         self.symbol = symbol
         self.trades = trades
 

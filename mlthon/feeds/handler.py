@@ -214,12 +214,12 @@ class SnapshotResponder:
         )
         lb = self.mirror.level_books.get(iid)
         if lb is not None and len(lb):
-            lch = [(ADD, side, lid, str(p), str(q)) for lid, side, p, q in lb.orders_dec()]
+            lch = [(ADD, side, lid, t, n) for lid, side, t, n in lb.orders()]
             self.bus.publish(md, LevelUpdate(ex=msg.ex, iid=iid, ts=now, ch=lch))
         else:
-            bids, asks = self.mirror.book(iid).top_dec(1_000_000)
-            ch = [(ADD, BID, str(p), str(q)) for p, q in bids]
-            ch += [(ADD, ASK, str(p), str(q)) for p, q in asks]
+            book = self.mirror.book(iid)
+            ch = [(ADD, BID, t, n) for t, n in book.depth(BID)]
+            ch += [(ADD, ASK, t, n) for t, n in book.depth(ASK)]
             self.bus.publish(md, BookUpdate(ex=msg.ex, iid=iid, ts=now, ch=ch))
         self.bus.publish(
             md,

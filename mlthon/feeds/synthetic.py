@@ -24,8 +24,16 @@ from decimal import Decimal
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Side
 from mlthon.feeds.engine import FeedEngine
-from mlthon.feeds.events import SEQ_NEXT, DepthDiff, DepthSnapshot, Event, Funding, Trades
-from mlthon.infra.bus.messages import Msg, TradeTuple
+from mlthon.feeds.events import (
+    SEQ_NEXT,
+    DepthDiff,
+    DepthSnapshot,
+    Event,
+    Funding,
+    StrTrade,
+    Trades,
+)
+from mlthon.infra.bus.messages import Msg
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -140,7 +148,7 @@ class _Model:
         taker = BUY if rng.random() < 0.5 else SELL
         book = self.asks if taker == BUY else self.bids
         remaining = max(1, int(self.unit_lots * 0.5 * rng.expovariate(1.0)))
-        fills: list[TradeTuple] = []
+        fills: list[StrTrade] = []
         while remaining > 0 and len(book) > 1:
             p = min(book) if taker == BUY else max(book)
             take = min(remaining, book[p])

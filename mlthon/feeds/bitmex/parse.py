@@ -30,9 +30,16 @@ import msgspec
 
 from mlthon.basics.mlt_enum import Exchange, Side
 from mlthon.feeds.bitmex.wire import L2Row, Message, TradeRow
-from mlthon.feeds.events import Event, Ignored, OrderSnapshot, OrderUpdate, PartialDecode, Trades
+from mlthon.feeds.events import (
+    Event,
+    Ignored,
+    OrderSnapshot,
+    OrderUpdate,
+    PartialDecode,
+    StrTrade,
+    Trades,
+)
 from mlthon.feeds.timefmt import iso_to_ns
-from mlthon.infra.bus.messages import TradeTuple
 
 EXCHANGE = Exchange.Bitmex
 BID = Side.Buy.value
@@ -129,7 +136,7 @@ def trade_rows_to_trades(rows: list[TradeRow]) -> list[Trades]:
     Raises:
         ValueError: an unknown side or a bad timestamp.
     """
-    by_symbol: dict[str, list[TradeTuple]] = {}
+    by_symbol: dict[str, list[StrTrade]] = {}
     for t in rows:
         tup = (_side(t.side), _s(t.price), _s(t.size), iso_to_ns(t.timestamp), t.trdMatchID)
         by_symbol.setdefault(t.symbol, []).append(tup)

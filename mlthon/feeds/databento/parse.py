@@ -35,9 +35,15 @@ from mlthon.feeds.databento.wire import (
     MODIFY,
     TRADE,
 )
-from mlthon.feeds.events import Event, OrderSnapshot, OrderUpdate, SourceEvent, Trades
+from mlthon.feeds.events import (
+    Event,
+    OrderSnapshot,
+    OrderUpdate,
+    SourceEvent,
+    StrTrade,
+    Trades,
+)
 from mlthon.feeds.timefmt import iso_to_ns
-from mlthon.infra.bus.messages import TradeTuple
 
 Report = Callable[[str, str, int], None]
 
@@ -126,7 +132,7 @@ class _Pending:
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.events: list[tuple[int, Event]] = []
-        self.trades: list[TradeTuple] | None = None
+        self.trades: list[StrTrade] | None = None
         self.snapshot: OrderSnapshot | None = None
 
 

@@ -28,9 +28,9 @@ from mlthon.feeds.events import (
     Event,
     Ignored,
     StrLevel,
+    StrTrade,
     Trades,
 )
-from mlthon.infra.bus.messages import TradeTuple
 
 MS = 1_000_000
 EXCHANGE = Exchange.Deribit
@@ -99,7 +99,7 @@ def trades_to_trades(items: list[Trade]) -> list[Trades]:
     Raises:
         ValueError: an unknown direction.
     """
-    by_instrument: dict[str, list[TradeTuple]] = {}
+    by_instrument: dict[str, list[StrTrade]] = {}
     for t in items:
         side = _TAKER.get(t.direction)
         if side is None:

@@ -21,6 +21,7 @@ from mlthon.feeds.events import (
     Funding,
     SourceEvent,
     StrLevel,
+    StrTrade,
     Trades,
 )
 from mlthon.feeds.tardis.wire import (
@@ -30,7 +31,6 @@ from mlthon.feeds.tardis.wire import (
     QUOTES,
     TRADES,
 )
-from mlthon.infra.bus.messages import TradeTuple
 
 US = 1_000
 _TAKER = {"buy": Side.Buy.value, "sell": Side.Sell.value}
@@ -114,7 +114,7 @@ def read_rows(
 def _read_trades(
     rows: Iterable[tuple[int, str]], source: str, report: Report
 ) -> Iterator[SourceEvent]:
-    group: list[TradeTuple] = []
+    group: list[StrTrade] = []
     key: tuple[str, str, int] | None = None
     first_line = 0
     for line, text in rows:

@@ -39,16 +39,18 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import GtwRejectCode, GtwStatus
+from mlthon.basics.tickbook import TickBook
 from mlthon.gateways.base import ANSWERS, FetchRequest, GatewayBase, reject_for
 from mlthon.gateways.journal import OrderJournal
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.gateways.sim.fees import FeeModel
-from mlthon.gateways.sim.latency import LatencyModel
+from mlthon.gateways.sim.latency import FixedDelay, LatencyModel
 from mlthon.gateways.sim.matching import MatchingEngine
 from mlthon.gateways.sim.queue import queue_model_from_name
 from mlthon.gateways.sim.recovery import Reconciliation, reconcile
@@ -105,6 +107,10 @@ class SimGateway(GatewayBase):
             those of ``config.exchange``) are served.
         logger: where to log.
         journal: the order journal (None: nothing survives a restart).
+        books: ``books(instrument_id)``: the shared book of an instrument, kept up to date by
+            someone else in this process before each market-data message is delivered (a
+            backtest's feed engine or book keeper; see
+            :class:`~mlthon.gateways.sim.matching.MatchingEngine`); None: the sim keeps its own.
 
     Raises:
         ConfigError: no instrument to serve, or an unknown instrument id in the config.
@@ -120,6 +126,7 @@ class SimGateway(GatewayBase):
         *,
         logger: logging.Logger | None = None,
         journal: OrderJournal | None = None,
+        books: Callable[[int], TickBook | None] | None = None,
     ) -> None:
         super().__init__(
             bus,
@@ -175,8 +182,11 @@ class SimGateway(GatewayBase):
                 if journal is not None
                 else f"{config.id_prefix}.{run_tag(scheduler.now_ns())}"
             ),
+            books=books,
         )
         self.latency = LatencyModel(config.latency)
+        md_delay = config.latency.market_data
+        self._md_delay: int | None = md_delay.ns if isinstance(md_delay, FixedDelay) else None
         self._ready = False
         self._started = False
         self._timers: list[Handle] = []
@@ -475,12 +485,17 @@ class SimGateway(GatewayBase):
 
     # ================================================================================ market data
     def _on_md(self, topic: str, msg: Any) -> None:
-        now = self.scheduler.now_ns()
-        t_ex = now - self.latency.market_data_ns()
+        # Once per market-data message: kept lean (a fixed market-data delay is not drawn, and
+        # a message that made no report is not committed).
+        md_delay = self._md_delay
+        t_ex = self.scheduler.now_ns() - (
+            md_delay if md_delay is not None else self.latency.market_data_ns()
+        )
         self._begin_call(t_ex)
         self.engine.on_market_data(msg, t_ex)
-        self._end_call()
-        if isinstance(msg, FundingUpdate) and msg.next_ts:
+        if self._staged:
+            self._end_call()
+        if type(msg) is FundingUpdate and msg.next_ts:
             self._arm_funding(msg.iid, msg.next_ts)
 
     def _arm_funding(self, iid: int, due: int) -> None:

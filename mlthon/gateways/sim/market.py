@@ -1,15 +1,27 @@
-"""The matching engine's view of one instrument: the replayed book, our resting orders, stops.
+"""The matching engine's view of one instrument: the market's book, our resting orders, stops.
 
-Prices are kept as integer ticks and quantities as integer lots of the instrument, so the hot path
-does integer arithmetic only; values are converted back to exact decimals for reports.
+Prices are integer ticks and quantities integer lots of the instrument, so the hot path does
+integer arithmetic only; values are converted back to exact decimals for reports.
+
+The book is the instrument's one :class:`~mlthon.basics.tickbook.TickBook`: in a backtest the
+feed engine's (or the backtest's book keeper's), shared and never written here; in a paper
+gateway the sim's own, applied from each message. Liquidity our orders take is an overlay,
+``taken[(side, tick)] -> lots``, dropped when the venue next changes that level: the displayed
+book stays the venue's, and what the sim sees (:meth:`MarketState.visible`, the best levels, the
+walks) is the venue's minus what it took.
+
+The exchange works only where our orders rest: resting prices are kept sorted per side
+(:attr:`MarketState.bid_ticks` / :attr:`MarketState.ask_ticks`), so a message that reaches none
+of them is answered in O(1) whatever their number, and queue positions (the lots seen at a
+resting price, :attr:`MarketState.seen`) are followed at those prices only.
 """
 
 from __future__ import annotations
 
-import heapq
-from decimal import Decimal, InvalidOperation
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from decimal import Decimal
 
-from mlthon.basics.book import lazy_best
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
@@ -20,66 +32,7 @@ from mlthon.basics.mlt_enum import (
     TriggerDirection,
 )
 from mlthon.basics.order_state import OrderLifecycle
-from mlthon.basics.sanity import checked_decimal
-
-_CACHE_MAX = 200_000
-
-
-class TickSide(dict[int, int]):
-    """One side of the sim's displayed book: tick -> lots, plus a lazily pruned heap that gives
-    the best tick in O(1) amortised (a plain dict costs a fraction of a sorted container per book
-    event, and book events vastly outnumber the walks that need the side in price order).
-
-    Reads and updates of existing ticks are plain dict operations. A tick that is new must be
-    added with :meth:`set_level`, or set directly and then announced with :meth:`push` (the hot
-    path of the matching engine); removing one needs nothing more.
-    """
-
-    __slots__ = ("heap", "is_bid")
-
-    def __init__(self, is_bid: bool) -> None:
-        super().__init__()
-        self.is_bid = is_bid
-        self.heap: list[int] = []  # ticks, negated for bids so that the top is the best
-
-    def push(self, tick: int) -> None:
-        """Record a tick just added to the dict."""
-        heap = self.heap
-        heapq.heappush(heap, -tick if self.is_bid else tick)
-        if len(heap) > 2 * len(self) + 64:
-            self.heap = [-t for t in self] if self.is_bid else list(self)
-            heapq.heapify(self.heap)
-
-    def set_level(self, tick: int, lots: int) -> None:
-        """Set the displayed lots at ``tick``; zero or less removes the level."""
-        if lots <= 0:
-            self.pop(tick, None)
-            return
-        if tick not in self:
-            self.push(tick)
-        self[tick] = lots
-
-    def best(self) -> int | None:
-        """The best tick (highest bid, lowest ask), or None if the side is empty."""
-        return lazy_best(self.heap, self, self.is_bid)
-
-    def worst(self) -> int | None:
-        """The deepest tick (lowest bid, highest ask), or None if the side is empty."""
-        if not self:
-            return None
-        return min(self) if self.is_bid else max(self)
-
-    def best_first(self, limit: int | None = None) -> list[int]:
-        """The ticks best first, down to ``limit`` included (None: all)."""
-        if self.is_bid:
-            ticks = sorted(self, reverse=True)
-            return ticks if limit is None else [t for t in ticks if t >= limit]
-        ticks = sorted(self)
-        return ticks if limit is None else [t for t in ticks if t <= limit]
-
-    def clear(self) -> None:
-        super().clear()
-        self.heap.clear()
+from mlthon.basics.tickbook import ASK, BID, NO_ASK, NO_BID, TickBook
 
 
 class SimOrder(OrderLifecycle[int]):
@@ -170,77 +123,48 @@ class SimOrder(OrderLifecycle[int]):
 
 
 class MarketState:
-    """Book, resting orders and reference prices of one instrument."""
+    """Book, resting orders and reference prices of one instrument.
 
-    def __init__(self, inst: Instrument) -> None:
+    Args:
+        inst: the instrument.
+        book: the instrument's shared book, kept up to date by someone else before each message
+            reaches the engine (None: the engine keeps its own, :attr:`own_book`).
+    """
+
+    def __init__(self, inst: Instrument, book: TickBook | None = None) -> None:
         self.inst = inst
         self.tick_size: Decimal = inst.tick_size
         self.lot_size: Decimal = inst.lot_size
-        self.bids = TickSide(True)  # tick -> lots
-        self.asks = TickSide(False)
+        self.own_book = book is None
+        self.book: TickBook = TickBook() if book is None else book
+        # lots taken by our orders at (side, tick) since the venue last changed that level
+        self.taken: dict[tuple[int, int], int] = {}
+        # a shared book between a clearing status and the next book message: it already holds
+        # what comes next, but the venue's book is empty until then (as an own one would be)
+        self.hidden = False
         self.resting_bids: dict[int, list[SimOrder]] = {}
         self.resting_asks: dict[int, list[SimOrder]] = {}
-        self.stops: list[SimOrder] = []
+        self.bid_ticks: list[int] = []  # the keys of resting_bids, sorted
+        self.ask_ticks: list[int] = []  # the keys of resting_asks, sorted
+        # the visible lots at each (side, tick) holding our orders, as last seen
+        self.seen: dict[tuple[int, int], int] = {}
         # lots traded at a level holding our orders since its last depth change: (side, tick)
-        self.traded: dict[tuple[bool, int], int] = {}
+        self.traded: dict[tuple[int, int], int] = {}
+        self.stops: list[SimOrder] = []
         self.last_trade_tick: int | None = None
         self.funding_rate = Decimal(0)
         self.next_funding_ts = 0
         self.funding_mark: Decimal | None = None
         self.settled_funding_ts = 0
-        # order-level data: level id -> [is_bid, tick, lots, seq]; per (is_bid, tick) ids in order
+        # order-level data: level id -> [side, tick, lots, seq]; per (side, tick) ids in order
         self.l3 = False
         self.l3_levels: dict[int, list[int]] = {}
-        self.l3_queues: dict[tuple[bool, int], dict[int, None]] = {}
+        self.l3_queues: dict[tuple[int, int], dict[int, None]] = {}
         self.l3_seq = 0
-        self._px_cache: dict[str, int] = {}
-        self._qty_cache: dict[str, int] = {}
+        # after a clearing status of an order-level book: the next image re-anchors our orders
+        self.l3_reanchor = False
 
     # --- conversions ---------------------------------------------------------------------------
-    def ticks_of(self, text: str) -> int:
-        """Price string -> ticks; raises ValueError if it is not a sane decimal (finite, in range:
-        :func:`~mlthon.basics.sanity.decimal_problem`) on the tick grid."""
-        found = self._px_cache.get(text)
-        if found is not None:
-            return found
-        d = checked_decimal("price", text)
-        try:
-            n, rem = divmod(d, self.tick_size)
-        except InvalidOperation:  # DivisionImpossible: more ticks than the context's digits
-            raise ValueError(
-                f"price {text!r} is out of range for the tick {self.tick_size}"
-            ) from None
-        if rem:
-            raise ValueError(f"price {text} is not a multiple of the tick {self.tick_size}")
-        if len(self._px_cache) > _CACHE_MAX:
-            self._px_cache.clear()
-        self._px_cache[text] = t = int(n)
-        return t
-
-    def lots_of(self, text: str) -> int:
-        """Market-data quantity string -> lots (rounded down onto the lot grid); raises
-        ValueError if it is not a sane decimal >= 0."""
-        found = self._qty_cache.get(text)
-        if found is not None:
-            return found
-        d = checked_decimal("size", text)
-        try:
-            n = int(d // self.lot_size)
-        except InvalidOperation:
-            raise ValueError(f"size {text!r} is out of range for the lot {self.lot_size}") from None
-        if len(self._qty_cache) > _CACHE_MAX:
-            self._qty_cache.clear()
-        self._qty_cache[text] = n
-        return n
-
-    def tick_cache(self) -> dict[str, int]:
-        """The price string -> ticks cache behind :meth:`ticks_of`, for hot loops to read."""
-        return self._px_cache
-
-    def lots_cache(self) -> dict[str, int]:
-        """The size string -> lots cache behind :meth:`lots_of`, for hot loops to read."""
-        return self._qty_cache
-
     def price_of(self, ticks: int) -> Decimal:
         """Ticks -> exact price."""
         return ticks * self.tick_size
@@ -249,21 +173,81 @@ class MarketState:
         """Lots -> exact quantity."""
         return lots * self.lot_size
 
-    # --- book ----------------------------------------------------------------------------------
+    # --- the book as the sim sees it -----------------------------------------------------------
+    def visible(self, side: int, tick: int) -> int:
+        """Lots at one price: the venue's, minus what our orders took there since."""
+        if self.hidden:
+            return 0
+        n = self.book.lots(side, tick)
+        taken = self.taken
+        return n - taken.get((side, tick), 0) if taken else n
+
     def best_bid(self) -> int | None:
         """Best bid in ticks (the sim's view), or None."""
-        return self.bids.best()
+        if self.hidden:
+            return None
+        book = self.book
+        t = book.bid
+        taken = self.taken
+        if taken:
+            while t != NO_BID and taken.get((BID, t), 0) >= book.lots(BID, t):
+                t = book.bid_below(t)
+        return None if t == NO_BID else t
 
     def best_ask(self) -> int | None:
         """Best ask in ticks (the sim's view), or None."""
-        return self.asks.best()
+        if self.hidden:
+            return None
+        book = self.book
+        t = book.ask
+        taken = self.taken
+        if taken:
+            while t != NO_ASK and taken.get((ASK, t), 0) >= book.lots(ASK, t):
+                t = book.ask_above(t)
+        return None if t == NO_ASK else t
+
+    def best(self, side: int) -> int | None:
+        """The best tick of ``side`` (the sim's view), or None."""
+        return self.best_bid() if side == BID else self.best_ask()
+
+    def walk(self, side: int, limit: int | None = None) -> Iterator[tuple[int, int]]:
+        """The levels of ``side`` best first as ``(tick, visible lots)``, down to ``limit``
+        included (None: all); levels our orders took entirely are skipped."""
+        if self.hidden:
+            return
+        book = self.book
+        taken = self.taken
+        if side == BID:
+            t = book.bid
+            while t != NO_BID and (limit is None or t >= limit):
+                n = book.lots(BID, t) - taken.get((BID, t), 0)
+                if n > 0:
+                    yield t, n
+                t = book.bid_below(t)
+        else:
+            t = book.ask
+            while t != NO_ASK and (limit is None or t <= limit):
+                n = book.lots(ASK, t) - taken.get((ASK, t), 0)
+                if n > 0:
+                    yield t, n
+                t = book.ask_above(t)
+
+    def take(self, side: int, tick: int, lots: int) -> None:
+        """Our order took ``lots`` at ``tick`` of ``side``: hidden from the sim's view until the
+        venue next changes that level."""
+        key = (side, tick)
+        taken = self.taken
+        taken[key] = taken.get(key, 0) + lots
+        seen = self.seen
+        if key in seen:
+            seen[key] -= lots
 
     def mid2(self) -> int | None:
         """Twice the mid price in ticks (exact), or None if a side is empty."""
-        b = self.bids.best()
+        b = self.best_bid()
         if b is None:
             return None
-        a = self.asks.best()
+        a = self.best_ask()
         return None if a is None else b + a
 
     def reference_price(self) -> Decimal | None:
@@ -276,26 +260,69 @@ class MarketState:
         return self.funding_mark
 
     def level(self, is_bid: bool, tick: int) -> int:
-        """Displayed lots at one price."""
-        book = self.bids if is_bid else self.asks
-        return int(book.get(tick, 0))
+        """Visible lots at one price."""
+        return self.visible(BID if is_bid else ASK, tick)
 
+    def clear_book(self) -> None:
+        """The venue's book was cleared (snapshot start, invalid book, disconnection)."""
+        if self.own_book:
+            self.book.clear()
+        else:
+            self.hidden = True
+        self.taken.clear()
+        self.traded.clear()
+        seen = self.seen
+        for key in seen:
+            seen[key] = 0
+        if self.l3_levels:
+            self.l3_levels.clear()
+            self.l3_queues.clear()
+            self.l3_reanchor = True
+
+    # --- our resting orders --------------------------------------------------------------------
     def resting(self, is_bid: bool) -> dict[int, list[SimOrder]]:
         """Our resting orders of one side, by price."""
         return self.resting_bids if is_bid else self.resting_asks
 
-    def clear_book(self) -> None:
-        """Forget the displayed book (snapshot start, invalid book)."""
-        self.bids.clear()
-        self.asks.clear()
-        self.traded.clear()
-        self.l3_levels.clear()
-        self.l3_queues.clear()
+    def add_resting(self, order: SimOrder) -> list[SimOrder]:
+        """Put ``order`` at the back of our queue at its price; returns that queue."""
+        tick = order.tick
+        assert tick is not None
+        is_bid = order.is_buy
+        resting = self.resting_bids if is_bid else self.resting_asks
+        queue = resting.get(tick)
+        if queue is None:
+            queue = resting[tick] = []
+            insort(self.bid_ticks if is_bid else self.ask_ticks, tick)
+            side = BID if is_bid else ASK
+            self.seen[(side, tick)] = self.visible(side, tick)
+        queue.append(order)
+        return queue
+
+    def remove_resting(self, order: SimOrder) -> bool:
+        """Take ``order`` out of our queue at its price; False if it was not there."""
+        tick = order.tick
+        if tick is None:
+            return False
+        is_bid = order.is_buy
+        resting = self.resting_bids if is_bid else self.resting_asks
+        queue = resting.get(tick)
+        if not queue or order not in queue:
+            return False
+        queue.remove(order)
+        if not queue:
+            del resting[tick]
+            ticks = self.bid_ticks if is_bid else self.ask_ticks
+            del ticks[bisect_left(ticks, tick)]
+            key = (BID if is_bid else ASK, tick)
+            self.seen.pop(key, None)
+            self.traded.pop(key, None)
+        return True
 
     def l3_ahead(self, order: SimOrder) -> int:
         """Exact displayed lots ahead of ``order`` from order-level data."""
         assert order.tick is not None
-        ids = self.l3_queues.get((order.is_buy, order.tick))
+        ids = self.l3_queues.get((BID if order.is_buy else ASK, order.tick))
         if not ids:
             return 0
         levels = self.l3_levels
@@ -306,3 +333,20 @@ class MarketState:
             if entry[3] < seq:
                 total += entry[2]
         return total
+
+    def l3_anchor(self, order: SimOrder) -> None:
+        """Place ``order`` in the order-level queue at its price after a fresh image: behind
+        as many lots as were ahead of it before (at most the whole queue)."""
+        assert order.tick is not None
+        ids = self.l3_queues.get((BID if order.is_buy else ASK, order.tick), {})
+        levels = self.l3_levels
+        total = 0
+        anchor = 0
+        for lid in ids:
+            if total >= order.ahead:
+                break
+            entry = levels[lid]
+            total += entry[2]
+            anchor = entry[3]
+        order.l3_seq = anchor + 1 if total else 0
+        order.ahead = min(order.ahead, total)

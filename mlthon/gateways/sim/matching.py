@@ -4,14 +4,16 @@ No I/O, no awaits, no clock of its own: every entry point takes the exchange-sid
 event, and every answer goes to an injected :data:`ReportSink` as a report message of
 :mod:`mlthon.infra.bus.messages`. The same core serves in-process backtests and the paper gateway.
 
-Per instrument it keeps the replayed book (from ``BookUpdate`` or order-level ``LevelUpdate``), the
-public trades (``TradeUpdate``) and funding (``FundingUpdate``), and the orders of every strategy.
+Per instrument it reads the market's book (the shared one of a backtest, or its own, applied from
+``BookUpdate`` or order-level ``LevelUpdate``), the public trades (``TradeUpdate``) and funding
+(``FundingUpdate``), and keeps the orders of every strategy. Market data are integer ticks and
+lots (wire version 2); the engine works only where our orders rest (:mod:`.market`).
 
 Fill rules (``docs/simulation.md`` has the long form):
 
 * An order that crosses the book on arrival takes the displayed liquidity level by level, at each
-  level's price, as taker. The liquidity it took is removed from the sim's view of the book until
-  the venue next reports that level.
+  level's price, as taker. The liquidity it took is removed from the sim's view of the book (an
+  overlay on the venue's book, never a write to it) until the venue next reports that level.
 * A resting order joins the queue behind everything displayed at its price. A trade printing at its
   price first consumes what is ahead of it, then fills it. Shrinking of the level beyond the trades
   is cancellation; the :class:`~mlthon.gateways.sim.queue.QueueModel` decides how much of it was
@@ -29,8 +31,10 @@ Fill rules (``docs/simulation.md`` has the long form):
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, InvalidOperation
+from typing import Any
 
 from mlthon.basics.errors import GatewayError
 from mlthon.basics.instrument import Instrument
@@ -47,6 +51,7 @@ from mlthon.basics.mlt_enum import (
     TriggerDirection,
 )
 from mlthon.basics.sanity import MAX_DECIMALS, decimal_problem
+from mlthon.basics.tickbook import TickBook
 from mlthon.gateways.sim.accounting import Account, FundingPayment
 from mlthon.gateways.sim.contract import settle_notional
 from mlthon.gateways.sim.fees import FeeModel
@@ -57,6 +62,7 @@ from mlthon.infra.bus.messages import (
     BID,
     DELETE,
     AccountInfo,
+    BookDelta,
     BookUpdate,
     CancelAll,
     CancelAllAck,
@@ -154,6 +160,17 @@ def _remember(cache: dict[tuple[int, str], int], key: tuple[int, str], value: in
     cache[key] = value
 
 
+_MAX_INT = 2**62  # ticks and lots stay below the books' sentinels
+
+
+def _insane_level(ch: list[BookDelta]) -> str | None:
+    """Why a book message's change is not sane (side, tick > 0, lots >= 0), or None."""
+    for action, side, t, n in ch:
+        if (side != BID and side != ASK) or not 0 < t < _MAX_INT or not 0 <= n < _MAX_INT:
+            return f"level {(action, side, t, n)!r} is not a sane change"
+    return None
+
+
 class MatchingEngine:
     """Matches the orders of many strategies against the replayed market of many instruments.
 
@@ -167,6 +184,9 @@ class MatchingEngine:
         leverage: initial-margin leverage for derivatives.
         hedge_mode: positions per leg (long/short) instead of net.
         id_prefix: prefix of exchange order ids and execution ids.
+        books: ``books(instrument_id)``: the instrument's shared book, which someone else keeps
+            up to date before each message reaches the engine (a backtest's feed engine or
+            book keeper); None (or a None answer): the engine keeps its own from the messages.
     """
 
     def __init__(
@@ -181,10 +201,12 @@ class MatchingEngine:
         leverage: Decimal = Decimal(1),
         hedge_mode: bool = False,
         id_prefix: str = "sim",
+        books: Callable[[int], TickBook | None] | None = None,
     ) -> None:
         self.exchange = exchange
         self._markets: dict[int, MarketState] = {
-            i.instrument_id: MarketState(i) for i in instruments
+            i.instrument_id: MarketState(i, None if books is None else books(i.instrument_id))
+            for i in instruments
         }
         self._sink = sink
         self.queue_model: QueueModel = queue_model or ConservativeQueue()
@@ -205,6 +227,14 @@ class MatchingEngine:
         self._now = 0
         self._kind = "fill"
         self.funding_payments: list[FundingPayment] = []
+        # market data by kind (messages are final structs: their type is exact)
+        self._md_handlers: dict[type[Any], Callable[[Any, int], None]] = {
+            BookUpdate: self.on_book_update,
+            TradeUpdate: self.on_trade_update,
+            LevelUpdate: self.on_level_update,
+            FundingUpdate: self.on_funding_update,
+            FeedStatus: self.on_feed_status,
+        }
 
     # ================================================================================ queries
     def market(self, instrument_id: int) -> MarketState:
@@ -293,7 +323,9 @@ class MatchingEngine:
             if o.status is OrderStatus.Untriggered:
                 mkt.stops.append(o)
             elif o.tick is not None:
-                mkt.resting(o.is_buy).setdefault(o.tick, []).append(o)
+                ahead = o.ahead
+                mkt.add_resting(o)
+                o.ahead = ahead  # the stored estimate, not the (empty) book's
                 if mkt.l3:
                     mkt.l3_seq = max(mkt.l3_seq, o.l3_seq)
             self._relock(mkt, o)
@@ -483,10 +515,20 @@ class MatchingEngine:
         why = decimal_problem(text, positive=True)
         if why is not None:
             raise _Reject(GtwRejectCode.InvalidPrice, f"{what} {why}")
+        step = mkt.tick_size
         try:
-            ticks = mkt.ticks_of(text)
-        except ValueError as exc:  # off the grid, or more ticks than Decimal's digits
-            raise _Reject(GtwRejectCode.InvalidPrice, f"{what}: {exc}") from None
+            n, rem = divmod(Decimal(text), step)
+        except InvalidOperation:  # DivisionImpossible: more ticks than the context's digits
+            raise _Reject(
+                GtwRejectCode.InvalidPrice,
+                f"{what}: price {text!r} is out of range for the tick {step}",
+            ) from None
+        if rem:
+            raise _Reject(
+                GtwRejectCode.InvalidPrice,
+                f"{what}: price {text} is not a multiple of the tick {step}",
+            )
+        ticks = int(n)
         if ticks <= 0:
             raise _Reject(GtwRejectCode.InvalidPrice, f"{what} must be > 0, got {text}")
         return ticks
@@ -537,43 +579,53 @@ class MatchingEngine:
         return bb is not None and tick <= bb
 
     @staticmethod
-    def _crosses_own(mkt: MarketState, strat: str, is_buy: bool, tick: int | None) -> bool:
-        for t, orders in mkt.resting(not is_buy).items():
-            crossing = tick is None or (t <= tick if is_buy else t >= tick)
-            if crossing and any(o.strat == strat for o in orders):
-                return True
-        return False
+    def _crossing_ticks(mkt: MarketState, is_buy: bool, bound: int | None) -> list[int]:
+        """Our resting prices on the side an order of ``is_buy`` would meet, within ``bound``
+        (None: all), best first."""
+        if is_buy:  # asks at or below the bound
+            ticks = mkt.ask_ticks
+            return ticks[:] if bound is None else ticks[: bisect_right(ticks, bound)]
+        ticks = mkt.bid_ticks  # bids at or above the bound, highest first
+        return ticks[::-1] if bound is None else ticks[bisect_left(ticks, bound) :][::-1]
+
+    @classmethod
+    def _crosses_own(cls, mkt: MarketState, strat: str, is_buy: bool, tick: int | None) -> bool:
+        resting = mkt.resting(not is_buy)
+        return any(
+            o.strat == strat
+            for t in cls._crossing_ticks(mkt, is_buy, tick)
+            for o in resting.get(t, ())
+        )
 
     @staticmethod
     def _liquidity(mkt: MarketState, is_buy: bool, limit: int | None) -> int:
         """Displayed lots an order could take within ``limit`` (None: the whole side)."""
-        book = mkt.asks if is_buy else mkt.bids
-        return sum(book[k] for k in book.best_first(limit))
+        return sum(n for _, n in mkt.walk(ASK if is_buy else BID, limit))
 
     @staticmethod
-    def _walk_bound(mkt: MarketState, is_buy: bool, lots: int) -> int | None:
-        """The deepest price a market order of ``lots`` reaches; None if the side runs out."""
-        book = mkt.asks if is_buy else mkt.bids
+    def _walk_bound(mkt: MarketState, is_buy: bool, lots: int) -> tuple[int | None, int | None]:
+        """The deepest price a market order of ``lots`` reaches (None if the side runs out),
+        and the deepest price of the side walked."""
         left = lots
-        for k in book.best_first():
-            left -= book[k]
+        k = None
+        for k, n in mkt.walk(ASK if is_buy else BID):
+            left -= n
             if left <= 0:
-                return k
-        return None
+                return k, k
+        return None, k
 
     def _walk_estimate(self, mkt: MarketState, is_buy: bool, lots: int) -> int | None:
         """A price to check a market order's notional and balance with (deepest level reached)."""
-        bound = self._walk_bound(mkt, is_buy, lots)
+        bound, deepest = self._walk_bound(mkt, is_buy, lots)
         if bound is not None:
             return bound
-        deepest = (mkt.asks if is_buy else mkt.bids).worst()
         return deepest if deepest is not None else mkt.last_trade_tick
 
     # ================================================================================ matching
     def _execute(self, mkt: MarketState, order: SimOrder) -> None:
         """Match a live (or just triggered / re-priced) order; rest or cancel what is left."""
         is_market = order.tick is None
-        bound = self._walk_bound(mkt, order.is_buy, order.leaves) if is_market else order.tick
+        bound = self._walk_bound(mkt, order.is_buy, order.leaves)[0] if is_market else order.tick
         self._self_trade(mkt, order, bound)
         if order.tif is TIF.FOK and self._liquidity(mkt, order.is_buy, order.tick) < order.leaves:
             # a triggered fill-or-kill stop that the book cannot fill entirely
@@ -594,10 +646,9 @@ class MatchingEngine:
             self._rest(mkt, order)
 
     def _self_trade(self, mkt: MarketState, order: SimOrder, bound: int | None) -> None:
-        for t, orders in list(mkt.resting(not order.is_buy).items()):
-            if bound is not None and (t > bound if order.is_buy else t < bound):
-                continue
-            for o in list(orders):
+        resting = mkt.resting(not order.is_buy)
+        for t in self._crossing_ticks(mkt, order.is_buy, bound):
+            for o in list(resting.get(t, ())):
                 if o.strat == order.strat:
                     self._cancel(
                         o,
@@ -608,33 +659,27 @@ class MatchingEngine:
 
     def _take(self, mkt: MarketState, order: SimOrder) -> None:
         """Walk the opposite displayed book as taker, consuming it in the sim's view."""
-        book = mkt.asks if order.is_buy else mkt.bids
+        side = ASK if order.is_buy else BID
         limit = order.tick
         while order.status in _OPEN and order.leaves > 0:
-            t = book.best()
+            t = mkt.best(side)
             if t is None or (limit is not None and (t > limit if order.is_buy else t < limit)):
                 break
-            avail = book[t]
-            x = min(avail, order.leaves)
-            done = self._fill(mkt, order, t, x, maker=False)
+            avail = mkt.visible(side, t)
+            done = self._fill(mkt, order, t, min(avail, order.leaves), maker=False)
             if done <= 0:
                 break
-            if done >= avail:
-                del book[t]
-            else:
-                book[t] = avail - done
+            mkt.take(side, t, done)
 
     def _rest(self, mkt: MarketState, order: SimOrder) -> None:
         assert order.tick is not None
-        is_bid = order.is_buy
-        queue = mkt.resting(is_bid).setdefault(order.tick, [])
+        mkt.add_resting(order)
         if mkt.l3:
             mkt.l3_seq += 1
             order.l3_seq = mkt.l3_seq
             order.ahead = mkt.l3_ahead(order)
         else:
-            order.ahead = mkt.level(is_bid, order.tick)
-        queue.append(order)
+            order.ahead = mkt.level(order.is_buy, order.tick)
         if order.status is OrderStatus.PendingNew:
             order.ack()
         self._relock(mkt, order)
@@ -643,15 +688,7 @@ class MatchingEngine:
         if order.stop_tick is not None and order in mkt.stops:
             mkt.stops.remove(order)
             return
-        if order.tick is None:
-            return
-        resting = mkt.resting(order.is_buy)
-        queue = resting.get(order.tick)
-        if queue and order in queue:
-            queue.remove(order)
-            if not queue:
-                del resting[order.tick]
-                mkt.traded.pop((order.is_buy, order.tick), None)
+        mkt.remove_resting(order)
 
     def _relock(self, mkt: MarketState, order: SimOrder) -> None:
         acct = self.account(order.strat)
@@ -961,80 +998,91 @@ class MatchingEngine:
 
     # ================================================================================ market data
     def on_market_data(self, msg: Msg, ts: int) -> None:
-        """Apply one market-data message seen by the exchange at ``ts``."""
-        if isinstance(msg, BookUpdate):
-            self.on_book_update(msg, ts)
-        elif isinstance(msg, TradeUpdate):
-            self.on_trade_update(msg, ts)
-        elif isinstance(msg, LevelUpdate):
-            self.on_level_update(msg, ts)
-        elif isinstance(msg, FundingUpdate):
-            self.on_funding_update(msg, ts)
-        elif isinstance(msg, FeedStatus):
-            self.on_feed_status(msg, ts)
+        """Apply one market-data message seen by the exchange at ``ts`` (other kinds are
+        ignored)."""
+        handle = self._md_handlers.get(type(msg))
+        if handle is not None:
+            handle(msg, ts)
 
     def on_book_update(self, msg: BookUpdate, ts: int) -> None:
-        """Apply price-level changes (absolute sizes); advance queues; fill crossed orders."""
+        """Apply price-level changes (absolute sizes) to an own book; advance the queues of our
+        orders at the prices that changed; fill the orders the book now reaches.
+
+        With no order resting and nothing taken, a message costs O(1) on a shared book (the
+        changes are not even read) and one book update per change on an own one.
+        """
         mkt = self._markets.get(msg.iid)
         if mkt is None:
             return
         self._begin("fill", ts)
-        self._funding_due(mkt, ts)
-        bids, asks = mkt.bids, mkt.asks
-        rb, ra = mkt.resting_bids, mkt.resting_asks
-        ticks_get = mkt.tick_cache().get
-        lots_get = mkt.lots_cache().get
+        if mkt.next_funding_ts:
+            self._funding_due(mkt, ts)
+        ch = msg.ch
+        if mkt.own_book:
+            # Messages from another process: a level that is not sane is not applied.
+            why = _insane_level(ch)
+            if why is not None:
+                log.warning("sim %s: book message of %s skipped: %s", self.exchange, msg.iid, why)
+                return
+            mkt.book.apply(ch)
+        mkt.hidden = False
+        rb = mkt.resting_bids
+        ra = mkt.resting_asks
+        taken = mkt.taken
+        if not (rb or ra or taken):
+            if mkt.stops:
+                self._after_book(mkt, False, False)
+            return
         touched_bid = touched_ask = False
-        for action, side, px, qty in msg.ch:
-            # The conversion caches answer almost every level; the methods fill them.
-            t = ticks_get(px)
-            new = 0 if action == DELETE else lots_get(qty)
-            if t is None or new is None:
-                try:
-                    t = mkt.ticks_of(px)
-                    new = 0 if action == DELETE else mkt.lots_of(qty)
-                except (ValueError, InvalidOperation):
-                    log.warning(
-                        "sim %s: unusable book level %r %r on %s",
-                        self.exchange,
-                        str(px)[:40],
-                        str(qty)[:40],
-                        msg.iid,
-                    )
-                    continue
+        # Our resting prices lie within [lo, hi] of each side (an empty side: an empty range);
+        # most changes of a deep book are outside it and cost two int compares.
+        bt, at = mkt.bid_ticks, mkt.ask_ticks
+        lo_b, hi_b = (bt[0], bt[-1]) if bt else (1, 0)
+        lo_a, hi_a = (at[0], at[-1]) if at else (1, 0)
+        for action, side, t, lots in ch:
+            if taken:
+                taken.pop((side, t), None)  # the venue changed the level: its own size again
             if side == BID:
-                book = bids
                 touched_bid = True
-                queue = rb.get(t) if rb else None
+                if lo_b <= t <= hi_b:
+                    queue = rb.get(t)
+                    if queue:
+                        self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
             else:
-                book = asks
                 touched_ask = True
-                queue = ra.get(t) if ra else None
-            prev = book.get(t, 0)
-            if new:
-                book[t] = new
-                if not prev:
-                    book.push(t)
-            elif prev:
-                del book[t]
-            if queue:
-                self._level_changed(mkt, side == BID, t, prev, new, queue)
+                if lo_a <= t <= hi_a:
+                    queue = ra.get(t)
+                    if queue:
+                        self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
         self._after_book(mkt, touched_bid, touched_ask)
 
     def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
-        if touched_ask and mkt.resting_bids:
-            self._cross_fill(mkt, True)
-        if touched_bid and mkt.resting_asks:
-            self._cross_fill(mkt, False)
+        # O(1) unless the opposite best reaches our best resting price (the common case reads
+        # the book's best tick directly: nothing taken, nothing hidden).
+        plain = not mkt.taken and not mkt.hidden
+        bt = mkt.bid_ticks
+        if touched_ask and bt:
+            a = mkt.book.ask if plain else mkt.best_ask()
+            if a is not None and a <= bt[-1]:  # NO_ASK is above every tick
+                self._cross_fill(mkt, True)
+        at = mkt.ask_ticks
+        if touched_bid and at:
+            b = mkt.book.bid if plain else mkt.best_bid()
+            if b is not None and b >= at[0]:  # NO_BID is below every tick
+                self._cross_fill(mkt, False)
         if mkt.stops:
             m2 = mkt.mid2()
             if m2 is not None:
                 self._check_stops(mkt, m2)
 
     def _level_changed(
-        self, mkt: MarketState, is_bid: bool, t: int, prev: int, new: int, queue: list[SimOrder]
+        self, mkt: MarketState, side: int, t: int, new: int, queue: list[SimOrder]
     ) -> None:
-        traded = mkt.traded.pop((is_bid, t), 0)
+        key = (side, t)
+        seen = mkt.seen
+        prev = seen.get(key, 0)
+        seen[key] = new
+        traded = mkt.traded.pop(key, 0)
         after_trades = max(0, prev - traded)
         cancelled = after_trades - new
         if cancelled > 0:
@@ -1047,26 +1095,37 @@ class MatchingEngine:
                 o.ahead = new
 
     def _cross_fill(self, mkt: MarketState, bids: bool) -> None:
-        """Fill our resting orders of one side that the opposite book now reaches."""
+        """Fill our resting orders of one side that the opposite book now reaches: O(1) when it
+        reaches none (our best resting price against its best)."""
+        if bids:
+            ticks = mkt.bid_ticks
+            opp = ASK
+            best = mkt.best_ask()
+            if best is None or best > ticks[-1]:
+                return
+            crossing = ticks[bisect_left(ticks, best) :][::-1]  # highest first
+        else:
+            ticks = mkt.ask_ticks
+            opp = BID
+            best = mkt.best_bid()
+            if best is None or best < ticks[0]:
+                return
+            crossing = ticks[: bisect_right(ticks, best)]  # lowest first
         resting = mkt.resting(bids)
-        opp = mkt.asks if bids else mkt.bids
-        for t in sorted(resting, reverse=bids):
-            best = opp.best()
+        for t in crossing:
+            best = mkt.best(opp)
             if best is None or ((best > t) if bids else (best < t)):
                 return
             for o in list(resting.get(t, ())):
                 while o.status in _OPEN:
-                    bt = opp.best()
+                    bt = mkt.best(opp)
                     if bt is None or ((bt > t) if bids else (bt < t)):
                         break
-                    avail = opp[bt]
+                    avail = mkt.visible(opp, bt)
                     done = self._fill(mkt, o, t, min(avail, o.leaves), maker=True)
                     if done <= 0:
                         break
-                    if done >= avail:
-                        del opp[bt]
-                    else:
-                        opp[bt] = avail - done
+                    mkt.take(opp, bt, done)
 
     def on_trade_update(self, msg: TradeUpdate, ts: int) -> None:
         """Apply public trades: queue advance, fills, stop triggers."""
@@ -1074,38 +1133,31 @@ class MatchingEngine:
         if mkt is None:
             return
         self._begin("fill", ts)
-        self._funding_due(mkt, ts)
-        for taker, px, qty, _ets, _tid in msg.tr:
-            try:
-                t = mkt.ticks_of(px)
-                lots = mkt.lots_of(qty)
-            except (ValueError, InvalidOperation):
-                log.warning(
-                    "sim %s: unusable trade %r %r on %s",
-                    self.exchange,
-                    str(px)[:40],
-                    str(qty)[:40],
-                    msg.iid,
-                )
-                continue
+        if mkt.next_funding_ts:
+            self._funding_due(mkt, ts)
+        for taker, t, lots, _ets, _tid in msg.tr:
             mkt.last_trade_tick = t
-            if taker != BID and mkt.resting_bids:  # a sell (or unknown) taker hits bids
-                self._trade_hits(mkt, True, t, lots)
-            if taker != ASK and mkt.resting_asks:
+            if taker != BID and mkt.bid_ticks and t < mkt.bid_ticks[-1] + 1:
+                self._trade_hits(mkt, True, t, lots)  # a sell (or unknown) taker hits bids
+            if taker != ASK and mkt.ask_ticks and t > mkt.ask_ticks[0] - 1:
                 self._trade_hits(mkt, False, t, lots)
             if mkt.stops:
                 self._check_stops(mkt, 2 * t)
 
     def _trade_hits(self, mkt: MarketState, bids: bool, t: int, lots: int) -> None:
+        """A trade at ``t`` meets our resting orders of one side: those it printed through fill
+        (best price first), those at ``t`` advance in their queue and may fill."""
         resting = mkt.resting(bids)
-        for rt in [k for k in resting if (k > t if bids else k < t)]:
+        ticks = mkt.bid_ticks if bids else mkt.ask_ticks
+        through = ticks[bisect_right(ticks, t) :][::-1] if bids else ticks[: bisect_left(ticks, t)]
+        for rt in through:
             for o in list(resting.get(rt, ())):
                 if o.status in _OPEN:
                     self._fill(mkt, o, rt, o.leaves, maker=True)
         queue = resting.get(t)
         if not queue:
             return
-        key = (bids, t)
+        key = (BID if bids else ASK, t)
         mkt.traded[key] = mkt.traded.get(key, 0) + lots
         own_leaves_before = 0
         own_fills_before = 0
@@ -1120,68 +1172,69 @@ class MatchingEngine:
     def on_level_update(self, msg: LevelUpdate, ts: int) -> None:
         """Apply order-level (level id) changes; queues become exact FIFO.
 
-        The aggregate size of every price touched is recomputed from its level ids, so liquidity
-        the sim took there comes back when the venue next changes that price (as with
-        price-level data).
+        The aggregate size of every price touched comes from its level ids (an own book is set
+        to it), so liquidity the sim took there comes back when the venue next changes that price
+        (as with price-level data). After a fresh image of the book (a re-snapshot), our orders
+        keep their place: each is put behind as many lots as were ahead of it.
         """
         mkt = self._markets.get(msg.iid)
         if mkt is None:
             return
         self._begin("fill", ts)
-        self._funding_due(mkt, ts)
+        if mkt.next_funding_ts:
+            self._funding_due(mkt, ts)
         mkt.l3 = True
+        mkt.hidden = False
         levels, queues = mkt.l3_levels, mkt.l3_queues
-        touched: set[tuple[bool, int]] = set()
-        for action, side, lid, px, qty in msg.ch:
-            is_bid = side == BID
+        touched: set[tuple[int, int]] = set()
+        for action, side, lid, t, lots in msg.ch:
             entry = levels.get(lid)
             if entry is not None:
-                touched.add((bool(entry[0]), entry[1]))
+                touched.add((entry[0], entry[1]))
             if action == DELETE:
                 if entry is not None:
-                    self._l3_remove(mkt, lid, bool(entry[0]), entry[1])
+                    self._l3_remove(mkt, lid, entry[0], entry[1])
                 continue
-            try:
-                t = mkt.ticks_of(px)
-                lots = mkt.lots_of(qty)
-            except (ValueError, InvalidOperation):
-                continue
-            touched.add((is_bid, t))
-            if (
-                entry is not None
-                and bool(entry[0]) == is_bid
-                and entry[1] == t
-                and lots <= entry[2]
-            ):
+            touched.add((side, t))
+            if entry is not None and entry[0] == side and entry[1] == t and lots <= entry[2]:
                 entry[2] = lots  # a decrease keeps its place
                 if lots == 0:
-                    self._l3_remove(mkt, lid, is_bid, t)
+                    self._l3_remove(mkt, lid, side, t)
                 continue
             if entry is not None:  # moved, or grew: loses its place
-                self._l3_remove(mkt, lid, bool(entry[0]), entry[1])
+                self._l3_remove(mkt, lid, entry[0], entry[1])
             if lots <= 0:
                 continue
             mkt.l3_seq += 1
-            levels[lid] = [int(is_bid), t, lots, mkt.l3_seq]
-            queues.setdefault((is_bid, t), {})[lid] = None
-        for is_bid, t in touched:
-            ids = queues.get((is_bid, t))
-            total = sum(levels[i][2] for i in ids) if ids else 0
-            (mkt.bids if is_bid else mkt.asks).set_level(t, total)
-            queue = mkt.resting(is_bid).get(t)
+            levels[lid] = [side, t, lots, mkt.l3_seq]
+            queues.setdefault((side, t), {})[lid] = None
+        reanchor = mkt.l3_reanchor
+        mkt.l3_reanchor = False
+        taken = mkt.taken
+        for side, t in touched:
+            if taken:
+                taken.pop((side, t), None)
+            if mkt.own_book:
+                ids = queues.get((side, t))
+                mkt.book.set(side, t, sum(levels[i][2] for i in ids) if ids else 0)
+            queue = mkt.resting(side == BID).get(t)
             if queue:
+                mkt.seen[(side, t)] = mkt.visible(side, t)
                 for o in queue:
-                    o.ahead = min(o.ahead, mkt.l3_ahead(o))
-        self._after_book(mkt, any(b for b, _ in touched), any(not b for b, _ in touched))
+                    if reanchor:
+                        mkt.l3_anchor(o)
+                    else:
+                        o.ahead = min(o.ahead, mkt.l3_ahead(o))
+        self._after_book(mkt, any(s == BID for s, _ in touched), any(s == ASK for s, _ in touched))
 
     @staticmethod
-    def _l3_remove(mkt: MarketState, lid: int, is_bid: bool, t: int) -> None:
+    def _l3_remove(mkt: MarketState, lid: int, side: int, t: int) -> None:
         mkt.l3_levels.pop(lid, None)
-        q = mkt.l3_queues.get((is_bid, t))
+        q = mkt.l3_queues.get((side, t))
         if q is not None:
             q.pop(lid, None)
             if not q:
-                del mkt.l3_queues[(is_bid, t)]
+                del mkt.l3_queues[(side, t)]
 
     def _check_stops(self, mkt: MarketState, price2: int) -> None:
         """Trigger stops whose price the market (2x ticks: trade or mid) has reached."""

@@ -11,8 +11,11 @@ of :mod:`mlthon.basics.sanity`, and name the field that is wrong (``OrderExecuti
   gateway calls it before handling a request and answers a bad one with its reject
   (``InvalidRequest``, the reason naming the field) instead of dropping it.
 
-Market-data levels are not checked here (that would cost on every level of every message): the
-env checks each distinct price and size text once, when it first converts it.
+Market-data levels are not checked here (that would cost on every level of every message): they
+are integer ticks and lots (wire version 2) made by the feed, which checks each venue text once,
+when it first converts it (a value that is not sane never becomes ticks); a receiver checks each
+distinct tick and lot count once too, when it first makes its ``Price`` / ``Qty``
+(:class:`~mlthon.basics.values.TickPrices`).
 """
 
 from __future__ import annotations

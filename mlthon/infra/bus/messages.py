@@ -1,11 +1,18 @@
 """Every message that travels on the bus, as versioned, tagged, frozen msgspec structs.
 
 The wire form is JSON: one object per bus message with ``"k"`` (the kind tag) and ``"v"`` (the
-schema version, :data:`WIRE_VERSION`). Prices and quantities travel as decimal strings, enums as
-their integer values, timestamps as integer nanoseconds since the epoch.
+schema version, :data:`WIRE_VERSION`). Prices and quantities of orders, reports and funding travel
+as decimal strings, enums as their integer values, timestamps as integer nanoseconds since the
+epoch.
 
 Market data is batched: one bus message per venue message, carrying all its level changes as a
-list of compact tuples (see :class:`BookDelta`), never one bus message per level.
+list of compact tuples (see :data:`BookDelta`), never one bus message per level. Its prices and
+sizes are integers since wire version 2: ticks and lots of the instrument (a price is
+``tick * tick_size``, a size ``lots * lot_size``; the receiver knows the grid from the
+``Instruments`` message or the instruments file). The feed converts the venue's text once; a
+venue level off the grid is counted and reported there, never sent. ``FundingUpdate`` keeps
+decimal text (rare). All processes of a run are one build: a message of another version is
+refused at decode.
 
 The in-process bus hands these same objects from publisher to subscriber without encoding them.
 ``mlthon.infra.bus.codec`` is the only place that turns them into domain values.
@@ -32,7 +39,7 @@ from mlthon.basics.mlt_enum import (
     TriggerDirection,
 )
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 
 # Actions inside book deltas.
 ADD = 0
@@ -522,12 +529,13 @@ class GatewayStatus(Msg, tag="gstat", kw_only=True, frozen=True):
 # Market data: feed -> strategies
 # ------------------------------------------------------------------------------------------------
 
-# (action, side, price, qty): action ADD/MODIFY/DELETE, side BID/ASK, decimal strings.
-BookDelta = tuple[int, int, str, str]
-# (action, side, level_id, price, qty): order-level (L3) change keyed by level id.
-LevelDelta = tuple[int, int, int, str, str]
-# (taker side, price, qty, exec_ts, trade_id)
-TradeTuple = tuple[int, str, str, int, str]
+# (action, side, tick, lots): action ADD/MODIFY/DELETE, side BID/ASK, the price in ticks and the
+# size in lots of the instrument (0 for DELETE).
+BookDelta = tuple[int, int, int, int]
+# (action, side, level_id, tick, lots): order-level (L3) change keyed by level id.
+LevelDelta = tuple[int, int, int, int, int]
+# (taker side, tick, lots, exec_ts, trade_id); taker side 0 when the venue does not say.
+TradeTuple = tuple[int, int, int, int, str]
 
 
 class BookUpdate(Msg, tag="book", kw_only=True, frozen=True):

@@ -9,9 +9,9 @@ backtests (in-process bus; live or simulated scheduler). It is the coordinator o
 * env calls: validated (bad arguments raise at once), then bus requests;
 * orders and reports (:mod:`.orders`): every report turned into its strategy callback, once, with
   the order's life cycle kept by the one order state machine; reconciliation and adoption;
-* market data: a copy of each subscribed book, so that BBO callbacks fire only when the best
-  level changes and ``get_book`` can answer without the strategy keeping its own; feed liveness
-  (:mod:`.feed_watch`);
+* market data (:mod:`.md_callbacks`): each subscribed book (:mod:`.book_view`: the env's own, or
+  an in-process feed's, shared), its callbacks, BBO callbacks only when the best level changes,
+  and ``get_book`` without the strategy keeping its own; feed liveness (:mod:`.feed_watch`);
 * statuses, timers, command hooks and Telegram messages.
 
 Every strategy callback goes through the reactor's guard. Refusals that depend on state
@@ -24,7 +24,6 @@ handled once however often the env logs in again.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import os
 import socket
@@ -36,8 +35,7 @@ from typing import Any
 import msgspec
 
 from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
-from mlthon.api.istrategy import IStrategy, Strategy
-from mlthon.basics.book import OrderLevelBook, PriceLevelBook
+from mlthon.api.istrategy import IStrategy
 from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
@@ -53,28 +51,30 @@ from mlthon.basics.mlt_enum import (
     TriggerDirection,
 )
 from mlthon.basics.sanity import decimal_problem, int_cl_id_problem
-from mlthon.basics.values import Price, Qty, to_decimal
+from mlthon.basics.tickbook import TickBook
+from mlthon.basics.values import Price, to_decimal
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.codec import instrument_from_wire
 from mlthon.infra.bus.topics import Topics, check_name
 from mlthon.infra.clock import Handle
 from mlthon.infra.cmd_hooks import CmdHookRegistry
-from mlthon.infra.env.feed_watch import FeedMark, FeedWatch
+from mlthon.infra.env.feed_watch import FeedWatch
 from mlthon.infra.env.lifecycle import StartGate, StopAckHold
+from mlthon.infra.env.md_callbacks import (
+    MdState,
+    book_handler,
+    emit_bbo,
+    implemented_groups,
+    on_levels,
+    on_trades,
+)
 from mlthon.infra.env.orders import OrderTracker
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.timers import TimerService
 
 log = logging.getLogger(__name__)
 
-_SIDES = {1: Side.Buy, 2: Side.Sell, 0: Side.Unset}
-_SIDE_BY_INT = (Side.Unset, Side.Buy, Side.Sell)
-_ZERO = Decimal(0)
-_CACHE_LIMIT = 200_000
-# Wire text -> exact value, for market-data callbacks (cleared when they reach the limit).
-_PRICES: dict[str, Price] = {}
-_QTYS: dict[str, Qty] = {}
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 # The env's own fetches (reconciliation, adoption, accounting checks) carry a request id that
 # the gateway echoes, so their answers never reach the strategy; at most this many wait.
@@ -89,116 +89,6 @@ STOPPING = "stopping"
 STOPPED = "stopped"
 # The states of a strategy logged in (where it is in its life).
 _RUN_STATES = (RUNNING, STOPPING, STOPPED)
-
-
-class _EnvBook:
-    """The env's copy of one instrument's book, as a read-only :class:`BookView`."""
-
-    __slots__ = ("building", "levels", "price_book", "shared", "tick", "valid")
-
-    def __init__(self, tick: Decimal) -> None:
-        self.price_book = PriceLevelBook()
-        self.levels: OrderLevelBook | None = None
-        self.valid = False
-        self.building = False  # between SnapshotStart and SnapshotEnd: no BBO callbacks
-        self.tick = tick
-        # True while ``price_book`` is an in-process feed engine's own book (backtests): the
-        # engine keeps it, the env only reads it (see StratEnv.share_feed_books).
-        self.shared = False
-
-    def best_bid(self) -> tuple[Price, Qty] | None:
-        return self.price_book.best_bid()
-
-    def best_ask(self) -> tuple[Price, Qty] | None:
-        return self.price_book.best_ask()
-
-    def top(self, n: int) -> tuple[list[tuple[Price, Qty]], list[tuple[Price, Qty]]]:
-        return self.price_book.top(n)
-
-    def clear(self) -> None:
-        if not self.shared:
-            self.price_book.clear()
-        if self.levels is not None:
-            self.levels.clear()
-
-
-# Market-data callbacks by group: a group whose methods are all the do-nothing ones of
-# ``Strategy`` (not overridden) is not called at all, which nobody can observe and which saves
-# a call per book event (a strategy subscribed to LevelBook for the book, say, but not
-# implementing the level callbacks).
-_CALLBACK_GROUPS = {
-    "price_levels": ("on_add_price_level", "on_modify_price_level", "on_delete_price_level"),
-    "levels": ("on_add_level", "on_modify_level", "on_delete_level"),
-    "bbo": ("on_best_bid_level_update", "on_best_ask_level_update"),
-}
-
-
-def implemented_groups(strategy: IStrategy) -> frozenset[str]:
-    """The market-data callback groups ``strategy`` implements (overrides at least one method
-    of, on its class or on the instance)."""
-    own = vars(strategy) if hasattr(strategy, "__dict__") else {}
-    out = set()
-    for group, names in _CALLBACK_GROUPS.items():
-        for name in names:
-            if name in own or getattr(type(strategy), name, None) is not getattr(Strategy, name):
-                out.add(group)
-                break
-    return frozenset(out)
-
-
-class _MdState:
-    """Subscriptions and book copy of one (exchange, instrument)."""
-
-    __slots__ = (
-        "book",
-        "exchange",
-        "feed",
-        "iid",
-        "implemented",
-        "last_ask",
-        "last_bid",
-        "last_seq",
-        "last_ts",
-        "subs",
-        "topic_sub",
-        "want_bbo",
-        "want_funding",
-        "want_levels",
-        "want_price_levels",
-        "want_trades",
-        "was_valid",
-    )
-
-    def __init__(
-        self,
-        exchange: Exchange,
-        iid: int,
-        tick: Decimal,
-        implemented: frozenset[str],
-        feed: FeedMark,
-    ) -> None:
-        self.exchange = exchange
-        self.feed = feed  # the feed's liveness mark, set by every message
-        self.was_valid = False  # the book's validity when its feed went stale
-        self.iid = iid
-        self.implemented = implemented
-        self.subs: set[MDSub] = set()
-        self.book = _EnvBook(tick)
-        self.last_bid: tuple[Decimal, Decimal] | None = None
-        self.last_ask: tuple[Decimal, Decimal] | None = None
-        self.last_ts = 0
-        self.last_seq = 0  # the feed's sequence number of the last message (0: none yet)
-        self.topic_sub: Subscription | None = None
-        self.refresh()
-
-    def refresh(self) -> None:
-        s = self.subs
-        uses = self.implemented
-        self.want_levels = (MDSub.OrderBook in s or MDSub.LevelBook in s) and "levels" in uses
-        self.want_price_levels = MDSub.PriceLevelBook in s and "price_levels" in uses
-        self.want_bbo = MDSub.BBO in s and "bbo" in uses
-        self.want_trades = MDSub.PublicTrades in s
-        self.want_funding = MDSub.Funding in s
 
 
 class StratEnv(IStratEnv):
@@ -264,19 +154,15 @@ class StratEnv(IStratEnv):
         self._instruments_told: dict[tuple[Exchange, int], Instrument] | None = None
         self._gtw_status: dict[Exchange, GtwStatus] = {}
         self._feed_status: dict[Exchange, FeedHandlerStatus] = {}
-        self._md: dict[tuple[Exchange, int], _MdState] = {}
-        self._book_lookup: Callable[[Exchange, int], PriceLevelBook | None] | None = None
+        self._md: dict[tuple[Exchange, int], MdState] = {}
+        self._book_lookup: Callable[[Exchange, int], TickBook | None] | None = None
         self._subs: list[Subscription] = []
-        # Shared by every env of the process (values are immutable): a sweep, a second
-        # backtest or a second strategy starts with them warm.
-        self._price_cache = _PRICES
-        self._qty_cache = _QTYS
         self._status_scheduled = False
         self._last_error_alert: dict[str, int] = {}
         self.reports_received = 0
         self.md_messages = 0
         self.md_gaps = 0  # market-data sequence gaps seen (messages lost on the bus)
-        self.bad_trades = 0  # public trades left out: a price or size that is not sane
+        self.bad_trades = 0  # public trades left out: a tick or lot count that is not sane
         # Over MQTT (QoS 0) market data can be lost: the feed's sequence numbers are checked.
         lossless = bus.lossless
         self._check_md_seq = not lossless
@@ -496,8 +382,8 @@ class StratEnv(IStratEnv):
         self.instruments = insts
         for key, st in self._md.items():
             known = insts.get(key)
-            if known is not None:
-                st.book.tick = known.tick_size
+            if known is not None and st.book.regrid(known) and st.topic_sub is not None:
+                self._rebuild_md_handler(st)  # its closures hold the old grid's caches
 
     def _tell_instruments(self) -> None:
         """``on_instruments``, if the strategy has not been given these ones yet."""
@@ -739,7 +625,7 @@ class StratEnv(IStratEnv):
                 if st.exchange is ex:
                     st.book.clear()
                     st.book.valid = False
-                    st.last_bid = st.last_ask = None
+                    st.forget_best()
         if prev is None and msg.status is not FeedHandlerStatus.Disconnected:
             return  # a feed that is up when we arrive is not a transition
         self.reactor.invoke(self.strategy.on_feed_handler_status, ex, msg.status, msg.detail)
@@ -942,12 +828,8 @@ class StratEnv(IStratEnv):
         key = (exchange, instrument_id)
         st = self._md.get(key)
         if st is None:
-            st = self._md[key] = _MdState(
-                exchange,
-                instrument_id,
-                inst.tick_size,
-                implemented_groups(self.strategy),
-                self.feeds.mark(exchange),
+            st = self._md[key] = MdState(
+                exchange, inst, implemented_groups(self.strategy), self.feeds.mark(exchange)
             )
             self._attach_shared_book(st)
             self.feeds.watch(exchange)
@@ -960,13 +842,13 @@ class StratEnv(IStratEnv):
         elif self.state != DISCONNECTED:
             self._subscribe_md_topic(st)
 
-    def _subscribe_md_topic(self, st: _MdState) -> None:
+    def _subscribe_md_topic(self, st: MdState) -> None:
         topic = self.topics.md(st.exchange, st.iid)
-        st.topic_sub = self.bus.subscribe(topic, self._md_handler(st), qos=0)
+        st.topic_sub = self.bus.subscribe(topic, book_handler(self, st), qos=0)
         # A late subscriber asks the feed for the current book.
         self._request_snapshot(st)
 
-    def _request_snapshot(self, st: _MdState) -> None:
+    def _request_snapshot(self, st: MdState) -> None:
         """Ask the feed to send ``st``'s book again (framed by SnapshotStart / SnapshotEnd)."""
         self.bus.publish(
             self.topics.feed_req(st.exchange),
@@ -974,12 +856,12 @@ class StratEnv(IStratEnv):
             qos=1,
         )
 
-    def _rebuild_md_handler(self, st: _MdState) -> None:
+    def _rebuild_md_handler(self, st: MdState) -> None:
         # The handler is specialised for a set of subscriptions: swap in a new one. The new
         # subscription goes first, so the broker subscription is never dropped in between.
         old = st.topic_sub
         st.topic_sub = self.bus.subscribe(
-            self.topics.md(st.exchange, st.iid), self._md_handler(st), qos=0
+            self.topics.md(st.exchange, st.iid), book_handler(self, st), qos=0
         )
         if old is not None:
             self.bus.unsubscribe(old)
@@ -1002,28 +884,27 @@ class StratEnv(IStratEnv):
             if not any(other.exchange is exchange for other in self._md.values()):
                 self.feeds.unwatch(exchange)
 
-    def share_feed_books(self, lookup: Callable[[Exchange, int], PriceLevelBook | None]) -> None:
-        """Read price-level books from an in-process feed engine instead of keeping copies.
+    def share_feed_books(self, lookup: Callable[[Exchange, int], TickBook | None]) -> None:
+        """Read price-level books from an in-process feed instead of keeping copies.
 
-        For backtests, where the feed engine runs in this process and every message it emits is
-        delivered before it handles the next venue event: ``lookup(exchange, instrument_id)``
-        gives the engine's book (None: keep an own copy). The level callbacks are unchanged; the
-        book the strategy reads (:meth:`get_book`, BBO) is then always the whole of the last
-        message delivered. Order-level instruments keep their own aggregated book.
+        For backtests, where the feed engine (or the backtest's book keeper) runs in this process
+        and applies every message before it is delivered: ``lookup(exchange, instrument_id)``
+        gives its book (None: keep an own copy). The level callbacks are unchanged; the book the
+        strategy reads (:meth:`get_book`, BBO) is then always the whole of the last message
+        delivered. Order-level instruments keep their own aggregated book.
         """
         self._book_lookup = lookup
         for st in self._md.values():
             self._attach_shared_book(st)
 
-    def _attach_shared_book(self, st: _MdState) -> None:
+    def _attach_shared_book(self, st: MdState) -> None:
         lookup = self._book_lookup
         if lookup is None or st.book.shared or st.book.levels is not None:
             return
         shared = lookup(st.exchange, st.iid)
         if shared is None:
             return
-        st.book.price_book = shared
-        st.book.shared = True
+        st.book.share(shared)
         if st.topic_sub is not None:
             self._rebuild_md_handler(st)
 
@@ -1039,203 +920,7 @@ class StratEnv(IStratEnv):
         st = self._md.get((exchange, instrument_id))
         return st.book if st is not None else None
 
-    def _price(self, s: str) -> Price:
-        """The Price of market-data text ``s`` (cached). Each distinct text is checked once,
-        when it is first converted: a value that is not sane (NaN, 1e999999, <= 0) raises
-        ValueError and never reaches the strategy (the book is then invalid)."""
-        p = self._price_cache.get(s)
-        if p is None:
-            why = decimal_problem(s, positive=True)
-            if why is not None:
-                raise ValueError(f"market-data price {why}")
-            if len(self._price_cache) > _CACHE_LIMIT:
-                self._price_cache.clear()
-            p = self._price_cache[s] = Price(s)
-        return p
-
-    def _qty(self, s: str) -> Qty:
-        """The Qty of market-data text ``s`` (cached, checked once as :meth:`_price`)."""
-        q = self._qty_cache.get(s)
-        if q is None:
-            why = decimal_problem(s)
-            if why is not None:
-                raise ValueError(f"market-data size {why}")
-            if len(self._qty_cache) > _CACHE_LIMIT:
-                self._qty_cache.clear()
-            q = self._qty_cache[s] = Qty(s)
-        return q
-
-    def _md_handler(self, st: _MdState) -> Callable[[str, Any], None]:
-        """The market-data handler of one instrument, specialised for its subscriptions.
-
-        Price-level book batches, the bulk of the traffic, are handled inline here with
-        everything they need bound once (closure cells are as fast as locals); the rest goes
-        through :meth:`_on_md`. The book's dicts and heaps are updated inline too (the contract
-        of :meth:`PriceLevelBook.hot_side`), unless the book is shared with an in-process feed
-        engine that keeps it already (:meth:`share_feed_books`).
-        """
-        book = st.book
-        pb = book.price_book
-        own = not book.shared
-        hot = (None, pb.hot_side(1), pb.hot_side(2))
-        levels = (None, hot[1].levels, hot[2].levels)
-        compact = pb.compact
-        push = heapq.heappush
-        pget = self._price_cache.get
-        qget = self._qty_cache.get
-        price_of = self._price
-        qty_of = self._qty
-        strat = self.strategy
-        ex = st.exchange
-        iid = st.iid
-        want_pl = st.want_price_levels
-        want_lv = st.want_levels
-        want_bbo = st.want_bbo
-        n_cb = want_pl + want_lv
-        on_add = strat.on_add_price_level
-        on_mod = strat.on_modify_price_level
-        on_del = strat.on_delete_price_level
-        on_add_l = strat.on_add_level
-        on_mod_l = strat.on_modify_level
-        on_del_l = strat.on_delete_level
-        # Level ids of a price-level feed are prices in ticks; computed once per price string,
-        # kept with its Price so that one lookup gives both.
-        tick = book.tick
-        by_text: dict[str, tuple[Price, int]] = {}
-        by_text_get = by_text.get
-        sides = _SIDE_BY_INT
-        reactor = self.reactor
-        emit_bbo = self._emit_bbo
-        on_other = self._on_md
-        perf = time.perf_counter_ns
-        book_update = m.BookUpdate
-        env = self
-        check_seq = self._check_md_seq
-        feed = st.feed  # liveness: one store per message, the timer compares (feed_watch)
-
-        def apply_to_book(ch: list[m.BookDelta]) -> None:
-            # The env's own copy (no in-process feed engine to read): the whole message is
-            # applied before any level callback, so a strategy reading the book from one sees
-            # the same as in a backtest (never a half-applied, possibly crossed, message).
-            for action, side_i, ps, qs in ch:
-                price = pget(ps)
-                if price is None:
-                    price = price_of(ps)
-                pv = price._v
-                lv = levels[side_i]
-                if action == 2:
-                    lv.pop(pv, None)  # type: ignore[union-attr]
-                    continue
-                qty = qget(qs)
-                if qty is None:
-                    qty = qty_of(qs)
-                qv = qty._v
-                if not qv:  # a zero size from a sloppy publisher: a removal
-                    lv.pop(pv, None)  # type: ignore[union-attr]
-                    continue
-                if pv not in lv:  # type: ignore[operator]
-                    push(hot[side_i].heap, -pv if side_i == 1 else pv)  # type: ignore[union-attr]
-                lv[pv] = qv  # type: ignore[index]
-            compact()
-
-        def price_callbacks(ch: list[m.BookDelta], ts: int) -> None:
-            # The common case: price-level callbacks, no level ids.
-            for ev in ch:
-                try:
-                    action, side_i, ps, qs = ev
-                    price = pget(ps)
-                    if price is None:
-                        price = price_of(ps)
-                    if action == 2:
-                        on_del(ex, iid, sides[side_i], price, ts)
-                        continue
-                    qty = qget(qs)
-                    if qty is None:
-                        qty = qty_of(qs)
-                    if action == 1:
-                        on_mod(ex, iid, sides[side_i], price, qty, ts)
-                    else:
-                        on_add(ex, iid, sides[side_i], price, qty, ts)
-                except Exception as exc:  # zero cost until a callback raises
-                    reactor.failed("market-data callback", exc, (ev,))
-
-        def level_callbacks(ch: list[m.BookDelta], ts: int) -> None:
-            # With level-id callbacks (LevelBook / OrderBook on a price-level feed), and the
-            # price-level ones if subscribed too.
-            for ev in ch:
-                try:
-                    action, side_i, ps, qs = ev
-                    found = by_text_get(ps)
-                    if found is None:
-                        if len(by_text) > _CACHE_LIMIT:
-                            by_text.clear()
-                        price = price_of(ps)
-                        found = by_text[ps] = (price, int(price._v / tick))
-                    price, lid = found
-                    side = sides[side_i]
-                    if action == 2:
-                        if want_pl:
-                            on_del(ex, iid, side, price, ts)
-                        on_del_l(ex, iid, side, lid, ts)
-                        continue
-                    qty = qget(qs)
-                    if qty is None:
-                        qty = qty_of(qs)
-                    if action == 1:
-                        if want_pl:
-                            on_mod(ex, iid, side, price, qty, ts)
-                        on_mod_l(ex, iid, side, lid, qty, ts)
-                    else:
-                        if want_pl:
-                            on_add(ex, iid, side, price, qty, ts)
-                        on_add_l(ex, iid, side, lid, price, qty, ts)
-                except Exception as exc:  # zero cost until a callback raises
-                    reactor.failed("market-data callback", exc, (ev,))
-
-        run: Callable[[list[m.BookDelta], int], None] | None = None
-        if want_lv:
-            run = level_callbacks
-        elif want_pl:
-            run = price_callbacks
-
-        def handler(topic: str, msg: Any) -> None:
-            feed.seen = True
-            if type(msg) is not book_update:
-                on_other(st, msg)
-                return
-            t0 = perf()
-            env.md_messages += 1
-            if check_seq:
-                seq = msg.seq
-                if seq:
-                    last = st.last_seq
-                    st.last_seq = seq
-                    if last and seq != last + 1 and seq != 1:
-                        env._md_gap(st, last, seq)
-            ts = st.last_ts = msg.ts
-            ch = msg.ch
-            if own:
-                try:
-                    apply_to_book(ch)
-                except (KeyError, IndexError, TypeError, ValueError) as exc:
-                    # A malformed message (the codec checked its shape, a value did not
-                    # convert): the book cannot be trusted until a fresh snapshot.
-                    env._bad_book_message(st, exc)
-                    return
-            # A raising strategy callback is reported and the batch goes on with the next
-            # event (the try inside the loop costs nothing until something raises).
-            if run is not None:
-                run(ch, ts)
-                reactor.callbacks += len(ch) * n_cb
-            if want_bbo:
-                emit_bbo(st, ts)
-            elapsed = perf() - t0
-            if elapsed > reactor.slow_callback_ns:
-                reactor.slow("market data (BookUpdate)", elapsed)
-
-        return handler
-
-    def _md_gap(self, st: _MdState, last: int, seq: int) -> None:
+    def _md_gap(self, st: MdState, last: int, seq: int) -> None:
         """Market data lost on the bus (the feed numbers each instrument's messages): the book
         cannot be trusted until a fresh snapshot. A count that starts again at 1 is a feed that
         restarted, not a loss (it sends a snapshot of its own)."""
@@ -1248,7 +933,7 @@ class StratEnv(IStratEnv):
             "book invalid, snapshot requested",
         )
 
-    def _bad_book_message(self, st: _MdState, exc: Exception) -> None:
+    def _bad_book_message(self, st: MdState, exc: Exception) -> None:
         """A book message that could not be applied: the book is invalid, the strategy is
         told, and the feed is asked for a snapshot (the book is valid again after it)."""
         self._invalidate_book(
@@ -1257,7 +942,7 @@ class StratEnv(IStratEnv):
             "book invalid, snapshot requested",
         )
 
-    def _invalidate_book(self, st: _MdState, detail: str) -> None:
+    def _invalidate_book(self, st: MdState, detail: str) -> None:
         log.error("env: %s", detail)
         st.book.valid = False
         self.reactor.invoke(
@@ -1268,7 +953,7 @@ class StratEnv(IStratEnv):
         )
         self._request_snapshot(st)
 
-    def _on_md(self, st: _MdState, msg: Any) -> None:
+    def _on_md(self, st: MdState, msg: Any) -> None:
         self.md_messages += 1
         t0 = time.perf_counter_ns()
         seq = getattr(msg, "seq", 0) if self._check_md_seq else 0
@@ -1280,9 +965,9 @@ class StratEnv(IStratEnv):
         kind = type(msg)
         if kind is m.TradeUpdate:
             if st.want_trades:
-                self._on_trades(st, msg)
+                on_trades(self, st, msg)
         elif kind is m.LevelUpdate:
-            self._on_levels(st, msg)
+            on_levels(self, st, msg)
         elif kind is m.FundingUpdate:
             if st.want_funding:
                 self.reactor.invoke(
@@ -1301,7 +986,7 @@ class StratEnv(IStratEnv):
         if elapsed > self.reactor.slow_callback_ns:
             self.reactor.slow(f"market data ({kind.__name__})", elapsed)
 
-    def _on_book_status(self, st: _MdState, msg: m.FeedStatus) -> None:
+    def _on_book_status(self, st: MdState, msg: m.FeedStatus) -> None:
         book = st.book
         status = msg.status
         if msg.iid == 0:
@@ -1311,7 +996,7 @@ class StratEnv(IStratEnv):
             if status is FeedHandlerStatus.Disconnected:
                 book.clear()
                 book.valid = book.building = False
-                st.last_bid = st.last_ask = None
+                st.forget_best()
             return
         if status is FeedHandlerStatus.SnapshotStart:
             book.clear()
@@ -1327,138 +1012,20 @@ class StratEnv(IStratEnv):
                 book.clear()
         self.reactor.invoke(self.strategy.on_feed_handler_status, st.exchange, status, msg.detail)
         if status is not FeedHandlerStatus.SnapshotStart:
-            self._emit_bbo(st, st.last_ts or msg.ts)
+            emit_bbo(self, st, st.last_ts or msg.ts)
 
-    def _on_levels(self, st: _MdState, msg: m.LevelUpdate) -> None:
-        book = st.book
-        if book.shared:
-            # Order-level data: the env keeps its own aggregated book for this instrument.
-            book.shared = False
-            book.price_book = PriceLevelBook()
-            self._rebuild_md_handler(st)
-        lb = book.levels
-        if lb is None:
-            lb = book.levels = OrderLevelBook()
-        pb = book.price_book
-        price_of = self._price
-        qty_of = self._qty
-        strat = self.strategy
-        ex = st.exchange
-        iid = st.iid
-        ts = st.last_ts = msg.ts
-        reactor = self.reactor
-        ch = msg.ch
-        i = 0
-        n = len(ch)
-        while i < n:
-            try:
-                while i < n:
-                    action, side_i, lid, ps, qs = ch[i]
-                    i += 1
-                    side = _SIDES[side_i]
-                    touched: list[tuple[int, Price]] = []
-                    if action == 2:
-                        old = lb.get_dec(lid)
-                        if old is None:
-                            continue
-                        lb.delete(lid)
-                        touched.append((old[0], Price._make(old[1])))
-                        if st.want_levels:
-                            reactor.callbacks += 1
-                            strat.on_delete_level(ex, iid, side, lid, ts)
-                    else:
-                        price = price_of(ps)
-                        qty = qty_of(qs)
-                        old = lb.get_dec(lid)
-                        if old is None or action == 0:
-                            if old is not None:
-                                lb.delete(lid)
-                                touched.append((old[0], Price._make(old[1])))
-                            lb.add(side_i, lid, price, qty)
-                            if st.want_levels:
-                                reactor.callbacks += 1
-                                strat.on_add_level(ex, iid, side, lid, price, qty, ts)
-                        else:
-                            lb.modify(lid, qty, price)
-                            if old[1] != price._v:
-                                touched.append((old[0], Price._make(old[1])))
-                            if st.want_levels:
-                                reactor.callbacks += 1
-                                strat.on_modify_level(ex, iid, side, lid, qty, ts)
-                        touched.append((side_i, price))
-                    # Keep the aggregated price-level view in step and report its changes.
-                    for t_side, t_price in touched:
-                        agg = lb.qty_at(t_side, t_price) or Qty._make(Decimal(0))
-                        agg_q = agg._v
-                        act = pb.apply_dec(t_side, t_price._v, agg_q)
-                        if st.want_price_levels and act >= 0:
-                            reactor.callbacks += 1
-                            s = _SIDES[t_side]
-                            if act == 0:
-                                strat.on_add_price_level(ex, iid, s, t_price, agg, ts)
-                            elif act == 1:
-                                strat.on_modify_price_level(ex, iid, s, t_price, agg, ts)
-                            else:
-                                strat.on_delete_price_level(ex, iid, s, t_price, ts)
-            except Exception as exc:
-                reactor.failed("market-data callback", exc, (msg.ch[i - 1],))
-        if st.want_bbo:
-            self._emit_bbo(st, ts)
-
-    def _emit_bbo(self, st: _MdState, ts: int) -> None:
-        if not st.want_bbo or st.book.building:
-            return
-        pb = st.book.price_book
-        bid = pb.best_bid_dec()
-        if bid != st.last_bid:
-            st.last_bid = bid
-            self._best_changed(self.strategy.on_best_bid_level_update, st, bid, ts)
-        ask = pb.best_ask_dec()
-        if ask != st.last_ask:
-            st.last_ask = ask
-            self._best_changed(self.strategy.on_best_ask_level_update, st, ask, ts)
-
-    def _best_changed(
-        self,
-        callback: Callable[..., Any],
-        st: _MdState,
-        best: tuple[Decimal, Decimal] | None,
-        ts: int,
-    ) -> None:
-        if best is not None:
-            self.reactor.invoke(
-                callback, st.exchange, st.iid, Price._make(best[0]), Qty._make(best[1]), ts
+    def bad_trade(self, st: MdState, exc: Exception) -> None:
+        """A public trade left out: its tick or lot count is not sane (the feed's fault, not the
+        strategy's; counted and logged, less and less often)."""
+        self.bad_trades += 1
+        if self.bad_trades in (1, 10, 100) or self.bad_trades % 1000 == 0:
+            log.warning(
+                "env: a trade of %s %s left out: %s (%d so far)",
+                st.exchange.name,
+                st.iid,
+                exc,
+                self.bad_trades,
             )
-
-    def _on_trades(self, st: _MdState, msg: m.TradeUpdate) -> None:
-        strat = self.strategy
-        reactor = self.reactor
-        ex = st.exchange
-        iid = st.iid
-        ts = msg.ts
-        for side_i, ps, qs, exec_ts, _tid in msg.tr:
-            try:
-                price = self._price(ps)
-                qty = self._qty(qs)
-            except ValueError as exc:
-                # Not the strategy's fault: the trade is left out and the feed is named.
-                self.bad_trades += 1
-                if self.bad_trades in (1, 10, 100) or self.bad_trades % 1000 == 0:
-                    log.warning(
-                        "env: a trade of %s %s left out: %s (%d so far)",
-                        ex.name,
-                        iid,
-                        exc,
-                        self.bad_trades,
-                    )
-                continue
-            reactor.callbacks += 1
-            try:
-                strat.on_public_trade(
-                    ex, iid, _SIDES.get(side_i, Side.Unset), price, qty, exec_ts, ts
-                )
-            except Exception as exc:
-                reactor.failed("on_public_trade", exc, (ps, qs))
 
     # ==========================================================================================
     # order entry

@@ -16,6 +16,7 @@ from mlthon.basics import Exchange
 from mlthon.basics.mlt_enum import FeedHandlerStatus
 from mlthon.infra.bus import messages as m
 from mlthon.infra.instruments import load_instruments
+from tests import md
 
 SIM = Exchange.Sim
 IID = 9001
@@ -26,7 +27,7 @@ def _snapshot(ts: int, bid: str, ask: str) -> list[m.Msg]:
     ex = SIM.value
     return [
         m.FeedStatus(ex=ex, iid=IID, status=FeedHandlerStatus.SnapshotStart, ts=ts),
-        m.BookUpdate(ex=ex, iid=IID, ts=ts, ch=[(0, 1, bid, "1"), (0, 2, ask, "1")]),
+        md.book(ex=ex, iid=IID, ts=ts, ch=[(0, 1, bid, "1"), (0, 2, ask, "1")]),
         m.FeedStatus(ex=ex, iid=IID, status=FeedHandlerStatus.SnapshotEnd, ts=ts),
     ]
 
@@ -79,4 +80,7 @@ def test_a_disconnect_in_the_data_reaches_the_strategy():
         FeedHandlerStatus.SnapshotEnd,
     ]
     assert after[1][2] is True  # valid again after the venue's next snapshot
-    assert [s for s in strat.seen if s[0] == "bid"] == [("bid", "100.0"), ("bid", "101.0")]
+    assert [s for s in strat.seen if s[0] == "bid"] == [
+        ("bid", "100.00"),
+        ("bid", "101.00"),
+    ]  # tick 0.10

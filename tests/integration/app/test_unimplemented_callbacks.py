@@ -17,6 +17,7 @@ from mlthon.basics.mlt_enum import FeedHandlerStatus
 from mlthon.infra.bus import messages as m
 from mlthon.infra.env.strat_env import implemented_groups
 from mlthon.infra.instruments import load_instruments
+from tests import md
 
 SIM = Exchange.Sim
 IID = 9001
@@ -26,11 +27,11 @@ SUBS = (MDSub.PriceLevelBook, MDSub.LevelBook, MDSub.BBO)
 def _data() -> list[m.Msg]:
     ex = SIM.value
     out: list[m.Msg] = [m.FeedStatus(ex=ex, iid=IID, status=FeedHandlerStatus.SnapshotStart, ts=1)]
-    out.append(m.BookUpdate(ex=ex, iid=IID, ts=1, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]))
+    out.append(md.book(ex=ex, iid=IID, ts=1, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]))
     out.append(m.FeedStatus(ex=ex, iid=IID, status=FeedHandlerStatus.SnapshotEnd, ts=1))
     for i in range(2, 12):
         out.append(
-            m.BookUpdate(
+            md.book(
                 ex=ex, iid=IID, ts=i * 1_000_000, ch=[(1, 1, "100.0", str(i)), (1, 2, "100.2", "3")]
             )
         )
@@ -82,6 +83,6 @@ def test_a_callback_set_on_the_instance_is_called():
     assert implemented_groups(strat) == {"price_levels", "levels", "bbo"}
     _run(strat)
     # Level ids of a price-level feed are prices in ticks (tick 0.1).
-    assert levels[:2] == [(1000, "2"), (1002, "3")]
+    assert levels[:2] == [(1000, "2.000"), (1002, "3.000")]  # lot 0.001
     assert len(levels) == 20
-    assert bbo == ["1"] + [str(i) for i in range(2, 12)]
+    assert bbo == ["1.000"] + [f"{i}.000" for i in range(2, 12)]

@@ -18,6 +18,7 @@ from mlthon.feeds.readers import read_source
 from mlthon.feeds.replay import replay_file, replay_files
 from mlthon.infra.bus.messages import BookUpdate, FeedStatus, TradeUpdate
 from mlthon.infra.instruments import load_instruments
+from tests import md
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 HFT = DATA / "hftbacktest"
@@ -29,6 +30,12 @@ SPOT = HFT / "binance_spot" / "btcusdt_20240808.gz"
 pytestmark = pytest.mark.integration
 
 INSTRUMENTS = load_instruments()
+BY_ID = {i.instrument_id: i for i in INSTRUMENTS}
+
+
+def _levels(book) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Every level of a book, both sides, best first, in ticks and lots."""
+    return book.depth(BID), book.depth(ASK)
 
 
 def _replay_into_mirror(path: Path) -> tuple[BookMirror, Counter[str], object]:
@@ -67,7 +74,7 @@ def test_binance_capture_replays_valid_uncrossed_book(path):
         engine_book = r.engine.book(iid)
         assert engine_book is not None
         # The consumer's copy, rebuilt from messages only, equals the engine's book.
-        assert mirror.books[iid].top_dec(10_000) == engine_book.top_dec(10_000)
+        assert _levels(mirror.books[iid]) == _levels(engine_book)
         assert mirror.is_valid(iid)
     else:
         # *_20240809 files continue a session and hold no snapshot: no book is ever published.
@@ -92,7 +99,7 @@ def _book_after_line(path: Path, line_no: int):
         elif captured is not None:
             break
     ((_, st),) = [(k, v) for k, v in engine._by_key.items() if v.state == 1]
-    return st.l2.top_dec(100_000), st.last_id
+    return md.decimal_top(st.l2, st.inst, 100_000), st.last_id
 
 
 def _snapshot_line(ts: bytes, last_id: int, book, tamper: bool = False) -> bytes:
@@ -100,7 +107,7 @@ def _snapshot_line(ts: bytes, last_id: int, book, tamper: bool = False) -> bytes
     bids = [[format(p, "f"), format(q, "f")] for p, q in bids]
     asks = [[format(p, "f"), format(q, "f")] for p, q in asks]
     if tamper:
-        bids[0][1] = str(json.loads(f'"{bids[0][1]}"')) + "1"
+        bids[0][1] = format(Decimal(bids[0][1]) + Decimal("0.001"), "f")  # one more lot
     body = {"lastUpdateId": last_id, "E": 0, "T": 0, "bids": bids, "asks": asks}
     return ts + b" " + json.dumps(body).encode()
 
@@ -158,7 +165,7 @@ def test_binance_dropped_depth_update_is_gap_then_resync(tmp_path, path):
     (iid,) = mirror.books
     ref_engine_book = ref.engine.book(iid)
     assert ref_engine_book is not None
-    assert mirror.books[iid].top_dec(100_000) == ref_engine_book.top_dec(100_000)
+    assert _levels(mirror.books[iid]) == _levels(ref_engine_book)
     assert len(ref_msgs) > 0
 
 
@@ -216,12 +223,13 @@ def test_binance_published_book_equals_rest_snapshot_brought_forward(path, tmp_p
                     book[side][Decimal(p)] = Decimal(q)
     msgs = list(replay_file(_write(tmp_path, "head.gz", lines), INSTRUMENTS))
     image = next(m for m in msgs if isinstance(m, BookUpdate))
+    inst = BY_ID[image.iid]
     got: dict[int, dict[Decimal, Decimal]] = {BID: {}, ASK: {}}
-    for _, side, p, q in image.ch:
-        got[side][Decimal(p)] = Decimal(q)
+    for _, side, t, n in image.ch:
+        got[side][t * inst.tick_size] = n * inst.lot_size
     assert got == book
     top = sorted(book[BID], reverse=True)[:5]
-    assert [Decimal(p) for _, s, p, _ in image.ch if s == BID][:5] == top
+    assert [t * inst.tick_size for _, s, t, _ in image.ch if s == BID][:5] == top
 
 
 def test_binance_consecutive_days_carry_the_book(tmp_path):
@@ -244,7 +252,7 @@ def test_binance_consecutive_days_carry_the_book(tmp_path):
     (iid,) = mirror.books
     ref_book = ref.engine.book(iid)
     assert ref_book is not None
-    assert mirror.books[iid].top_dec(100_000) == ref_book.top_dec(100_000)
+    assert _levels(mirror.books[iid]) == _levels(ref_book)
 
 
 def test_hyperliquid_capture_full_books_and_trades():
@@ -255,6 +263,6 @@ def test_hyperliquid_capture_full_books_and_trades():
     assert kinds["TradeUpdate"] == 9
     (iid,) = mirror.books
     book = mirror.books[iid]
-    assert book.depth(BID) == 20
-    assert book.depth(ASK) == 20
-    assert not book.is_crossed()
+    assert book.count(BID) == 20
+    assert book.count(ASK) == 20
+    assert not book.crossed

@@ -23,6 +23,7 @@ from mlthon.feeds.readers import read_source
 from mlthon.feeds.replay import replay_file
 from mlthon.infra.bus.messages import FeedStatus, LevelUpdate, TradeUpdate
 from mlthon.infra.instruments import load_instruments
+from tests import md
 
 DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 CF = DATA / "cryptofeed" / "sample_data"
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.integration
 
 INSTRUMENTS = load_instruments()
 IID = {(i.exchange, i.name): i.instrument_id for i in INSTRUMENTS}
+BY_IID = {i.instrument_id: i for i in INSTRUMENTS}
 RECV_RE = re.compile(r"^(\d+(?:\.\d+)?): (.*)$")
 
 Book = dict[int, dict[Decimal, Decimal]]
@@ -58,18 +60,20 @@ def _run(path: Path):
     return mirror, msgs, r
 
 
-def _levels(book) -> Book:
-    return {BID: book.levels_dec(BID), ASK: book.levels_dec(ASK)}
+def _levels(book, iid: int) -> Book:
+    """A price-level book (ticks and lots) as Decimals of instrument ``iid``."""
+    inst = BY_IID[iid]
+    return {BID: md.decimal_levels(book, inst, BID), ASK: md.decimal_levels(book, inst, ASK)}
 
 
-def _assert_same_book(book, ref: Book) -> None:
-    assert _levels(book) == ref
-    assert book.depth(BID) == len(ref[BID])
-    assert book.depth(ASK) == len(ref[ASK])
+def _assert_same_book(book, iid: int, ref: Book) -> None:
+    assert _levels(book, iid) == ref
+    assert book.count(BID) == len(ref[BID])
+    assert book.count(ASK) == len(ref[ASK])
     if ref[BID]:
-        assert book.best_bid_dec()[0] == max(ref[BID])
+        assert md.decimal_best(book, BY_IID[iid], BID)[0] == max(ref[BID])
     if ref[ASK]:
-        assert book.best_ask_dec()[0] == min(ref[ASK])
+        assert md.decimal_best(book, BY_IID[iid], ASK)[0] == min(ref[ASK])
 
 
 # --- BitMEX orderBookL2 ---------------------------------------------------------------------------
@@ -104,19 +108,16 @@ def _bitmex_reference(msgs: list[tuple[int, dict]]):
     return after_partial, levels, priceless_updates
 
 
-def _assert_same_level_book(book, levels: dict[int, tuple[int, Decimal, Decimal]]) -> None:
+def _assert_same_level_book(
+    book, iid: int, levels: dict[int, tuple[int, Decimal, Decimal]]
+) -> None:
     """A level-keyed book aggregated per price against the reference levels."""
     ref = _aggregate(levels)
-    bids, asks = book.top(1_000_000)
-    got = {
-        BID: {Decimal(str(p)): Decimal(str(q)) for p, q in bids},
-        ASK: {Decimal(str(p)): Decimal(str(q)) for p, q in asks},
-    }
-    assert got == ref
-    assert (book.depth(BID), book.depth(ASK)) == (len(ref[BID]), len(ref[ASK]))
-    assert book.best_bid_dec()[0] == max(ref[BID])
-    assert book.best_ask_dec()[0] == min(ref[ASK])
-    assert not book.is_crossed()
+    assert _levels(book.book, iid) == ref
+    assert (book.book.count(BID), book.book.count(ASK)) == (len(ref[BID]), len(ref[ASK]))
+    assert md.decimal_best(book.book, BY_IID[iid], BID)[0] == max(ref[BID])
+    assert md.decimal_best(book.book, BY_IID[iid], ASK)[0] == min(ref[ASK])
+    assert not book.crossed
 
 
 def _aggregate(levels: dict[int, tuple[int, Decimal, Decimal]]) -> Book:
@@ -131,9 +132,10 @@ def _first_images(msgs: list) -> dict[int, Book]:  # type: ignore[type-arg]
     images: dict[int, Book] = {}
     for m in msgs:
         if hasattr(m, "ch") and m.iid not in images:
+            inst = BY_IID[m.iid]
             images[m.iid] = {BID: {}, ASK: {}}
-            for _act, side, p, q in m.ch:
-                images[m.iid][side][Decimal(p)] = Decimal(q)
+            for _act, side, t, n in m.ch:
+                images[m.iid][side][t * inst.tick_size] = n * inst.lot_size
     return images
 
 
@@ -154,15 +156,17 @@ def test_bitmex_orderbookl2_replay_matches_level_id_reference():
         assert mirror.is_valid(iid)
         # After the snapshot: the image holds exactly the partial's levels.
         image = images[iid]
-        assert {lid: (side, Decimal(p), Decimal(q)) for _, side, lid, p, q in image.ch} == (
+        tick, lot = BY_IID[iid].tick_size, BY_IID[iid].lot_size
+        assert {lid: (side, t * tick, n * lot) for _, side, lid, t, n in image.ch} == (
             after_partial[sym]
         )
         # After every update: same level ids with the same side, price and size.
         book = mirror.level_books[iid]
         assert len(book) == len(ref)
         for lid, want in ref.items():
-            assert book.get_dec(lid) == want
-        _assert_same_level_book(book, ref)
+            side, t, n = book.get(lid)
+            assert (side, t * tick, n * lot) == want
+        _assert_same_level_book(book, iid, ref)
 
 
 def test_bitmex_trades_taker_side_price_size():
@@ -175,10 +179,10 @@ def test_bitmex_trades_taker_side_price_size():
     _, msgs, _ = _run(BITMEX)
     names = {i.instrument_id: i.name for i in INSTRUMENTS}
     got = [
-        (names[m.iid], side, Decimal(p), Decimal(q))
+        (names[m.iid], side, t * BY_IID[m.iid].tick_size, n * BY_IID[m.iid].lot_size)
         for m in msgs
         if isinstance(m, TradeUpdate)
-        for side, p, q, _ets, _tid in m.tr
+        for side, t, n, _ets, _tid in m.tr
     ]
     assert got == want
     assert len(got) == 27  # in 17 messages
@@ -223,7 +227,7 @@ def test_deribit_raw_book_replay_matches_reference_after_snapshot_and_updates():
         assert mirror.is_valid(iid)
         if at_snapshot[name][BID] or at_snapshot[name][ASK]:
             assert images[iid] == at_snapshot[name]
-        _assert_same_book(mirror.books[iid], ref)
+        _assert_same_book(mirror.books[iid], iid, ref)
     assert sum(final[n] != at_snapshot[n] for n in final) >= 3  # the changes did change books
 
 
@@ -253,7 +257,7 @@ def test_deribit_change_id_gap_invalidates_then_new_snapshot_resyncs(tmp_path):
     assert mirror.is_valid(iid)
     raw = _received(DERIBIT)
     first_snapshot = _deribit_books([(n, m) for n, m in raw if _is_book_snapshot(m)])
-    _assert_same_book(mirror.books[iid], first_snapshot[name])
+    _assert_same_book(mirror.books[iid], iid, first_snapshot[name])
 
 
 # --- Coinbase level2 + matches + ticker -----------------------------------------------------------
@@ -289,13 +293,19 @@ def test_coinbase_level2_replay_matches_reference():
         iid = IID[(Exchange.Coinbase, product)]
         assert mirror.is_valid(iid)
         assert images[iid] == at_snapshot[product]
-        _assert_same_book(mirror.books[iid], ref)
+        _assert_same_book(mirror.books[iid], iid, ref)
 
 
 def test_coinbase_trades_once_each_with_taker_side():
     raw = _received(COINBASE)
     want = [
-        (m["product_id"], ASK if m["side"] == "buy" else BID, m["price"], m["size"], m["trade_id"])
+        (
+            m["product_id"],
+            ASK if m["side"] == "buy" else BID,
+            Decimal(m["price"]),
+            Decimal(m["size"]),
+            m["trade_id"],
+        )
         for _, m in raw
         if m["type"] in ("match", "last_match")
     ]
@@ -305,10 +315,10 @@ def test_coinbase_trades_once_each_with_taker_side():
     _, msgs, _ = _run(COINBASE)
     names = {i.instrument_id: i.name for i in INSTRUMENTS}
     got = [
-        (names[m.iid], side, p, q, int(tid))
+        (names[m.iid], side, t * BY_IID[m.iid].tick_size, n * BY_IID[m.iid].lot_size, int(tid))
         for m in msgs
         if isinstance(m, TradeUpdate)
-        for side, p, q, _ets, tid in m.tr
+        for side, t, n, _ets, tid in m.tr
     ]
     assert sorted(got, key=lambda t: (t[0], t[4])) == sorted(want, key=lambda t: (t[0], t[4]))
     assert len(got) == 107
@@ -342,7 +352,7 @@ def test_malformed_lines_are_reported_and_skipped_without_losing_the_rest(tmp_pa
     for sym, ref in final.items():
         iid = IID[(Exchange.Bitmex, sym)]
         assert mirror.is_valid(iid)
-        _assert_same_level_book(mirror.level_books[iid], ref)
+        _assert_same_level_book(mirror.level_books[iid], iid, ref)
 
 
 # --- end to end: a backtest over each recording ---------------------------------------------------
@@ -417,7 +427,9 @@ def test_backtest_over_each_recording_reaches_the_book_callbacks(path, exchange,
     mirror, _msgs, _r = _run(path)
     for iid, (bid, ask) in strat.best.items():
         book = mirror.books[iid]
-        if bid is not None and book.depth(BID):
-            assert Decimal(str(bid)) == book.best_bid_dec()[0]
-        if ask is not None and book.depth(ASK):
-            assert Decimal(str(ask)) == book.best_ask_dec()[0]
+        if not book.count(BID) and not book.count(ASK):
+            book = mirror.level_books[iid].book  # order-level data: the totals per price
+        if bid is not None and book.count(BID):
+            assert bid == md.decimal_best(book, BY_IID[iid], BID)[0]
+        if ask is not None and book.count(ASK):
+            assert ask == md.decimal_best(book, BY_IID[iid], ASK)[0]

@@ -22,6 +22,7 @@ from mlthon.feeds.readers import read_source
 from mlthon.feeds.replay import replay_file
 from mlthon.infra.bus.messages import FeedStatus, FundingUpdate, LevelUpdate, Msg, TradeUpdate
 from mlthon.infra.instruments import load_instruments
+from tests import md
 
 NT = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "nautilus_trader"
 MACHINE = NT / "tardis_machine_json"
@@ -34,6 +35,7 @@ INSTRUMENTS = load_instruments()
 ESM4 = 14001
 XBTUSD = 5001
 BTC_PERP = 4001
+BY_IID = {i.instrument_id: i for i in INSTRUMENTS}
 
 
 def _insts(*iids: int):
@@ -98,14 +100,16 @@ def test_databento_book_after_every_f_last_equals_raw_records():
             pending = next(events, None)
         book = engine.book(ESM4)
         assert book is not None
-        bb, ba = book.best_bid_dec(), book.best_ask_dec()
+        levels = book.book  # the order-level book's totals per price
+        bb = md.decimal_best(levels, BY_IID[ESM4], BID)
+        ba = md.decimal_best(levels, BY_IID[ESM4], ASK)
         got = (
             None if bb is None else bb[0],
             None if bb is None else int(bb[1]),
             None if ba is None else ba[0],
             None if ba is None else int(ba[1]),
-            book.depth(BID),
-            book.depth(ASK),
+            levels.count(BID),
+            levels.count(ASK),
             len(book),
         )
         assert got == want, f"after line {f_last_line}"
@@ -124,8 +128,10 @@ def test_databento_replay_trades_and_valid_mirror():
     assert mirror.violations == []
     trades = [t for m in msgs if isinstance(m, TradeUpdate) for t in m.tr]
     raw_trades = [r_ for _, r_ in _mbo_rows() if r_[5] == "T"]
-    assert [(t[0], t[1], t[2], t[3]) for t in trades] == [
-        (1 if r_[6] == "B" else 2, "5214.25", r_[8], int(r_[1])) for r_ in raw_trades
+    es = BY_IID[ESM4]
+    assert [(t[0], t[1] * es.tick_size, t[2] * es.lot_size, t[3]) for t in trades] == [
+        (1 if r_[6] == "B" else 2, Decimal("5214.25"), Decimal(r_[8]), int(r_[1]))
+        for r_ in raw_trades
     ]
     assert sum(isinstance(m, LevelUpdate) for m in msgs) > 100
     assert r.stats.bad == 0 and r.stats.unknown_symbols == set()
@@ -194,7 +200,7 @@ def _machine_stream() -> list[dict[str, Any] | str]:
         _sample("derivative_ticker.json"),
         _sample("disconnect.json"),
         _change("deribit", "BTC-PERPETUAL", "2019-10-23T11:34:30.000Z", False, [(7986, 3)], []),
-        _change("deribit", "BTC-PERPETUAL", "2019-10-23T11:34:31.000Z", True, [(7988, 4)], []),
+        _change("deribit", "BTC-PERPETUAL", "2019-10-23T11:34:31.000Z", True, [(7988, 40)], []),
         _sample("bar.json"),
         _sample("bar.json"),
         snap,
@@ -261,13 +267,14 @@ def test_machine_ndjson_books_funding_disconnect_and_bad_lines(tmp_path):
             assert book is not None
             if want is None:
                 continue
-            bb, ba = book.best_bid_dec(), book.best_ask_dec()
+            bb = md.decimal_best(book, BY_IID[XBTUSD], BID)
+            ba = md.decimal_best(book, BY_IID[XBTUSD], ASK)
             got = (
                 None if bb is None else bb[0],
                 None if ba is None else ba[0],
                 None if bb is None else bb[1],
-                book.depth(BID),
-                book.depth(ASK),
+                book.count(BID),
+                book.count(ASK),
             )
             assert got == want, f"line {se.line}"
     # Malformed lines are reported with their line; trade_bar once; the rest is kept.
@@ -278,7 +285,7 @@ def test_machine_ndjson_books_funding_disconnect_and_bad_lines(tmp_path):
     # The line-2 change came before any snapshot: skipped, not an error.
     assert engine.stats.dropped_unsynced == 2  # it and the Deribit change after the disconnect
     trades = [m for m in out if isinstance(m, TradeUpdate)]
-    assert [t.tr[0][1:3] for t in trades] == [("7996", "50")]
+    assert [t.tr[0][1:3] for t in trades] == [(md.ticks(XBTUSD, "7996"), md.lots(XBTUSD, "50"))]
     (fund,) = [m for m in out if isinstance(m, FundingUpdate)]
     assert (fund.iid, fund.rate, fund.mark) == (BTC_PERP, "-0.00001568", "7987.56")
     deribit = [
@@ -294,11 +301,12 @@ def test_machine_ndjson_books_funding_disconnect_and_bad_lines(tmp_path):
         (BTC_PERP, FeedHandlerStatus.SnapshotEnd),
     ]
     perp = engine.price_book(Exchange.Deribit, BTC_PERP)
-    assert perp is not None and perp.best_bid_dec() == (Decimal("7988"), Decimal("4"))
-    assert perp.depth(BID) == 1  # the book was cleared by the disconnect, not merged
+    assert perp is not None
+    assert md.decimal_best(perp, BY_IID[BTC_PERP], BID) == (Decimal("7988"), Decimal("40"))
+    assert perp.count(BID) == 1  # the book was cleared by the disconnect, not merged
     final = engine.price_book(Exchange.Bitmex, XBTUSD)
     assert final is not None
-    assert final.top_dec(5) == (
+    assert md.decimal_top(final, BY_IID[XBTUSD], 5) == (
         [(Decimal("7633.5"), Decimal("1906067")), (Decimal("7633"), Decimal("65319"))],
         [(Decimal("7634"), Decimal("1467849")), (Decimal("7634.5"), Decimal("67939"))],
     )

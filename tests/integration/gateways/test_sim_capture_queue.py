@@ -50,33 +50,31 @@ class Witness:
     A trade printing *through* the price, or an opposite quote appearing at or through it, proves
     the whole level has left at the exchange (nothing trades beyond a non-empty level, and a book
     does not cross), even if the depth stream, which lags the trade stream, still shows it.
-    Prices are compared in ticks (``ticks`` converts a price string).
+    Prices are ticks and sizes lots, as the messages carry them.
     """
 
-    def __init__(self, is_bid: bool, tick: int, level: int, ticks) -> None:
-        self.is_bid, self.tick, self.level, self.ticks = is_bid, tick, level, ticks
+    def __init__(self, is_bid: bool, tick: int, level: int) -> None:
+        self.is_bid, self.tick, self.level = is_bid, tick, level
         self.ahead0 = level  # lots displayed ahead on arrival
         self.gone = 0  # lots traded at the price + decreases of the level (or all, if crossed)
         self.live = True
 
-    def on_book(self, m: BookUpdate, lots) -> None:
-        for action, side, px, qty in m.ch:
-            t = self.ticks(px)
+    def on_book(self, m: BookUpdate) -> None:
+        for action, side, t, n in m.ch:
             if (side == BID) == self.is_bid:
                 if t == self.tick:
-                    new = 0 if action == DELETE else lots(qty)
+                    new = 0 if action == DELETE else n
                     self.gone += max(0, self.level - new)
                     self.level = new
             elif action != DELETE and (t <= self.tick if self.is_bid else t >= self.tick):
                 self.gone = max(self.gone, self.ahead0)
 
-    def on_trade(self, m: TradeUpdate, lots) -> None:
-        for taker, px, qty, _ets, _id in m.tr:
+    def on_trade(self, m: TradeUpdate) -> None:
+        for taker, t, n, _ets, _id in m.tr:
             if (taker == BID) == self.is_bid:
                 continue  # a buyer lifting offers does not touch bids, and vice versa
-            t = self.ticks(px)
             if t == self.tick:
-                self.gone += lots(qty)
+                self.gone += n
             elif t < self.tick if self.is_bid else t > self.tick:
                 self.gone = max(self.gone, self.ahead0)
 
@@ -112,7 +110,7 @@ def run(
                 assert tick is not None
                 price = mkt.price_of(tick)
                 cl_id = f"{'b' if is_bid else 'a'}{n}"
-                witnesses[cl_id] = Witness(is_bid, tick, mkt.level(is_bid, tick), mkt.ticks_of)
+                witnesses[cl_id] = Witness(is_bid, tick, mkt.level(is_bid, tick))
                 eng.new_order(
                     NewOrder(
                         strat=cl_id,  # one strategy per order: they never interact
@@ -130,9 +128,9 @@ def run(
             if not w.live:
                 continue
             if isinstance(m, BookUpdate):
-                w.on_book(m, mkt.lots_of)
+                w.on_book(m)
             elif isinstance(m, TradeUpdate):
-                w.on_trade(m, mkt.lots_of)
+                w.on_trade(m)
         eng.on_market_data(m, m.ts)
     return first_fill, witnesses, filled
 

@@ -20,7 +20,6 @@ from mlthon.infra.bus.messages import (
     ADD,
     ASK,
     BID,
-    BookUpdate,
     CancelOrder,
     FetchAccount,
     FetchOrders,
@@ -29,12 +28,12 @@ from mlthon.infra.bus.messages import (
     GatewayStatus,
     ModifyOrder,
     NewOrder,
-    TradeUpdate,
 )
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import SimClock, SimScheduler
 from mlthon.infra.instruments import load_instruments
+from tests import md
 from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,7 +54,7 @@ BARRIER = FetchAccount(strat="s1")
 SCRIPT = [
     (
         "md",
-        BookUpdate(
+        md.book(
             ex=EX.value,
             iid=IID,
             ts=1,
@@ -70,7 +69,7 @@ SCRIPT = [
     ("req", BARRIER),
     ("req", _order("p1", Side.Buy, "60000.0", "0.100")),
     ("req", _order("t1", Side.Buy, "60000.2", "0.700", tif=TIF.IOC)),
-    ("md", TradeUpdate(ex=EX.value, iid=IID, ts=2, tr=[(2, "60000.0", "1.050", 2, "x")])),
+    ("md", md.trades(ex=EX.value, iid=IID, ts=2, tr=[(2, "60000.0", "1.050", 2, "x")])),
     ("req", BARRIER),
     ("req", ModifyOrder(strat="s1", cl_id="p1", new_qty="0.080")),
     ("req", _order("m1", Side.Sell, "0", "0.200", ord_type=OrderType.Market)),

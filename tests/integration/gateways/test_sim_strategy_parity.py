@@ -22,6 +22,7 @@ from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import StratEnv
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.reactor import Reactor
+from tests import md as text_md
 from tests.conftest import wait_until
 from tests.fakes.recorder import Recorder
 from tests.harness import strategy_config
@@ -70,7 +71,7 @@ async def _scenario(sys_bus: BusBase, strat_bus: BusBase, root: str) -> list:
         await wait_until(lambda: strat.names()[first:].count(name) >= n, what=name)
 
     await md(
-        m.BookUpdate(
+        text_md.book(
             ex=SIM.value,
             iid=IID,
             ts=1,
@@ -79,7 +80,7 @@ async def _scenario(sys_bus: BusBase, strat_bus: BusBase, root: str) -> list:
     )
     env.send_new_order(1, SIM, IID, Side.Buy, "100.0", "0.500")
     await until("on_new_order_ack")
-    await md(m.TradeUpdate(ex=SIM.value, iid=IID, ts=2, tr=[(2, "100.0", "1.200", 2, "t")]))
+    await md(text_md.trades(ex=SIM.value, iid=IID, ts=2, tr=[(2, "100.0", "1.200", 2, "t")]))
     await until("on_order_execution")
     env.send_modify_order(SIM, 1, "99.9", None)
     await until("on_modify_order_ack")

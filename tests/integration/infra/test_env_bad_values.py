@@ -5,6 +5,10 @@
   ``decimal.InvalidOperation``; ``client_id=10**70`` was accepted but its cancel refused.
 * A book level ``"1e999999"`` reached the strategy as its best bid, and its next order raised.
 * A trade with a ``NaN`` price was blamed on the strategy's ``on_public_trade``.
+
+Since issue 17 market data travel in integer ticks and lots: the feed refuses such text before it
+becomes ticks (tests/unit/feeds/test_feed_engine.py); here a receiver gets ticks whose price is not
+sane (out of range, not positive) and refuses them the same way.
 """
 
 from __future__ import annotations
@@ -68,10 +72,11 @@ async def test_env_book_level_that_is_not_sane_never_reaches_the_strategy():
         assert env is not None
         env.subscribe(SIM, 9001, MDSub.BBO)
         s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotStart))
-        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=10, ch=[(0, 1, "100.0", "1")]))
+        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=10, ch=[(0, 1, 1000, 1000)]))  # 100.0, 1
         s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotEnd))
         await s.until("on_best_bid_level_update")
-        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=11, ch=[(0, 1, "1e999999", "1")]))
+        # 10**20 ticks of 0.10: 1e19, past the sanity bound (1e15)
+        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=11, ch=[(0, 1, 10**20, 1000)]))
         await wait_until(
             lambda: any(
                 a[1] is FeedHandlerStatus.BookInvalid for a in s.strat.of("on_feed_handler_status")
@@ -79,13 +84,13 @@ async def test_env_book_level_that_is_not_sane_never_reaches_the_strategy():
             what="the book declared invalid",
         )
         bids = [a[2] for a in s.strat.of("on_best_bid_level_update")]
-        assert all(str(p) == "100.0" for p in bids), bids
+        assert bids == [Decimal("100.0")], bids
         detail = next(
             a[2]
             for a in s.strat.of("on_feed_handler_status")
             if a[1] is FeedHandlerStatus.BookInvalid
         )
-        assert "1e999999" in detail and "out of range" in detail
+        assert "tick 100000000000000000000" in detail and "out of range" in detail
         book = env.get_book(SIM, 9001)
         assert book is not None and not book.valid
         # the env keeps working: its next order goes out
@@ -104,9 +109,9 @@ async def test_env_trade_that_is_not_sane_is_left_out_not_blamed_on_the_strategy
                 ex=SIM.value,
                 iid=9001,
                 ts=12,
-                tr=[(1, "NaN", "1", 12, "t1"), (1, "100.0", "1", 12, "t2")],
+                tr=[(1, -5, 1000, 12, "t1"), (1, 1000, 1000, 12, "t2")],  # -0.5, then 100.0
             )
         )
         await s.until("on_public_trade")
-        assert [str(a[3]) for a in s.strat.of("on_public_trade")] == ["100.0"]
+        assert [a[3] for a in s.strat.of("on_public_trade")] == [Decimal("100.0")]
         assert env.bad_trades == 1 and env.reactor.callback_errors == 0

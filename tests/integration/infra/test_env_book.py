@@ -12,6 +12,7 @@ from mlthon.api import MDSub
 from mlthon.basics import Exchange, FeedHandlerStatus
 from mlthon.basics.values import Price, Qty
 from mlthon.infra.bus import messages as m
+from tests import md
 from tests.conftest import wait_until
 from tests.harness import inproc_system
 
@@ -21,7 +22,7 @@ SIM = Exchange.Sim
 def _snapshot(s, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
     s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotStart))
     ch = [(0, 1, p, q) for p, q in bids] + [(0, 2, p, q) for p, q in asks]
-    s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=10, ch=ch))
+    s.feed(md.book(ex=SIM.value, iid=9001, ts=10, ch=ch))
     s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotEnd))
 
 
@@ -47,7 +48,7 @@ async def test_level_callbacks_read_the_whole_message_applied():
         # Applied one level at a time, the first level would cross the book (bid 100.3 over the
         # ask at 100.2); applied whole, it never is.
         s.feed(
-            m.BookUpdate(
+            md.book(
                 ex=SIM.value,
                 iid=9001,
                 ts=11,
@@ -73,8 +74,8 @@ async def test_a_message_the_env_cannot_apply_invalidates_the_book_until_a_snaps
         await s.until("on_best_ask_level_update")
         book = env.get_book(SIM, 9001)
         assert book is not None and book.valid
-        # A price that is not a number (the codec checks only that it is a string).
-        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=11, ch=[(0, 1, "1OO.1", "1")]))
+        # A tick that is no price (the codec checks only that it is an int).
+        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=11, ch=[(0, 1, -1001, 1000)]))
         await wait_until(lambda: len(requests) == 2, what="a snapshot request")
         assert requests[-1] == m.SnapshotRequest(ex=SIM.value, iid=9001, strat="rec")
         assert not book.valid
@@ -86,3 +87,28 @@ async def test_a_message_the_env_cannot_apply_invalidates_the_book_until_a_snaps
         _snapshot(s, [("100.1", "3")], [("100.2", "2")])
         await wait_until(lambda: book.valid, what="valid again")
         assert book.best_bid() == (Price("100.1"), Qty("3"))
+
+
+async def test_a_new_grid_from_the_control_service_is_the_one_the_callbacks_use():
+    import attrs
+
+    from mlthon.infra.bus.codec import instrument_to_wire
+
+    async with inproc_system() as s:
+        await s.until("on_strat_params_update")
+        env = s.env
+        assert env is not None
+        env.subscribe(SIM, 9001, MDSub.PriceLevelBook)
+        _snapshot(s, [("100.0", "1")], [("100.2", "2")])
+        await s.until("on_add_price_level", 2)
+        # The control service tells a finer tick (0.01 instead of 0.10): ticks mean other prices.
+        finer = attrs.evolve(env.get_instrument(SIM, 9001), tick_size="0.01")
+        instruments = [
+            instrument_to_wire(finer if i.instrument_id == 9001 else i)
+            for i in env.get_instruments()
+        ]
+        s.sys_bus.publish(s.topics.strat_ctl("rec"), m.Instruments(instruments=instruments), qos=1)
+        await wait_until(lambda: env.get_instrument(SIM, 9001).tick_size == finer.tick_size)
+        s.feed(m.BookUpdate(ex=SIM.value, iid=9001, ts=12, ch=[(0, 1, 10001, 1000)]))
+        await s.until("on_add_price_level", 3)
+        assert s.strat.of("on_add_price_level")[-1][3] == Price("100.01")

@@ -24,6 +24,7 @@ from mlthon.infra.clock import SimClock, SimScheduler
 from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import StratEnv
 from mlthon.infra.reactor import Reactor
+from tests import md
 from tests.conftest import wait_until
 from tests.fakes.recorder import Recorder
 from tests.fakes.scripted_gateway import ScriptedGateway
@@ -37,7 +38,7 @@ S = 1_000_000_000
 def _snapshot(ts: int = 1) -> list[m.Msg]:
     return [
         m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotStart),
-        m.BookUpdate(ex=EX, iid=9001, ts=ts, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]),
+        md.book(ex=EX, iid=9001, ts=ts, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]),
         m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotEnd),
     ]
 
@@ -134,7 +135,7 @@ def test_feed_silence_limit_applies_in_simulated_time_without_heartbeats():
         sched.run_soon()
 
     for i in range(10):  # a message every 0.5 s: alive
-        feed_at(t0 + i * S // 2, m.BookUpdate(ex=EX, iid=9001, ts=t0 + i * S // 2, ch=[]))
+        feed_at(t0 + i * S // 2, md.book(ex=EX, iid=9001, ts=t0 + i * S // 2, ch=[]))
     last = t0 + 9 * S // 2
     sched.run_until(last + 3 * S)
     assert not seen_at
@@ -149,7 +150,7 @@ def test_feed_silence_limit_applies_in_simulated_time_without_heartbeats():
     assert book is not None and not book.valid
     asked = len(requests)
     back = last + 20 * S
-    feed_at(back, m.BookUpdate(ex=EX, iid=9001, ts=back, ch=[]))
+    feed_at(back, md.book(ex=EX, iid=9001, ts=back, ch=[]))
     sched.run_until(back + S)
     assert back < seen_at[FeedHandlerStatus.Resumed] <= back + S // 2
     assert len(requests) == asked + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 from mlthon.api import MDSub
 from mlthon.basics import Exchange, FeedHandlerStatus
 from mlthon.infra.bus import messages as m
+from tests import md
 from tests.conftest import wait_until
 from tests.harness import inproc_system, mqtt_system
 
@@ -23,10 +24,10 @@ EX = SIM.value
 def _msgs() -> list[m.Msg]:
     return [
         m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotStart, seq=1),
-        m.BookUpdate(ex=EX, iid=9001, ts=1, seq=2, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]),
+        md.book(ex=EX, iid=9001, ts=1, seq=2, ch=[(0, 1, "100.0", "1"), (0, 2, "100.2", "1")]),
         m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotEnd, seq=3),
-        m.BookUpdate(ex=EX, iid=9001, ts=2, seq=4, ch=[(1, 1, "100.0", "2")]),
-        m.TradeUpdate(ex=EX, iid=9001, ts=3, seq=5, tr=[(1, "100.2", "1", 3, "t1")]),
+        md.book(ex=EX, iid=9001, ts=2, seq=4, ch=[(1, 1, "100.0", "2")]),
+        md.trades(ex=EX, iid=9001, ts=3, seq=5, tr=[(1, "100.2", "1", 3, "t1")]),
     ]
 
 
@@ -52,7 +53,7 @@ async def test_a_lost_message_invalidates_the_book_and_asks_for_a_snapshot(mosqu
         book = env.get_book(SIM, 9001)
         assert book is not None and book.valid and env.md_gaps == 0
         # Message 6 is lost on the way: 7 arrives after 5.
-        s.feed(m.BookUpdate(ex=EX, iid=9001, ts=4, seq=7, ch=[(1, 2, "100.2", "4")]))
+        s.feed(md.book(ex=EX, iid=9001, ts=4, seq=7, ch=[(1, 2, "100.2", "4")]))
         await wait_until(lambda: _invalid(s), what="BookInvalid")
         assert not book.valid and env.md_gaps == 1
         (detail,) = _invalid(s)
@@ -61,9 +62,9 @@ async def test_a_lost_message_invalidates_the_book_and_asks_for_a_snapshot(mosqu
         assert requests[-1] == m.SnapshotRequest(ex=EX, iid=9001, strat="rec")
         # The feed's answer (unnumbered) makes the book valid again; numbering goes on from 7.
         s.feed(m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotStart))
-        s.feed(m.BookUpdate(ex=EX, iid=9001, ts=5, ch=[(0, 1, "100.1", "1"), (0, 2, "100.2", "4")]))
+        s.feed(md.book(ex=EX, iid=9001, ts=5, ch=[(0, 1, "100.1", "1"), (0, 2, "100.2", "4")]))
         s.feed(m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotEnd))
-        s.feed(m.TradeUpdate(ex=EX, iid=9001, ts=6, seq=8, tr=[(2, "100.1", "1", 6, "t2")]))
+        s.feed(md.trades(ex=EX, iid=9001, ts=6, seq=8, tr=[(2, "100.1", "1", 6, "t2")]))
         await s.until("on_public_trade", 2)
         assert book.valid and env.md_gaps == 1
         # A restarted feed counts from 1 again: not a loss.
@@ -80,7 +81,7 @@ async def test_the_in_process_bus_does_not_check_the_numbers():
         assert env is not None
         env.subscribe(SIM, 9001, MDSub.PublicTrades)
         msgs = _msgs()
-        msgs[3] = m.BookUpdate(ex=EX, iid=9001, ts=2, seq=40, ch=[(1, 1, "100.0", "2")])
+        msgs[3] = md.book(ex=EX, iid=9001, ts=2, seq=40, ch=[(1, 1, "100.0", "2")])
         for msg in msgs:
             s.feed(msg)
         await s.until("on_public_trade")

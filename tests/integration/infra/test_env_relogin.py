@@ -13,6 +13,7 @@ from __future__ import annotations
 from mlthon.api import MDSub
 from mlthon.basics import Exchange, FeedHandlerStatus, Price, Qty, Side
 from mlthon.infra.bus import messages as m
+from tests import md
 from tests.harness import System, mqtt_system
 
 SIM = Exchange.Sim
@@ -33,9 +34,9 @@ async def _stream(s: System, seqs: range) -> None:
     """Book changes numbered ``seqs``, then a trade after them (on the same topic, so it arrives
     last)."""
     for seq in seqs:
-        s.feed(m.BookUpdate(ex=EX, iid=9001, ts=seq, seq=seq, ch=[(1, 1, "100.0", str(seq))]))
+        s.feed(md.book(ex=EX, iid=9001, ts=seq, seq=seq, ch=[(1, 1, "100.0", str(seq))]))
     trades = len(s.strat.of("on_public_trade"))
-    s.feed(m.TradeUpdate(ex=EX, iid=9001, ts=seqs[-1], tr=[(1, "100.2", "1", 1, f"t{seqs[-1]}")]))
+    s.feed(md.trades(ex=EX, iid=9001, ts=seqs[-1], tr=[(1, "100.2", "1", 1, f"t{seqs[-1]}")]))
     await s.until("on_public_trade", trades + 1, timeout=10)
 
 
@@ -48,7 +49,7 @@ async def test_relogin_after_broker_restart_handles_each_md_message_once(broker,
         env.subscribe(SIM, 9001, MDSub.PublicTrades)
         await s.strat_bus.flush()
         s.feed(m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotStart, seq=1))
-        s.feed(m.BookUpdate(ex=EX, iid=9001, ts=1, seq=2, ch=[(0, 1, "100.0", "1")]))
+        s.feed(md.book(ex=EX, iid=9001, ts=1, seq=2, ch=[(0, 1, "100.0", "1")]))
         s.feed(m.FeedStatus(ex=EX, iid=9001, status=FeedHandlerStatus.SnapshotEnd, seq=3))
         await _stream(s, range(4, 14))
         assert _levels(s) == 10 and _invalid(s) == 0

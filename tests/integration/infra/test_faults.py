@@ -23,6 +23,7 @@ from mlthon.basics import (
 )
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.mqtt import MqttBus
+from tests import md
 from tests.conftest import wait_until
 from tests.fakes.recorder import Recorder
 from tests.harness import inproc_system, mqtt_system
@@ -40,7 +41,7 @@ async def test_raising_callback_is_logged_counted_reported_and_the_reactor_goes_
         alerts = []
         s.sys_bus.subscribe(s.topics.telegram("rec"), lambda t, msg: alerts.append(msg))
         s.feed(
-            m.TradeUpdate(
+            md.trades(
                 ex=1, iid=9001, ts=1, tr=[(1, "100.0", "1", 1, "a"), (2, "100.1", "2", 2, "b")]
             )
         )
@@ -192,18 +193,18 @@ async def test_malformed_bus_messages_are_dropped_and_logged(mosquitto, topic_ro
         await s.until("on_strat_params_update")
         s.env.subscribe(SIM, 9001, MDSub.PublicTrades)
         await s.strat_bus.flush()
-        md = s.topics.md(SIM, 9001)
+        topic = s.topics.md(SIM, 9001)
         raw = s.sys_bus
         assert isinstance(raw, MqttBus)
         with caplog.at_level(logging.WARNING):
-            raw.publish_raw(md, b"{garbage")
-            raw.publish_raw(md, b'{"k":"trd","v":1,"ex":1,"iid":9001}')
+            raw.publish_raw(topic, b"{garbage")
+            raw.publish_raw(topic, b'{"k":"trd","v":1,"ex":1,"iid":9001}')
             raw.publish_raw(s.topics.strat_ctl("rec"), b'{"k":"start","v":1,"bogus":1}')
-            s.feed(m.TradeUpdate(ex=1, iid=9001, ts=1, tr=[(1, "100.0", "1", 1, "a")]))
+            s.feed(md.trades(ex=1, iid=9001, ts=1, tr=[(1, "100.0", "1", 1, "a")]))
             await s.until("on_public_trade")
         assert s.strat_bus.malformed == 3
         assert caplog.text.count("malformed message") == 3
-        assert md in caplog.text
+        assert topic in caplog.text
 
 
 async def test_broker_restart_disconnects_then_reconnects_and_logs_in_again(broker, topic_root):

@@ -26,6 +26,7 @@ from mlthon.basics import (
     Side,
 )
 from mlthon.infra.bus import messages as m
+from tests import md
 from tests.fakes.recorder import CALLBACKS
 from tests.harness import System, inproc_system, mqtt_system
 
@@ -89,19 +90,17 @@ async def test_lifecycle_every_call_and_callback(system_factory):
                 detail="SIMUSDT snapshot",
             )
         )
-        s.feed(
-            m.BookUpdate(ex=1, iid=9001, ts=10, ch=[(0, 1, "100.0", "1.5"), (0, 2, "100.2", "2")])
-        )
+        s.feed(md.book(ex=1, iid=9001, ts=10, ch=[(0, 1, "100.0", "1.5"), (0, 2, "100.2", "2")]))
         s.feed(m.FeedStatus(ex=SIM.value, iid=9001, status=FeedHandlerStatus.SnapshotEnd))
         s.feed(
-            m.BookUpdate(
+            md.book(
                 ex=1,
                 iid=9001,
                 ts=11,
                 ch=[(1, 1, "100.0", "1.0"), (2, 2, "100.2", "0"), (0, 2, "100.3", "4")],
             )
         )
-        s.feed(m.TradeUpdate(ex=1, iid=9001, ts=12, tr=[(2, "100.0", "0.5", 9, "t1")]))
+        s.feed(md.trades(ex=1, iid=9001, ts=12, tr=[(2, "100.0", "0.5", 9, "t1")]))
         s.feed(m.FundingUpdate(ex=1, iid=9001, ts=13, rate="0.0001", next_ts=99))
         await s.until("on_funding_info")
         assert r.of("on_add_price_level")[0] == (

@@ -14,6 +14,7 @@ import attrs
 
 from mlthon.basics.mlt_enum import TIF, Side
 from mlthon.infra.bus import messages as m
+from tests import md
 from tests.conftest import REPO
 
 IID = 9001
@@ -76,7 +77,7 @@ def gateway_toml(root: str, port: int, journal: Path, extra: str = "") -> str:
     )
 
 
-BOOK = m.BookUpdate(
+BOOK = md.book(
     ex=1, iid=IID, ts=1, ch=[(m.ADD, m.BID, "99.9", "1000"), (m.ADD, m.ASK, "100.1", "1000")]
 )
 

@@ -25,6 +25,7 @@ from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.config import parse_strategy_config
 from mlthon.infra.control import ControlService
+from tests import md
 from tests.conftest import REPO, wait_until
 from tests.integration.reliability.chaos import (
     BOOK,
@@ -250,7 +251,7 @@ async def test_strategy_kill9_gets_every_report_after_restart(
             await asyncio.sleep(0.2)  # let in-flight requests land before the trade
             resting = {c for c in answered() if int(c[1:]) % 5 == 4}
             # then its resting bids fill: a sell trades through them
-            trade = m.TradeUpdate(ex=1, iid=IID, ts=2, tr=[(2, "89.0", "5", 2, "t")])
+            trade = md.trades(ex=1, iid=IID, ts=2, tr=[(2, "89.0", "5", 2, "t")])
             bus.publish(topics.md(SIM, IID), trade)
 
             def filled() -> set[str]:

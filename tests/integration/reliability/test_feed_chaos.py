@@ -23,12 +23,14 @@ from mlthon.feeds.events import DepthDiff, DepthSnapshot, Disconnect
 from mlthon.feeds.readers import read_source
 from mlthon.infra.bus import messages as m
 from mlthon.infra.instruments import load_instruments
+from tests import md
 from tests.harness import inproc_system
 
 pytestmark = pytest.mark.integration
 
 EX = Exchange.BinanceUsdm
 IID = 1001
+BTC = next(i for i in load_instruments() if i.instrument_id == IID)
 LINES = 40_000
 ALL = 1_000_000
 
@@ -105,7 +107,7 @@ async def test_feed_gaps_and_disconnects_end_in_a_book_equal_to_a_fresh_snapshot
                 feed.on_source_event(se)
             if not (feed.is_live(IID) or lost) and snapshot_at is not None and step >= snapshot_at:
                 # the REST snapshot: the clean book at the clean stream's last update id
-                bids, asks = clean.book(IID).top_dec(ALL)  # type: ignore[union-attr]
+                bids, asks = md.decimal_top(clean.book(IID), BTC, ALL)  # type: ignore[arg-type]
                 snap = DepthSnapshot(
                     rest.symbol,
                     0,
@@ -132,8 +134,10 @@ async def test_feed_gaps_and_disconnects_end_in_a_book_equal_to_a_fresh_snapshot
                 bids, asks = book.top(ALL)
                 ref, got = clean.book(IID), feed.book(IID)
                 assert ref is not None and got is not None
-                fresh = ref.top_dec(ALL)
-                assert got.top_dec(ALL) == fresh, f"step {step}: the feed resynced wrong"
+                fresh = md.decimal_top(ref, BTC, ALL)  # type: ignore[arg-type]
+                assert md.decimal_top(got, BTC, ALL) == fresh, (  # type: ignore[arg-type]
+                    f"step {step}: the feed resynced wrong"
+                )
                 assert (_dec(bids), _dec(asks)) == fresh, f"step {step}: the env's book differs"
                 checks += 1
             if live and not was_live:

@@ -18,6 +18,7 @@ from mlthon.feeds.engine import FeedEngine
 from mlthon.infra.bus.messages import BookUpdate, FeedStatus, Msg, TradeUpdate
 from mlthon.infra.clock import LiveClock
 from mlthon.infra.instruments import load_instruments
+from tests import md
 from tests.conftest import SHARED_DATA, wait_until
 from tests.fakes.venues.binance import FakeBinance
 
@@ -109,7 +110,7 @@ def _reference_snapshot(snap: dict[str, object], frames: list[str], upto: int) -
                 engine.on_event(0, Exchange.BinanceUsdm, ev)
     book = engine.book(btc.instrument_id)
     assert book is not None and engine.is_live(btc.instrument_id)
-    bids, asks = book.top_dec(10_000)  # type: ignore[union-attr]
+    bids, asks = md.decimal_top(book, btc, 10_000)  # type: ignore[arg-type]
     last = json.loads(frames[upto])["data"]["u"]
     return {
         "lastUpdateId": last,

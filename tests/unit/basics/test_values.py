@@ -68,3 +68,25 @@ def test_round_to_tick():
     assert Qty("0.0019").round_to(Decimal("0.001"), "ROUND_DOWN") == Qty("0.001")
     with pytest.raises(ValueError):
         Price("100.07").to_ticks(Decimal("0.1"))
+
+
+# --- one Price / Qty per tick / lot value (market data in ticks and lots) -----------------------
+_STEPS = st.sampled_from(["0.10", "0.5", "1", "25", "0.00001", "1E-18", "1E-19"]).map(Decimal)
+
+
+@given(step=_STEPS, tick=st.integers(min_value=-(10**21), max_value=10**21))
+def test_tick_prices_follow_the_sanity_rule_and_make_one_object_per_tick(step, tick):
+    from mlthon.basics.sanity import decimal_problem
+    from mlthon.basics.values import LotQtys, TickPrices
+
+    prices, qtys = TickPrices(step), LotQtys(step)
+    for cache, rule in ((prices, {"positive": True}), (qtys, {})):
+        why = decimal_problem(tick * step, **rule)
+        if why is None:
+            v = cache[tick]
+            assert v.value == tick * step and cache[tick] is v
+            assert type(v) is (Price if cache is prices else Qty)
+        else:
+            with pytest.raises(ValueError, match="market-data"):
+                cache[tick]
+            assert tick not in cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 import pytest
 
@@ -22,6 +21,7 @@ from mlthon.feeds.events import (
     OrderUpdate,
     Trades,
 )
+from mlthon.feeds.grid import Grid
 from mlthon.feeds.mirror import BookMirror
 from mlthon.infra.bus.messages import BookUpdate, FeedStatus, LevelUpdate, TradeUpdate
 
@@ -43,6 +43,17 @@ def _inst(iid: int, name: str, ex: Exchange = EX) -> Instrument:
 
 A = _inst(1, "AAA")
 B = _inst(2, "BBB")
+_GRID = Grid(A)  # A and B: tick 0.1, lot 0.001
+
+
+def T(price: str) -> int:
+    """A price text in ticks (as the engine sends it)."""
+    return _GRID.tick_of(price)
+
+
+def L(qty: str) -> int:
+    """A size text in lots."""
+    return _GRID.lots_of(qty)
 
 
 class Harness:
@@ -86,9 +97,9 @@ def test_engine_rest_snapshot_bridges_buffered_diffs_then_publishes_image():
     ]
     image = out[1]
     assert isinstance(image, BookUpdate)
-    assert sorted(image.ch) == sorted([(ADD, BID, "10.0", "2"), (ADD, ASK, "11.0", "1")])
+    assert image.ch == [(ADD, BID, T("10.0"), L("2")), (ADD, ASK, T("11.0"), L("1"))]
     out = h.feed(4, _diff("AAA", 106, 107, 105, asks=[("11.0", "0"), ("12.0", "3")]))
-    assert out[0].ch == [(DELETE, ASK, "11.0", "0"), (ADD, ASK, "12.0", "3")]
+    assert out[0].ch == [(DELETE, ASK, T("11.0"), 0), (ADD, ASK, T("12.0"), L("3"))]
     assert h.mirror.violations == []
     assert h.engine.is_live(1)
     assert not h.engine.is_live(2)
@@ -99,7 +110,7 @@ def test_engine_snapshot_before_its_diff_waits_for_it():
     assert h.feed(1, _rest("AAA", 100)) == []
     out = h.feed(2, _diff("AAA", 99, 101, 98, bids=[("10.5", "1")]))
     assert _statuses(out)[-1] == (1, FeedHandlerStatus.SnapshotEnd)
-    assert h.engine.book(1).best_bid_dec()[0] == 10.5
+    assert h.engine.book(1).bid == T("10.5") == 105
 
 
 def test_engine_snapshot_older_than_buffer_asks_for_new_one():
@@ -143,7 +154,7 @@ def test_engine_spot_rule_uses_first_id_continuity():
     out = h.feed(2, _rest("AAA", 100, rule=SEQ_NEXT))
     assert _statuses(out)[-1] == (1, FeedHandlerStatus.SnapshotEnd)
     assert h.feed(3, _diff("AAA", 104, 104, -1, bids=[("10.0", "3")], rule=SEQ_NEXT))[0].ch == [
-        (MODIFY, BID, "10.0", "3")
+        (MODIFY, BID, 100, 3000)
     ]
     out = h.feed(4, _diff("AAA", 106, 106, -1, rule=SEQ_NEXT))
     assert _statuses(out) == [(1, FeedHandlerStatus.BookInvalid)]
@@ -171,7 +182,8 @@ def test_engine_negative_size_is_bad_data_and_invalidates():
     rec = h.engine.stats.bad_records[0]
     assert rec.source == "test"
     assert rec.line == 2
-    assert "negative" in rec.why
+    assert "size '-1' must be >= 0" in rec.why
+    assert len(h.engine.book(1)) == 0  # invalid: cleared, waiting for a snapshot
 
 
 def test_engine_unknown_symbol_counted_once_and_skipped():
@@ -213,9 +225,10 @@ def test_engine_in_stream_snapshot_on_live_book_publishes_difference():
     snap2 = DepthSnapshot("AAA", 0, 9, SEQ_NEXT, True, [("10.0", "2")], [("11.0", "1")])
     out = h.feed(2, snap2)
     assert len(out) == 1
-    assert sorted(out[0].ch) == sorted([(DELETE, BID, "9.0", "0"), (MODIFY, BID, "10.0", "2")])
+    # the levels that went, best first, then the snapshot's changes in its order
+    assert out[0].ch == [(DELETE, BID, T("9.0"), 0), (MODIFY, BID, T("10.0"), L("2"))]
     out = h.feed(3, _diff("AAA", 10, 10, -1, asks=[("12.0", "1")], rule=SEQ_NEXT))
-    assert out[0].ch == [(ADD, ASK, "12.0", "1")]
+    assert out[0].ch == [(ADD, ASK, T("12.0"), L("1"))]
     assert h.mirror.violations == []
 
 
@@ -231,7 +244,7 @@ def test_engine_trades_pass_through_with_dense_seq():
     out += h.feed(2, Trades("AAA", [(1, "10.1", "2", 6, "t2")]))
     assert [type(m) for m in out] == [TradeUpdate, TradeUpdate]
     assert [m.seq for m in out] == [1, 2]
-    assert out[0].tr == [(2, "10.0", "1", 5, "t1")]
+    assert out[0].tr == [(2, 100, 1000, 5, "t1")]
 
 
 def test_engine_order_level_book_add_replace_remove():
@@ -239,17 +252,20 @@ def test_engine_order_level_book_add_replace_remove():
     snap = OrderSnapshot("AAA", 0, [(1, BID, "10", "1"), (2, ASK, "11", "2")])
     out = h.feed(1, snap)
     assert isinstance(out[1], LevelUpdate)
-    assert sorted(out[1].ch) == [(ADD, BID, 1, "10", "1"), (ADD, ASK, 2, "11", "2")]
+    assert out[1].ch == [(ADD, BID, 1, 100, 1000), (ADD, ASK, 2, 110, 2000)]
     out = h.feed(2, OrderUpdate("AAA", 0, 3, BID, "10", "4", False))
-    assert out[0].ch == [(ADD, BID, 3, "10", "4")]
+    assert out[0].ch == [(ADD, BID, 3, 100, 4000)]
     out = h.feed(3, OrderUpdate("AAA", 0, 1, BID, "9.5", "1", False))
-    assert out[0].ch == [(MODIFY, BID, 1, "9.5", "1")]
+    assert out[0].ch == [(MODIFY, BID, 1, 95, 1000)]
     out = h.feed(4, OrderUpdate("AAA", 0, 3, BID, "0", "0", True))
-    assert out[0].ch == [(DELETE, BID, 3, "10", "0")]
+    assert out[0].ch == [(DELETE, BID, 3, 100, 0)]
     assert h.feed(5, OrderUpdate("AAA", 0, 99, BID, "0", "0", True)) == []
     assert h.engine.stats.absent_deletes == 1
     book = h.engine.book(1)
-    assert book.queue_at(BID, book.best_bid()[0]) == [1]
+    assert book.queue_at(BID, book.book.bid) == [1]
+    # the order-level book's totals per price are the instrument's one price book
+    assert book.book is h.engine.price_book(EX, 1)
+    assert book.book.depth(BID) == [(95, 1000)]
     assert h.mirror.violations == []
 
 
@@ -267,7 +283,8 @@ def test_engine_futures_snapshot_bridges_to_diff_whose_pu_is_its_id():
     h.feed(1, _diff("AAA", 101, 110, 100, bids=[("10.0", "4")]))
     out = h.feed(2, _rest("AAA", 100))
     assert _statuses(out)[-1] == (1, FeedHandlerStatus.SnapshotEnd)
-    assert h.engine.book(1).best_bid_dec() == (Decimal("10.0"), Decimal("4"))
+    book = h.engine.book(1)
+    assert (book.bid, book.bid_lots()) == (T("10.0"), L("4"))
 
 
 @pytest.mark.parametrize("qty", ["1", "7"], ids=["matching", "mismatch"])
@@ -291,4 +308,88 @@ def test_engine_later_rest_snapshot_ahead_of_book_checked_when_its_diff_arrives(
         assert h.engine.stats.mismatches == 1
     assert h.mirror.violations == []
     out = h.feed(4, _diff("AAA", 111, 111, 110, asks=[("11.0", "5")]))
-    assert out[0].ch == [(MODIFY, ASK, "11.0", "5")]
+    assert out[0].ch == [(MODIFY, ASK, T("11.0"), L("5"))]
+
+
+# --- venue text to ticks and lots --------------------------------------------------------------
+def _live(h: Harness) -> None:
+    h.feed(1, _diff("AAA", 96, 105, 95))
+    h.feed(1, _rest("AAA", 100))
+
+
+def test_engine_level_off_the_tick_grid_is_counted_reported_and_left_out(caplog):
+    h = Harness()
+    _live(h)
+    with caplog.at_level(logging.WARNING, logger="mlthon.feeds.engine"):
+        out = h.feed(2, _diff("AAA", 106, 107, 105, bids=[("9.95", "1"), ("9.9", "2")]))
+    assert out[0].ch == [(ADD, BID, 99, 2000)]  # 9.95 never became ticks
+    stats = h.engine.stats
+    assert (stats.off_grid_prices, stats.off_grid_sizes, stats.bad) == (1, 0, 1)
+    assert "9.95 is not a multiple of the tick 0.1" in caplog.text
+    assert h.engine.is_live(1) and h.mirror.violations == []
+    # each occurrence is counted (an off-grid text is never cached)
+    h.feed(3, _diff("AAA", 108, 108, 107, bids=[("9.95", "3")]))
+    assert stats.off_grid_prices == 2
+    # a trade off the grid is left out too
+    assert h.feed(4, Trades("AAA", [(1, "10.05", "1", 4, "t1")])) == []
+    assert stats.off_grid_prices == 3
+
+
+def test_engine_size_off_the_lot_grid_is_rounded_down_counted_and_reported(caplog):
+    h = Harness()
+    _live(h)
+    with caplog.at_level(logging.WARNING, logger="mlthon.feeds.engine"):
+        out = h.feed(2, _diff("AAA", 106, 107, 105, bids=[("9.9", "0.0025")]))
+    assert out[0].ch == [(ADD, BID, 99, 2)]  # 0.0025 -> 2 lots of 0.001
+    assert (h.engine.stats.off_grid_sizes, h.engine.stats.bad) == (1, 0)
+    assert "size 0.0025 is not a multiple of the lot 0.001; rounded down" in caplog.text
+    # never to zero: a level less than a lot deep is there, one lot deep
+    out = h.feed(3, _diff("AAA", 108, 108, 107, bids=[("9.8", "0.0004")]))
+    assert out[0].ch == [(ADD, BID, 98, 1)]
+    assert h.engine.stats.off_grid_sizes == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("1e999999", "'1e999999' is out of range"),
+        ("NaN", "'NaN' is not finite"),
+        ("Infinity", "'Infinity' is not finite"),
+        ("1e30", "'1e30' is out of range"),
+        ("-5", "'-5' must be > 0"),
+        ("0", "'0' must be > 0"),
+        ("9" * 60, "60 characters long"),
+    ],
+)
+def test_engine_price_that_is_not_sane_never_becomes_ticks(text, why):
+    h = Harness()
+    _live(h)
+    before = list(h.msgs)
+    out = h.feed(2, _diff("AAA", 106, 107, 105, bids=[(text, "1")]))
+    assert _statuses(out) == [(1, FeedHandlerStatus.BookInvalid)]
+    assert not any(isinstance(m, BookUpdate) for m in h.msgs[len(before) :])
+    assert why in h.engine.stats.bad_records[-1].why
+    assert len(h.engine.book(1)) == 0
+
+
+@pytest.mark.parametrize(("price", "qty"), [("1e999999", "1"), ("10.0", "NaN"), ("10.0", "-1")])
+def test_engine_trade_that_is_not_sane_is_left_out_and_reported(price, qty):
+    h = Harness()
+    out = h.feed(1, Trades("AAA", [(1, price, qty, 1, "bad"), (2, "10.0", "0.5", 1, "good")]))
+    assert [m.tr for m in out] == [[(2, 100, 500, 1, "good")]]
+    assert h.engine.stats.bad == 1 and "trade bad left out" in h.engine.stats.bad_records[0].why
+
+
+def test_engine_counts_buffered_diffs_it_drops_for_a_snapshot():
+    # Before issue 17 the diffs a snapshot made useless were dropped without being counted:
+    # dropped_unsynced stayed 0 on every replay.
+    h = Harness()
+    h.feed(1, _diff("AAA", 80, 89, 79))  # older than the snapshot
+    h.feed(1, _diff("AAA", 90, 95, 89))  # older too
+    h.feed(1, _diff("AAA", 96, 105, 95))  # holds the snapshot's id: used
+    h.feed(2, _rest("AAA", 100))
+    assert h.engine.is_live(1)
+    assert h.engine.stats.dropped_unsynced == 2
+    h.feed(3, _diff("BBB", 1, 5, 0))  # buffered for a snapshot that never comes ...
+    h.feed(4, Disconnect("gone"))  # ... and dropped with the connection
+    assert h.engine.stats.dropped_unsynced == 3

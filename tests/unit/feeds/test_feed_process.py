@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -49,17 +48,16 @@ def test_synthetic_market_is_seeded_and_realistic():
         mirror.apply(m)
         if isinstance(m, BookUpdate) and mirror.is_valid(9001):
             book = mirror.books[9001]
-            bid, ask = book.best_bid_dec(), book.best_ask_dec()
-            spreads[(ask[0] - bid[0]) / SIM.tick_size] += 1
-            assert book.depth(1) == 20
-            assert book.depth(2) == 20
-            for _, _, p, q in m.ch:
-                assert Decimal(p) % SIM.tick_size == 0
-                assert Decimal(q) % SIM.lot_size == 0
+            spreads[book.ask - book.bid] += 1  # in ticks
+            assert book.count(1) == 20
+            assert book.count(2) == 20
+            for _, _, t, n in m.ch:  # whole ticks and lots, near the start price of 100
+                assert type(t) is int and 900 <= t <= 1100
+                assert type(n) is int and n >= 0
         if isinstance(m, TradeUpdate):
-            for side, _, q, _, _ in m.tr:
+            for side, _, n, _, _ in m.tr:
                 sides[side] += 1
-                assert Decimal(q) > 0
+                assert n > 0
     assert set(spreads) <= {1, 2}
     assert spreads[1] > 0
     assert spreads[2] > 0
@@ -177,7 +175,7 @@ def test_raw_recorder_round_trip_replays(tmp_path):
     msgs = list(replay_file(out, load_instruments()))
     kinds = [type(m).__name__ for m in msgs]
     assert kinds == ["FeedStatus", "BookUpdate", "FeedStatus", "BookUpdate"]
-    assert msgs[-1].ch == [(2, 1, "100.0", "0")]
+    assert msgs[-1].ch == [(2, 1, 1000, 0)]  # 100.0 in ticks of 0.10
     copy = tmp_path / "copy.gz"
     assert record_main(["--from", str(out), "--out", str(copy)]) == 0
     assert list(iter_raw_messages(copy)) == list(iter_raw_messages(out))
@@ -204,4 +202,6 @@ def test_packaged_sample_replays_and_window_starts_with_book_image():
     for m in window:
         mirror.apply(m)
     assert mirror.violations == []
-    assert mirror.books[1001].top_dec(10_000) == mirror_full.books[1001].top_dec(10_000)
+    for side in (1, 2):
+        assert mirror.books[1001].depth(side) == mirror_full.books[1001].depth(side)
+    assert len(mirror.books[1001]) > 100

@@ -262,8 +262,9 @@ def test_binance_bulk_depth_csv_snapshot_then_chained_set(tmp_path):
         "FeedStatus",
         "BookUpdate",
     ]
-    assert msgs[1].ch == [(0, 1, "99.90", "3.000"), (0, 2, "100.10", "2.000")]
-    assert msgs[3].ch == [(0, 2, "100.20", "1.000")]
+    # ticks of 0.10 and lots of 0.001 (BTCUSDT 1001)
+    assert msgs[1].ch == [(0, 1, 999, 3000), (0, 2, 1001, 2000)]
+    assert msgs[3].ch == [(0, 2, 1002, 1000)]
 
 
 def test_binance_rest_snapshot_without_symbol_in_multi_symbol_stream_goes_by_id():

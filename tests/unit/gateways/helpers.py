@@ -7,6 +7,8 @@ from typing import Any
 
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, InstrumentKind, Side
+from mlthon.feeds.grid import Grid
+from mlthon.feeds.mirror import BookKeeper
 from mlthon.gateways.sim.market import SimOrder
 from mlthon.gateways.sim.matching import MatchingEngine
 from mlthon.infra.bus.messages import (
@@ -15,6 +17,8 @@ from mlthon.infra.bus.messages import (
     BID,
     DELETE,
     BookUpdate,
+    FeedStatus,
+    LevelUpdate,
     Msg,
     NewOrder,
     TradeUpdate,
@@ -87,11 +91,51 @@ class Recorder:
         self.out.clear()
 
 
+class SharedBookEngine(MatchingEngine):
+    """A matching engine reading books it does not keep, as in a backtest: a
+    :class:`~mlthon.feeds.mirror.BookKeeper` applies each market-data message before the engine
+    sees it (the engine never writes those books)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        self.keeper = BookKeeper()
+        super().__init__(*args, books=lambda iid: self.keeper.book(Exchange.Sim, iid), **kw)
+
+    def on_book_update(self, msg: BookUpdate, ts: int) -> None:
+        self.keeper.apply(msg)
+        super().on_book_update(msg, ts)
+
+    def on_level_update(self, msg: LevelUpdate, ts: int) -> None:
+        self.keeper.apply(msg)
+        super().on_level_update(msg, ts)
+
+    def on_feed_status(self, msg: FeedStatus, ts: int) -> None:
+        self.keeper.apply(msg)
+        super().on_feed_status(msg, ts)
+
+
+# Whether engine() makes engines on shared books (the ``shared_books`` fixture of conftest.py).
+SHARED = [False]
+
+
 def engine(**kw: Any) -> tuple[MatchingEngine, Recorder]:
     rec = Recorder()
     kw.setdefault("balances", BALANCES)
-    eng = MatchingEngine([LIN, SPOT, INV], rec, **kw)
+    cls = SharedBookEngine if SHARED[0] else MatchingEngine
+    eng = cls([LIN, SPOT, INV], rec, **kw)
     return eng, rec
+
+
+GRIDS = {i.instrument_id: Grid(i) for i in (LIN, SPOT, INV)}
+
+
+def ticks(iid: int, price: str) -> int:
+    """A price text of instrument ``iid`` in its ticks (as the feed sends it)."""
+    return GRIDS[iid].tick_of(price)
+
+
+def lots(iid: int, qty: str) -> int:
+    """A size text of instrument ``iid`` in its lots."""
+    return GRIDS[iid].lots_of(qty)
 
 
 def book(
@@ -101,14 +145,20 @@ def book(
     ts: int = 1,
     deletes: list[tuple[int, str]] = (),  # type: ignore[assignment]
 ) -> BookUpdate:
-    ch = [(ADD, BID, p, q) for p, q in bids] + [(ADD, ASK, p, q) for p, q in asks]
-    ch += [(DELETE, side, p, "0") for side, p in deletes]
+    """A book message of levels given as text (converted to ticks and lots, as the feed does)."""
+    ch = [(ADD, BID, ticks(iid, p), lots(iid, q)) for p, q in bids]
+    ch += [(ADD, ASK, ticks(iid, p), lots(iid, q)) for p, q in asks]
+    ch += [(DELETE, side, ticks(iid, p), 0) for side, p in deletes]
     return BookUpdate(ex=Exchange.Sim.value, iid=iid, ts=ts, ch=ch)
 
 
 def trade(iid: int, taker: Side, price: str, qty: str, ts: int = 1) -> TradeUpdate:
+    """A trade message of a price and size given as text."""
     return TradeUpdate(
-        ex=Exchange.Sim.value, iid=iid, ts=ts, tr=[(taker.value, price, qty, ts, "t")]
+        ex=Exchange.Sim.value,
+        iid=iid,
+        ts=ts,
+        tr=[(taker.value, ticks(iid, price), lots(iid, qty), ts, "t")],
     )
 
 

@@ -28,6 +28,9 @@ from mlthon.infra.bus.messages import (
 )
 from tests.unit.gateways.helpers import INV, LIN, SPOT, book, engine, new, trade
 
+# Every test runs on an engine with its own books and on one reading shared books.
+pytestmark = pytest.mark.usefixtures("shared_books")
+
 
 def _acct(**kw) -> Account:
     return Account("s", {"USDT": D("10000"), "BTC": D("1")}, **kw)

@@ -17,6 +17,7 @@ from mlthon.basics.mlt_enum import (
     Side,
     TriggerDirection,
 )
+from mlthon.basics.tickbook import ASK, BID
 from mlthon.infra.bus.messages import (
     CancelAll,
     CancelAllAck,
@@ -31,7 +32,10 @@ from mlthon.infra.bus.messages import (
     OrderCancelled,
     OrderExecution,
 )
-from tests.unit.gateways.helpers import book, engine, get, new, trade
+from tests.unit.gateways.helpers import SharedBookEngine, book, engine, get, new, trade
+
+# Every test runs on an engine with its own books and on one reading shared books.
+pytestmark = pytest.mark.usefixtures("shared_books")
 
 # The standard book on instrument 1 (tick 0.1, lot 0.001, min notional 5, taker 5 bp, maker 2 bp):
 #   asks 100.3 x 3.000 | 100.2 x 1.000 | 100.1 x 0.500
@@ -592,8 +596,17 @@ def test_snapshot_start_clears_the_book(eng):
     assert e.market(1).best_bid() == 990  # SnapshotEnd clears nothing
 
 
-def test_unusable_market_data_is_skipped(eng):
+def test_taken_liquidity_is_an_overlay_the_venue_resets(eng, shared_books):
     e, _rec = eng
-    e.on_book_update(book(1, [("100.05", "1.000"), ("99.5", "7.000")]), 10)  # off the tick
-    assert e.market(1).level(True, 995) == 7000
-    assert e.market(1).level(True, 1000) == 1000
+    assert isinstance(e, SharedBookEngine) is shared_books
+    mkt = e.market(1)
+    venue = (mkt.book.depth(BID), mkt.book.depth(ASK))
+    e.new_order(new("t", Side.Buy, "100.2", "0.800"), 2)  # 0.500 at 100.1, 0.300 at 100.2
+    assert (mkt.book.depth(BID), mkt.book.depth(ASK)) == venue  # the venue's book: not written
+    assert (mkt.best_ask(), mkt.visible(ASK, 1002)) == (1002, 700)  # the sim's view
+    assert list(mkt.walk(ASK)) == [(1002, 700), (1003, 3000)]
+    # the venue reports 100.1 again (its own size now): what was taken there is forgotten
+    e.on_book_update(book(1, asks=[("100.1", "0.400")]), 3)
+    assert (mkt.best_ask(), mkt.visible(ASK, 1001), mkt.visible(ASK, 1002)) == (1001, 400, 700)
+    e.new_order(new("u", Side.Buy, "100.2", "1.100"), 4)  # takes 0.400 and the 0.700 left
+    assert mkt.best_ask() == 1003 and mkt.book.depth(ASK)[:2] == [(1001, 400), (1002, 1000)]

@@ -8,15 +8,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlthon.basics.mlt_enum import Exchange, OrderStatus, Side
+from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus, OrderStatus, Side
 from mlthon.gateways.sim.queue import (
     ConservativeQueue,
     log_queue,
     power_queue,
     queue_model_from_name,
 )
-from mlthon.infra.bus.messages import ADD, BID, DELETE, MODIFY, LevelUpdate, OrderExecution
-from tests.unit.gateways.helpers import book, engine, get, new, trade
+from mlthon.infra.bus.messages import (
+    ADD,
+    BID,
+    DELETE,
+    MODIFY,
+    FeedStatus,
+    LevelUpdate,
+    OrderExecution,
+)
+from tests.unit.gateways.helpers import book, engine, get, lots, new, ticks, trade
+
+# Every test runs on an engine with its own books and on one reading shared books.
+pytestmark = pytest.mark.usefixtures("shared_books")
 
 # Instrument 1: tick 0.1, lot 0.001 -> 1.000 is 1000 lots. Our order: buy 0.500 at 100.0.
 
@@ -148,6 +159,9 @@ def test_queue_model_from_name():
 
 
 def _lvl(ch, ts):
+    """An order-level message of instrument 1, levels given as text (converted as the feed
+    does)."""
+    ch = [(a, s, lid, ticks(1, p), lots(1, q)) for a, s, lid, p, q in ch]
     return LevelUpdate(ex=Exchange.Sim.value, iid=1, ts=ts, ch=ch)
 
 
@@ -180,6 +194,47 @@ def test_level_id_data_gives_exact_fifo():
     e.on_trade_update(trade(1, Side.Sell, "100.0", "0.300"), 7)
     assert rec.of(OrderExecution)[0].fill_qty == "0.200"
     assert e.market(1).level(True, 1000) == 200  # 0.100 + 0.100 displayed in the aggregate
+
+
+def test_level_id_resnapshot_keeps_our_place_in_the_queue():
+    # Before issue 17 a fresh image of an order-level book (a re-snapshot) put our resting
+    # orders at the front of their queue: every level id in it was newer than them.
+    e, rec = engine()
+    image = [
+        (ADD, BID, 1, "100.0", "0.400"),
+        (ADD, BID, 2, "100.0", "0.600"),
+        (ADD, 2, 9, "100.5", "1.0"),
+    ]
+    e.on_level_update(_lvl(image, 1), 1)
+    e.new_order(new("q", Side.Buy, "100.0", "0.500"), 2)
+    o = get(e, "q")
+    assert o.ahead == 1000
+    start = FeedStatus(ex=Exchange.Sim.value, iid=1, status=FeedHandlerStatus.SnapshotStart)
+    e.on_feed_status(start, 3)
+    e.on_level_update(_lvl(image, 4), 4)  # the same book again
+    assert o.ahead == 1000
+    rec.clear()
+    e.on_trade_update(trade(1, Side.Sell, "100.0", "0.300"), 5)  # 0.300 of the 1.000 ahead
+    assert rec.of(OrderExecution) == [] and o.ahead == 700
+    e.on_level_update(_lvl([(DELETE, BID, 1, "100.0", "0")], 6), 6)  # id 1 was ahead of us
+    assert o.ahead == 600
+    e.on_trade_update(trade(1, Side.Sell, "100.0", "0.700"), 7)  # 0.600 ahead, then 0.100 ours
+    assert [x.fill_qty for x in rec.of(OrderExecution)] == ["0.100"]
+
+
+def test_level_id_resnapshot_with_less_ahead_moves_us_up():
+    e, _rec = engine()
+    e.on_level_update(
+        _lvl([(ADD, BID, 1, "100.0", "0.400"), (ADD, BID, 2, "100.0", "0.600")], 1), 1
+    )
+    e.new_order(new("q", Side.Buy, "100.0", "0.500"), 2)
+    o = get(e, "q")
+    start = FeedStatus(ex=Exchange.Sim.value, iid=1, status=FeedHandlerStatus.SnapshotStart)
+    e.on_feed_status(start, 3)
+    e.on_level_update(_lvl([(ADD, BID, 2, "100.0", "0.600")], 4), 4)  # id 1 left meanwhile
+    assert o.ahead == 600
+    e.on_level_update(_lvl([(ADD, BID, 3, "100.0", "0.200")], 5), 5)  # a newcomer: behind
+    assert o.ahead == 600
 
 
 def test_level_id_size_increase_loses_priority():

@@ -61,10 +61,14 @@ def test_decode_sane_report_passes():
     assert decode("t", encode(EXEC)) == EXEC
 
 
-def test_decode_book_level_is_left_to_the_env():
-    # Levels are checked once per distinct text where they are converted (the env), not here.
-    book = m.BookUpdate(ex=1, iid=9001, ts=1, ch=[(0, 1, "1e999999", "1")])
+def test_decode_book_level_is_left_to_the_receiver():
+    # Levels are ticks and lots, checked once per distinct value where a receiver makes its
+    # Price / Qty of them (the env), not here on every level.
+    book = m.BookUpdate(ex=1, iid=9001, ts=1, ch=[(0, 1, 10**17, 1)])
     assert decode("t", encode(book)) == book
+    # text is no longer a level (wire version 2)
+    with pytest.raises(MalformedMessage, match="int"):
+        decode("t", b'{"k":"book","v":2,"ex":1,"iid":9001,"ts":1,"ch":[[0,1,"1e999999","1"]]}')
 
 
 @pytest.mark.parametrize(

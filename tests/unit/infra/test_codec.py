@@ -12,9 +12,12 @@ dec_str = st.decimals(
 ).map(str)
 
 
+ticks = st.integers(min_value=0, max_value=2**62)
+
+
 @given(
     st.lists(
-        st.tuples(st.sampled_from([0, 1, 2]), st.sampled_from([1, 2]), dec_str, dec_str),
+        st.tuples(st.sampled_from([0, 1, 2]), st.sampled_from([1, 2]), ticks, ticks),
         max_size=50,
     ),
     st.integers(min_value=0, max_value=2**62),
@@ -22,6 +25,23 @@ dec_str = st.decimals(
 def test_book_update_round_trips(ch, ts):
     msg = m.BookUpdate(ex=2, iid=1001, ts=ts, ch=ch)
     assert decode("t", encode(msg)) == msg
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 1, 2]), ticks, ticks, ticks, st.text(max_size=8)),
+        max_size=20,
+    )
+)
+def test_trade_update_round_trips(tr):
+    msg = m.TradeUpdate(ex=2, iid=1001, ts=1, tr=tr)
+    assert decode("t", encode(msg)) == msg
+
+
+def test_market_data_of_wire_version_1_is_refused():
+    payload = b'{"k":"book","v":1,"ex":2,"iid":1001,"ts":1,"ch":[[0,1,"61800.30","0.014"]]}'
+    with pytest.raises(MalformedMessage):
+        decode("t", payload)
 
 
 @given(

@@ -184,7 +184,7 @@ async def test_stale_command_hook_is_dropped_with_an_answer(caplog):
 def test_cmd_hook_without_sent_ts_decodes_as_before():
     from mlthon.infra.bus.codec import decode, encode
 
-    old = b'{"k":"cmd","v":1,"cmd_id":"a","name":"x","args":[],"reply_to":""}'
+    old = b'{"k":"cmd","v":2,"cmd_id":"a","name":"x","args":[],"reply_to":""}'
     assert decode("t", old) == m.CmdHook(cmd_id="a", name="x")
     new = m.CmdHook(cmd_id="a", name="x", sent_ts=5)
     assert decode("t", encode(new)) == new
@@ -247,7 +247,7 @@ async def test_strategy_process_alerts_an_accounting_mismatch(caplog):
             ex=SIM.value,
             iid=9001,
             ts=1,
-            ch=[(m.ADD, m.BID, "99.9", "5"), (m.ADD, m.ASK, "100.1", "5")],
+            ch=[(m.ADD, m.BID, 999, 5000), (m.ADD, m.ASK, 1001, 5000)],  # 99.9 / 100.1, 5 lots
         ),
     )
     run(0.01)
