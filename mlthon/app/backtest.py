@@ -22,7 +22,8 @@ Use it from Python (notebooks)::
     result = Backtest(MyStrategy, data=["capture.gz"], instruments=insts,
                       params={"spread_ticks": 2}).run()
     print(result.summary["total_pnl"])
-    result.write("results/run1")            # CSVs, summary.json, report.html and PNGs
+    result.tables.fills()                   # a pandas DataFrame (plain rows without pandas)
+    result.write("results/run1")            # tables, summary/stats/run.json, report.html
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ from typing import Any
 import attrs
 
 from mlthon.api.istrategy import IStrategy
-from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, Ledger
+from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, ORDER_EVENT_COLUMNS, Ledger
+from mlthon.app.run_info import RunInfo, describe_run
+from mlthon.app.stats import Statistics, money
+from mlthon.app.tables import ResultTables, funding_rows, statistics_of
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, InstrumentKind
@@ -65,8 +69,6 @@ log = logging.getLogger(__name__)
 
 _GC_GEN0_THRESHOLD = 100_000
 
-_YEAR_S = 365 * 24 * 3600
-
 # The default silence (s of simulated time) after which a backtest's feed counts as stale, by
 # the data's kind: recordings replayed here (quiet markets in the bundled ones go up to 5 s
 # without an update), and messages given as objects (a synthetic market: never silent).
@@ -83,22 +85,24 @@ class BacktestResult:
     curve: list[dict[str, str]]
     perf: dict[str, float]
     logs: list[str] = attrs.field(factory=list)
+    run: RunInfo | None = None
+    order_events: list[dict[str, str]] = attrs.field(factory=list)
+    funding: list[dict[str, str]] = attrs.field(factory=list)
+    stats: Statistics | None = None
+
+    @property
+    def tables(self) -> ResultTables:
+        """The tables for notebooks: ``result.tables.fills()`` is a pandas DataFrame with pandas
+        installed (a list of dicts without it); see :mod:`mlthon.app.tables`."""
+        return ResultTables(self)
 
     def write(self, folder: str | Path, *, report: bool = True) -> Path:
-        """Write orders.csv, fills.csv, equity.csv, summary.json, perf.json and, if asked (and
-        matplotlib is installed), report.html with its PNGs. Returns the folder."""
+        """Write the results folder (``docs/reports.md``): the tables as CSV (and Parquet with
+        pyarrow), summary.json, stats.json, run.json, perf.json and, if asked, report.html
+        (interactive with plotly). Returns the folder."""
         from mlthon.app.report import write_results
 
         return write_results(self, Path(folder), report=report)
-
-
-_MONEY = Decimal("1e-12")
-
-
-def money(d: Decimal) -> str:
-    """A figure for people: at most 12 decimals, no trailing zeros, never an exponent."""
-    q = d.quantize(_MONEY).normalize()
-    return format(q, "f") if q else "0"
 
 
 def _rows(items: Iterable[Any], fields: list[str]) -> list[dict[str, str]]:
@@ -159,6 +163,8 @@ class Backtest:
         simulate_exchange: bool = True,
         timezone: str = "UTC",
         feed_silence_s: float | None = None,
+        data_label: str = "",
+        data_seed: int | None = None,
     ) -> None:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")
@@ -168,12 +174,18 @@ class Backtest:
         cls = strategy if isinstance(strategy, type) else type(strategy)
         self.params = param_rules(cls).check(dict(params or {}), name)
         self.name = name
-        self.gateway_cfg = gateway or SimGatewayConfig()
+        self.capital = Decimal(str(capital))
+        # Without a gateway config, the account holds ``capital`` in each settlement coin (as
+        # ``mlthon backtest`` gives a strategy file without [sim.account]).
+        self.gateway_cfg = gateway or SimGatewayConfig(
+            balances=dict.fromkeys(sorted({i.settlement for i in instruments}), self.capital)
+        )
+        self.data_label = data_label
+        self.data_seed = data_seed
         self.start_ns = start_ns
         self.end_ns = end_ns
         self.start_params = start_params
         self.sample_every_ns = max(1, int(sample_every_s * NS_PER_S))
-        self.capital = Decimal(str(capital))
         self.progress = progress
         self.stop_ack_timeout_s = stop_ack_timeout_s
         self.simulate_exchange = simulate_exchange
@@ -324,7 +336,7 @@ class Backtest:
                 return None if m2 is None else m2 * st.tick_size / 2
             return None
 
-        ledger = Ledger(self.instruments, mid_of)
+        ledger = Ledger(self.instruments, mid_of, now=sched.now_ns)
         bus.subscribe(topics.gtw_rpt_all_exchanges(self.name), ledger.on_report)
         for ex in gateways:
             bus.subscribe(topics.gtw_req_all(ex), ledger.on_request)
@@ -442,7 +454,6 @@ class Backtest:
         gateways: dict[Exchange, SimGateway],
     ) -> BacktestResult:
         span_s = max(1e-9, (t1 - t0) / NS_PER_S)
-        sample_s = self.sample_every_ns / NS_PER_S
         realised = ledger.realised()
         unrealised = ledger.unrealised()
         total = realised + unrealised - ledger.fees + ledger.funding
@@ -490,7 +501,6 @@ class Backtest:
             "cancels": ledger.cancels,
             "rejects": ledger.rejects,
             "fills": len(ledger.fills),
-            "fill_ratio": round(ledger.fill_ratio(), 6),
             "filled_qty": str(sum((f.qty for f in ledger.fills), Decimal(0))),
             "turnover": money(ledger.turnover),
             "fees": money(ledger.fees),
@@ -498,9 +508,6 @@ class Backtest:
             "realised_pnl": money(realised),
             "unrealised_pnl": money(unrealised),
             "total_pnl": money(total),
-            "max_drawdown": money(ledger.max_drawdown()),
-            "sharpe": round(ledger.sharpe(self.capital, _YEAR_S / sample_s), 6),
-            "spread_captured": money(ledger.spread_captured),
             "final_position": {
                 i.name: str(ledger.pos[i.instrument_id].qty) for i in self.instruments
             },
@@ -530,7 +537,34 @@ class Backtest:
             }
             for ts, eq, pos, mid in ledger.curve
         ]
-        return BacktestResult(summary, orders, fills, curve, perf)
+        payments = [
+            fp
+            for gw in gateways.values()
+            for fp in gw.engine.funding_payments
+            if fp.strat == self.name
+        ]
+        result = BacktestResult(
+            summary,
+            orders,
+            fills,
+            curve,
+            perf,
+            run=describe_run(
+                self,
+                env.strategy,
+                t0,
+                t1,
+                data=self._data,
+                data_label=self.data_label,
+                data_seed=self.data_seed,
+            ),
+            order_events=_rows(ledger.events, ORDER_EVENT_COLUMNS),
+            funding=funding_rows(payments),
+        )
+        result.stats = statistics_of(result)
+        summary.update(result.stats.headline())
+        summary["spread_captured"] = money(result.stats.spread_captured)
+        return result
 
 
 def _bundled_instruments() -> list[Instrument]:

@@ -113,6 +113,7 @@ def run_backtest(
 
     gw = sim_config(cfg)
     cls = load_strategy_class(cfg.class_path, cfg.source)
+    seconds = settings["synthetic_seconds"]
     data: Any = settings["data"] or _synthetic(
         cfg, settings["synthetic_seconds"], settings["synthetic_seed"]
     )
@@ -133,6 +134,9 @@ def run_backtest(
         # Daily callbacks at the strategy's wall time, never the host's (UTC by default).
         timezone=cfg.timezone or "UTC",
         feed_silence_s=settings["feed_silence_s"],
+        # What the report's header says the data were, when they are a synthetic market.
+        data_label="" if settings["data"] else f"synthetic market, {seconds:g} s",
+        data_seed=None if settings["data"] else settings["synthetic_seed"],
     )
     result = bt.run()
     folder = result.write(settings["out"], report=report)
@@ -260,7 +264,8 @@ def _print_summary(
     t.add_column("figure")
     t.add_column("value", justify="right")
     for k in HEADLINE_FIGURES:
-        t.add_row(k, str(summary[k]))
+        v = summary.get(k)
+        t.add_row(k, "n/a" if v is None else str(v))
     if summary.get("callback_errors"):
         t.add_row("callback errors", f"[bold red]{summary['callback_errors']:,}[/] (see the log)")
     t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
@@ -331,7 +336,10 @@ def sweep_main(argv: list[str]) -> int:
         rows = list(pool.map(_sweep_one, jobs))
     from decimal import Decimal
 
-    rows.sort(key=lambda r: (Decimal(r["total_pnl"]), r["sharpe"]), reverse=True)
+    rows.sort(
+        key=lambda r: (Decimal(r["total_pnl"]), r["sharpe"] is not None, r["sharpe"] or 0.0),
+        reverse=True,
+    )
     base_out.mkdir(parents=True, exist_ok=True)
     table = base_out / "sweep.csv"
     import csv
