@@ -21,7 +21,7 @@ from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, ExecError, PlatformError
 
 #: The compiled modules of mlthon/_core (each NAME.pyx becomes mlthon._core.NAME).
-CORE_MODULES = ("tickbook",)
+CORE_MODULES = ("tickbook", "levels")
 
 DIRECTIVES = {
     "language_level": "3",

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: The environment variable that forces the pure-Python core.
 PURE_ENV = "MLTHON_PURE"
 #: The compiled modules, by name (``mlthon._core.<name>``).
-MODULES = ("tickbook",)
+MODULES = ("tickbook", "levels")
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})

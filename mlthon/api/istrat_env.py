@@ -36,7 +36,9 @@ class BookView(Protocol):
     @property
     def valid(self) -> bool:
         """True while the book can be trusted: after a snapshot, before any gap or disconnect, and
-        not while its feed is silent (``Stale``: the last levels are kept, but may be old)."""
+        not while its feed is silent (``Stale``: the last levels are kept, but may be old). An
+        invalid book shows no levels (no best bid or ask, an empty top) until its next snapshot
+        starts, except a ``Stale`` one."""
         ...
 
     def best_bid(self) -> tuple[Price, Qty] | None:

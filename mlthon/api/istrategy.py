@@ -259,7 +259,9 @@ class IStrategy(ABC):
         instrument and the reason) until its next ``SnapshotEnd``. Extensions of mlthon:
         ``Stale``: the feed has been silent (no data, no heartbeat) for longer than its limit; its
         books are marked not valid (their last levels kept); ``Resumed``: data flow again (a
-        fresh snapshot of each book follows)."""
+        fresh snapshot of each book follows); ``BookCrossed``: an order-level book crossed in an
+        auction or pre-open, kept and valid (the detail names the instrument), until
+        ``Resumed`` for that instrument: it uncrossed."""
 
     # --- market data ---------------------------------------------------------------------------
 

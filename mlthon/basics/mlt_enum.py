@@ -146,7 +146,13 @@ class FeedHandlerStatus(MltEnum):
       been resynchronised.
     * ``Stale``: the whole feed has been silent (no market data, no heartbeat) for longer than
       its heartbeat limit; its books are kept but may be out of date.
-    * ``Resumed``: data flow again from a feed that was ``Stale``.
+    * ``Resumed``: data flow again from a feed that was ``Stale``; for one instrument (a status
+      with its id), its book is no longer crossed (after ``BookCrossed``).
+    * ``BookCrossed``: one instrument's order-level (L3) book is crossed (best bid at or above
+      best ask: an auction or a pre-open, where the venue does not trade continuously). The book
+      is kept, valid and updated; ``Resumed`` for that instrument says when it uncrosses (a
+      ``SnapshotStart``, ``BookInvalid`` or ``Disconnected`` ends it too). A price-level book
+      that crosses is ``BookInvalid`` instead.
     """
 
     Unset = 0
@@ -156,6 +162,7 @@ class FeedHandlerStatus(MltEnum):
     BookInvalid = 4
     Stale = 5
     Resumed = 6
+    BookCrossed = 7
 
 
 class GtwRejectCode(MltEnum):

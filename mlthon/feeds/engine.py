@@ -13,6 +13,14 @@ snapshot mismatch)--> ``WAITING``
   instruments are not touched.
 * A :class:`~mlthon.feeds.events.Disconnect` emits ``FeedStatus(Disconnected, iid=0)`` for the
   venue and sends every book of that venue back to ``WAITING``.
+* An order-level (L3) book that crosses stays ``LIVE``: a venue sends every order, so a crossed
+  book is the venue's own (an auction or a pre-open, such as CME's, where orders cross without
+  trading). The engine emits ``FeedStatus(BookCrossed, iid)`` once after the update that left it
+  crossed, keeps applying and emitting the updates, and emits ``FeedStatus(Resumed, iid)`` after
+  the one that uncrosses it. A crossing inside one venue event (a match sent as several
+  updates) is not judged: only after the event's last update (``OrderUpdate.last``), or, for a
+  venue that marks no events, after ``l3_cross_grace`` crossed updates in a row. A price-level
+  book that crosses has lost an update: ``BookInvalid`` and a resync, as above.
 
 While ``WAITING``, sequenced diffs are buffered so that an out-of-band (REST) snapshot can be
 bridged to them by update id (Binance's procedure). A later REST snapshot on a live book is used as
@@ -44,7 +52,7 @@ from mlthon.basics.book import OrderLevelBook
 from mlthon.basics.errors import BadMarketData
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus
-from mlthon.basics.tickbook import ADD, ASK, BID, DELETE, MODIFY, TickBook
+from mlthon.basics.tickbook import ADD, ASK, BID, DELETE, MODIFY, NO_ASK, NO_BID, TickBook
 from mlthon.feeds.events import (
     SEQ_NEXT,
     SEQ_NONE,
@@ -62,6 +70,7 @@ from mlthon.feeds.events import (
     Trades,
 )
 from mlthon.feeds.grid import BadValue, Grid, OffGrid
+from mlthon.feeds.levels import apply_pairs
 from mlthon.infra.bus.messages import (
     BookDelta,
     BookUpdate,
@@ -96,7 +105,10 @@ class FeedStats:
         emitted: bus messages emitted.
         bad: bad-data incidents (each also logged); the first ones are kept in ``bad_records``.
         unknown_symbols: symbols seen that match no instrument.
-        gaps / crossed / silent / mismatches: book invalidations by reason.
+        gaps / crossed / silent / mismatches: book invalidations by reason (``crossed``: a
+            price-level book that crossed).
+        crossed_kept: order-level books reported crossed (``BookCrossed``) and kept: auctions
+            and pre-opens.
         syncs: books (re)built from a verified snapshot.
         verified_snapshots: later REST snapshots that matched the live book's top levels.
         unverifiable_snapshots: later REST snapshots too old or too new to compare.
@@ -119,6 +131,7 @@ class FeedStats:
     unknown_symbols: set[str] = attrs.Factory(set)
     gaps: int = 0
     crossed: int = 0
+    crossed_kept: int = 0
     silent: int = 0
     mismatches: int = 0
     syncs: int = 0
@@ -136,6 +149,7 @@ class _BookState:
 
     __slots__ = (
         "buffer",
+        "cross_told",
         "crossed_run",
         "ex",
         "grid",
@@ -171,6 +185,7 @@ class _BookState:
         self.pending: DepthSnapshot | None = None
         self.verify: DepthSnapshot | None = None
         self.crossed_run = 0
+        self.cross_told = False  # BookCrossed emitted, Resumed not yet (order-level books)
         self.why_waiting = ""
 
 
@@ -183,8 +198,9 @@ class FeedEngine:
         silence_timeout_ns: a live book with no update for this long is invalidated by
             :meth:`check_silence` (None: never).
         max_buffer: most diffs kept per instrument while waiting for a snapshot.
-        l3_cross_grace: consecutive updates an order-level book may stay crossed (venues send a
-            match as several messages) before it is declared invalid.
+        l3_cross_grace: consecutive updates an order-level book of a venue that marks no events
+            (``OrderUpdate.last`` None) may stay crossed (venues send a match as several
+            messages) before it is reported crossed (``BookCrossed``; the book is kept).
         on_snapshot_needed: called with the instrument when its book needs an out-of-band snapshot
             (a live handler fetches one over REST; replay waits for the next one in the file).
         logger: where transitions are logged.
@@ -382,6 +398,7 @@ class FeedEngine:
         st.verify = None
         st.recent.clear()
         st.crossed_run = 0
+        st.cross_told = False
         self._status(st, ts, FeedHandlerStatus.BookInvalid, f"{st.name}: {reason}")
         if self._on_snapshot_needed is not None:
             self._on_snapshot_needed(st.inst)
@@ -398,6 +415,8 @@ class FeedEngine:
                 st.verify = None
                 self._drop_buffer(st)
                 st.recent.clear()
+                st.crossed_run = 0
+                st.cross_told = False
         self._out(
             FeedStatus(
                 ex=exchange.value,
@@ -419,10 +438,15 @@ class FeedEngine:
             ch.extend((ADD, ASK, t, n) for t, n in book.depth(ASK))
             self._out(BookUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), ch=ch))
         self._status(st, ts, FeedHandlerStatus.SnapshotEnd, f"{st.name}: snapshot complete")
+        if st.cross_told:
+            # The image of a crossed order-level book: whoever rebuilt from it hears it again.
+            self._status(st, ts, FeedHandlerStatus.BookCrossed, self._cross_detail(st, "its image"))
 
     def _go_live(self, st: _BookState, ts: int, how: str) -> None:
         st.crossed_run = 0
-        if st.l2.crossed:
+        st.cross_told = False
+        crossed = st.l2.crossed
+        if crossed and st.l3 is None:
             self.stats.crossed += 1
             self._invalidate(st, ts, f"crossed book right after {how}")
             return
@@ -431,7 +455,28 @@ class FeedEngine:
         st.last_ts = ts
         self.stats.syncs += 1
         self._log.info("feed: %s book synchronised from %s", st.name, how)
+        if crossed:  # an order-level snapshot taken in an auction or a pre-open
+            self._told_crossed(st, how)
         self._emit_image(st, ts)
+
+    @staticmethod
+    def _best_text(st: _BookState) -> str:
+        book = st.l2
+        step = st.grid.tick_size
+        bid = "none" if book.bid == NO_BID else str(book.bid * step)
+        ask = "none" if book.ask == NO_ASK else str(book.ask * step)
+        return f"best bid {bid}, best ask {ask}"
+
+    def _cross_detail(self, st: _BookState, after: str) -> str:
+        return (
+            f"{st.name}: order book crossed ({self._best_text(st)}) after {after}; kept (an "
+            "auction or a pre-open): no continuous trading until it uncrosses"
+        )
+
+    def _told_crossed(self, st: _BookState, after: str) -> None:
+        st.cross_told = True
+        self.stats.crossed_kept += 1
+        self._log.info("feed: %s order book crossed after %s; kept", st.name, after)
 
     # --- text -> ticks and lots ------------------------------------------------------------------
     def _off_grid(self, st: _BookState, why: str, source: str, line: int, sizes: bool) -> None:
@@ -500,40 +545,45 @@ class FeedEngine:
         """Apply a diff to ``book``; return an error text on bad data (the book is then partly
         updated). ``out`` gets the changes as ``(action, side, tick, lots)``.
 
-        This loop runs once per level of every depth message: a level whose texts were seen
-        before costs two dict lookups and the book's set.
+        This runs once per level of every depth message: a level whose texts were seen before
+        costs two dict lookups and the book's set, in C when the core is compiled
+        (:func:`~mlthon.feeds.levels.apply_pairs`); the first level with a new text comes back
+        here to be converted, checked and reported, and the loop goes on after it.
         """
         grid = st.grid
-        tget = grid.ticks.get
-        lget = grid.lots.get
-        append = None if out is None else out.append
+        ticks = grid.ticks
+        lots = grid.lots
         try:
             for side, pairs, setter in (
                 (BID, diff.bids, book.set_bid),
                 (ASK, diff.asks, book.set_ask),
             ):
-                for p, q in pairs:
-                    t = tget(p)
+                if type(pairs) is not list:
+                    pairs = list(pairs)
+                end = len(pairs)
+                i = apply_pairs(book, ticks, lots, side, pairs, 0, out)
+                while i < end:
+                    p, q = pairs[i]
+                    i += 1
+                    t = ticks.get(p)
                     if t is None:
                         try:
                             t = grid.ticks_slow(p)
                         except OffGrid as exc:
                             self._off_grid(st, str(exc), source, line, False)
+                            i = apply_pairs(book, ticks, lots, side, pairs, i, out)
                             continue
-                    n = lget(q)
+                    n = lots.get(q)
                     if n is None:
                         n = self._lots_slow(st, q, source, line)
                     prev = setter(t, n)
                     if n:
-                        if prev == n:
-                            continue
-                        act = MODIFY if prev else ADD
-                    elif prev:
-                        act = DELETE
+                        act = -1 if prev == n else MODIFY if prev else ADD
                     else:
-                        continue
-                    if append is not None:
-                        append((act, side, t, n))
+                        act = DELETE if prev else -1
+                    if act >= 0 and out is not None:
+                        out.append((act, side, t, n))
+                    i = apply_pairs(book, ticks, lots, side, pairs, i, out)
         except BadValue as exc:
             return f"unusable level: {exc}"
         return None
@@ -837,59 +887,87 @@ class FeedEngine:
             self.stats.dropped_unsynced += 1
             return
         st.last_ts = ts
+        ch = self._order_changes(st, ts, book, u, source, line)
+        if ch is None:
+            return  # bad data: the book was invalidated
+        if ch:
+            self._out(
+                LevelUpdate(ex=st.ex, iid=st.iid, ts=ts, ets=u.ets, seq=self._next(st.iid), ch=ch)
+            )
+        if u.last is not False:  # inside a venue event the book is not consistent yet
+            if book.crossed or st.cross_told:
+                self._judge_cross(st, ts, book, u, source, line)
+            else:
+                st.crossed_run = 0
+
+    def _order_changes(
+        self, st: _BookState, ts: int, book: OrderLevelBook, u: OrderUpdate, source: str, line: int
+    ) -> list[LevelDelta] | None:
+        """Apply one order update to ``book``: the level changes it made (empty: none), or None
+        if its data were bad (the book is then invalidated)."""
         cur = book.get(u.order_id)
         ch: list[LevelDelta] = []
         if u.remove:
             if cur is None:
                 self.stats.absent_deletes += 1
-                return
+                return ch
             side, t, _n = cur
             book.delete(u.order_id)
             ch.append((DELETE, side, u.order_id, t, 0))
-        else:
-            grid = st.grid
-            try:
-                t = grid.tick_of(u.price)
-                n = grid.lots.get(u.size)
-                if n is None:
-                    n = self._lots_slow(st, u.size, source, line)
-                if n <= 0:
-                    raise BadValue(f"size {u.size} is not positive")
-            except OffGrid as exc:
-                self._off_grid(st, f"order {u.order_id}: {exc}", source, line, False)
-                return
-            except BadValue as exc:
-                self.bad_data(f"{st.name}: {exc}", source, line)
-                self._invalidate(st, ts, f"bad data ({source}:{line})")
-                return
-            if cur is None:
-                book.add(u.side, u.order_id, t, n)
-                ch.append((ADD, u.side, u.order_id, t, n))
-            elif cur[0] != u.side:
-                book.delete(u.order_id)
-                book.add(u.side, u.order_id, t, n)
-                ch.append((DELETE, cur[0], u.order_id, cur[1], 0))
-                ch.append((ADD, u.side, u.order_id, t, n))
-            elif cur[1] != t or cur[2] != n:
-                book.modify(u.order_id, n, t)
-                ch.append((MODIFY, u.side, u.order_id, t, n))
-            else:
-                return
+            return ch
+        grid = st.grid
+        try:
+            t = grid.tick_of(u.price)
+            n = grid.lots.get(u.size)
+            if n is None:
+                n = self._lots_slow(st, u.size, source, line)
+            if n <= 0:
+                raise BadValue(f"size {u.size} is not positive")
+        except OffGrid as exc:
+            self._off_grid(st, f"order {u.order_id}: {exc}", source, line, False)
+            return ch
+        except BadValue as exc:
+            self.bad_data(f"{st.name}: {exc}", source, line)
+            self._invalidate(st, ts, f"bad data ({source}:{line})")
+            return None
+        if cur is None:
+            book.add(u.side, u.order_id, t, n)
+            ch.append((ADD, u.side, u.order_id, t, n))
+        elif cur[0] != u.side:
+            book.delete(u.order_id)
+            book.add(u.side, u.order_id, t, n)
+            ch.append((DELETE, cur[0], u.order_id, cur[1], 0))
+            ch.append((ADD, u.side, u.order_id, t, n))
+        elif cur[1] != t or cur[2] != n:
+            book.modify(u.order_id, n, t)
+            ch.append((MODIFY, u.side, u.order_id, t, n))
+        return ch
+
+    def _judge_cross(
+        self, st: _BookState, ts: int, book: OrderLevelBook, u: OrderUpdate, source: str, line: int
+    ) -> None:
+        """Report an order-level book that is crossed after ``u`` (once) or no longer is.
+
+        A crossed order-level book is the venue's (an auction, a pre-open): it is kept. Venues
+        send a match as several messages (the taker's rest may arrive before the makers'
+        removals): where they mark no events (``u.last`` None), a crossing shorter than the
+        grace is not told.
+        """
         if book.crossed:
-            # Order-level venues send a match as several messages (the taker's rest may arrive
-            # before the makers' removals), so a short crossing is normal; a lasting one is not.
             st.crossed_run += 1
-            if st.crossed_run > self.l3_cross_grace:
-                self.stats.crossed += 1
-                self._invalidate(
-                    st,
-                    ts,
-                    f"order book crossed for {st.crossed_run} updates, up to order {u.order_id} "
-                    f"({source}:{line})",
-                )
-                return
-        else:
-            st.crossed_run = 0
-        self._out(
-            LevelUpdate(ex=st.ex, iid=st.iid, ts=ts, ets=u.ets, seq=self._next(st.iid), ch=ch)
-        )
+            if not st.cross_told and (u.last or st.crossed_run > self.l3_cross_grace):
+                after = f"order {u.order_id} ({source}:{line})"
+                self._told_crossed(st, after)
+                self._status(st, ts, FeedHandlerStatus.BookCrossed, self._cross_detail(st, after))
+            return
+        st.crossed_run = 0
+        if st.cross_told:
+            st.cross_told = False
+            self._log.info("feed: %s order book no longer crossed", st.name)
+            self._status(
+                st,
+                ts,
+                FeedHandlerStatus.Resumed,
+                f"{st.name}: order book no longer crossed ({self._best_text(st)}) after order "
+                f"{u.order_id} ({source}:{line}); continuous trading",
+            )

@@ -106,9 +106,15 @@ class OrderSnapshot:
 
 
 class OrderUpdate:
-    """Add, replace (``size`` > 0) or remove (``remove`` True) one order of an order-level book."""
+    """Add, replace (``size`` > 0) or remove (``remove`` True) one order of an order-level book.
 
-    __slots__ = ("ets", "order_id", "price", "remove", "side", "size", "symbol")
+    ``last`` says where the update stands in the venue's event (a match or an auction's
+    uncrossing is several updates): True for the last one (the book is consistent after it:
+    Databento's ``F_LAST``), False for the others (the book may be crossed in between), None when
+    the venue marks no events (the engine then tolerates a short crossing, ``l3_cross_grace``).
+    """
+
+    __slots__ = ("ets", "last", "order_id", "price", "remove", "side", "size", "symbol")
 
     def __init__(
         self,
@@ -119,6 +125,7 @@ class OrderUpdate:
         price: str,
         size: str,
         remove: bool,
+        last: bool | None = None,
     ) -> None:
         self.symbol = symbol
         self.ets = ets
@@ -127,6 +134,7 @@ class OrderUpdate:
         self.price = price
         self.size = size
         self.remove = remove
+        self.last = last
 
 
 class Trades:

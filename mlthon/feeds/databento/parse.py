@@ -13,6 +13,8 @@ Rules (Databento MBO schema; ``FORMATS.md`` 4.2):
   book. ``F`` is the fill of a resting order and does not change the book either (the change comes
   as a ``C``/``M`` record): it is not used.
 * ``flags & 8``: ``ts_recv`` is not a real receive time (the snapshot carries the file's start).
+* Each :class:`OrderUpdate` says whether it is its event's last (``last``): the feed engine judges
+  a crossing only there (a book crossed after ``F_LAST`` is an auction or a pre-open).
 
 Only publisher 1 (``GLBX.MDP3``, CME Globex) is mapped, to :attr:`Exchange.Cme`.
 """
@@ -243,6 +245,15 @@ class MboDecoder:
                 (oid, side, price, str(size))
                 for oid, (side, price, size) in self.orders.get(iid, {}).items()
             ]
+        # The book is consistent only after the event's last change (a crossing in between is
+        # the venue sending one match as several records, not a crossed market).
+        last: OrderUpdate | None = None
+        for _ln, ev in pend.events:
+            if type(ev) is OrderUpdate:
+                ev.last = False
+                last = ev
+        if last is not None:
+            last.last = True
         return pend.events
 
     def unfinished(self) -> list[tuple[int, Event]]:

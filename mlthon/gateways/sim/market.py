@@ -14,6 +14,11 @@ The exchange works only where our orders rest: resting prices are kept sorted pe
 (:attr:`MarketState.bid_ticks` / :attr:`MarketState.ask_ticks`), so a message that reaches none
 of them is answered in O(1) whatever their number, and queue positions (the lots seen at a
 resting price, :attr:`MarketState.seen`) are followed at those prices only.
+
+A venue's book that is crossed (its best bid at or above its best ask: an order-level book in an
+auction or a pre-open, reported ``BookCrossed`` by the feed, or a match the venue sends in several
+messages) is not a market that trades continuously: while it is crossed the sim does not match
+against it (:meth:`MarketState.venue_crossed`; see :mod:`.matching`).
 """
 
 from __future__ import annotations
@@ -142,6 +147,8 @@ class MarketState:
         # a shared book between a clearing status and the next book message: it already holds
         # what comes next, but the venue's book is empty until then (as an own one would be)
         self.hidden = False
+        # the venue's book was seen crossed since our orders were last checked against it
+        self.was_crossed = False
         self.resting_bids: dict[int, list[SimOrder]] = {}
         self.resting_asks: dict[int, list[SimOrder]] = {}
         self.bid_ticks: list[int] = []  # the keys of resting_bids, sorted
@@ -174,6 +181,14 @@ class MarketState:
         return lots * self.lot_size
 
     # --- the book as the sim sees it -----------------------------------------------------------
+    def venue_crossed(self) -> bool:
+        """True if the venue's book is crossed (best bid at or above best ask): an auction or a
+        pre-open, where nothing trades continuously, or a match sent in several messages."""
+        if self.hidden:
+            return False
+        book = self.book
+        return book.bid >= book.ask  # NO_BID is below and NO_ASK above every tick
+
     def visible(self, side: int, tick: int) -> int:
         """Lots at one price: the venue's, minus what our orders took there since."""
         if self.hidden:
@@ -271,6 +286,7 @@ class MarketState:
             self.hidden = True
         self.taken.clear()
         self.traded.clear()
+        self.was_crossed = False
         seen = self.seen
         for key in seen:
             seen[key] = 0

@@ -599,7 +599,10 @@ class MatchingEngine:
 
     @staticmethod
     def _liquidity(mkt: MarketState, is_buy: bool, limit: int | None) -> int:
-        """Displayed lots an order could take within ``limit`` (None: the whole side)."""
+        """Displayed lots an order could take within ``limit`` (None: the whole side); none
+        while the venue's book is crossed (no continuous trading)."""
+        if mkt.venue_crossed():
+            return 0
         return sum(n for _, n in mkt.walk(ASK if is_buy else BID, limit))
 
     @staticmethod
@@ -623,7 +626,24 @@ class MatchingEngine:
 
     # ================================================================================ matching
     def _execute(self, mkt: MarketState, order: SimOrder) -> None:
-        """Match a live (or just triggered / re-priced) order; rest or cancel what is left."""
+        """Match a live (or just triggered / re-priced) order; rest or cancel what is left.
+
+        While the venue's book is crossed (an auction, a pre-open) nothing matches: a limit
+        order rests, an immediate one (market, IOC, FOK) is cancelled.
+        """
+        if mkt.venue_crossed():
+            mkt.was_crossed = True  # check it against the book when the book uncrosses
+            if order.tick is None or order.tif in (TIF.IOC, TIF.FOK):
+                self._cancel(
+                    order,
+                    CancelCode.ImmediateOrCancel,
+                    True,
+                    f"{order.tif.name if order.tick is not None else 'market'} order cancelled: "
+                    "the book is crossed (an auction or a pre-open), no continuous trading",
+                )
+            else:
+                self._rest(mkt, order)
+            return
         is_market = order.tick is None
         bound = self._walk_bound(mkt, order.is_buy, order.leaves)[0] if is_market else order.tick
         self._self_trade(mkt, order, bound)
@@ -1059,6 +1079,17 @@ class MatchingEngine:
     def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
         # O(1) unless the opposite best reaches our best resting price (the common case reads
         # the book's best tick directly: nothing taken, nothing hidden).
+        book = mkt.book
+        if book.bid >= book.ask and not mkt.hidden:  # mkt.venue_crossed(), inlined
+            # An auction or a pre-open (or a match sent in several messages): no continuous
+            # trading, so no fills from crossing the book and no stops triggered by its mid;
+            # public trades still fill (on_trade_update).
+            mkt.was_crossed = True
+            return
+        if mkt.was_crossed:
+            # Uncrossed: our orders on both sides meet the continuous book again.
+            mkt.was_crossed = False
+            touched_bid = touched_ask = True
         plain = not mkt.taken and not mkt.hidden
         bt = mkt.bid_ticks
         if touched_ask and bt:

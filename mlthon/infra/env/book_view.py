@@ -6,6 +6,15 @@ over a bus to another process, the env's own, applied from each message. ``Price
 objects are made only here and in the callbacks, one per tick or lot value of the instrument
 (:class:`~mlthon.basics.values.TickPrices`, :class:`~mlthon.basics.values.LotQtys`), each checked
 when first made.
+
+A book that is invalid shows no levels (``best_bid`` / ``best_ask`` None, ``top`` empty) from the
+moment it is found invalid (``BookInvalid``: a gap, a bad message, a lost message on the bus) until
+its next snapshot starts, whatever the env or a shared feed book still holds: the strategy never
+reads levels that are known to be wrong. Two states that are not valid still show their levels: a
+book being rebuilt from a snapshot (between ``SnapshotStart`` and ``SnapshotEnd``) and a book whose
+feed is silent past its limit (``Stale``: the last levels, which may be old but are not known to
+be wrong). An order-level book that is crossed (``BookCrossed``: an auction, a pre-open) is the
+venue's and stays valid: its levels show crossed.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from mlthon.basics.book import OrderLevelBook
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.tickbook import ASK, BID, NO_ASK, NO_BID, TickBook
 from mlthon.basics.values import LotQtys, Price, Qty, TickPrices
+from mlthon.infra.env.feed_watch import FeedMark
 
 Level = tuple[Price, Qty]
 
@@ -30,11 +40,17 @@ class EnvBook:
             silence past the feed's limit).
         building: between ``SnapshotStart`` and ``SnapshotEnd`` (no BBO callbacks).
         shared: :attr:`book` is kept by an in-process feed, not by the env.
+        feed: the liveness mark of the instrument's feed (its ``stale`` keeps the last levels
+            shown while the feed is silent); None: no feed watch.
+
+    The views (:meth:`best_bid`, :meth:`best_ask`, :meth:`top`) show no levels while
+    :meth:`shows_levels` is False (see the module docstring).
     """
 
-    __slots__ = ("book", "building", "levels", "prices", "qtys", "shared", "valid")
+    __slots__ = ("book", "building", "feed", "levels", "prices", "qtys", "shared", "valid")
 
-    def __init__(self, inst: Instrument) -> None:
+    def __init__(self, inst: Instrument, feed: FeedMark | None = None) -> None:
+        self.feed = feed
         self.book = TickBook()
         self.levels: OrderLevelBook | None = None
         self.valid = False
@@ -73,9 +89,19 @@ class EnvBook:
         elif not self.shared:
             self.book.clear()
 
+    def shows_levels(self) -> bool:
+        """False while the book is invalid: not valid, not being rebuilt from a snapshot, and
+        its feed not merely silent (``Stale`` keeps the last levels)."""
+        if self.valid or self.building:
+            return True
+        feed = self.feed
+        return feed is not None and feed.stale
+
     # --- BookView -------------------------------------------------------------------------------
     def best_bid(self) -> Level | None:
-        """Best bid price and quantity, or None if the side is empty."""
+        """Best bid price and quantity, or None if the side is empty or the book invalid."""
+        if not self.valid and not self.shows_levels():
+            return None
         b = self.book
         t = b.bid
         if t == NO_BID:
@@ -83,7 +109,9 @@ class EnvBook:
         return self.prices[t], self.qtys[b.bid_lots()]
 
     def best_ask(self) -> Level | None:
-        """Best ask price and quantity, or None if the side is empty."""
+        """Best ask price and quantity, or None if the side is empty or the book invalid."""
+        if not self.valid and not self.shows_levels():
+            return None
         b = self.book
         t = b.ask
         if t == NO_ASK:
@@ -91,7 +119,10 @@ class EnvBook:
         return self.prices[t], self.qtys[b.ask_lots()]
 
     def top(self, n: int) -> tuple[list[Level], list[Level]]:
-        """The best ``n`` levels of each side, best first: ``(bids, asks)``."""
+        """The best ``n`` levels of each side, best first: ``(bids, asks)``; both empty while
+        the book is invalid."""
+        if not self.valid and not self.shows_levels():
+            return [], []
         b = self.book
         prices = self.prices
         qtys = self.qtys

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from mlthon.api.istrategy import BookAction, IStrategy, Strategy
 from mlthon.basics.book import OrderLevelBook
 from mlthon.basics.instrument import Instrument
-from mlthon.basics.mlt_enum import Exchange, MDSub, Side
+from mlthon.basics.mlt_enum import Exchange, FeedHandlerStatus, MDSub, Side
 from mlthon.basics.tickbook import ADD, DELETE, MODIFY, NO_ASK, NO_BID
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import Subscription
@@ -100,7 +100,7 @@ class MdState:
         self.iid = inst.instrument_id
         self.implemented = implemented
         self.subs: set[MDSub] = set()
-        self.book = EnvBook(inst)
+        self.book = EnvBook(inst, feed)
         self.last_ts = 0
         self.last_seq = 0  # the feed's sequence number of the last message (0: none yet)
         self.topic_sub: Subscription | None = None
@@ -195,6 +195,8 @@ def book_handler(env: StratEnv, st: MdState) -> Callable[[str, Any], None]:
     on_other = env._on_md
     perf = time.perf_counter_ns
     book_update = m.BookUpdate
+    feed_status = m.FeedStatus
+    book_invalid = FeedHandlerStatus.BookInvalid
     check_seq = env._check_md_seq
     feed = st.feed  # liveness: one store per message, the timer compares (feed_watch)
 
@@ -263,6 +265,10 @@ def book_handler(env: StratEnv, st: MdState) -> Callable[[str, Any], None]:
     def handler(topic: str, msg: Any) -> None:
         feed.seen = True
         if type(msg) is not book_update:
+            if type(msg) is feed_status and msg.iid and msg.status is book_invalid:
+                # The feed found the book wrong: its levels go (the env's own copy; a shared one
+                # the feed cleared), so that nothing shows them until the next snapshot.
+                book.clear()
             on_other(st, msg)
             return
         t0 = perf()

@@ -909,11 +909,13 @@ class StratEnv(IStratEnv):
             self._rebuild_md_handler(st)
 
     def get_book(self, exchange: Exchange, instrument_id: int) -> BookView | None:
-        """See :meth:`IStratEnv.get_book`. The view is the env's live copy: while it cannot be
-        trusted (before its snapshot, after a gap, a bad message, or while its feed is silent
-        past its limit, ``FeedHandlerStatus.Stale``) its ``valid`` is False and its levels are
-        the last ones received, kept for the strategy to judge (to pull quotes placed around
-        them, say), never passed off as live: they are replaced by the next snapshot."""
+        """See :meth:`IStratEnv.get_book`. The view is the env's live copy. While it cannot be
+        trusted its ``valid`` is False: an invalid book (``BookInvalid``: a gap, a bad message,
+        before its first snapshot) shows no levels until its next snapshot starts; a book whose
+        feed is silent past its limit (``Stale``) keeps its last levels for the strategy to judge
+        (to pull quotes placed around them, say); a book being rebuilt from a snapshot shows the
+        levels received so far. An order-level book crossed in an auction or pre-open
+        (``BookCrossed``) stays valid and shows the crossing."""
         self._check_exchange(exchange)
         if isinstance(instrument_id, bool) or not isinstance(instrument_id, int):
             raise InvalidArgumentType("instrument_id", instrument_id, "must be an int")

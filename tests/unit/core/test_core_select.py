@@ -77,7 +77,7 @@ def test_core_compiled_book_runs_when_built_logged_once():
     res = _probe("0")
     assert res.stdout.split() == ["mlthon._core.tickbook", "False"]
     assert res.stderr.count("mlthon core:") == 1
-    assert "INFO mlthon core: compiled (mlthon._core.tickbook)" in res.stderr
+    assert "INFO mlthon core: compiled (mlthon._core.tickbook, mlthon._core.levels)" in res.stderr
 
 
 def test_core_missing_extension_falls_back_with_a_warning():

@@ -1,0 +1,17 @@
+# Types of the compiled level loop (mlthon/_core/levels.pyx); the same interface as
+# mlthon.feeds.levels.py_apply_pairs, which documents it.
+from typing import Any
+
+from mlthon._core.tickbook import TickBook
+
+SOURCE_HASH: str
+
+def apply_pairs(
+    book: TickBook,
+    ticks: dict[str, int],
+    lots: dict[str, int],
+    side: int,
+    pairs: list[Any],
+    start: int,
+    out: list[tuple[int, int, int, int]] | None,
+) -> int: ...
