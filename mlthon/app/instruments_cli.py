@@ -3,15 +3,20 @@
 Without ``--data`` it lists the instruments file (the bundled one, or ``--file``). With ``--data``
 it reads the recordings through the production readers and lists each (venue, symbol) they hold:
 its instrument id when the file has it, otherwise a draft ``[[instrument]]`` table to add to an
-instruments file. The draft's grid is inferred from the data (the largest step every price and
-every size of the recording is a multiple of), which a short recording can overstate: check it
-against the venue's instrument list before trading on it.
+instruments file. When the recordings carry the venue's definitions (Binance ``exchangeInfo``
+answers in a cryptofeed log or an ``exchangeInfo`` file, Databento ``definition`` files: give
+them with ``--data`` too), the draft takes base and quote coins, kind, tick, lot, minimums and
+the contract multiplier from them (:mod:`mlthon.app.instrument_drafts`). Otherwise its grid is
+inferred from the data (the largest step every price and every size of the recording is a
+multiple of), which a short recording can overstate: check it against the venue's instrument
+list before trading on it. A known instrument whose tick or lot the data contradict is flagged.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
@@ -19,6 +24,12 @@ from pathlib import Path
 
 import attrs
 
+from mlthon.app.instrument_drafts import (
+    Definition,
+    grid_conflicts,
+    is_definition_file,
+    read_definitions,
+)
 from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
@@ -41,6 +52,7 @@ _KIND_BY_VENUE = {
     Exchange.BinanceCoinm: "Inverse",
 }
 _SAMPLE = 200_000  # values kept per symbol and kind (enough for the grid, bounded memory)
+_DELIVERY = re.compile(r"_\d{6}$")  # a dated future's suffix (BCHUSD_210924)
 
 
 @attrs.define
@@ -108,8 +120,9 @@ def _levels(ev: Event) -> Iterable[tuple[str, str]]:
             yield price, size
 
 
-def scan(paths: list[str]) -> tuple[list[SymbolStats], int]:
-    """Every (venue, symbol) of the recordings with its grids; and the number of bad lines."""
+def scan(paths: list[str], *, max_events: int | None = None) -> tuple[list[SymbolStats], int]:
+    """Every (venue, symbol) of the recordings with its grids; and the number of bad lines.
+    ``max_events``: stop after that many events of each file (None: read them all)."""
     bad = 0
 
     def report(why: str, source: str, line: int) -> None:
@@ -118,7 +131,9 @@ def scan(paths: list[str]) -> tuple[list[SymbolStats], int]:
 
     found: dict[tuple[Exchange, str], SymbolStats] = {}
     for path in paths:
-        for se in read_source(path, report):
+        for n, se in enumerate(read_source(path, report)):
+            if max_events is not None and n >= max_events:
+                break
             symbol = getattr(se.event, "symbol", None)
             if not symbol:
                 continue
@@ -136,37 +151,55 @@ def scan(paths: list[str]) -> tuple[list[SymbolStats], int]:
 
 
 def _split(symbol: str) -> tuple[str, str]:
-    s = symbol.upper().replace("-", "").replace("_PERP", "").replace("/", "")
+    s = _DELIVERY.sub("", symbol.upper()).replace("-", "").replace("_PERP", "").replace("/", "")
     for q in _QUOTES:
         if s.endswith(q) and len(s) > len(q):
             return s[: -len(q)], q
     return s, "USD"
 
 
-def draft(st: SymbolStats, instrument_id: int) -> str:
-    """A ``[[instrument]]`` table for a symbol the instruments file lacks."""
-    base, quote = _split(st.symbol)
-    tick = st.price_step or Decimal(1)
-    lot = st.size_step or Decimal(1)
-    kind = _KIND_BY_VENUE.get(st.exchange, "Linear")
-    return "\n".join(
-        [
+def draft(st: SymbolStats, instrument_id: int, definition: Definition | None = None) -> str:
+    """A ``[[instrument]]`` table for a symbol the instruments file lacks: from the recording's
+    ``definition`` when it has one, otherwise inferred from the data."""
+    d = definition
+    base, quote = (d.base, d.quote) if d is not None else _split(st.symbol)
+    tick = (d.tick if d else None) or st.price_step or Decimal(1)
+    lot = (d.lot if d else None) or st.size_step or Decimal(1)
+    min_qty = (d.min_qty if d else None) or lot
+    kind = d.kind if d is not None else _KIND_BY_VENUE.get(st.exchange, "Linear")
+    if d is not None:
+        head = [f"# from the recording's definition ({d.source}): check fees before trading"]
+        if st.price_step is not None and st.price_step % tick:
+            head.append(
+                f"# WARNING: the recorded prices are on a {st.price_step:f} grid, not {tick:f}"
+            )
+    else:
+        head = [
             f"# inferred by `mlthon instruments --data` from {st.prices:,} prices and "
             f"{st.sizes:,} sizes: check the grid,",
-            "# kind, coins and fees against the venue's instrument list before trading on them",
-            "[[instrument]]",
-            f"instrument_id = {instrument_id}",
-            f'name = "{st.symbol}"',
-            f'exchange = "{st.exchange.name}"',
-            f'base = "{base}"',
-            f'quote = "{quote}"',
-            f'kind = "{kind}"',
-            f'tick_size = "{tick:f}"',
-            f'lot_size = "{lot:f}"',
-            f'min_qty = "{lot:f}"',
-            "",
+            "# kind, coins, multiplier and fees against the venue's instrument list before "
+            "trading on them",
         ]
-    )
+    lines = [
+        *head,
+        "[[instrument]]",
+        f"instrument_id = {instrument_id}",
+        f'name = "{st.symbol}"',
+        f'exchange = "{st.exchange.name}"',
+        f'base = "{base}"',
+        f'quote = "{quote}"',
+        f'kind = "{kind}"',
+        f'tick_size = "{tick:f}"',
+        f'lot_size = "{lot:f}"',
+        f'min_qty = "{min_qty:f}"',
+    ]
+    if d is not None and d.min_notional is not None:
+        lines.append(f'min_notional = "{d.min_notional:f}"')
+    if d is not None and d.multiplier is not None:
+        lines.append(f'contract_multiplier = "{d.multiplier:f}"')
+    if d is not None and d.settle_coin:
+        lines.append(f'settle_coin = "{d.settle_coin}"')
+    return "\n".join([*lines, ""])
 
 
 def _table(insts: list[Instrument], title: str) -> None:
@@ -196,7 +229,12 @@ def instruments_main(argv: list[str]) -> int:
     )
     p.add_argument("--file", help="an instruments file (default: the bundled one)")
     p.add_argument("--exchange", help="only this venue (an Exchange name, e.g. BinanceUsdm)")
-    p.add_argument("--data", nargs="+", help="recordings: list the instruments they hold")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        help="recordings (and their definition or exchangeInfo files): list the instruments "
+        "they hold",
+    )
     a = p.parse_args(argv)
     insts = all_insts = load_instruments(a.file)
     if a.exchange:
@@ -213,7 +251,8 @@ def instruments_main(argv: list[str]) -> int:
     for path in a.data:
         if not Path(path).is_file():
             raise ConfigError(f"--data: no such file {path!r}")
-    found, bad = scan(a.data)
+    definitions = read_definitions(a.data)
+    found, bad = scan([p for p in a.data if not is_definition_file(p)])
     by_key = {(i.exchange, i.name.upper()): i for i in insts}
     known = [
         by_key[(s.exchange, s.symbol.upper())]
@@ -226,6 +265,11 @@ def instruments_main(argv: list[str]) -> int:
         _table(
             known, f"known to {source}: use their ids (--instruments, or use = in \\[instruments])"
         )
+    conflicts = grid_conflicts(found, known, definitions)
+    if conflicts:
+        print(f"\nWARNING: {len(conflicts)} grid(s) the recording contradicts:")
+        for c in conflicts:
+            print(f"  {c.message()}")
     if missing:
         next_id = max((i.instrument_id for i in all_insts), default=0) + 1
         print(
@@ -233,7 +277,7 @@ def instruments_main(argv: list[str]) -> int:
             "name it in the strategy config ([instruments] file = ...)\n"
         )
         for k, st in enumerate(missing):
-            print(draft(st, next_id + k))
+            print(draft(st, next_id + k, definitions.get((st.exchange, st.symbol.upper()))))
     if not found:
         print("no instrument found: is it a supported recording? (docs/market-data.md)")
     return 0

@@ -19,6 +19,7 @@ from mlthon.basics.mlt_enum import Side
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.topics import Topics
+from mlthon.infra.ops.figures import plain
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +63,13 @@ class Position:
         return (self.last_price - self.avg_price) * self.qty if self.qty else _ZERO
 
     def to_wire(self) -> dict[str, str | int]:
-        """A JSON-able view (decimals as strings)."""
+        """A JSON-able view (decimals as exact text: no exponent, no trailing zeros)."""
         return {
-            "qty": str(self.qty),
-            "avg_price": str(self.avg_price),
-            "realized": str(self.realized),
-            "unrealized": str(self.unrealized),
-            "fees": str(self.fees),
+            "qty": plain(self.qty),
+            "avg_price": plain(self.avg_price),
+            "realized": plain(self.realized),
+            "unrealized": plain(self.unrealized),
+            "fees": plain(self.fees),
             "fills": self.fills,
         }
 
@@ -128,5 +129,5 @@ class PositionTracker:
         return {
             "open_orders": len(self.open_orders),
             "positions": {f"{ex}:{iid}": p.to_wire() for (ex, iid), p in self.positions.items()},
-            "pnl": str(total),
+            "pnl": plain(total),
         }

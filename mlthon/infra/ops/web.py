@@ -3,7 +3,9 @@
 ==================  ========================================================================
 ``GET /``           the status page (phone-friendly, self-contained)
 ``GET /api/status`` the board's snapshot as JSON (as ``mlthon status --json``)
-``GET /events``     Server-Sent Events: one ``data: <snapshot JSON>`` per change
+``GET /api/page``   the page's view: the snapshot plus each strategy's latest orders, fills and
+                    PnL over time, figures and UTC times as text (:mod:`~mlthon.infra.ops.pageview`)
+``GET /events``     Server-Sent Events: one ``data: <page view JSON>`` per change
 ``GET /metrics``    Prometheus text exposition (:mod:`mlthon.infra.ops.metrics`)
 ``POST /api/kill``  ``{"target": ...}`` with ``Authorization: Bearer <token>``: sends Shutdown
 ==================  ========================================================================
@@ -24,9 +26,11 @@ from typing import Any
 from aiohttp import web
 
 from mlthon.infra.bus import messages as m
+from mlthon.infra.ops.activity import ActivityLog
 from mlthon.infra.ops.board import StatusBoard
 from mlthon.infra.ops.metrics import CONTENT_TYPE, registry_for, render
 from mlthon.infra.ops.page import PAGE
+from mlthon.infra.ops.pageview import page_view
 from mlthon.infra.ops.shutdown import shutdown_topic
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,8 @@ class StatusWeb:
     """Serves a :class:`StatusBoard` over HTTP.
 
     Use as ``async with StatusWeb(board, port=8787) as web:``; :attr:`port` is the bound port
-    (useful with ``port=0``).
+    (useful with ``port=0``). While serving, an :class:`ActivityLog` on the board's bus
+    (:attr:`activity`) follows every strategy's orders, fills and PnL for the page.
 
     Args:
         board: the board to show.
@@ -66,12 +71,16 @@ class StatusWeb:
         self.min_push_interval_s = min_push_interval_s
         self.keepalive_s = keepalive_s
         self.registry = registry_for(board)
+        self.activity = ActivityLog(
+            board.bus, board.topics, board.scheduler, on_change=self._on_change
+        )
         self._clients: set[asyncio.Event] = set()
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
         self.app.router.add_get("/", self._page)
         self.app.router.add_get("/api/status", self._status)
+        self.app.router.add_get("/api/page", self._page_view)
         self.app.router.add_get("/events", self._events)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_post("/api/kill", self._kill)
@@ -86,6 +95,7 @@ class StatusWeb:
     async def start(self) -> None:
         """Bind and serve; :attr:`port` becomes the bound port."""
         self._closing.clear()
+        self.activity.start()
         self.board.add_listener(self._on_change)
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -101,6 +111,7 @@ class StatusWeb:
     async def close(self) -> None:
         """End the live streams and stop serving."""
         self.board.remove_listener(self._on_change)
+        self.activity.stop()
         self._closing.set()
         for ev in self._clients:
             ev.set()
@@ -121,6 +132,13 @@ class StatusWeb:
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.board.snapshot())
 
+    async def _page_view(self, request: web.Request) -> web.Response:
+        return web.json_response(self.view())
+
+    def view(self) -> dict[str, Any]:
+        """The page's view now (what ``/api/page`` answers and ``/events`` pushes)."""
+        return page_view(self.board.snapshot(), self.activity.to_json())
+
     async def _metrics(self, request: web.Request) -> web.Response:
         resp = web.Response(body=render(self.registry))
         resp.headers["Content-Type"] = CONTENT_TYPE
@@ -138,7 +156,7 @@ class StatusWeb:
         changed = asyncio.Event()
         self._clients.add(changed)
         try:
-            await self._send(resp, self.board.snapshot())
+            await self._send(resp, self.view())
             while not self._closing.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.keepalive_s):
@@ -149,7 +167,7 @@ class StatusWeb:
                     await resp.write(b": keepalive\n\n")
                     continue
                 changed.clear()
-                await self._send(resp, self.board.snapshot())
+                await self._send(resp, self.view())
                 # Coalesce bursts: at most one update per period per client.
                 await asyncio.sleep(self.min_push_interval_s)
         except ConnectionResetError:
