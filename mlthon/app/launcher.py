@@ -44,8 +44,16 @@ operator's own when the launcher's environment gives one (``MLTHON_BUS_PASSWORD`
 ``MLTHON_BUS_PASSWORD_FILE``), else generated; the launcher prints where its file is, for
 ``mlthon status --password-file`` and the other CLI clients.
 
-Runtime modes: ``paper`` is what this runs. ``live`` and ``live-testnet`` need the exchange
-gateways, which this build does not have yet: they stop with a clear message.
+``--host``, ``--port`` and ``--root`` replace the strategy file's ``[bus]`` table (the broker the
+run uses or starts, and its topic root); ``--web [HOST:]PORT`` has the control service serve the
+status page and ``/metrics`` there (:class:`~mlthon.infra.ops.web.StatusWeb`, as ``mlthon control
+--web``; in ``--single-process`` too).
+
+Runtime modes: ``paper`` is what this runs. A strategy file in mode ``live`` or
+``live-testnet`` is refused with a message naming the processes that trade live: this build
+has live gateways and feeds for Binance USD-M and Bybit v5 (``docs/exchanges.md``), run as
+``mlthon control``, ``mlthon gateway``, ``mlthon feed`` and ``mlthon strategy``, not by this
+launcher.
 """
 
 from __future__ import annotations
@@ -300,11 +308,13 @@ async def run_processes(
     secure: bool = False,
     journal: str | None = None,
     broker_kind: str = "auto",
+    web: tuple[str, int] | None = None,
 ) -> int:
     """Run every part in its own process until ``stop``; returns the exit code.
 
     ``broker_kind`` chooses the broker started when none answers: ``auto`` (mosquitto if
-    installed, else the embedded amqtt broker), ``mosquitto`` or ``embedded``.
+    installed, else the embedded amqtt broker), ``mosquitto`` or ``embedded``. ``web``
+    (host, port) has the control service serve the status page there.
 
     Raises:
         ConfigError: no broker can be started, or ``secure`` with a broker already running or
@@ -390,7 +400,10 @@ async def run_processes(
             since_ns = LiveClock().now_ns()
             await supervisor.start(
                 "control",
-                ["control", "--strategy", str(strat_cfg), *bus_args, "--state", str(state)],
+                [
+                    *("control", "--strategy", str(strat_cfg), *bus_args, "--state", str(state)),
+                    *(("--web", f"{web[0]}:{web[1]}") if web is not None else ()),
+                ],
                 env_of(ADMIN_USER),
                 stop_timeout_s=10,
             )
@@ -411,7 +424,7 @@ async def run_processes(
                     "telegram",
                     [
                         *("telegram", "--config", telegram),
-                        *("--mqtt-host", "127.0.0.1", "--mqtt-port", str(port)),
+                        *("--host", "127.0.0.1", "--port", str(port)),
                     ],
                     env_of(telegram_user(tg_client)) if tg_client else env,
                     stop_timeout_s=10,
@@ -561,11 +574,13 @@ async def run_single_process(
     ready: asyncio.Event | None = None,
     bus: InProcBus | None = None,
     scheduler: LiveScheduler | None = None,
+    web: tuple[str, int] | None = None,
 ) -> str:
     """Every part in this process, on the in-process bus and the wall clock.
 
     Each part heartbeats on ``{root}/status/{kind}/{name}`` of that bus, as its own process
-    would. ``bus`` and its ``scheduler`` (default: new ones) let a caller watch them.
+    would. ``bus`` and its ``scheduler`` (default: new ones) let a caller watch them. ``web``
+    (host, port) serves the status page of that bus there, as the control service does.
     """
     _check_mode(cfg)
     from mlthon.app.cli import sim_config
@@ -622,7 +637,9 @@ async def run_single_process(
         source = _shift_to_now(source)
     feed_stop = asyncio.Event()
     strat_stop = asyncio.Event()
-    async with asyncio.TaskGroup() as tg:
+    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tg:
+        if web is not None:
+            await _serve_web(stack, bus, sched, topics, web)
         strat_task = tg.create_task(
             run_strategy(cfg, strat_stop, bus=bus, scheduler=sched), name=f"strategy[{cfg.name}]"
         )
@@ -652,6 +669,28 @@ async def run_single_process(
         for part in reversed(parts):
             part.close()
     return outcome
+
+
+async def _serve_web(
+    stack: contextlib.AsyncExitStack,
+    bus: InProcBus,
+    sched: LiveScheduler,
+    topics: Any,
+    web: tuple[str, int],
+) -> None:
+    """The status page and ``/metrics`` of the in-process bus on ``web`` (host, port), until
+    ``stack`` closes; its actions need ``$MLTHON_OPS_TOKEN``, as with ``mlthon control``."""
+    from mlthon.infra.ops.board import StatusBoard
+    from mlthon.infra.ops.web import StatusWeb
+
+    board = StatusBoard(bus, sched, topics)
+    board.start()
+    stack.callback(board.stop)
+    page = StatusWeb(
+        board, host=web[0], port=web[1], token=os.environ.get("MLTHON_OPS_TOKEN") or None
+    )
+    await stack.enter_async_context(page)
+    print(f"mlthon run: status page on http://{web[0]}:{page.port}/", flush=True)
 
 
 def ops_stats(control: ControlService) -> Stats:
@@ -699,7 +738,17 @@ def _telegram_config(cfg: StrategyConfig) -> str | None:
 
 def run_main(argv: list[str]) -> int:
     """Entry point of ``mlthon run``."""
-    p = argparse.ArgumentParser(prog="mlthon run", description=__doc__.splitlines()[0])
+    from mlthon.cli import add_web_arg, with_bus
+    from mlthon.infra.security import add_bus_args, export_login
+
+    p = argparse.ArgumentParser(
+        prog="mlthon run",
+        description="Paper trading: the broker, control service, simulated exchange, feed and "
+        "strategy, each in its own process (or all in one with --single-process).",
+        epilog="example:\n  mlthon run dip.toml --web 8787\n"
+        "  mlthon run dip.toml --single-process --data rec.gz --speed 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="the strategy's TOML config")
     p.add_argument(
         "--single-process",
@@ -742,9 +791,12 @@ def run_main(argv: list[str]) -> int:
         help="the broker to start when none answers: mosquitto if installed, else the embedded "
         "amqtt broker (pip install 'mlthon[broker]') (default auto)",
     )
+    add_web_arg(p)
     add_override_options(p)
+    add_bus_args(p, overrides=True)
     a = p.parse_args(argv)
-    cfg = load_with_overrides(a)
+    export_login(a)
+    cfg = with_bus(load_with_overrides(a), a)
     telegram = a.telegram or _telegram_config(cfg)
     data = a.data if a.data is not None else [str(Path(d).resolve()) for d in cfg.backtest.data]
 
@@ -754,7 +806,7 @@ def run_main(argv: list[str]) -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         if a.single_process:
-            outcome = await run_single_process(cfg, data=data, speed=a.speed, stop=stop)
+            outcome = await run_single_process(cfg, data=data, speed=a.speed, stop=stop, web=a.web)
             print(f"mlthon run: stopped ({outcome})")
             return 0
         rc = await run_processes(
@@ -766,6 +818,7 @@ def run_main(argv: list[str]) -> int:
             secure=a.secure,
             journal=a.journal,
             broker_kind=a.broker,
+            web=a.web,
         )
         print("mlthon run: stopped; every process reaped")
         return rc

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 
+import attrs
+
 from mlthon.basics.errors import MlthonError
-from mlthon.feeds.feed_config import FeedBus, load_feed_file
+from mlthon.feeds.feed_config import FeedBus, FeedFile, load_feed_file
 from mlthon.feeds.handler import FeedConfig, build_source, run_feed
 from mlthon.feeds.record import iter_raw_messages, record
 from mlthon.infra.bus.bus import BusBase, Handler, Subscription
@@ -24,6 +26,7 @@ from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import add_bus_args
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +133,22 @@ async def _flush(bus: BusBase) -> None:
 
 def feed_main(argv: list[str]) -> int:
     """``mlthon feed --config feed.toml [--speed X|max] [--dry-run]``; returns the exit code."""
-    ap = argparse.ArgumentParser(prog="mlthon feed", description="Run a market-data feed handler.")
+    ap = argparse.ArgumentParser(
+        prog="mlthon feed",
+        description="Run a market-data feed handler: a replay or a synthetic market (a live "
+        'venue with [source] kind = "live": docs/exchanges.md).',
+        epilog="example:\n  mlthon feed --config feed.toml --speed 10",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--config", required=True, type=Path, help="feed TOML file")
-    ap.add_argument("--speed", help="override: a multiple of recorded speed, or 'max'")
+    ap.add_argument(
+        "--speed", help="a multiple of recorded speed, or max (default: the config's speed)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="count messages, publish nothing")
+    add_bus_args(ap, overrides=True)
     args = ap.parse_args(argv)
     try:
-        feed = load_feed_file(args.config)
+        feed = with_bus_args(load_feed_file(args.config), args)
         cfg = feed.config
         if cfg is None:
             raise MlthonError(f"{args.config}: a {feed.kind} feed is run by the live feed process")
@@ -154,14 +166,43 @@ def _merged(paths: list[Path]) -> Iterator[tuple[int, bytes]]:
     return heapq.merge(*(iter_raw_messages(p) for p in paths), key=itemgetter(0))
 
 
+def with_bus_args(feed: FeedFile, a: argparse.Namespace) -> FeedFile:
+    """``feed`` with its ``[bus]`` table overridden by the connection options given
+    (:func:`~mlthon.infra.security.add_bus_args`): ``mlthon feed``, replay and live alike."""
+    bus = feed.bus
+    given = {
+        "host": a.host,
+        "port": a.port,
+        "root": a.root,
+        "username": a.user,
+        "password_file": a.password_file,
+        "tls_ca": a.tls_ca,
+    }
+    return attrs.evolve(
+        feed, bus=attrs.evolve(bus, **{k: v for k, v in given.items() if v is not None})
+    )
+
+
 def record_main(argv: list[str]) -> int:
     """``mlthon record --from FILE [FILE ...] --out OUT.gz``: re-record venue messages of
     recordings (merged by receive time) as a raw ``<recv_ns> <json>`` gzip capture."""
     ap = argparse.ArgumentParser(
-        prog="mlthon record", description="Record venue messages in the raw capture format."
+        prog="mlthon record",
+        description="Re-record the venue messages of recordings (merged by receive time) in "
+        "the raw capture format: one <recv_ns> <json> line each, gzipped.",
+        epilog="example:\n  mlthon record --from depth.gz trades.gz --out btcusdt.raw.gz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ap.add_argument("--from", dest="sources", nargs="+", required=True, type=Path)
-    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the recordings to read (docs/market-data.md lists the formats)",
+    )
+    ap.add_argument("--out", required=True, type=Path, help="the capture to write (.gz)")
     args = ap.parse_args(argv)
     try:
         n = record(_merged(args.sources), args.out)

@@ -43,6 +43,7 @@ from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, feed_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
+from mlthon.infra.security import add_bus_args
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,22 @@ def build_live_feed(
     raise ConfigError(f"no live feed for {exchange.name}", key="exchange")
 
 
-def load_live_feed_config(path: str | Path) -> dict[str, Any]:
+def load_live_feed_config(
+    path: str | Path, overrides: argparse.Namespace | None = None
+) -> dict[str, Any]:
     """Read a live feed config (see the module docstring and
-    :mod:`mlthon.feeds.feed_config`, its schema) into plain values.
+    :mod:`mlthon.feeds.feed_config`, its schema) into plain values; ``overrides``: the
+    command line's connection options, which replace the ``[bus]`` table's.
 
     Raises:
         ConfigError: unreadable file, bad TOML, not a live feed, or a bad key or value (file,
             key and value named).
     """
     feed = load_feed_file(path)
+    if overrides is not None:
+        from mlthon.feeds.cli import with_bus_args
+
+        feed = with_bus_args(feed, overrides)
     if feed.live is None:
         raise ConfigError(
             f'is a {feed.kind} feed, not a live one ([source] kind = "live")',
@@ -125,11 +133,17 @@ def live_feed_main(argv: list[str], shutdown: asyncio.Event | None = None) -> in
     Returns:
         0 on a clean stop, 2 on a configuration error, 1 on another mlthon error.
     """
-    p = argparse.ArgumentParser(prog="mlthon feed", description="Run a live venue feed on MQTT.")
-    p.add_argument("--config", required=True)
+    p = argparse.ArgumentParser(
+        prog="mlthon feed",
+        description="Run a live venue feed on MQTT.",
+        epilog="example:\n  mlthon feed --config binance_feed.toml --port 1883",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, help="live feed TOML file (docs/exchanges.md)")
+    add_bus_args(p, overrides=True)
     args = p.parse_args(argv)
     try:
-        cfg = load_live_feed_config(args.config)
+        cfg = load_live_feed_config(args.config, args)
     except ConfigError as exc:
         sys.stderr.write(f"mlthon feed: {exc}\n")
         return 2

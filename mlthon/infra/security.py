@@ -198,11 +198,18 @@ def unique_client_id(role: str) -> str:
 
 def add_login_args(p: argparse.ArgumentParser) -> None:
     """``--user``, ``--password-file`` and ``--tls-ca``: a bus client's login (secured
-    brokers), the same for every client command."""
+    brokers), the same for every client command (:func:`add_bus_args` adds them with the
+    broker's address)."""
+    _login_args(p, process=False)
+
+
+def _login_args(p: Any, *, process: bool) -> None:
+    # ``p``: a parser or an argument group (argparse has no public type for both).
+    who = "the process's own user" if process else ADMIN_USER
     p.add_argument(
         "--user",
         default=None,
-        help=f"broker user (default $MLTHON_BUS_USERNAME, else {ADMIN_USER}; only with a password)",
+        help=f"broker user (default $MLTHON_BUS_USERNAME, else {who}; only with a password)",
     )
     p.add_argument(
         "--password-file",
@@ -217,6 +224,48 @@ def add_login_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="CA certificate: connect with TLS (default $MLTHON_BUS_TLS_CA; none: plain TCP)",
     )
+
+
+#: The connection options (:func:`add_bus_args`) that take a value, as written on a command line.
+BUS_OPTIONS = ("--host", "--port", "--root", "--user", "--password-file", "--tls-ca")
+
+
+def add_bus_args(p: argparse.ArgumentParser, *, overrides: bool = False) -> None:
+    """The connection options of every command that talks to the broker: ``--host``,
+    ``--port``, ``--root`` and the login of :func:`add_login_args`.
+
+    Args:
+        p: the command's parser.
+        overrides: the command reads its broker from a config file's ``[bus]`` table (a
+            strategy, gateway, feed or Telegram bridge process): the options default to None
+            and override the file when given. Otherwise (CLI clients, the control service) they
+            default to 127.0.0.1, 1883 and ``mlt``.
+    """
+    g = p.add_argument_group("connection options")
+    if overrides:
+        g.add_argument("--host", default=None, help="MQTT broker host (default: the config's)")
+        g.add_argument(
+            "--port", type=int, default=None, help="MQTT broker port (default: the config's)"
+        )
+        g.add_argument("--root", default=None, help="topic root (default: the config's)")
+    else:
+        g.add_argument("--host", default="127.0.0.1", help="MQTT broker host (default 127.0.0.1)")
+        g.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
+        g.add_argument("--root", default="mlt", help="topic root (default mlt)")
+    _login_args(g, process=overrides)
+
+
+def export_login(a: argparse.Namespace) -> None:
+    """Hand a process's ``--user``, ``--password-file`` and ``--tls-ca`` to every bus client it
+    opens, as ``$MLTHON_BUS_USERNAME``, ``$MLTHON_BUS_PASSWORD_FILE`` and
+    ``$MLTHON_BUS_TLS_CA`` would (:func:`bus_client_options` reads them): the options a
+    strategy, gateway, feed, Telegram or control process was given win over its environment."""
+    if a.password_file:
+        os.environ.pop(PASSWORD_ENV, None)  # the password itself would win over the file
+    given = ((a.user, USERNAME_ENV), (a.password_file, PASSWORD_FILE_ENV), (a.tls_ca, TLS_CA_ENV))
+    for value, var in given:
+        if value:
+            os.environ[var] = str(value)
 
 
 def client_options(a: argparse.Namespace) -> dict[str, Any]:

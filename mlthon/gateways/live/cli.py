@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from mlthon.basics.errors import ConfigError, MlthonError
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.gateways.base import confirm_sent
@@ -36,7 +38,7 @@ from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import bus_client_options, gateway_user
+from mlthon.infra.security import add_bus_args, bus_client_options, export_login, gateway_user
 
 if TYPE_CHECKING:
     pass
@@ -78,11 +80,13 @@ def is_live_config(data: dict[str, Any]) -> bool:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="mlthon gateway", description="Run a live venue gateway on MQTT."
+        prog="mlthon gateway",
+        description="Run a live venue gateway on MQTT.",
+        epilog="example:\n  mlthon gateway --config binance_testnet.toml --port 1883",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", required=True, help="gateway TOML file (see docs/exchanges.md)")
-    p.add_argument("--host", default=None, help="MQTT host (overrides [bus] host)")
-    p.add_argument("--port", type=int, default=None, help="MQTT port (overrides [bus] port)")
+    add_bus_args(p, overrides=True)
     return p
 
 
@@ -99,6 +103,8 @@ def gateway_main(argv: list[str], shutdown: asyncio.Event | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = LiveGatewayConfig.from_toml(args.config)
+        config = attrs.evolve(config, root=args.root or config.root)
+        export_login(args)
         build = builder(config.exchange)
         creds = config.credentials()
     except ConfigError as exc:

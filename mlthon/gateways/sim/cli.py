@@ -35,7 +35,7 @@ from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import DEGRADED, gateway_will
 from mlthon.infra.ops.metering import MeteredBus
 from mlthon.infra.ops.wiring import ProcessOps, follow_venue_status, metered_stats
-from mlthon.infra.security import bus_client_options, gateway_user
+from mlthon.infra.security import add_bus_args, bus_client_options, gateway_user
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,14 @@ _CONFIRM_EVERY_S = 0.05
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="mlthon gateway", description="Run the simulated exchange gateway on MQTT."
+        prog="mlthon gateway",
+        description="Run the simulated exchange gateway on MQTT (a live venue when the config "
+        "names an environment: docs/exchanges.md).",
+        epilog="example:\n  mlthon gateway --config gateway.toml --port 1883",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", required=True, help="gateway TOML file (see docs/simulation.md)")
-    p.add_argument("--host", default=None, help="MQTT host (overrides [bus] host)")
-    p.add_argument("--port", type=int, default=None, help="MQTT port (overrides [bus] port)")
-    p.add_argument("--root", default=None, help="topic root (overrides [gateway] root)")
+    add_bus_args(p, overrides=True)
     return p
 
 
@@ -66,8 +68,13 @@ def gateway_main(argv: list[str], shutdown: asyncio.Event | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = SimGatewayConfig.from_toml(args.config)
-        if args.root:
-            config = attrs.evolve(config, root=args.root)
+        config = attrs.evolve(
+            config,
+            root=args.root or config.root,
+            bus_username=args.user or config.bus_username,
+            bus_password_file=args.password_file or config.bus_password_file,
+            bus_tls_ca=args.tls_ca or config.bus_tls_ca,
+        )
     except ConfigError as exc:
         sys.stderr.write(f"mlthon gateway: {exc}\n")
         return 2

@@ -41,22 +41,28 @@ from mlthon.infra.ops.board import ComponentView, StatusBoard
 from mlthon.infra.ops.collect import CREDENTIALS_HINT, BrokerRefused, BrokerUnreachable, watch
 from mlthon.infra.ops.heartbeat import DOWN, STALE
 from mlthon.infra.ops.shutdown import shutdown_topic, target_matches
-from mlthon.infra.security import ADMIN_USER, add_login_args, bus_client_options, client_options
+from mlthon.infra.security import ADMIN_USER, add_bus_args, bus_client_options, client_options
 
 _STYLE = {"up": "green", "degraded": "yellow", "down": "dim", "stale": "bold red"}
 
 
 def _bus_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="MQTT broker host (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=1883, help="MQTT broker port (default 1883)")
-    p.add_argument("--root", default="mlt", help="topic root (default mlt)")
+    add_bus_args(p)
     p.add_argument(
         "--settle",
         type=cli_number(0, 600, low_open=False),
         default=0.5,
-        help="seconds to gather retained statuses (0.5)",
+        help="seconds to gather retained statuses (default 0.5)",
     )
-    add_login_args(p)
+
+
+def _parser(command: str, description: str, example: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog=f"mlthon {command}",
+        description=description,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _when(ns: int) -> str:
@@ -76,17 +82,28 @@ def _fail_broker(exc: BrokerUnreachable | BrokerRefused) -> int:
 # --- status ------------------------------------------------------------------------------------
 
 
-def status_table(board: StatusBoard) -> Table:
-    """The components as a rich table."""
+#: Below this console width the status table leaves out restarts, events/s and lag.
+WIDE = 120
+
+
+def status_table(board: StatusBoard, width: int = WIDE) -> Table:
+    """The components as a rich table that fits ``width`` columns: each cell on one line (cut
+    with an ellipsis rather than broken), the figures left out when narrow."""
     now = board.scheduler.now_ns()
     table = Table(title=f"mlthon components ({board.topics.root})", expand=True)
-    cols = ("kind", "name", "state", "detail", "pid@host", "heard", "restarts", "events/s")
-    for col in (*cols, "lag ms"):
-        table.add_column(col, overflow="fold")
+    wide = width >= WIDE
+    for col in ("kind", "name", "state"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1, min_width=8)
+    for col in ("pid@host", "heard"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
+    if wide:
+        for col in ("restarts", "events/s", "lag ms"):
+            table.add_column(col, no_wrap=True, justify="right")
     for v in board.sorted_views():
         st = v.status
         restarts = st.extra.get("restarts") if st else None
-        table.add_row(
+        row = [
             v.kind,
             v.name,
             f"[{_STYLE.get(v.state, '')}]{v.state}[/]",
@@ -95,25 +112,41 @@ def status_table(board: StatusBoard) -> Table:
             else (st.last_error if st and st.last_error else "") or (st.detail if st else v.venue),
             f"{st.pid}@{st.host}" if st else "-",
             f"{(now - v.heard_ns) / NS_PER_S:.1f}s ago" if v.heard_ns else "-",
-            "-" if restarts is None else str(restarts),
-            f"{st.rates.get('events', 0.0):.1f}" if st else "-",
-            f"{st.lag_ms:.1f}" if st else "-",
-        )
+        ]
+        if wide:
+            row += [
+                "-" if restarts is None else str(restarts),
+                f"{st.rates.get('events', 0.0):.1f}" if st else "-",
+                f"{st.lag_ms:.1f}" if st else "-",
+            ]
+        table.add_row(*row)
     if not board.components:
         table.caption = "no component heard yet"
+    elif not wide:
+        table.caption = f"restarts, events/s and lag: a terminal of {WIDE}+ columns, or --json"
     return table
 
 
 def status_main(argv: list[str]) -> int:
     """``mlthon status [--once] [--json] [--stale-after S]``: every component's status."""
-    ap = argparse.ArgumentParser(prog="mlthon status", description="Show every component.")
+    ap = _parser(
+        "status",
+        "Show every component: gateways, feeds, strategies, control, Telegram.",
+        "mlthon status --once",
+    )
     ap.add_argument("--once", action="store_true", help="print once and exit")
     ap.add_argument("--json", action="store_true", help="print the snapshot as JSON and exit")
     ap.add_argument(
-        "--stale-after", type=cli_number(0, 86400), default=None, help="stale timeout in seconds"
+        "--stale-after",
+        type=cli_number(0, 86400),
+        default=None,
+        help="seconds of silence after which a component is stale (default: its heartbeat's)",
     )
     ap.add_argument(
-        "--refresh", type=cli_number(0, 3600), default=0.5, help="live refresh period (0.5 s)"
+        "--refresh",
+        type=cli_number(0, 3600),
+        default=0.5,
+        help="live refresh period in seconds (default 0.5)",
     )
     _bus_args(ap)
     a = ap.parse_args(argv)
@@ -139,13 +172,13 @@ async def _status(a: argparse.Namespace) -> int:
             return 0
         console = Console()
         if a.once:
-            console.print(status_table(board))
+            console.print(status_table(board, console.width))
             return 0
-        with Live(status_table(board), console=console, auto_refresh=False) as live:
+        with Live(status_table(board, console.width), console=console, auto_refresh=False) as live:
             while True:
                 await asyncio.sleep(a.refresh)
                 board.check()
-                live.update(status_table(board), refresh=True)
+                live.update(status_table(board, console.width), refresh=True)
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -170,7 +203,7 @@ def server_rows(board: StatusBoard) -> list[dict[str, Any]]:
 def servers_main(argv: list[str]) -> int:
     """``mlthon servers [--json]``: the running servers, as the control service of AATS lists
     its market and trade servers."""
-    ap = argparse.ArgumentParser(prog="mlthon servers", description="List running servers.")
+    ap = _parser("servers", "List the running servers.", "mlthon servers --kind feed")
     ap.add_argument("--json", action="store_true", help="print JSON")
     ap.add_argument("--kind", help="only this kind (gateway, feed, strategy, control, telegram)")
     _bus_args(ap)
@@ -186,7 +219,7 @@ def servers_main(argv: list[str]) -> int:
         return 0
     table = Table(title="mlthon servers")
     for col in ("name", "kind", "pid", "host", "state", "since (UTC)"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True, overflow="ellipsis")
     for r in rows:
         table.add_row(r["name"], r["kind"], str(r["pid"]), r["host"], r["state"], _when(r["since"]))
     Console().print(table)
@@ -217,12 +250,22 @@ def find_targets(board: StatusBoard, target: str) -> list[ComponentView]:
 def kill_main(argv: list[str]) -> int:
     """``mlthon kill <name|kind/name|pid> [--timeout S] [--reason TEXT]``: stop one server
     cleanly (a Shutdown on the bus; SIGTERM to a local pid if it does not answer)."""
-    ap = argparse.ArgumentParser(prog="mlthon kill", description="Stop one server cleanly.")
+    ap = _parser(
+        "kill",
+        "Stop one server cleanly: a shutdown on the bus, SIGTERM to a local pid if it does not "
+        "answer.",
+        "mlthon kill feed/Sim",
+    )
     ap.add_argument("target", help="component name, kind/name, pid or pid@host")
     ap.add_argument(
-        "--timeout", type=cli_number(0, 3600), default=10.0, help="seconds to wait for 'down'"
+        "--timeout",
+        type=cli_number(0, 3600),
+        default=10.0,
+        help="seconds to wait for it to say it is down (default 10)",
     )
-    ap.add_argument("--reason", default="mlthon kill", help="why (logged by the target)")
+    ap.add_argument(
+        "--reason", default="mlthon kill", help="why (logged by the target; default mlthon kill)"
+    )
     ap.add_argument("--no-signal", action="store_true", help="never fall back to SIGTERM")
     _bus_args(ap)
     a = ap.parse_args(argv)
@@ -285,19 +328,55 @@ async def _kill(a: argparse.Namespace) -> int:
 def doctor_main(argv: list[str]) -> int:
     """``mlthon doctor [--strategy S.toml]... [--telegram T.toml] [--secret F]... [--dir D]...``:
     pre-flight checks, one verdict per line; exit 1 if any FAIL."""
-    ap = argparse.ArgumentParser(prog="mlthon doctor", description="Pre-flight checks.")
-    ap.add_argument("--strategy", action="append", type=Path, default=[], metavar="TOML")
-    ap.add_argument("--instruments", type=Path, default=None, help="instruments file")
-    ap.add_argument("--telegram", type=Path, default=None, help="telegram.toml (token file)")
-    ap.add_argument("--secret", action="append", type=Path, default=[], help="a secret file")
-    ap.add_argument("--dir", action="append", type=Path, default=[], help="log/journal dir")
-    ap.add_argument("--min-free-mb", type=cli_number(0, 1e12, low_open=False), default=500.0)
+    ap = _parser(
+        "doctor",
+        "Pre-flight checks: broker, clock, configs, secrets, versions, disk; one verdict per line "
+        "(OK, WARN, FAIL, SKIP); exit 1 if any fails.",
+        "mlthon doctor --strategy dip.toml --telegram telegram.toml",
+    )
     ap.add_argument(
-        "--max-skew", type=cli_number(0, 86400), default=2.0, help="tolerated clock skew (s)"
+        "--strategy",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="TOML",
+        help="a strategy config to check (repeat for several)",
+    )
+    ap.add_argument(
+        "--instruments", type=Path, default=None, help="instruments file (default: the bundled one)"
+    )
+    ap.add_argument(
+        "--telegram", type=Path, default=None, help="a telegram.toml whose token file is checked"
+    )
+    ap.add_argument(
+        "--secret", action="append", type=Path, default=[], help="a secret file (repeatable)"
+    )
+    ap.add_argument(
+        "--dir",
+        action="append",
+        type=Path,
+        default=[],
+        help="a log or journal folder whose free space is checked (repeatable; default: here "
+        "and $MLTHON_LOG_DIR)",
+    )
+    ap.add_argument(
+        "--min-free-mb",
+        type=cli_number(0, 1e12, low_open=False),
+        default=500.0,
+        help="free disk space below which the disk check fails (MB, default 500)",
+    )
+    ap.add_argument(
+        "--max-skew",
+        type=cli_number(0, 86400),
+        default=2.0,
+        help="tolerated clock skew in seconds (default 2)",
     )
     ap.add_argument("--json", action="store_true", help="print the checks as JSON")
     ap.add_argument(
-        "--connect-timeout", type=cli_number(0, 600), default=3.0, help="broker timeout (s)"
+        "--connect-timeout",
+        type=cli_number(0, 600),
+        default=3.0,
+        help="seconds to wait for the broker (default 3)",
     )
     _bus_args(ap)
     a = ap.parse_args(argv)
@@ -324,7 +403,8 @@ def doctor_main(argv: list[str]) -> int:
         for c in checks:
             print(c.line())
         bad = sum(c.verdict == dr.FAIL for c in checks)
-        print(f"{len(checks)} checks, {bad} failed")
+        skipped = sum(c.verdict == dr.SKIP for c in checks)
+        print(f"{len(checks)} checks, {bad} failed, {skipped} skipped")
     return dr.verdict(checks)
 
 

@@ -13,7 +13,8 @@ disk           free space for logs and journals
 stale          no running component has gone silent
 =============  ===========================================================================
 
-A FAIL makes the exit code 1; WARNs do not.
+A FAIL makes the exit code 1; WARNs do not. A check with nothing to check (no strategy config, no
+secret file given) is reported as SKIP, with what to give to have it done.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from mlthon.infra.strategy_params import ParamSchema, param_rules
 OK = "OK"
 WARN = "WARN"
 FAIL = "FAIL"
+SKIP = "SKIP"  # nothing to check: not a pass
 
 
 @attrs.frozen
@@ -50,7 +52,9 @@ class Check:
     fix: str = ""
 
     def line(self) -> str:
-        """``[FAIL] name: why (fix: ...)``."""
+        """``[FAIL] name: why -> fix: ...`` (``[SKIP] name: why (how to have it checked)``)."""
+        if self.verdict == SKIP:
+            return f"[{SKIP}] {self.name}: {self.why}" + (f" ({self.fix})" if self.fix else "")
         fix = f" -> fix: {self.fix}" if self.fix and self.verdict != OK else ""
         return f"[{self.verdict:<4}] {self.name}: {self.why}{fix}"
 
@@ -94,7 +98,7 @@ def check_config(paths: Sequence[Path]) -> list[Check]:
     """Each strategy config loads, its instruments resolve, its class imports and its
     ``[params]`` fit the class's parameter schema (:mod:`mlthon.infra.strategy_params`)."""
     if not paths:
-        return [Check("config", OK, "no strategy config given (use --strategy FILE)")]
+        return [Check("config", SKIP, "no strategy config given", "check one with --strategy FILE")]
     out = []
     for p in paths:
         try:
@@ -163,7 +167,9 @@ def check_secrets(telegram: Path | None, secrets: Sequence[Path]) -> list[Check]
         if tf is not None:
             files.append(tf)
     if not files and not out:
-        return [Check("secrets", OK, "no secret file to check")]
+        return [
+            Check("secrets", SKIP, "no secret file given", "check one with --secret or --telegram")
+        ]
     return out + [check_secret(f) for f in files]
 
 

@@ -9,6 +9,8 @@ import logging
 import signal
 import sys
 
+import attrs
+
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
@@ -16,7 +18,7 @@ from mlthon.infra.clock import LiveScheduler
 from mlthon.infra.loop import run_process
 from mlthon.infra.ops.heartbeat import component_will
 from mlthon.infra.ops.wiring import ProcessOps
-from mlthon.infra.security import bus_client_options, telegram_user
+from mlthon.infra.security import add_bus_args, bus_client_options, export_login, telegram_user
 from mlthon.infra.telegram.bridge import TelegramBridge
 from mlthon.infra.telegram.config import TelegramConfig, load_config
 from mlthon.infra.telegram.errors import BotApiRejected
@@ -28,11 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlthon telegram",
         description="Run the Telegram bridge: commands and notifications for every strategy.",
+        epilog="example:\n  mlthon telegram --config telegram.toml --port 1883",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, help="path of telegram.toml")
-    p.add_argument("--mqtt-host", help="broker host (overrides [bus] host)")
-    p.add_argument("--mqtt-port", type=int, help="broker port (overrides [bus] port)")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--config", required=True, help="path of telegram.toml (docs/telegram.md)")
+    add_bus_args(p, overrides=True)
+    # Deprecated spellings of --host and --port (before the options were the same everywhere).
+    p.add_argument("--mqtt-host", help=argparse.SUPPRESS)
+    p.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level when run as python -m mlthon.infra.telegram (default INFO; mlthon "
+        "telegram takes the global --log-level)",
+    )
     return p
 
 
@@ -57,15 +69,33 @@ def telegram_main(argv: list[str]) -> int:
         )
     # httpx logs every Bot API request (a long poll every few seconds) at INFO.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for old, new in (("mqtt_host", "host"), ("mqtt_port", "port")):
+        if getattr(args, old) is not None:
+            log.warning(
+                "mlthon telegram: --%s is deprecated, use --%s",
+                old.replace("_", "-"),
+                new,
+            )
+            if getattr(args, new) is None:
+                setattr(args, new, getattr(args, old))
     try:
         config = load_config(args.config)
+        export_login(args)
     except ConfigError as exc:
         sys.stderr.write(f"mlthon telegram: {exc}\n")
         return 2
-    host = args.mqtt_host or config.bus.host
-    port = args.mqtt_port or config.bus.port
+    bus = config.bus
+    config = attrs.evolve(
+        config,
+        bus=attrs.evolve(
+            bus,
+            host=args.host or bus.host,
+            port=args.port or bus.port,
+            root=args.root or bus.root,
+        ),
+    )
     try:
-        run_process(_serve(config, host, port))
+        run_process(_serve(config, config.bus.host, config.bus.port))
     except BotApiRejected as exc:
         sys.stderr.write(
             f"mlthon telegram: Telegram refused the bot ({exc}); check the token "

@@ -72,9 +72,9 @@ async def test_doctor_against_running_components_all_ok(mosquitto, topic_root, t
         await bus.flush()
     verdicts = {c.name: c.verdict for c in checks}
     assert verdicts == {
-        "config": "OK",
+        "config": "SKIP",
         "instruments": "OK",
-        "secrets": "OK",
+        "secrets": "SKIP",
         "disk": "OK",
         "broker": "OK",
         "clock": "OK",
