@@ -174,6 +174,7 @@ def build(case: str, n_msgs: int, half: bool) -> tuple[Backtest, Any]:
         }
         bt = Backtest(
             MarketMaker,
+            cache=os.environ.get(CACHE_ENV, "off") != "off",
             data=[path],
             instruments=insts,
             params=params,
@@ -191,6 +192,11 @@ def build(case: str, n_msgs: int, half: bool) -> tuple[Backtest, Any]:
     gw = SimGatewayConfig.from_dict({"account": {"balances": {"USDT": "1000000000"}}})
     bt = Backtest(strat, data=data, instruments=insts, name="bench", gateway=gw)
     return bt, strat
+
+
+#: Set for the children: "off" decodes the capture's JSON on every run (no cache read or written);
+#: otherwise the replay cache directory (``MLTHON_CACHE_DIR``), warmed before the measured runs.
+CACHE_ENV = "BENCH_EVENTS_CACHE"
 
 
 def child(case: str, n_msgs: int, half: bool, out: Path) -> None:
@@ -222,7 +228,7 @@ def count_events(case: str, n_msgs: int, half: bool) -> int:
     if case == "demo":
         from mlthon.feeds.replay import replay_files
 
-        data = replay_files(data, bt.instruments, end_ns=bt.end_ns)  # type: ignore[arg-type]
+        data = replay_files(data, bt.instruments, end_ns=bt.end_ns, cache=False)  # type: ignore[arg-type]
     n = 0
     for msg in data:  # type: ignore[union-attr]
         kind = type(msg).__name__
@@ -231,6 +237,14 @@ def count_events(case: str, n_msgs: int, half: bool) -> int:
         elif kind == "TradeUpdate":
             n += len(msg.tr)
     return n
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    cache = env.get(CACHE_ENV, "off")
+    if cache != "off":
+        env["MLTHON_CACHE_DIR"] = cache
+    return env
 
 
 def measure(case: str, n_msgs: int, half: bool, cpu_only: bool) -> dict[str, Any]:
@@ -258,7 +272,7 @@ def measure(case: str, n_msgs: int, half: bool, cpu_only: bool) -> dict[str, Any
                 f"--callgrind-out-file={cg}",
                 *cmd,
             ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=child_env())
         if proc.returncode or not out.exists():
             sys.exit(f"bench_events: {case} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
         info: dict[str, Any] = json.loads(out.read_text())
@@ -281,6 +295,13 @@ def main() -> int:
         help="venue messages of the synthetic cases (default 8000; half for the half run)",
     )
     ap.add_argument("--cpu", action="store_true", help="CPU time instead of callgrind")
+    ap.add_argument(
+        "--cache",
+        choices=("off", "warm"),
+        default="off",
+        help="the demo's capture: decoded from its JSON on each run (off, the default), or read "
+        "from a warm replay cache (a fresh directory, filled by one unmeasured run first)",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--half", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -289,7 +310,20 @@ def main() -> int:
         child(a.child, a.events, a.half, Path(a.out))
         return 0
     unit = "CPU ns" if a.cpu else "instructions"
-    print(f"demo data: {capture()}")
+    print(f"demo data: {capture()} (replay cache {a.cache})")
+    tmp_cache = None
+    if a.cache == "warm":
+        tmp_cache = tempfile.TemporaryDirectory()
+        os.environ[CACHE_ENV] = tmp_cache.name
+        with tempfile.TemporaryDirectory() as warm:
+            subprocess.run(
+                [sys.executable, __file__, "--child", "demo", "--out", f"{warm}/i.json"],
+                check=True,
+                env=child_env(),
+                capture_output=True,
+            )
+    else:
+        os.environ[CACHE_ENV] = "off"
     results: dict[str, float] = {}
     for case in a.case.split(","):
         if case not in CASES:

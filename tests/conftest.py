@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -27,6 +28,13 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 600) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _replay_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Replays cache what they decode (feeds/replay_cache.py): never into the user's home from
+    the tests, nor from the CLI processes they start (which inherit the environment)."""
+    os.environ["MLTHON_CACHE_DIR"] = str(tmp_path_factory.mktemp("replay-cache"))
 
 
 @pytest.fixture(scope="session")

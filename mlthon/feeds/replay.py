@@ -5,6 +5,9 @@
 with its ``ts``. Several files are merged by receive time (ties: the order of ``paths``, then file
 order) and share one engine, so a REST-snapshot file and a WebSocket file of one session, or two
 consecutive days, make one continuous feed.
+
+Each file's venue events are decoded once: later replays of the same bytes read them from the
+replay cache (:mod:`mlthon.feeds.replay_cache`) unless ``cache=False``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from mlthon.basics.instrument import Instrument
 from mlthon.feeds.engine import FeedEngine, FeedStats
 from mlthon.feeds.events import SourceEvent
 from mlthon.feeds.readers import read_source
+from mlthon.feeds.replay_cache import ReplayCache
 from mlthon.infra.bus.messages import Msg
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,8 @@ class Replay(Iterator[Msg]):
             snapshot (``SnapshotStart``, the book, ``SnapshotEnd``).
         end_ns: stop after this receive time.
         silence_timeout_s: invalidate a live book with no update for this long (None: off).
+        cache: the replay cache of decoded files: True (the default directory,
+            ``$MLTHON_CACHE_DIR``), a :class:`ReplayCache`, or False to decode every file.
     """
 
     def __init__(
@@ -48,6 +54,7 @@ class Replay(Iterator[Msg]):
         start_ns: int | None = None,
         end_ns: int | None = None,
         silence_timeout_s: float | None = None,
+        cache: bool | ReplayCache = True,
     ) -> None:
         self._out: deque[Msg] = deque()
         timeout = None if silence_timeout_s is None else int(silence_timeout_s * NS)
@@ -55,6 +62,10 @@ class Replay(Iterator[Msg]):
         self.paths = [str(p) for p in paths]
         self.start_ns = start_ns
         self.end_ns = end_ns
+        self.cache: ReplayCache | None = (
+            cache if isinstance(cache, ReplayCache) else ReplayCache() if cache else None
+        )
+        self._sources: list[Iterator[SourceEvent]] = []
         # Called with each venue event's receive time before the engine applies it (once the
         # first message is out): a backtest runs the timers due by then, so that a timer between
         # two messages sees the engine's books as of the last message delivered, not the next.
@@ -76,7 +87,11 @@ class Replay(Iterator[Msg]):
 
     def _events(self) -> Iterator[SourceEvent]:
         report = self.engine.bad_data
-        sources = [read_source(p, report) for p in self.paths]
+        cache = self.cache
+        sources = [
+            read_source(p, report) if cache is None else cache.events(p, report) for p in self.paths
+        ]
+        self._sources = sources
         if len(sources) == 1:
             return sources[0]
         return heapq.merge(*sources, key=attrgetter("ts"))
@@ -91,44 +106,52 @@ class Replay(Iterator[Msg]):
         on_event = engine.on_event
         last_ts: dict[str, int] = {}
         advanced = -1  # the last time handed to ``advance`` (once per receive time)
-        for se in self._events():
-            ts = se.ts
-            src = se.source
-            if ts < last_ts.get(src, ts):
-                engine.bad_data(f"receive time {ts} goes backwards; skipped", src, se.line)
-                continue
-            last_ts[src] = ts
-            if end is not None and ts > end:
-                break
-            if not started and start is not None and ts >= start:
-                started = True
-                out.clear()
-                engine.emit_book_images(ts)
-            if silence:
-                engine.check_silence(ts)
-            if started and ts > advanced:
-                advanced = ts
-                advance = self.advance
-                if advance is not None:
-                    advance(ts)
-            on_event(ts, se.exchange, se.event, se.source, se.line)
-            if started:
-                while out:
-                    yield out.popleft()
-            else:
-                out.clear()
-        for why in engine.waiting_reasons():
-            log.warning("feed: %s", why)
-        s = engine.stats
-        log.info(
-            "feed: replay of %s done: %d events, %d messages, %d syncs, %d gaps, %d bad",
-            ", ".join(self.paths),
-            s.events,
-            s.emitted,
-            s.syncs,
-            s.gaps,
-            s.bad,
-        )
+        try:
+            for se in self._events():
+                ts = se.ts
+                src = se.source
+                if ts < last_ts.get(src, ts):
+                    engine.bad_data(f"receive time {ts} goes backwards; skipped", src, se.line)
+                    continue
+                last_ts[src] = ts
+                if end is not None and ts > end:
+                    break
+                if not started and start is not None and ts >= start:
+                    started = True
+                    out.clear()
+                    engine.emit_book_images(ts)
+                if silence:
+                    engine.check_silence(ts)
+                if started and ts > advanced:
+                    advanced = ts
+                    advance = self.advance
+                    if advance is not None:
+                        advance(ts)
+                on_event(ts, se.exchange, se.event, se.source, se.line)
+                if started:
+                    while out:
+                        yield out.popleft()
+                else:
+                    out.clear()
+            for why in engine.waiting_reasons():
+                log.warning("feed: %s", why)
+            s = engine.stats
+            log.info(
+                "feed: replay of %s done: %d events, %d messages, %d syncs, %d gaps, %d bad",
+                ", ".join(self.paths),
+                s.events,
+                s.emitted,
+                s.syncs,
+                s.gaps,
+                s.bad,
+            )
+        finally:
+            # A replay stopped before the end of its files: each cached reader keeps what it
+            # decoded so far (closing a reader that already ended does nothing).
+            for reader in self._sources:
+                close = getattr(reader, "close", None)
+                if close is not None:
+                    close()
 
 
 def replay_files(
@@ -138,8 +161,11 @@ def replay_files(
     start_ns: int | None = None,
     end_ns: int | None = None,
     silence_timeout_s: float | None = None,
+    cache: bool | ReplayCache = True,
 ) -> Replay:
     """Replay several recorded files merged by receive time through one engine.
+
+    ``cache``: see :class:`Replay` (True: decode each file once, then read the replay cache).
 
     Returns:
         A :class:`Replay`: an iterator of messages that also exposes ``stats`` and ``engine``.
@@ -148,7 +174,12 @@ def replay_files(
         BadMarketData: (while iterating) a file cannot be read or its format is unknown.
     """
     return Replay(
-        paths, instruments, start_ns=start_ns, end_ns=end_ns, silence_timeout_s=silence_timeout_s
+        paths,
+        instruments,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        silence_timeout_s=silence_timeout_s,
+        cache=cache,
     )
 
 
@@ -159,8 +190,14 @@ def replay_file(
     start_ns: int | None = None,
     end_ns: int | None = None,
     silence_timeout_s: float | None = None,
+    cache: bool | ReplayCache = True,
 ) -> Replay:
     """Replay one recorded file (format detected from its content); see :func:`replay_files`."""
     return Replay(
-        [path], instruments, start_ns=start_ns, end_ns=end_ns, silence_timeout_s=silence_timeout_s
+        [path],
+        instruments,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        silence_timeout_s=silence_timeout_s,
+        cache=cache,
     )
