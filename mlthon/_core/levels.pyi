@@ -15,3 +15,17 @@ def apply_pairs(
     start: int,
     out: list[tuple[int, int, int, int]] | None,
 ) -> int: ...
+
+def count_levels(raw: bytes) -> int: ...
+def apply_raw(
+    book: TickBook,
+    raw: bytes,
+    side: int,
+    tick_places: int,
+    tick_units: int,
+    tick_limit: int,
+    lot_places: int,
+    lot_units: int,
+    lot_limit: int,
+    out: list[tuple[int, int, int, int]] | None,
+) -> int: ...

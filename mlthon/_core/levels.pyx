@@ -88,3 +88,181 @@ def apply_pairs(
         if noting:
             out.append((act, side, t, n))
     return n_pairs
+
+
+# --- levels straight from the venue's JSON ---------------------------------------------------------
+#
+# A venue message's levels as the raw bytes of their JSON array, ``[["61800.30","0.014"],...]``
+# (whitespace allowed between tokens): parsed here, each number straight to integer units of the
+# grid's smallest decimal, without a Python object per level. Only plain decimal strings (digits
+# and at most one point, no escapes) with at most 18 digits, at most the grid's decimals, on the
+# grid and in range are taken; anything else is left to the text path, which gives the same
+# result for every level taken here (see mlthon.feeds.grid.scaled and Grid.ticks_slow/lots_slow).
+
+cdef int64_t _POW10[19]
+cdef int64_t _INT64_MAX = 0x7FFFFFFFFFFFFFFF
+_POW10[0] = 1
+for _k in range(1, 19):
+    _POW10[_k] = _POW10[_k - 1] * 10
+
+
+cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    while i < n and (s[i] == 32 or s[i] == 9 or s[i] == 10 or s[i] == 13):
+        i += 1
+    return i
+
+
+cdef inline Py_ssize_t _end_of_string(
+    const unsigned char *s, Py_ssize_t i, Py_ssize_t n
+) noexcept nogil:
+    """The index of the closing quote of the string whose first character is at ``i``, or -1
+    when it has an escape or a control character, or does not end."""
+    while i < n:
+        if s[i] == 34:  # "
+            return i
+        if s[i] == 92 or s[i] < 32:  # backslash, control
+            return -1
+        i += 1
+    return -1
+
+
+cdef inline int64_t _units(
+    const unsigned char *s, Py_ssize_t a, Py_ssize_t b, int places
+) noexcept nogil:
+    """The decimal text s[a:b] in units of 10**-places, or -1 when it is not plain decimal text
+    with at most ``places`` decimals and 18 digits in all (the text path then decides)."""
+    cdef int64_t v = 0
+    cdef int digits = 0
+    cdef int frac = -1
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(a, b):
+        c = s[i]
+        if 48 <= c <= 57:
+            digits += 1
+            if digits > 18:
+                return -1
+            v = v * 10 + (c - 48)
+            if frac >= 0:
+                frac += 1
+        elif c == 46 and frac < 0:  # the one decimal point
+            frac = 0
+        else:
+            return -1
+    if digits == 0:
+        return -1
+    if frac < 0:
+        frac = 0
+    if frac > places:
+        return -1
+    if places - frac > 18 or (v != 0 and v > _INT64_MAX // _POW10[places - frac]):
+        return -1
+    return v * _POW10[places - frac]
+
+
+def count_levels(const unsigned char[::1] raw):
+    """The number of levels in a JSON array of ``[price, size]`` string pairs, or -1 when the
+    bytes are not exactly that (a number, an escape, a pair of three, trailing bytes...): the
+    caller then decodes them with its typed decoder, which says what is wrong."""
+    cdef const unsigned char *s = &raw[0] if raw.shape[0] else NULL
+    cdef Py_ssize_t n = raw.shape[0]
+    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t count = 0
+    cdef int k
+    if n == 0:
+        return -1
+    i = _skip_ws(s, 0, n)
+    if i >= n or s[i] != 91:  # [
+        return -1
+    i = _skip_ws(s, i + 1, n)
+    if i < n and s[i] == 93:  # ]
+        return count if _skip_ws(s, i + 1, n) == n else -1
+    while True:
+        if i >= n or s[i] != 91:
+            return -1
+        i = _skip_ws(s, i + 1, n)
+        for k in range(2):
+            if i >= n or s[i] != 34:
+                return -1
+            i = _end_of_string(s, i + 1, n)
+            if i < 0:
+                return -1
+            i = _skip_ws(s, i + 1, n)
+            if k == 0:
+                if i >= n or s[i] != 44:  # ,
+                    return -1
+                i = _skip_ws(s, i + 1, n)
+        if i >= n or s[i] != 93:
+            return -1
+        count += 1
+        i = _skip_ws(s, i + 1, n)
+        if i < n and s[i] == 44:
+            i = _skip_ws(s, i + 1, n)
+            continue
+        if i < n and s[i] == 93:
+            return count if _skip_ws(s, i + 1, n) == n else -1
+        return -1
+
+
+def apply_raw(
+    TickBook book,
+    const unsigned char[::1] raw,
+    int64_t side,
+    int tick_places,
+    int64_t tick_units,
+    int64_t tick_limit,
+    int lot_places,
+    int64_t lot_units,
+    int64_t lot_limit,
+    list out,
+):
+    """Apply the levels of ``raw`` (a JSON array of ``[price, size]`` string pairs that
+    :func:`count_levels` accepted) to ``side`` of ``book`` while each level is plain decimal
+    text on the grid (``tick_limit`` / ``lot_limit``: the sanity bound in units, 0 for none);
+    append each change to ``out`` (None: do not note them). Returns -1 when every level was
+    applied, else the index of the first level left to the text path (nothing of it applied)."""
+    cdef const unsigned char *s = &raw[0] if raw.shape[0] else NULL
+    cdef Py_ssize_t n = raw.shape[0]
+    cdef Py_ssize_t i, a, b, c, d
+    cdef Py_ssize_t index = 0
+    cdef int64_t pu, qu, t, q, prev, act
+    cdef bint bid = side == C_BID
+    cdef bint noting = out is not None
+    if n == 0:
+        return -1
+    i = _skip_ws(s, 0, n) + 1  # past [
+    while True:
+        i = _skip_ws(s, i, n)
+        if i >= n or s[i] != 91:
+            return -1  # the end (count_levels checked the shape)
+        i = _skip_ws(s, i + 1, n)
+        a = i + 1
+        b = _end_of_string(s, a, n)
+        i = _skip_ws(s, b + 1, n) + 1  # past ,
+        i = _skip_ws(s, i, n)
+        c = i + 1
+        d = _end_of_string(s, c, n)
+        i = _skip_ws(s, d + 1, n) + 1  # past ]
+        i = _skip_ws(s, i, n)
+        if i < n and s[i] == 44:
+            i += 1
+        pu = _units(s, a, b, tick_places)
+        if pu <= 0 or (tick_limit and pu >= tick_limit) or pu % tick_units:
+            return index
+        qu = _units(s, c, d, lot_places)
+        if qu < 0 or (lot_limit and qu >= lot_limit) or qu % lot_units:
+            return index
+        t = pu // tick_units
+        q = qu // lot_units
+        prev = book.set_bid(t, q) if bid else book.set_ask(t, q)
+        index += 1
+        if q:
+            if prev == q:
+                continue
+            act = C_MODIFY if prev else C_ADD
+        elif prev:
+            act = C_DELETE
+        else:
+            continue
+        if noting:
+            out.append((act, side, t, q))

@@ -41,6 +41,7 @@ from mlthon.feeds.events import (
     OrderUpdate,
     Trades,
 )
+from mlthon.feeds.levels import text_levels
 from mlthon.feeds.readers import read_source
 from mlthon.infra.instruments import load_instruments
 
@@ -108,8 +109,8 @@ def _step(exp: int, gcd: int) -> Decimal | None:
 
 def _levels(ev: Event) -> Iterable[tuple[str, str]]:
     if isinstance(ev, DepthDiff | DepthSnapshot):
-        yield from ev.bids
-        yield from ev.asks
+        yield from text_levels(ev.bids)
+        yield from text_levels(ev.asks)
     elif isinstance(ev, OrderSnapshot):
         for _oid, _side, price, size in ev.orders:
             yield price, size
@@ -225,7 +226,15 @@ def _table(insts: list[Instrument], title: str) -> None:
 def instruments_main(argv: list[str]) -> int:
     """Entry point of ``mlthon instruments``."""
     p = argparse.ArgumentParser(
-        prog="mlthon instruments", description=(__doc__ or "").splitlines()[0]
+        prog="mlthon instruments",
+        description="The instruments mlthon knows (the bundled instruments file, or --file), and "
+        "with --data those a recording holds: the id of each known one, a draft [[instrument]] "
+        "table for each other (its grid from the recording's definitions, else inferred from "
+        "the data), and the known instruments whose tick or lot the recording contradicts.",
+        epilog="example:\n  mlthon instruments --exchange BinanceUsdm\n"
+        "  mlthon instruments --data "
+        "../shared/data/hftbacktest/binance_usdm_futures/btcusdt_20240808.gz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--file", help="an instruments file (default: the bundled one)")
     p.add_argument("--exchange", help="only this venue (an Exchange name, e.g. BinanceUsdm)")

@@ -70,7 +70,7 @@ from mlthon.feeds.events import (
     Trades,
 )
 from mlthon.feeds.grid import BadValue, Grid, OffGrid
-from mlthon.feeds.levels import apply_pairs
+from mlthon.feeds.levels import apply_pairs, apply_raw, text_levels
 from mlthon.infra.bus.messages import (
     BookDelta,
     BookUpdate,
@@ -548,20 +548,28 @@ class FeedEngine:
         This runs once per level of every depth message: a level whose texts were seen before
         costs two dict lookups and the book's set, in C when the core is compiled
         (:func:`~mlthon.feeds.levels.apply_pairs`); the first level with a new text comes back
-        here to be converted, checked and reported, and the loop goes on after it.
+        here to be converted, checked and reported, and the loop goes on after it. A side given
+        as the raw bytes of the venue's JSON is parsed straight to ticks and lots
+        (:func:`~mlthon.feeds.levels.apply_raw`) up to its first level that needs the text path.
         """
         grid = st.grid
         ticks = grid.ticks
         lots = grid.lots
         try:
-            for side, pairs, setter in (
+            for side, given, setter in (
                 (BID, diff.bids, book.set_bid),
                 (ASK, diff.asks, book.set_ask),
             ):
-                if type(pairs) is not list:
-                    pairs = list(pairs)
+                if isinstance(given, bytes):  # the venue's JSON (feeds/levels.py)
+                    i = apply_raw(book, given, side, *grid.raw_args, out)
+                    if i < 0:
+                        continue
+                    pairs = text_levels(given)
+                    i = apply_pairs(book, ticks, lots, side, pairs, i, out)
+                else:
+                    pairs = given if type(given) is list else list(given)
+                    i = apply_pairs(book, ticks, lots, side, pairs, 0, out)
                 end = len(pairs)
-                i = apply_pairs(book, ticks, lots, side, pairs, 0, out)
                 while i < end:
                     p, q = pairs[i]
                     i += 1

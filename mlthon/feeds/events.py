@@ -33,7 +33,9 @@ class DepthDiff:
         first_id / last_id: the venue update ids the message covers (``U`` / ``u``).
         prev_id: the previous message's last id when the venue gives it (``pu``), else -1.
         rule: one of ``SEQ_NONE`` / ``SEQ_PREV`` / ``SEQ_NEXT``.
-        bids / asks: ``(price, size)`` strings.
+        bids / asks: ``(price, size)`` strings, or the raw bytes of the venue's JSON array of
+            such pairs, shape checked (:mod:`mlthon.feeds.levels`: parsed by the engine straight
+            to ticks; :func:`~mlthon.feeds.levels.text_levels` gives the pairs).
     """
 
     __slots__ = ("asks", "bids", "ets", "first_id", "last_id", "prev_id", "rule", "symbol")
@@ -46,8 +48,8 @@ class DepthDiff:
         last_id: int,
         prev_id: int,
         rule: int,
-        bids: list[StrLevel],
-        asks: list[StrLevel],
+        bids: list[StrLevel] | bytes,
+        asks: list[StrLevel] | bytes,
     ) -> None:
         self.symbol = symbol
         self.ets = ets

@@ -60,8 +60,9 @@ def scaled(text: str, places: int) -> int | None:
     if k > places:
         return None
     digits = whole + frac
-    # isdigit: no sign, space or underscore (which int() would take); "" is not digits either.
-    if len(digits) > _MAX_WHOLE + _MAX_FRAC or not digits.isdigit():
+    # ASCII digits only: no sign, space or underscore (which int() would take), no superscript
+    # (which isdigit() takes and int() refuses); "" is not digits either.
+    if len(digits) > _MAX_WHOLE + _MAX_FRAC or not (digits.isascii() and digits.isdigit()):
         return None
     return int(digits) if k == places else int(digits + _PAD[places - k])
 
@@ -84,6 +85,7 @@ class Grid:
         "_tick_units",
         "lot_size",
         "lots",
+        "raw_args",
         "tick_size",
         "ticks",
     )
@@ -100,6 +102,17 @@ class Grid:
         # the sanity bound (below 1e15) in units of the smallest decimal of each grid
         self._tick_limit = 10 ** (_MAX_WHOLE + self._tick_places)
         self._lot_limit = 10 ** (_MAX_WHOLE + self._lot_places)
+        #: The grid as :func:`mlthon.feeds.levels.apply_raw` takes it: places, units of a tick
+        #: and the sanity bound (0: beyond 64 bits, so no 18-digit text reaches it), then the
+        #: same for lots.
+        self.raw_args: tuple[int, int, int, int, int, int] = (
+            self._tick_places,
+            self._tick_units,
+            self._tick_limit if self._tick_limit < 2**63 else 0,
+            self._lot_places,
+            self._lot_units,
+            self._lot_limit if self._lot_limit < 2**63 else 0,
+        )
 
     def tick_of(self, text: str) -> int:
         """The ticks of a price text (cached).

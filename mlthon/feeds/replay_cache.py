@@ -71,7 +71,7 @@ _MAX_FRAME = 1 << 30
 
 # The decoders' sources: the reader, the events and every venue package (wire + parse).
 _FEEDS = Path(__file__).resolve().parent
-_DECODER_FILES = ("readers.py", "events.py", "timefmt.py", "replay_cache.py")
+_DECODER_FILES = ("readers.py", "events.py", "levels.py", "timefmt.py", "replay_cache.py")
 _NOT_DECODERS = frozenset({"_template", "__pycache__"})
 
 # The event classes, and the attributes that are their constructor's arguments, in order: a
@@ -466,9 +466,14 @@ class _Shared:
         self.texts: dict[str, str] = {}
         self.pairs: dict[tuple[str, str], tuple[str, str]] = {}
 
-    def sides(self, sides: list[list[tuple[str, str]]]) -> list[list[tuple[str, str]]]:
-        """The same book sides made of shared pairs (all in C loops: this runs on every level)."""
-        flat = list(chain.from_iterable(chain.from_iterable(sides)))
+    def sides(
+        self, sides: list[list[tuple[str, str]] | bytes]
+    ) -> list[list[tuple[str, str]] | bytes]:
+        """The same book sides made of shared pairs (all in C loops: this runs on every level).
+        Sides held as raw JSON bytes (``mlthon.feeds.levels``) are kept as they are."""
+        if any(type(side) is bytes for side in sides):
+            return [side if type(side) is bytes else self.sides([side])[0] for side in sides]
+        flat: list[str] = list(chain.from_iterable(chain.from_iterable(sides)))  # type: ignore[arg-type]
         if len(flat) != 2 * sum(map(len, sides)):
             raise ValueError("a book level is not a (price, size) pair")
         texts = self.texts

@@ -24,6 +24,8 @@ from mlthon.feeds.binance_usdm.wire import (
     Envelope,
     MarkPrice,
     MarkPriceEnvelope,
+    RawDepthEnvelope,
+    RawDepthUpdate,
     StrLevels,
     Trade,
     TradeEnvelope,
@@ -40,6 +42,7 @@ from mlthon.feeds.events import (
     StrLevel,
     Trades,
 )
+from mlthon.feeds.levels import RAW_LEVELS, count_levels
 
 MS = 1_000_000
 BUY = Side.Buy.value
@@ -50,16 +53,24 @@ _depth = msgspec.json.Decoder(DepthUpdate)
 _trade = msgspec.json.Decoder(Trade)
 _mark = msgspec.json.Decoder(MarkPrice)
 _depth_env = msgspec.json.Decoder(DepthEnvelope)
+_raw_depth_env = msgspec.json.Decoder(RawDepthEnvelope)
 _trade_env = msgspec.json.Decoder(TradeEnvelope)
 _mark_env = msgspec.json.Decoder(MarkPriceEnvelope)
 _STREAM_HEAD = b'{"stream":"'
 
 
-def depth_update_to_diff(m: DepthUpdate) -> DepthDiff:
-    """A depth diff; futures (with ``pu``) chain by ``pu``, spot by ``U``."""
+def depth_update_to_diff(
+    m: DepthUpdate | RawDepthUpdate,
+    bids: StrLevels | bytes | None = None,
+    asks: StrLevels | bytes | None = None,
+) -> DepthDiff:
+    """A depth diff; futures (with ``pu``) chain by ``pu``, spot by ``U``. ``bids`` / ``asks``:
+    the levels when not ``m``'s own (raw JSON bytes, see :mod:`mlthon.feeds.levels`)."""
+    b = m.b if bids is None else bids
+    a = m.a if asks is None else asks
     if m.pu is not None:
-        return DepthDiff(m.s, (m.T or m.E) * MS, m.U, m.u, m.pu, SEQ_PREV, m.b, m.a)
-    return DepthDiff(m.s, m.E * MS, m.U, m.u, -1, SEQ_NEXT, m.b, m.a)
+        return DepthDiff(m.s, (m.T or m.E) * MS, m.U, m.u, m.pu, SEQ_PREV, b, a)  # type: ignore[arg-type]
+    return DepthDiff(m.s, m.E * MS, m.U, m.u, -1, SEQ_NEXT, b, a)  # type: ignore[arg-type]
 
 
 def rest_depth_to_snapshot(
@@ -223,6 +234,8 @@ class BinanceDecoder:
     def _route_for(self, kind: str) -> Callable[[bytes], list[Event]]:
         """The one-pass decoder of a combined stream's lines, by the stream's kind."""
         if kind.startswith("depth"):
+            if RAW_LEVELS:
+                return self._raw_depth
             return lambda raw: self._on_depth(_depth_env.decode(raw).data)
         if kind in ("trade", "aggTrade"):
             return lambda raw: [trade_to_trades(_trade_env.decode(raw).data)]
@@ -234,8 +247,24 @@ class BinanceDecoder:
         self.ignored += 1
         return []
 
-    def _on_depth(self, m: DepthUpdate) -> list[Event]:
-        diff = depth_update_to_diff(m)
+    def _raw_depth(self, raw: bytes) -> list[Event]:
+        """A combined-stream depth line whose levels go to the engine as raw JSON bytes, once
+        their shape is checked; a line whose levels are not plain string pairs is decoded as
+        usual (which says what is wrong, or gives the text)."""
+        m = _raw_depth_env.decode(raw).data
+        b = bytes(m.b)
+        a = bytes(m.a)
+        if count_levels(b) < 0 or count_levels(a) < 0:
+            return self._on_depth(_depth_env.decode(raw).data)
+        return self._on_depth(m, b, a)
+
+    def _on_depth(
+        self,
+        m: DepthUpdate | RawDepthUpdate,
+        bids: bytes | None = None,
+        asks: bytes | None = None,
+    ) -> list[Event]:
+        diff = depth_update_to_diff(m, bids, asks)
         self.last_symbol = diff.symbol
         self._ranges[diff.symbol] = (diff.first_id, diff.last_id)
         if self._orphans:

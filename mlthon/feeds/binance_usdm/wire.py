@@ -73,6 +73,27 @@ class DepthEnvelope(msgspec.Struct):
     data: DepthUpdate
 
 
+class RawDepthUpdate(msgspec.Struct):
+    """:class:`DepthUpdate` with its levels left as the raw bytes of their JSON arrays, for the
+    feed engine to parse straight to ticks (``mlthon.feeds.levels``)."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    b: msgspec.Raw
+    a: msgspec.Raw
+    T: int = 0
+    pu: int | None = None
+    ps: str | None = None
+
+
+class RawDepthEnvelope(msgspec.Struct):
+    """A combined-stream line known to carry a depth diff, its levels left raw."""
+
+    data: RawDepthUpdate
+
+
 class TradeEnvelope(msgspec.Struct):
     """A combined-stream line known to carry a trade or an aggregated trade."""
 
