@@ -72,6 +72,11 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
         "backtest a strategy on recorded or synthetic data",
     ),
     "sweep": ("mlthon.app.cli", "sweep_main", "run a parameter sweep of backtests"),
+    "cache": (
+        "mlthon.app.cli",
+        "cache_main",
+        "the replay cache of decoded recordings: where it is, what it holds (info), or clear",
+    ),
     "instruments": (
         "mlthon.app.instruments_cli",
         "instruments_main",
@@ -532,7 +537,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    The logging levels it sets for the command are put back when it returns, so that a caller
+    in the same process (a test, a notebook) keeps its own."""
+    loggers = [logging.getLogger(), logging.getLogger("mlthon.infra.bus")]
+    levels = [lg.level for lg in loggers]
+    env_level = os.environ.get(LOG_LEVEL_ENV)
+    try:
+        return _main(argv)
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
+        if env_level is None:
+            os.environ.pop(LOG_LEVEL_ENV, None)
+        else:
+            os.environ[LOG_LEVEL_ENV] = env_level
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = [*_DELEGATED, "control", "strategy", "cmd", "params", "broker"]

@@ -24,15 +24,20 @@ Use it from Python (notebooks)::
     print(result.summary["total_pnl"])
     result.tables.fills()                   # a pandas DataFrame (plain rows without pandas)
     result.write("results/run1")            # tables, summary/stats/run.json, report.html
+    result.write()                          # results/<strategy>/<run id>/, and latest -> it
+    result.failures()                       # callback errors, no event...: [] when it went well
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import logging
 import os
+import secrets
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -96,13 +101,80 @@ class BacktestResult:
         installed (a list of dicts without it); see :mod:`mlthon.app.tables`."""
         return ResultTables(self)
 
-    def write(self, folder: str | Path, *, report: bool = True) -> Path:
+    def write(self, folder: str | Path | None = None, *, report: bool = True) -> Path:
         """Write the results folder (``docs/reports.md``): the tables as CSV (and Parquet with
         pyarrow), summary.json, stats.json, run.json, perf.json and, if asked, report.html
-        (interactive with plotly). Returns the folder."""
+        (interactive with plotly). Returns the folder.
+
+        ``folder`` None: a new run folder ``results/<strategy>/<run id>/`` (:func:`new_run_folder`)
+        and ``results/<strategy>/latest`` pointed at it, so that no run overwrites another."""
         from mlthon.app.report import write_results
 
-        return write_results(self, Path(folder), report=report)
+        if folder is not None:
+            return write_results(self, Path(folder), report=report)
+        out = write_results(self, new_run_folder(RESULTS / self.summary["strategy"]), report=report)
+        point_latest(out)
+        return out
+
+    def failures(self) -> list[str]:
+        """What makes this run one not to trust (``--strict`` fails on it): callbacks that
+        raised, no market-data event, positions the exchange disagrees with. [] otherwise."""
+        return run_failures(self.summary)
+
+
+#: Where run folders go by default: ``results/<strategy>/<run id>/``.
+RESULTS = Path("results")
+
+
+def run_failures(summary: dict[str, Any]) -> list[str]:
+    """The failures of a run from its summary (see :meth:`BacktestResult.failures`)."""
+    out = []
+    if summary.get("callback_errors"):
+        out.append(f"{summary['callback_errors']:,} callback errors (see the log)")
+    if not summary.get("events"):
+        out.append("no market-data event was replayed")
+    wrong = sorted(k for k, c in summary.get("accounting_check", {}).items() if not c["match"])
+    if wrong:
+        out.append(f"the exchange's position differs from the strategy's on {', '.join(wrong)}")
+    return out
+
+
+def new_run_folder(base: str | Path, *, prefix: str = "") -> Path:
+    """Make and return a new folder ``base/<prefix><run id>``: the run id is the UTC time and
+    four random hex digits (``20261207T064512Z-3f2a``), so runs started in the same second (by
+    several processes) get folders of their own."""
+    root = Path(base)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    while True:
+        folder = root / f"{prefix}{stamp}-{secrets.token_hex(2)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+
+
+def point_latest(folder: Path, name: str = "latest") -> Path:
+    """Point ``<parent>/<name>`` at ``folder``: a relative symlink, replaced atomically (a
+    reader sees the old run or the new one, never none). Where symlinks cannot be made (some
+    file systems, Windows without the privilege) ``<name>.txt`` holds the folder's name instead.
+    Returns the link or the pointer file."""
+    parent = folder.parent
+    link = parent / name
+    tmp = parent / f".{name}-{secrets.token_hex(4)}"
+    try:
+        tmp.symlink_to(folder.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        log.debug("results: no symlink %s (%s); writing %s.txt", link, exc, name)
+        pointer = parent / f"{name}.txt"
+        tmp.write_text(folder.name + "\n", encoding="utf-8")
+        os.replace(tmp, pointer)
+        return pointer
+    (parent / f"{name}.txt").unlink(missing_ok=True)  # a pointer left by an earlier fallback
+    return link
 
 
 def _rows(items: Iterable[Any], fields: list[str]) -> list[dict[str, str]]:
@@ -142,6 +214,11 @@ class Backtest:
         feed_silence_s: a feed silent for longer than this, in simulated time, is reported to
             the strategy (a hole in a recording); None: :data:`FEED_SILENCE_S` of the data's
             kind; 0: never.
+        cache: read recordings decoded before from the replay cache, and cache the others
+            (``feeds/replay_cache.py``); False decodes every file.
+        data_span_s: how long the data last in simulated seconds, when known before the run
+            (a synthetic market): the progress bar's total for data that are neither files nor
+            a list.
     """
 
     def __init__(
@@ -165,6 +242,8 @@ class Backtest:
         feed_silence_s: float | None = None,
         data_label: str = "",
         data_seed: int | None = None,
+        cache: bool = True,
+        data_span_s: float | None = None,
     ) -> None:
         if not instruments:
             raise ConfigError("a backtest needs at least one instrument")
@@ -197,6 +276,8 @@ class Backtest:
         self.feed_silence_s = feed_silence_s
         self._strategy_arg = strategy
         self._data = data
+        self.cache = cache
+        self.data_span_s = data_span_s
         self.events = 0
 
     def _make_strategy(self) -> IStrategy:
@@ -218,6 +299,7 @@ class Backtest:
                 self.instruments,  # type: ignore[arg-type]
                 start_ns=self.start_ns,
                 end_ns=self.end_ns,
+                cache=self.cache,
             )
             return replay, replay.engine
         it: Iterator[m.Msg] = iter(data)  # type: ignore[arg-type]
@@ -283,13 +365,34 @@ class Backtest:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
 
+    def _progress_of(self, t0: int) -> Callable[[int, int], float | None]:
+        """How far the run is, from (events so far, simulated time): the bytes read of the
+        files, the events of a list of messages, the simulated time of a market of known
+        length; None when it cannot be known."""
+        data = self._data
+        if isinstance(data, list) and data and isinstance(data[0], str | Path):
+            read = _ReadProgress([Path(p) for p in data], self.cache)
+            return lambda _events, _ts: read.fraction()
+        if isinstance(data, Sized) and len(data):
+            n = len(data)
+            return lambda events, _ts: events / n
+        if self.data_span_s:
+            span = self.data_span_s * NS_PER_S
+            return lambda _events, ts: (ts - t0) / span
+        return lambda _events, _ts: None
+
     def _run(self) -> BacktestResult:
+        with ProgressBar(self.progress, "backtest: starting") as bar:
+            return self._run_shown(bar)
+
+    def _run_shown(self, bar: ProgressBar) -> BacktestResult:
         wall0 = time.perf_counter()
         msgs, engine = self._messages()
         first = next(msgs, None)
         if first is None:
             raise ConfigError(self._why_no_data(engine))
         t0 = first.ts  # type: ignore[attr-defined]
+        done_of = self._progress_of(t0)
         sched = SimScheduler(SimClock(t0))
         bus = InProcBus(sched)
         topics = Topics("bt")
@@ -340,7 +443,8 @@ class Backtest:
         bus.subscribe(topics.gtw_rpt_all_exchanges(self.name), ledger.on_report)
         for ex in gateways:
             bus.subscribe(topics.gtw_req_all(ex), ledger.on_request)
-        reactor = Reactor(sched, name=f"strategy[{self.name}]")
+        # Slow callbacks on CPU time, counted for the summary: a busy machine is not the strategy.
+        reactor = Reactor(sched, name=f"strategy[{self.name}]", cpu_time=True)
         env = StratEnv(
             strategy,
             bus,
@@ -375,7 +479,15 @@ class Backtest:
         run_soon = sched.run_soon
         events = 0
         last_ts = t0
-        bar = _Progress(self.progress)
+        show_at = 0.0  # when the bar is next redrawn (wall clock, display only)
+
+        def show(ts: int) -> None:
+            nonlocal show_at
+            now = time.perf_counter()
+            if now >= show_at:
+                show_at = now + 0.1
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / NS_PER_S))
+                bar.show(done_of(events, ts), f"backtest: {events:,} events, {stamp}")
 
         def advance(ts: int) -> None:
             nonlocal last_ts
@@ -414,14 +526,15 @@ class Backtest:
             publish(topic, msg)
             run_soon()
             events += 1
-            if events & 0x3FFF == 0:
-                bar.update(events, ts)
+            if events & 0x3FF == 0:
+                show(ts)
 
+        engine0 = time.perf_counter()
         feed(first)
         for msg in msgs:
             feed(msg)
         end_ts = last_ts
-        bar.close(events)
+        bar.show(1.0, f"backtest: {events:,} events; winding down")
         # The end: stop the strategy as the system would, and let it wind down.
         control.request_stop(self.name, "end of data", by="backtest")
         sched.run_until(end_ts + int(self.stop_ack_timeout_s * NS_PER_S) + 1)
@@ -439,8 +552,21 @@ class Backtest:
             gw.stop()
         sched.run_soon()
         self.events = events
-        wall = time.perf_counter() - wall0
-        return self._result(ledger, env, reactor, t0, end_ts, events, wall, gateways)
+        timing = {"startup_s": engine0 - wall0, "engine_s": time.perf_counter() - engine0}
+        result = self._result(ledger, env, reactor, t0, end_ts, events, timing, gateways)
+        if reactor.slow_callbacks:
+            log.info(
+                "backtest: %d callbacks ran longer than %.0f ms of CPU time (%s)",
+                reactor.slow_callbacks,
+                reactor.slow_callback_ns / 1e6,
+                ", ".join(
+                    f"{name} {n}x, at most {ms:.1f} ms"
+                    for name, (n, ms) in sorted(reactor.slow_by_name.items())
+                ),
+            )
+        result.perf["results_s"] = round(time.perf_counter() - wall0 - sum(timing.values()), 3)
+        result.perf["wall_time_s"] = round(time.perf_counter() - wall0, 3)
+        return result
 
     def _result(
         self,
@@ -450,7 +576,7 @@ class Backtest:
         t0: int,
         t1: int,
         events: int,
-        wall: float,
+        timing: dict[str, float],
         gateways: dict[Exchange, SimGateway],
     ) -> BacktestResult:
         span_s = max(1e-9, (t1 - t0) / NS_PER_S)
@@ -514,10 +640,21 @@ class Backtest:
             "callback_errors": reactor.callback_errors,
             "accounting_check": check,
         }
+        engine_s = timing["engine_s"]
         perf = {
-            "wall_time_s": round(wall, 3),
-            "events_per_s": round(events / wall, 1) if wall else 0.0,
+            # wall_time_s = startup_s + engine_s + results_s (the statistics); events/s is the
+            # engine's alone (the replay loop and the wind-down), as docs/performance.md counts.
+            "wall_time_s": 0.0,
+            "startup_s": round(timing["startup_s"], 3),
+            "engine_s": round(engine_s, 3),
+            "results_s": 0.0,
+            "events_per_s": round(events / engine_s, 1) if engine_s else 0.0,
             "callbacks": reactor.callbacks,
+            "slow_callbacks": reactor.slow_callbacks,
+            "slowest_callback_ms": round(
+                max((ms for _n, ms in reactor.slow_by_name.values()), default=0.0), 1
+            ),
+            "slow_callback_ms": reactor.slow_callback_ns / 1e6,
             "pid": float(os.getpid()),
         }
         # avg_price and reject are computed below, the rest are the rows' attributes.
@@ -574,32 +711,165 @@ def _bundled_instruments() -> list[Instrument]:
         return []
 
 
-class _Progress:
-    """A rich progress line on a terminal; silent otherwise."""
+class _ReadProgress:
+    """How far a replay has read its files, as a fraction of their bytes: the positions of this
+    process's open files (``/proc/self/fdinfo``, Linux) among the recordings and the replay
+    cache's files. None where that cannot be seen."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, paths: list[Path], cache: bool) -> None:
+        from mlthon.feeds.replay_cache import SUFFIX, default_cache_dir
+
+        self._size: dict[str, int] = {}
+        for p in paths:
+            try:
+                self._size[os.path.realpath(p)] = p.stat().st_size
+            except OSError:
+                continue
+        self._total = sum(self._size.values()) or 1
+        self._cache_dir = os.path.realpath(default_cache_dir()) + os.sep if cache else None
+        self._suffix = SUFFIX
+        self._direct: dict[str, float] = {}  # recording -> fraction read
+        self._cached: dict[str, tuple[int, int]] = {}  # cache file -> (position, size)
+        self._last = 0.0
+
+    def _open_files(self) -> dict[str, int] | None:
+        try:
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return None
+        out = {}
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                ours = target in self._size or (
+                    self._cache_dir is not None
+                    and target.startswith(self._cache_dir)
+                    and target.endswith(self._suffix)
+                )
+                if ours:
+                    with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as f:
+                        out[target] = int(f.readline().split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+        return out
+
+    def fraction(self) -> float | None:
+        """The fraction read so far (never less than the last one given)."""
+        now = self._open_files()
+        if now is None:
+            return None
+        # A file seen open before and closed now was read to its end.
+        for path in self._direct:
+            if path not in now:
+                self._direct[path] = 1.0
+        for path, (_pos, size) in self._cached.items():
+            if path not in now:
+                self._cached[path] = (size, size)
+        for path, pos in now.items():
+            if path in self._size:
+                self._direct[path] = max(self._direct.get(path, 0.0), pos / (self._size[path] or 1))
+            else:
+                try:
+                    self._cached[path] = (pos, os.path.getsize(path))
+                except OSError:
+                    continue
+        direct_share = sum(self._size[p] for p in self._direct) / self._total
+        done = sum(f * self._size[p] for p, f in self._direct.items()) / self._total
+        # The recordings not read directly are read from their cache files (of other sizes).
+        pos = sum(p for p, _ in self._cached.values())
+        size = sum(s for _, s in self._cached.values())
+        if size:
+            done += (1.0 - direct_share) * pos / size
+        self._last = max(self._last, min(done, 1.0))
+        return self._last
+
+
+class ProgressBar:
+    """A rich progress bar on a terminal (stderr), silent otherwise: what runs, the percent
+    done and the time left when the total is known (a spinner and the time spent when not).
+    While it shows, the root logger's lines to stderr go through rich's handler, printed above
+    the bar, so that a log line never lands in the bar's line.
+
+    Args:
+        enabled: show it (when stderr is a terminal).
+        description: the first text.
+        total: what ``show`` counts up to (1.0: fractions); None: unknown.
+    """
+
+    def __init__(self, enabled: bool, description: str, total: float | None = 1.0) -> None:
         self._p: Any = None
         self._task: Any = None
-        if enabled and os.isatty(2):
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        self._total = total
+        self._handlers: list[tuple[logging.Handler, logging.Handler]] = []
+        if not (enabled and os.isatty(2)):
+            return
+        from rich.console import Console
+        from rich.logging import RichHandler
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
-            self._p = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TimeElapsedColumn(),
-                transient=True,
+        self._p = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=10),
+            TaskProgressColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.__stderr__):
+                rich_h = RichHandler(
+                    console=self._p.console,
+                    show_path=False,
+                    level=h.level,
+                    log_time_format="%H:%M:%S",
+                )
+                rich_h.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+                root.removeHandler(h)
+                root.addHandler(rich_h)
+                self._handlers.append((h, rich_h))
+        self._p.start()
+        self._task = self._p.add_task(description, total=None)
+        self._p.refresh()
+
+    def show(self, completed: float | None, description: str) -> None:
+        """Redraw with this much done (of ``total``; None: unknown) and this text."""
+        if self._p is None:
+            return
+        if completed is None:
+            self._p.update(self._task, description=description)
+        else:
+            self._p.update(
+                self._task, total=self._total, completed=completed, description=description
             )
-            self._p.start()
-            self._task = self._p.add_task("backtest: starting", total=None)
+        self._p.refresh()  # now, not at the next tick of rich's timer: callers call it sparingly
 
-    def update(self, events: int, ts: int) -> None:
-        if self._p is not None:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / NS_PER_S))
-            self._p.update(self._task, description=f"backtest: {events:,} events, at {stamp}")
+    def close(self) -> None:
+        """Take the bar away and give the log its handlers back."""
+        if self._p is None:
+            return
+        self._p.stop()
+        self._p = None
+        root = logging.getLogger()
+        for h, rich_h in self._handlers:
+            root.removeHandler(rich_h)
+            root.addHandler(h)
+        self._handlers = []
 
-    def close(self, events: int) -> None:
-        if self._p is not None:
-            self._p.stop()
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 StrategyFactory = Callable[[dict[str, Any]], IStrategy]

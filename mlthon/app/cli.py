@@ -7,7 +7,8 @@ The strategy's TOML config may carry the run's settings, so that one file descri
     # no data: a synthetic market on the strategy's instruments (seeded):
     synthetic_seconds = 600
     synthetic_seed = 7
-    out = "results/demo"          # default: results/<strategy name>
+    out = "results/demo"          # runs go to results/demo/<run id>/ (default: results/<name>)
+    strict = true                 # callback errors or no event: exit 1 (as --strict)
     sample_every_s = 1
     capital = "100000"
     feed_silence_s = 10           # a hole in the data longer than this (simulated s) is
@@ -19,6 +20,10 @@ The strategy's TOML config may carry the run's settings, so that one file descri
     balances = { USDT = "100000" }
     [sim.latency]
     market_data = "1ms"
+
+Each run writes a folder of its own, ``<out>/<run id>/`` (the UTC time and four hex digits),
+and points ``<out>/latest`` at it; ``--out DIR`` writes exactly into DIR instead. A sweep writes
+``<out>/sweep-<run id>/``: ``sweep.csv`` and a folder per combination.
 
 Command-line options override the file: ``--data``/``--start``/``--end``/``--out`` the
 ``[backtest]`` settings, ``--instruments 1201,1202`` the ``[instruments] use`` list, and
@@ -34,6 +39,7 @@ import itertools
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -79,13 +85,17 @@ def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
         "data": a.data or list(bt.data),
         "synthetic_seconds": float(a.synthetic_seconds or bt.synthetic_seconds),
         "synthetic_seed": int(a.seed if a.seed is not None else bt.synthetic_seed),
-        "out": a.out or bt.out or f"results/{cfg.name}",
+        # --out: exactly that folder; else a new run folder under [backtest] out or results/<name>
+        "out": a.out,
+        "runs_dir": bt.out or f"results/{cfg.name}",
+        "strict": a.strict or bt.strict,
         "sample_every_s": bt.sample_every_s,
         "capital": str(bt.capital),
         # None: the default of the data's kind (Backtest.FEED_SILENCE_S)
         "feed_silence_s": bt.feed_silence_s,
         "start": _parse_time(a.start, "start"),
         "end": _parse_time(a.end, "end"),
+        "cache": not a.no_cache,
     }
 
 
@@ -109,7 +119,7 @@ def run_backtest(
     cfg: StrategyConfig, settings: dict[str, Any], *, progress: bool = False, report: bool = True
 ) -> tuple[dict[str, Any], dict[str, float], Path]:
     """Run one backtest from a config and settings; write its folder; return the figures."""
-    from mlthon.app.backtest import Backtest
+    from mlthon.app.backtest import Backtest, new_run_folder
 
     gw = sim_config(cfg)
     cls = load_strategy_class(cfg.class_path, cfg.source)
@@ -137,14 +147,51 @@ def run_backtest(
         # What the report's header says the data were, when they are a synthetic market.
         data_label="" if settings["data"] else f"synthetic market, {seconds:g} s",
         data_seed=None if settings["data"] else settings["synthetic_seed"],
+        cache=settings.get("cache", True),
+        data_span_s=None if settings["data"] else seconds,
     )
     result = bt.run()
-    folder = result.write(settings["out"], report=report)
+    t0 = time.perf_counter()
+    # The folder is made once the run is over: a run that fails leaves none.
+    out = settings["out"] or new_run_folder(settings["runs_dir"])
+    folder = result.write(out, report=report)
+    result.perf["write_s"] = round(time.perf_counter() - t0, 3)
     return result.summary, result.perf, folder
 
 
-def _backtest_parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0] if __doc__ else "")
+_BACKTEST_HELP = """\
+Backtest a strategy (its TOML config) on recorded data or on a seeded synthetic market, in
+simulated time, with the simulated exchange of the config's [sim] table. Same inputs, same
+outputs. Each run writes results/<strategy>/<run id>/ (tables, summary.json, report.html) and
+points results/<strategy>/latest at it; a run with callback errors or no event exits 1 with
+--strict ([backtest] strict = true)."""
+
+_BACKTEST_EXAMPLE = """\
+example:
+  mlthon backtest demo_strat/market_maker.toml
+  mlthon backtest demo_strat/market_maker.toml --strict \\
+    --data ../shared/data/hftbacktest/binance_usdm_futures/btcusdt_20240808.gz \\
+    --instruments 1001 --set exchange=BinanceUsdm instrument_id=1001"""
+
+_SWEEP_HELP = """\
+Backtest every combination of --grid's values, in parallel processes, and rank them by a
+figure of the summary (--rank, default total_pnl; higher is better, except for drawdowns,
+fees, rejects and latencies). Runs without a fill are listed last, marked, not ranked. Writes
+results/<strategy>/sweep-<run id>/ with sweep.csv, sweep.json and a folder per combination."""
+
+_SWEEP_EXAMPLE = """\
+example:
+  mlthon sweep demo_strat/market_maker.toml --synthetic-seconds 120 \\
+    --grid spread_ticks=2,4,6 size=0.010,0.020 --rank sharpe --jobs 2"""
+
+
+def _backtest_parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="the strategy's TOML config")
     p.add_argument(
         "--data",
@@ -154,7 +201,12 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--start", help="replay from this time (ISO, UTC) or ns")
     p.add_argument("--end", help="replay up to this time (ISO, UTC) or ns")
-    p.add_argument("--out", help="results folder (default results/<strategy>)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write exactly into DIR (default: a new run folder results/<strategy>/<run id>/, "
+        "or under [backtest] out)",
+    )
     p.add_argument(
         "--synthetic-seconds",
         type=cli_number(0, 1e8),
@@ -163,6 +215,18 @@ def _backtest_parser(prog: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None, help="seed of the synthetic market")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report and plots")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a callback raised, no event was replayed or the positions disagree "
+        "([backtest] strict = true)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="decode the recordings again instead of reading the replay cache "
+        "($MLTHON_CACHE_DIR, default ~/.cache/mlthon/replay), and write none",
+    )
     add_override_options(p)
     return p
 
@@ -246,12 +310,33 @@ def _reason(exc: ConfigError) -> str:
 
 def backtest_main(argv: list[str]) -> int:
     """``mlthon backtest``: run, write the folder, print the summary and the report's path."""
-    a = _backtest_parser("mlthon backtest").parse_args(argv)
+    p = _backtest_parser("mlthon backtest", _BACKTEST_HELP, _BACKTEST_EXAMPLE)
+    a = p.parse_args(argv)
     cfg = load_with_overrides(a)
     settings = _settings(cfg, a)
+    _check_grids(cfg, settings)
     summary, perf, folder = run_backtest(cfg, settings, progress=True, report=not a.no_report)
     _print_summary(summary, perf, folder, report=not a.no_report)
+    from mlthon.app.backtest import point_latest, run_failures
+
+    failures = run_failures(summary)
+    if settings["strict"] and failures:
+        # The folder stays, to look into; latest keeps pointing at the last run that passed.
+        print(f"mlthon backtest: --strict: {'; '.join(failures)}", file=sys.stderr)
+        return 1
+    if not settings["out"]:
+        point_latest(folder)
     return 0
+
+
+def _check_grids(cfg: StrategyConfig, settings: dict[str, Any]) -> None:
+    """Warn, before the run, of an instrument whose tick or lot the recordings contradict
+    (their first 20,000 events: about 0.8 s on a Binance capture, so here and not in
+    :class:`Backtest`, which notebooks call in loops)."""
+    if settings["data"]:
+        from mlthon.app.instrument_drafts import warn_grid_conflicts
+
+        warn_grid_conflicts(settings["data"], cfg.instruments(), max_events=20_000)
 
 
 def _print_summary(
@@ -268,8 +353,17 @@ def _print_summary(
         t.add_row(k, "n/a" if v is None else str(v))
     if summary.get("callback_errors"):
         t.add_row("callback errors", f"[bold red]{summary['callback_errors']:,}[/] (see the log)")
-    t.add_row("events/s", f"{perf['events_per_s']:,.0f}")
-    t.add_row("wall time (s)", f"{perf['wall_time_s']:.2f}")
+    if perf.get("slow_callbacks"):
+        t.add_row(
+            f"slow callbacks (> {perf['slow_callback_ms']:g} ms CPU)",
+            f"{perf['slow_callbacks']:,.0f}, the longest {perf['slowest_callback_ms']:.1f} ms",
+        )
+    t.add_row("events/s (engine)", f"{perf['events_per_s']:,.0f}")
+    t.add_row(
+        "time (s)",
+        f"start-up {perf['startup_s']:.2f}, engine {perf['engine_s']:.2f}, "
+        f"results {perf['results_s'] + perf.get('write_s', 0.0):.2f}",
+    )
     Console(file=sys.stdout).print(t)
     print(f"results: {folder}")
     if report:
@@ -289,38 +383,176 @@ def _grid(specs: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
+#: The summary's figures a sweep ranks by (``--rank``), and whether more is better.
+RANK_FIGURES: dict[str, bool] = {
+    "total_pnl": True,
+    "realised_pnl": True,
+    "return_pct": True,
+    "sharpe": True,
+    "sortino": True,
+    "calmar": True,
+    "win_rate": True,
+    "profit_factor": True,
+    "expectancy": True,
+    "spread_captured": True,
+    "round_trips": True,
+    "fills": True,
+    "fill_ratio": True,
+    "maker_share": True,
+    "turnover": True,
+    "max_drawdown": False,
+    "max_drawdown_duration_s": False,
+    "fees": False,
+    "rejects": False,
+    "ack_latency_p50_ms": False,
+    "ack_latency_p99_ms": False,
+}
+# The columns of the sweep's table besides the parameters and the ranked figure.
+_SWEEP_FIGURES = ("total_pnl", "sharpe", "max_drawdown", "fills", "fill_ratio", "fees")
+
+
+def rank_figure(text: str) -> tuple[str, bool]:
+    """``--rank``: a figure of :data:`RANK_FIGURES`, and whether more is better (its own
+    direction; a leading ``-`` turns it round: ``--rank=-fills``).
+
+    Raises:
+        argparse.ArgumentTypeError: not one of them (the message lists them).
+    """
+    name = text.lstrip("-")
+    if name not in RANK_FIGURES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a figure of the summary; one of: {', '.join(RANK_FIGURES)} "
+            "(a leading '-' reverses the order: --rank=-fills)"
+        )
+    flipped = (len(text) - len(name)) % 2 == 1
+    return name, RANK_FIGURES[name] != flipped
+
+
+def rank_rows(rows: list[dict[str, Any]], figure: str, higher_is_better: bool) -> None:
+    """Sort a sweep's rows best first by ``figure`` and number them (``rank``). Runs without a
+    fill cannot be judged on their figures: they go last, unranked, marked in ``note``; so do
+    runs whose figure is n/a, after the ranked ones."""
+    from decimal import Decimal
+
+    def key(r: dict[str, Any]) -> tuple[bool, bool, Decimal]:
+        v = r[figure]
+        value = Decimal(0) if v is None else Decimal(str(v))
+        return (not r["fills"], v is None, -value if higher_is_better else value)
+
+    rows.sort(key=key)
+    n = 0
+    for r in rows:
+        if not r["fills"]:
+            r["rank"], r["note"] = "", "no fills"
+        elif r[figure] is None:
+            r["rank"], r["note"] = "", f"{figure} n/a"
+        else:
+            n += 1
+            r["rank"], r["note"] = n, ""
+        if r["failures"]:
+            r["note"] = "; ".join(x for x in (r["note"], r["failures"]) if x)
+
+
+def _worker_logging(queue: Any, level: int) -> None:
+    """A sweep worker's log goes to the sweep's process (printed above its progress bar);
+    WARNING and up unless the sweep logs DEBUG (several runs' lifecycle lines are noise)."""
+    from logging.handlers import QueueHandler
+
+    root = logging.getLogger()
+    root.handlers[:] = [QueueHandler(queue)]
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+
+
+class _ToLoggers(logging.Handler):
+    """Hands a worker's log record to this process's logger of the same name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
 def _sweep_one(
-    args: tuple[StrategyConfig, dict[str, Any], dict[str, Any], str],
+    args: tuple[StrategyConfig, dict[str, Any], dict[str, Any], str, str],
 ) -> dict[str, Any]:
-    cfg, overrides, settings, perm_id = args
-    logging.basicConfig(level=logging.WARNING)
+    from mlthon.app.backtest import run_failures
+
+    cfg, overrides, settings, perm_id, figure = args
     cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
     summary, _perf, folder = run_backtest(cfg, settings, report=False)
     return {
+        "rank": "",
         "permutation_id": perm_id,
         **{f"param.{k}": v for k, v in overrides.items()},
-        "total_pnl": summary["total_pnl"],
-        "sharpe": summary["sharpe"],
-        "max_drawdown": summary["max_drawdown"],
-        "fills": summary["fills"],
-        "fill_ratio": summary["fill_ratio"],
-        "fees": summary["fees"],
+        **{k: summary.get(k) for k in dict.fromkeys((figure, *_SWEEP_FIGURES))},
+        "callback_errors": summary["callback_errors"],
+        "failures": "; ".join(run_failures(summary)),
+        "note": "",
         "folder": str(folder),
     }
 
 
+def _run_sweep(jobs: list[Any], workers: int | None, progress: bool) -> list[dict[str, Any]]:
+    """Run the sweep's backtests in parallel processes, with a progress bar of the runs done;
+    the workers' log lines come here (above the bar)."""
+    import multiprocessing
+    from concurrent.futures import as_completed
+    from logging.handlers import QueueListener
+
+    from mlthon.app.backtest import ProgressBar
+
+    ctx = multiprocessing.get_context()
+    queue = ctx.Queue()
+    level = logging.getLogger().getEffectiveLevel()
+    rows = []
+    with ProgressBar(progress, f"sweep: 0/{len(jobs)} runs", total=len(jobs)) as bar:
+        bar.show(0, f"sweep: 0/{len(jobs)} runs")
+        listener = QueueListener(queue, _ToLoggers())
+        listener.start()
+        try:
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_worker_logging,
+                initargs=(queue, level),
+            ) as pool:
+                for done in as_completed([pool.submit(_sweep_one, job) for job in jobs]):
+                    rows.append(done.result())
+                    bar.show(len(rows), f"sweep: {len(rows)}/{len(jobs)} runs")
+        finally:
+            listener.stop()
+    return rows
+
+
 def sweep_main(argv: list[str]) -> int:
     """``mlthon sweep <toml> --grid k=v1,v2 ...``: every combination, in parallel processes,
-    one table sorted best first (by total PnL, then Sharpe)."""
-    p = _backtest_parser("mlthon sweep")
-    p.add_argument("--grid", nargs="+", required=True, help="key=v1,v2,... (repeat for a grid)")
+    one table best first by ``--rank`` (runs without a fill last, unranked)."""
+    p = _backtest_parser("mlthon sweep", _SWEEP_HELP, _SWEEP_EXAMPLE)
+    p.add_argument(
+        "--grid",
+        nargs="+",
+        required=True,
+        metavar="KEY=V1,V2",
+        help="a parameter and its values (several: every combination)",
+    )
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: cores)")
+    p.add_argument(
+        "--rank",
+        type=rank_figure,
+        default=("total_pnl", True),
+        metavar="FIGURE",
+        help="the summary figure that orders the runs (default total_pnl); more is better "
+        "except for max_drawdown, fees, rejects and latencies; --rank=-FIGURE reverses it",
+    )
     a = p.parse_args(argv)
     cfg = load_with_overrides(a)
     settings = _settings(cfg, a)
     grid = _grid(a.grid)
     rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
-    base_out = Path(settings["out"])
+    figure, higher_is_better = a.rank
+    _check_grids(cfg, settings)
+    from mlthon.app.backtest import new_run_folder, point_latest
+
+    # --out: exactly there; else a folder of its own beside the strategy's runs.
+    base_out = Path(settings["out"]) if settings["out"] else None
     jobs = []
     # Every combination is checked before the first backtest starts.
     for combo in itertools.product(*[vals for _, vals in grid]):
@@ -330,16 +562,14 @@ def sweep_main(argv: list[str]) -> int:
         except ConfigError as exc:
             raise ConfigError(f"--grid: {_reason(exc)}", source=exc.source, key=exc.key) from None
         perm_id = "-".join(f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True))
-        safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in perm_id)
-        jobs.append((cfg, overrides, {**settings, "out": str(base_out / safe)}, perm_id))
-    with ProcessPoolExecutor(max_workers=a.jobs) as pool:
-        rows = list(pool.map(_sweep_one, jobs))
-    from decimal import Decimal
-
-    rows.sort(
-        key=lambda r: (Decimal(r["total_pnl"]), r["sharpe"] is not None, r["sharpe"] or 0.0),
-        reverse=True,
-    )
+        jobs.append((cfg, overrides, {**settings}, perm_id, figure))
+    if base_out is None:
+        base_out = new_run_folder(settings["runs_dir"], prefix="sweep-")
+    for job in jobs:
+        safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in job[3])
+        job[2]["out"] = str(base_out / safe)
+    rows = _run_sweep(jobs, a.jobs, progress=True)
+    rank_rows(rows, figure, higher_is_better)
     base_out.mkdir(parents=True, exist_ok=True)
     table = base_out / "sweep.csv"
     import csv
@@ -352,16 +582,62 @@ def sweep_main(argv: list[str]) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"sweep of {cfg.name}: {len(rows)} runs, best first")
-    for col in ("permutation_id", "total_pnl", "sharpe", "max_drawdown", "fills"):
-        t.add_column(col)
+    order = "more" if higher_is_better else "less"
+    t = Table(title=f"sweep of {cfg.name}: {len(rows)} runs, by {figure} ({order} is better)")
+    cols = ("rank", "permutation_id", *dict.fromkeys((figure, "total_pnl", "fills")), "note")
+    for col in cols:
+        t.add_column(col, overflow="fold")
     for r in rows:
-        t.add_row(
-            *(str(r[c]) for c in ("permutation_id", "total_pnl", "sharpe", "max_drawdown", "fills"))
-        )
+        t.add_row(*("n/a" if r[c] is None else str(r[c]) for c in cols))
     Console(file=sys.stdout).print(t)
     print(f"table: {table}")
+    if not a.out:
+        point_latest(base_out, "latest-sweep")
+    failed = [f"{r['permutation_id']} ({r['failures']})" for r in rows if r["failures"]]
+    if settings["strict"] and failed:
+        print(f"mlthon sweep: --strict: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
-__all__ = ["MlthonError", "backtest_main", "run_backtest", "sweep_main"]
+def cache_main(argv: list[str]) -> int:
+    """``mlthon cache [info|clear]``: where the replay cache is, what it holds; or empty it."""
+    from mlthon.feeds.replay_cache import ReplayCache, decoder_version, read_footer
+
+    p = argparse.ArgumentParser(
+        prog="mlthon cache",
+        description="the replay cache of decoded recordings ($MLTHON_CACHE_DIR, else "
+        "$XDG_CACHE_HOME/mlthon/replay, else ~/.cache/mlthon/replay)",
+        epilog="example:\n  mlthon cache info     # where the cache is and what it holds\n"
+        "  mlthon cache clear    # empty it (backtests decode and cache again)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("info", "clear"),
+        default="info",
+        help="info (the default): the directory and its files; clear: remove them",
+    )
+    a = p.parse_args(argv)
+    cache = ReplayCache()
+    if a.action == "clear":
+        print(f"removed {cache.clear()} files from {cache.dir}")
+        return 0
+    files = cache.entries()
+    current = decoder_version()
+    print(f"directory: {cache.dir}")
+    print(f"decoder version: {current}")
+    total = 0
+    for f in files:
+        size = f.stat().st_size
+        total += size
+        foot = read_footer(f)
+        state = "unreadable" if foot is None else "complete" if foot[1] else "prefix"
+        stale = "" if f.stem.endswith(current) else ", stale decoder"
+        print(f"  {f.name}  {size / 1e6:.1f} MB  {state}{stale}")
+    print(f"{len(files)} files, {total / 1e6:.1f} MB")
+    return 0
+
+
+__all__ = ["MlthonError", "backtest_main", "cache_main", "run_backtest", "sweep_main"]

@@ -244,7 +244,7 @@ def test_sweep_runs_every_combination_in_parallel_best_first(tmp_path):
     }
     pnls = [Decimal(r["total_pnl"]) for r in rows]
     assert pnls == sorted(pnls, reverse=True)
-    assert (out / "sweep.csv").read_text().startswith("permutation_id,")
+    assert (out / "sweep.csv").read_text().startswith("rank,permutation_id,")
     for r in rows:
         assert (Path(r["folder"]) / "summary.json").exists()
     assert f"table: {out}/sweep.csv" in p.stdout

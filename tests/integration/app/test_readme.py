@@ -29,7 +29,8 @@ def test_tutorial_strategy_backtests_as_written(tmp_path):
         timeout=300,
     )
     assert p.returncode == 0, p.stderr[-3000:]
-    s = json.loads((tmp_path / "results" / "dip" / "summary.json").read_text())
+    # each run in a folder of its own, results/dip/latest the last one (issue 18)
+    s = json.loads((tmp_path / "results" / "dip" / "latest" / "summary.json").read_text())
     assert s["orders"] > 0 and s["callback_errors"] == 0
 
 
