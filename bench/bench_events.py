@@ -26,7 +26,11 @@ The cases:
 
 Without valgrind (``--cpu``) it prints CPU seconds per event instead (noisier).
 
-Run: python bench/bench_events.py [--case demo,resting0,...] [--events N] [--cpu]
+``--risk`` gives the ``demo`` case's strategy a risk layer with every limit set (:data:`RISK`:
+wide enough that nothing is refused, so every check runs on every order, and the loss limits are
+watched), to measure what the risk layer costs (``docs/risk.md``).
+
+Run: python bench/bench_events.py [--case demo,resting0,...] [--events N] [--cpu] [--risk]
 """
 
 from __future__ import annotations
@@ -172,8 +176,20 @@ def build(case: str, n_msgs: int, half: bool) -> tuple[Backtest, Any]:
             "max_position": "0.010",
             "requote_ms": 500,
         }
+        strat_cls: type = MarketMaker
+        if os.environ.get(RISK_ENV) == "on":
+
+            class RiskyMarketMaker(MarketMaker):  # type: ignore[misc]
+                """The demo with the risk layer in front of its gateway."""
+
+                def on_framework_connected(self, env: Any) -> None:
+                    env.set_risk_config(risk_config())  # as StratEnv(risk=...) does
+                    RISK_ENVS.append(env)
+                    super().on_framework_connected(env)
+
+            strat_cls = RiskyMarketMaker
         bt = Backtest(
-            MarketMaker,
+            strat_cls,
             cache=os.environ.get(CACHE_ENV, "off") != "off",
             data=[path],
             instruments=insts,
@@ -197,6 +213,30 @@ def build(case: str, n_msgs: int, half: bool) -> tuple[Backtest, Any]:
 #: Set for the children: "off" decodes the capture's JSON on every run (no cache read or written);
 #: otherwise the replay cache directory (``MLTHON_CACHE_DIR``), warmed before the measured runs.
 CACHE_ENV = "BENCH_EVENTS_CACHE"
+#: Set to "on" for the children of ``--risk``.
+RISK_ENV = "BENCH_EVENTS_RISK"
+#: The ``--risk`` envs built (their refusals are reported: 0 when the limits are wide enough).
+RISK_ENVS: list[Any] = []
+
+
+def risk_config() -> Any:
+    """The ``--risk`` limits: every one set, none reached by the demo."""
+    from mlthon.infra.risk.limits import InstrumentLimits, RiskConfig
+
+    return RiskConfig(
+        every=InstrumentLimits(
+            max_order_qty=Decimal("1"),
+            max_order_notional=Decimal("1000000"),
+            price_band_pct=Decimal("5"),
+            max_position=Decimal("1"),
+        ),
+        max_gross_exposure=Decimal("10000000"),
+        max_open_orders=1000,
+        max_order_rate=10000,
+        max_cancel_rate=10000,
+        max_daily_loss=Decimal("1000000"),
+        max_drawdown=Decimal("1000000"),
+    )
 
 
 def child(case: str, n_msgs: int, half: bool, out: Path) -> None:
@@ -214,6 +254,8 @@ def child(case: str, n_msgs: int, half: bool, out: Path) -> None:
         "orders": result.summary["orders"],
         "cpu": cpu,
     }
+    if RISK_ENVS:
+        info["risk_refusals"] = sum(e.risk_refusals for e in RISK_ENVS)
     if strat is not None:
         info["acks"] = strat.acks
         info["calls"] = strat.calls
@@ -302,6 +344,11 @@ def main() -> int:
         help="the demo's capture: decoded from its JSON on each run (off, the default), or read "
         "from a warm replay cache (a fresh directory, filled by one unmeasured run first)",
     )
+    ap.add_argument(
+        "--risk",
+        action="store_true",
+        help="demo case only: the strategy runs behind a risk layer with every limit set",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--half", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -310,6 +357,9 @@ def main() -> int:
         child(a.child, a.events, a.half, Path(a.out))
         return 0
     unit = "CPU ns" if a.cpu else "instructions"
+    os.environ[RISK_ENV] = "on" if a.risk else "off"
+    if a.risk:
+        print("risk layer: on (demo case), every limit set")
     print(f"demo data: {capture()} (replay cache {a.cache})")
     tmp_cache = None
     if a.cache == "warm":
@@ -336,7 +386,9 @@ def main() -> int:
         marginal = (full[key] - half[key]) * scale / max(1, full["events"] - half["events"])
         results[case] = marginal
         extra = "".join(
-            f", {k} {full[k]:,}" for k in ("orders", "fills", "acks", "calls") if k in full
+            f", {k} {full[k]:,}"
+            for k in ("orders", "fills", "acks", "calls", "risk_refusals")
+            if k in full
         )
         print(
             f"{case}: {per:,.0f} {unit} per event ({full['events']:,} events in "

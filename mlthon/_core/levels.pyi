@@ -15,7 +15,6 @@ def apply_pairs(
     start: int,
     out: list[tuple[int, int, int, int]] | None,
 ) -> int: ...
-
 def count_levels(raw: bytes) -> int: ...
 def apply_raw(
     book: TickBook,

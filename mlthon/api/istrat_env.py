@@ -20,7 +20,15 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from mlthon.basics.instrument import Instrument
-from mlthon.basics.mlt_enum import TIF, Exchange, ExecInstructions, MDSub, OrderType, Side
+from mlthon.basics.mlt_enum import (
+    TIF,
+    Exchange,
+    ExecInstructions,
+    MDSub,
+    OrderType,
+    Side,
+    TradingState,
+)
 from mlthon.basics.mlt_enum import TriggerDirection as TriggerDirection
 from mlthon.basics.values import Price, Qty
 
@@ -113,6 +121,18 @@ class IStratEnv(ABC):
     @abstractmethod
     def get_time_ns(self) -> int:
         """The current time on the env's clock (simulated in backtests), ns since the epoch."""
+
+    # --- risk (an mlthon extension; docs/risk.md) -------------------------------------------------
+
+    @property
+    def risk_state(self) -> TradingState:
+        """The trading state the env's risk layer holds the strategy in: ``Active`` (every order
+        inside the limits of its ``[risk]`` table goes), ``ReduceOnly`` (only orders that shrink
+        the position) or ``Halted`` (no new order or modify; cancels go). Changes are told by
+        ``on_risk_state``. A refusal of the risk layer is a reject with
+        ``GtwRejectCode.RiskLimit`` and a reason naming the limit and the figures. Read-only:
+        the limits and the state are the operator's. ``Active`` here by default."""
+        return TradingState.Active
 
     # --- reference data ------------------------------------------------------------------------
 

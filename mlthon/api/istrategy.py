@@ -84,6 +84,7 @@ from mlthon.basics.mlt_enum import (
     OrderStatus,
     OrderType,
     Side,
+    TradingState,
 )
 from mlthon.basics.order import Order
 from mlthon.basics.values import Price, Qty
@@ -534,6 +535,16 @@ class IStrategy(ABC):
         ``send_modify_order`` / ``send_cancel_order`` work on them as on the strategy's own. Not
         called when there is nothing to adopt.
         """
+
+    def on_risk_state(self, state: TradingState, reason: str) -> None:
+        """Called when the env's risk layer changes the strategy's trading state (an mlthon
+        extension; ``docs/risk.md``): ``Halted`` after a daily-loss or drawdown limit was
+        breached (its open orders are being cancelled; from now on every new order and modify
+        is refused with ``GtwRejectCode.RiskLimit``), or any state the operator set with
+        ``mlthon cmd <strat> risk <state>``. ``reason`` names the limit and the figures, or the
+        operator. Only strategies with a ``[risk]`` table are called; the default does nothing.
+        """
+        return None
 
 
 class Strategy(IStrategy):

@@ -67,6 +67,7 @@ from mlthon.infra.control import ControlService
 from mlthon.infra.env.strat_env import RUNNING, StratEnv
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.reactor import Reactor
+from mlthon.infra.risk.limits import RiskConfig
 from mlthon.infra.runner import instantiate_strategy, set_login_name
 from mlthon.infra.strategy_params import param_rules
 
@@ -216,6 +217,7 @@ class Backtest:
             kind; 0: never.
         cache: read recordings decoded before from the replay cache, and cache the others
             (``feeds/replay_cache.py``); False decodes every file.
+        risk: the strategy's risk limits (its ``[risk]`` table, ``docs/risk.md``); None: none.
         data_span_s: how long the data last in simulated seconds, when known before the run
             (a synthetic market): the progress bar's total for data that are neither files nor
             a list.
@@ -243,6 +245,7 @@ class Backtest:
         data_label: str = "",
         data_seed: int | None = None,
         cache: bool = True,
+        risk: RiskConfig | None = None,
         data_span_s: float | None = None,
     ) -> None:
         if not instruments:
@@ -277,6 +280,7 @@ class Backtest:
         self._strategy_arg = strategy
         self._data = data
         self.cache = cache
+        self.risk = risk
         self.data_span_s = data_span_s
         self.events = 0
 
@@ -452,6 +456,7 @@ class Backtest:
             topics,
             tz=self.timezone,
             feed_silence_s=self._feed_silence(engine is not None),
+            risk=self.risk,
         )
         # The replay's engine (or the keeper) runs in this process and each message is delivered
         # before the next one is applied: the env reads its books, no second copy.
@@ -626,6 +631,9 @@ class Backtest:
             "modifies": ledger.modifies,
             "cancels": ledger.cancels,
             "rejects": ledger.rejects,
+            "risk_refusals": env.risk_refusals,
+            "risk_state": env.risk_state.name,
+            "risk_refused_by": dict(env.risk.refused_by) if env.risk is not None else {},
             "fills": len(ledger.fills),
             "filled_qty": str(sum((f.qty for f in ledger.fills), Decimal(0))),
             "turnover": money(ledger.turnover),

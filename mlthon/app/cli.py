@@ -148,6 +148,7 @@ def run_backtest(
         data_label="" if settings["data"] else f"synthetic market, {seconds:g} s",
         data_seed=None if settings["data"] else settings["synthetic_seed"],
         cache=settings.get("cache", True),
+        risk=cfg.risk,
         data_span_s=None if settings["data"] else seconds,
     )
     result = bt.run()

@@ -29,6 +29,7 @@ import attrs
 
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import InstrumentKind, Side
+from mlthon.basics.pnl import pnl_of
 from mlthon.infra.bus import messages as m
 
 ZERO = Decimal(0)
@@ -113,16 +114,6 @@ HEADLINE_FIGURES = (
     "events",
     "duration_s",
 )
-
-
-def pnl_of(inst: Instrument, qty: Decimal, entry: Decimal, exit_: Decimal) -> Decimal:
-    """PnL of closing ``qty`` (signed: + long) opened at ``entry`` at ``exit_``."""
-    mult = inst.contract_multiplier
-    if inst.kind is InstrumentKind.Inverse:
-        if not entry or not exit_:
-            return ZERO
-        return qty * mult * (1 / entry - 1 / exit_)
-    return qty * mult * (exit_ - entry)
 
 
 @attrs.define

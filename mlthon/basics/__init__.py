@@ -36,6 +36,7 @@ from mlthon.basics.mlt_enum import (
     OrderType,
     RuntimeMode,
     Side,
+    TradingState,
     TriggerDirection,
 )
 from mlthon.basics.order import Order
@@ -75,5 +76,6 @@ __all__ = [
     "RuntimeMode",
     "Side",
     "StrategyError",
+    "TradingState",
     "TriggerDirection",
 ]

@@ -194,6 +194,22 @@ class GtwRejectCode(MltEnum):
     # The venue refused the request's timestamp (Binance -1021, Bybit 10002): the host's clock and
     # the venue's disagree; the gateway measures the offset again (not ReadyToTrade until then).
     ClockOffset = 1019
+    # The env's risk layer refused the request before it was sent (``docs/risk.md``): a limit of
+    # the strategy's ``[risk]`` table, or its trading state; the reason names the limit and the
+    # figures ("max_order_qty 0.5 < 0.8 BTCUSDT").
+    RiskLimit = 1020
+
+
+class TradingState(MltEnum):
+    """What the env's risk layer lets a strategy send (``docs/risk.md``; an mlthon extension).
+
+    ``Active``: every order inside the limits. ``ReduceOnly``: only orders that shrink the
+    position. ``Halted``: nothing (cancels still pass); the strategy's open orders were cancelled.
+    """
+
+    Active = 1
+    ReduceOnly = 2
+    Halted = 3
 
 
 class CancelCode(MltEnum):

@@ -39,16 +39,23 @@ Example::
     data = []                                      # recordings; [] = a synthetic market
     synthetic_seconds = 600
     synthetic_seed = 7
-    out = ""                                       # "" = results/<name>
+    out = ""                                       # runs: <out>/<run id>/ ("" = results/<name>)
     sample_every_s = 1
     capital = "100000"
     feed_silence_s = 10                            # default: 10 for recordings, 0 synthetic
+    strict = false                                 # true: callback errors or no event fail
+                                                   # the run (exit 1), as --strict
 
     [telegram]
     config = "telegram.toml"                       # the bridge `mlthon run` starts
 
     [sim]                                          # the simulated exchange (a gateway.toml's
                                                    # sections; checked by SimGatewayConfig)
+
+    [risk]                                         # the env's risk layer (docs/risk.md);
+    max_order_qty = "0.5"                          # every limit is off unless written
+    [risk.instruments.BTCUSDT]                     # per instrument, by name or id
+    max_position = "1"
 
     [run]                                          # `mlthon run`: supervision of its parts
     restart = { gateway = "restart", feed = "restart", strategy = "restart",
@@ -89,6 +96,7 @@ from mlthon.basics.mlt_enum import RuntimeMode
 from mlthon.infra.bus.topics import check_name
 from mlthon.infra.config_schema import REQUIRED, Table, show
 from mlthon.infra.instruments import load_instruments
+from mlthon.infra.risk.limits import RiskConfig, parse_risk_table
 
 _MODES = {
     "backtest": RuntimeMode.Backtest,
@@ -154,11 +162,13 @@ class BacktestConfig:
         data: recordings to replay (absolute paths; empty: a synthetic market).
         synthetic_seconds: length of the synthetic market.
         synthetic_seed: its seed.
-        out: the results folder ("" = ``results/<strategy name>``).
+        out: where the run folders go (``<out>/<run id>/``; "" = ``results/<strategy name>``).
         sample_every_s: period of the equity samples.
         capital: the capital the returns are measured against.
         feed_silence_s: a hole in the data longer than this (simulated seconds) is reported as a
             stale feed (None: the default of the data's kind; 0: never).
+        strict: a run with callback errors, no event or a position mismatch exits non-zero
+            (``--strict``).
     """
 
     data: tuple[str, ...] = ()
@@ -168,6 +178,7 @@ class BacktestConfig:
     sample_every_s: float = 1.0
     capital: Decimal = Decimal(100000)
     feed_silence_s: float | None = None
+    strict: bool = False
 
 
 @attrs.frozen
@@ -199,6 +210,7 @@ class StrategyConfig:
     run: RunConfig = RunConfig()
     backtest: BacktestConfig = BacktestConfig()
     telegram_config: str = ""
+    risk: RiskConfig | None = None
     source: str = ""
     raw: dict[str, Any] = attrs.field(factory=dict)
     preset_instruments: tuple[Instrument, ...] = ()
@@ -242,7 +254,17 @@ EVERY_INSTRUMENT = "all"
 # The sections of a strategy file, and the keys of those read here (``[params]`` is checked
 # against the strategy's parameter schema, :mod:`mlthon.infra.strategy_params`; ``[sim]`` by the
 # simulated exchange's config where it is used).
-_SECTIONS = ("strategy", "params", "instruments", "bus", "backtest", "sim", "telegram", "run")
+_SECTIONS = (
+    "strategy",
+    "params",
+    "instruments",
+    "bus",
+    "backtest",
+    "sim",
+    "telegram",
+    "run",
+    "risk",
+)
 _STRATEGY_KEYS = (
     "name",
     "class",
@@ -328,6 +350,7 @@ def parse_strategy_config(
     tg = doc.table("telegram", keys=("config",))
     telegram_config = tg.path_of("config", base_dir, "")
     run = parse_run_table(data.get("run", {}), source)
+    risk = parse_risk_table(doc.table("risk"))
     if base_dir is not None and ".py:" in class_path and not Path(class_path).is_absolute():
         class_path = str(base_dir / class_path)
     return StrategyConfig(
@@ -352,6 +375,7 @@ def parse_strategy_config(
         run=run,
         backtest=backtest,
         telegram_config=telegram_config,
+        risk=risk,
         source=source,
         raw=data,
     )
@@ -392,6 +416,7 @@ def _parse_backtest(bt: Table, base_dir: Path | None) -> BacktestConfig:
         sample_every_s=bt.number("sample_every_s", 1.0, low_open=True, high=86400),
         capital=bt.decimal("capital", "100000", positive=True),
         feed_silence_s=bt.number("feed_silence_s", None, high=86400),
+        strict=bt.flag("strict", False),
     )
 
 

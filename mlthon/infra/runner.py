@@ -213,6 +213,7 @@ async def run_strategy(
             start_wait_s=cfg.start_wait_s,
             stop_ack_hold_s=cfg.stop_ack_hold_s,
             feed_silence_s=cfg.feed_silence_s or None,
+            risk=cfg.risk,
         )
         checker = start_accounting(env, cfg)
         proc_ops = _strategy_ops(env, the_bus, metered, cfg, topics, stop)  # ops (issue 7)

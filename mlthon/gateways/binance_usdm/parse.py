@@ -20,13 +20,13 @@ from mlthon.basics.mlt_enum import (
     OrderType,
     Side,
 )
+from mlthon.basics.token_bucket import Budget
 from mlthon.gateways.binance_usdm.wire import (
     ExchangeInfo,
     Order,
     OrderUpdateData,
     UserTrade,
 )
-from mlthon.gateways.live.budget import Budget
 from mlthon.gateways.live.model import Fill, OrderEvent, RateUsage, VenueOrder
 
 MS = 1_000_000

@@ -21,8 +21,8 @@ from mlthon.basics.mlt_enum import (
     OrderType,
     Side,
 )
+from mlthon.basics.token_bucket import Budget
 from mlthon.gateways.bybit_v5.wire import Execution, InstrumentInfo, OrderRecord, ServerTime
-from mlthon.gateways.live.budget import Budget
 from mlthon.gateways.live.model import Fill, OrderEvent, RateUsage, VenueOrder
 
 MS = 1_000_000

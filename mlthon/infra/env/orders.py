@@ -176,6 +176,9 @@ class OrderTracker:
         self._cancel_seq = 0
         #: Called after a cancel in flight was answered (the stop acknowledgement waits on it).
         self.on_cancel_answered: Callable[[], None] | None = None
+        #: Called with every report delivered (once: after the repeats are dropped), before the
+        #: strategy's callback: the risk layer's figures (``mlthon.infra.risk``).
+        self.on_delivered: Callable[[Exchange, Any], None] | None = None
         self.duplicate_fills = 0
         self.late_fills = 0
         self.unknown_reports = 0
@@ -514,6 +517,9 @@ class OrderTracker:
                     log.info("env: repeated %s for %s dropped", kind.__name__, msg.cl_id)
                     return
                 _remember(self._seen_once, once)
+            delivered = self.on_delivered
+            if delivered is not None and kind is not m.OrderExecution:
+                delivered(ex, msg)
             if kind is m.OrderExecution:
                 # At-least-once delivery may repeat a fill: each execution id reaches the
                 # strategy once.
@@ -523,6 +529,8 @@ class OrderTracker:
                     log.info("env: duplicate execution %s on %s dropped", msg.exec_id, ex.name)
                     return
                 _remember(self._seen_execs, key)
+                if delivered is not None:
+                    delivered(ex, msg)
                 price = Price(msg.price)
                 fill = Qty(msg.fill_qty)
                 leaves = Qty(msg.leaves_qty)

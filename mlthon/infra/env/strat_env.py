@@ -12,7 +12,11 @@ backtests (in-process bus; live or simulated scheduler). It is the coordinator o
 * market data (:mod:`.md_callbacks`): each subscribed book (:mod:`.book_view`: the env's own, or
   an in-process feed's, shared), its callbacks, BBO callbacks only when the best level changes,
   and ``get_book`` without the strategy keeping its own; feed liveness (:mod:`.feed_watch`);
-* statuses, timers, command hooks and Telegram messages.
+* statuses, timers, command hooks and Telegram messages;
+* the risk layer (:mod:`mlthon.infra.risk`, ``docs/risk.md``), when the strategy has a ``[risk]``
+  table: every new order, modify and cancel is checked by it in the send call, after its arguments
+  and before anything is published, and a refusal is a reject like any other
+  (``GtwRejectCode.RiskLimit``); its trading state (``risk_state``) and the ``risk`` command.
 
 Every strategy callback goes through the reactor's guard. Refusals that depend on state
 (stopped, not logged in, no ready gateway) are delivered as reject callbacks on the next turn of
@@ -45,13 +49,15 @@ from mlthon.basics.mlt_enum import (
     FeedHandlerStatus,
     GtwRejectCode,
     GtwStatus,
+    InstrumentKind,
     MDSub,
     OrderType,
     Side,
+    TradingState,
     TriggerDirection,
 )
 from mlthon.basics.sanity import decimal_problem, int_cl_id_problem
-from mlthon.basics.tickbook import TickBook
+from mlthon.basics.tickbook import NO_ASK, NO_BID, TickBook
 from mlthon.basics.values import Price, to_decimal
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
@@ -71,6 +77,8 @@ from mlthon.infra.env.md_callbacks import (
 )
 from mlthon.infra.env.orders import OrderTracker
 from mlthon.infra.reactor import Reactor
+from mlthon.infra.risk.guard import RiskGuard
+from mlthon.infra.risk.limits import RiskConfig
 from mlthon.infra.timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -112,6 +120,8 @@ class StratEnv(IStratEnv):
             the login can be answered); see :mod:`mlthon.infra.env.lifecycle`.
         stop_ack_hold_s: ``send_stop_ack`` while cancels sent since the ``Stop`` are
             unanswered holds the ``StopAck`` until they are, at most this long.
+        risk: the strategy's ``[risk]`` table (None: no risk layer, nothing checked, nothing
+            paid); see :meth:`set_risk_config` and ``docs/risk.md``.
 
     Raises:
         ValueError: ``feed_silence_s`` is not positive.
@@ -130,6 +140,7 @@ class StratEnv(IStratEnv):
         feed_silence_s: float | None = None,
         start_wait_s: float = 3.0,
         stop_ack_hold_s: float = 3.0,
+        risk: RiskConfig | None = None,
     ) -> None:
         self.strategy = strategy
         self.login_retry_ns = int(login_retry_s * 1e9)
@@ -181,6 +192,9 @@ class StratEnv(IStratEnv):
             self.scheduler, stop_ack_hold_s, self._stop_cancels_in_flight, self._send_stop_ack
         )
         self.orders.on_cancel_answered = self.stop_ack.check
+        self._risk: RiskGuard | None = None
+        if risk is not None:
+            self.set_risk_config(risk)
         # Request id -> the env-side handler of the answer, for the env's own fetches.
         self._own_asks: dict[str, Callable[[Exchange, Any], None]] = {}
         self._ask_seq = 0
@@ -296,6 +310,8 @@ class StratEnv(IStratEnv):
                 "strat_name", strat_name, f"already logged in as {self.strat_name!r}"
             )
         self.strat_name = strat_name
+        if self._risk is not None:
+            self._risk.name = strat_name
         self.state = LOGGING_IN
         t = self.topics
         again = bool(self._subs)
@@ -380,6 +396,9 @@ class StratEnv(IStratEnv):
                 continue
             insts[(inst.exchange, inst.instrument_id)] = inst
         self.instruments = insts
+        if self._risk is not None:
+            for name in self._risk.config.unmatched(insts.values()):
+                log.error("env: [risk.instruments.%s] names none of the instruments", name)
         for key, st in self._md.items():
             known = insts.get(key)
             if known is not None and st.book.regrid(known) and st.topic_sub is not None:
@@ -762,7 +781,14 @@ class StratEnv(IStratEnv):
         dangerous: bool = False,
     ) -> None:
         """See :meth:`IStratEnv.add_cmd_hook`. ``help`` overrides the docstring's first line;
-        ``dangerous`` hooks (flatten, cancel-all...) need a confirmation in Telegram."""
+        ``dangerous`` hooks (flatten, cancel-all...) need a confirmation in Telegram. With a risk
+        layer, ``risk`` is the env's own (the operator's kill switch) and refused here."""
+        if (
+            self._risk is not None
+            and isinstance(cmd_name_str, str)
+            and cmd_name_str.lower() == "risk"
+        ):
+            raise InvalidArgument("cmd_name_str", cmd_name_str, "is the risk layer's command")
         self.hooks.add(cmd_name_str, callback_func, help=help, dangerous=dangerous)
         self._publish_status_soon()
 
@@ -957,7 +983,7 @@ class StratEnv(IStratEnv):
 
     def _on_md(self, st: MdState, msg: Any) -> None:
         self.md_messages += 1
-        t0 = time.perf_counter_ns()
+        t0 = self.reactor.timer_ns()  # CPU time in backtests, wall time live
         seq = getattr(msg, "seq", 0) if self._check_md_seq else 0
         if seq:
             last = st.last_seq
@@ -984,7 +1010,7 @@ class StratEnv(IStratEnv):
         else:
             log.warning("env: unexpected %s for %s; dropped", kind.__name__, st.iid)
             return
-        elapsed = time.perf_counter_ns() - t0
+        elapsed = self.reactor.timer_ns() - t0
         if elapsed > self.reactor.slow_callback_ns:
             self.reactor.slow(f"market data ({kind.__name__})", elapsed)
 
@@ -1027,6 +1053,164 @@ class StratEnv(IStratEnv):
                 st.iid,
                 exc,
                 self.bad_trades,
+            )
+
+    # ==========================================================================================
+    # risk layer (mlthon.infra.risk; docs/risk.md)
+    # ==========================================================================================
+
+    def set_risk_config(self, config: RiskConfig) -> None:
+        """Put the risk layer of ``config`` in front of every gateway (an mlthon extension, for
+        the code that builds the env: the runner and backtests pass the strategy's ``[risk]``
+        table; it is not part of :class:`~mlthon.api.IStratEnv`). Once only, before login: a
+        strategy cannot replace or loosen limits it was given.
+
+        Raises:
+            InvalidArgumentType: ``config`` is not a RiskConfig.
+            InvalidArgument: a risk layer is there already, or the env logged in.
+        """
+        if not isinstance(config, RiskConfig):
+            raise InvalidArgumentType("config", config, "must be a RiskConfig")
+        if self._risk is not None:
+            raise InvalidArgument("config", config, "the risk layer is set already")
+        if self.strat_name:
+            raise InvalidArgument("config", config, "the risk layer is set before login")
+        guard = RiskGuard(
+            config,
+            self.scheduler,
+            instrument_of=lambda ex, iid: self.instruments.get((ex, iid)),
+            mark_of=self._mid,
+            is_open=lambda ex, cl: (ex, cl) in self.orders.open,
+            on_state=self._on_risk_state,
+        )
+        self._risk = guard
+        self.orders.on_delivered = guard.on_report
+        self.hooks.add(
+            "risk",
+            self._risk_cmd,
+            help="risk [active|reduceonly|halted] [why]: show or set the trading state",
+            dangerous=True,
+        )
+
+    @property
+    def risk(self) -> RiskGuard | None:
+        """The risk layer (None without a ``[risk]`` table): its limits, figures, refusals."""
+        return self._risk
+
+    @property
+    def risk_state(self) -> TradingState:
+        """See :attr:`IStratEnv.risk_state` (``Active`` without a risk layer)."""
+        guard = self._risk
+        return TradingState.Active if guard is None else guard.state
+
+    @property
+    def risk_refusals(self) -> int:
+        """Requests the risk layer refused."""
+        guard = self._risk
+        return 0 if guard is None else guard.refusals
+
+    def set_risk_state(self, state: TradingState, reason: str = "operator") -> bool:
+        """Set the trading state (the operator's kill switch; the ``risk`` command). ``Halted``
+        cancels the open orders (and flattens if ``flatten_on_halt``). False if it was in that
+        state already.
+
+        Raises:
+            InvalidArgumentType: ``state`` is not a TradingState.
+            InvalidArgument: the env has no risk layer.
+        """
+        self._enum("state", state, TradingState)
+        guard = self._risk
+        if guard is None:
+            raise InvalidArgument("state", state, "no risk layer: the strategy has no [risk] table")
+        return guard.set_state(state, reason)
+
+    def _risk_cmd(self, args: list[str]) -> str:
+        """The ``risk`` command: ``risk`` shows the state, ``risk halted [why]`` sets it."""
+        guard = self._risk
+        assert guard is not None  # registered with the risk layer
+        if args:
+            word = args[0].replace("_", "").replace("-", "")
+            try:
+                state = TradingState.from_name(word)
+            except ValueError as exc:
+                raise InvalidArgument("state", args[0], str(exc)) from None
+            why = " ".join(args[1:])
+            if not guard.set_state(state, f"operator{': ' + why if why else ''}"):
+                return f"already {state.name}"
+        return f"{guard.state.name} ({guard.state_reason}); {guard.refusals} refusals" + (
+            f" {dict(sorted(guard.refused_by.items()))}" if guard.refused_by else ""
+        )
+
+    def _mid(self, exchange: Exchange, instrument_id: int) -> Decimal | None:
+        """The mid of the env's book of the instrument (None: not subscribed, not valid, or a
+        side empty): the risk layer's reference price."""
+        st = self._md.get((exchange, instrument_id))
+        if st is None or not st.book.valid:
+            return None
+        tb = st.book.book
+        bid = tb.bid
+        ask = tb.ask
+        if bid == NO_BID or ask == NO_ASK:
+            return None
+        return (bid + ask) * st.book.prices.step / 2
+
+    def _risk_refusal(self, why: str | None) -> tuple[GtwRejectCode, str] | None:
+        return None if why is None else (GtwRejectCode.RiskLimit, why)
+
+    def _on_risk_state(self, state: TradingState, reason: str) -> None:
+        """The trading state changed: a halt cancels (and flattens); the log, the status,
+        Telegram and the strategy's ``on_risk_state`` are told."""
+        guard = self._risk
+        name = self.strat_name or "(not logged in)"
+        if state is TradingState.Halted:
+            flatten = guard is not None and guard.config.flatten_on_halt
+            log.error(
+                "env: risk: %s HALTED: %s; open orders cancelled%s",
+                name,
+                reason,
+                ", positions closed at market" if flatten else "",
+            )
+            self._risk_cancel_all()
+            if flatten:
+                self._risk_flatten()
+            if self.strat_name:
+                self.publish_telegram(f"{name}: HALTED by the risk layer: {reason}", priority=0)
+        else:
+            log.warning("env: risk: %s trading state %s: %s", name, state.name, reason)
+        self._later(self.strategy.on_risk_state, state, reason)
+        self._publish_status_soon(detail=f"risk: {state.name}: {reason}")
+
+    def _risk_cancel_all(self) -> None:
+        """A cancel-all to every ready gateway of the strategy's instruments (and of its open
+        orders)."""
+        exchanges = self.orders.open_exchanges() | {ex for ex, _ in self.instruments}
+        for ex in sorted(exchanges, key=lambda e: e.value):
+            if self._gateway_refusal(ex) is None and self._not_logged_in() is None:
+                self.send_cancel_all(ex, None)
+
+    def _risk_flatten(self) -> None:
+        """Close every position the risk layer counts with a market order (past the layer:
+        the strategy is halted)."""
+        guard = self._risk
+        if guard is None:
+            return
+        for (ex, iid), h in list(guard.holdings.items()):
+            if not h.qty or self._gateway_refusal(ex) or self._not_logged_in():
+                continue
+            cl = str(self._new_cl_id(None))
+            self._publish_new(
+                ex,
+                cl,
+                iid,
+                Side.Sell if h.qty > 0 else Side.Buy,
+                Decimal(0),
+                abs(h.qty),
+                ExecInstructions.Unset,
+                OrderType.Market,
+                TIF.IOC,
+                h.inst.kind is not InstrumentKind.Spot,
+                None,
+                TriggerDirection.Unset,
             )
 
     # ==========================================================================================
@@ -1154,9 +1338,43 @@ class StratEnv(IStratEnv):
         cid = self._new_cl_id(client_id)
         cl = str(cid)
         refusal = self._can_trade() or self._gateway_refusal(exchange)
+        risk = self._risk
+        if refusal is None and risk is not None:
+            refusal = self._risk_refusal(risk.check_new(exchange, inst, cl, side, p, q))
         if refusal is not None:
             self._later(self.strategy.on_new_order_reject, exchange, cl, *refusal)
             return cid
+        self._publish_new(
+            exchange,
+            cl,
+            instrument_id,
+            side,
+            p,
+            q,
+            exec_instr,
+            ord_type,
+            time_in_force,
+            close_position,
+            stop,
+            trigger_direction,
+        )
+        return cid
+
+    def _publish_new(
+        self,
+        exchange: Exchange,
+        cl: str,
+        instrument_id: int,
+        side: Side,
+        p: Decimal,
+        q: Decimal,
+        exec_instr: ExecInstructions,
+        ord_type: OrderType,
+        time_in_force: TIF,
+        close_position: bool,
+        stop: str | None,
+        trigger_direction: TriggerDirection,
+    ) -> None:
         self.orders.sent_new(exchange, cl, instrument_id, q)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
@@ -1177,7 +1395,6 @@ class StratEnv(IStratEnv):
             ),
             qos=1,
         )
-        return cid
 
     def _cl(self, name: str, value: object) -> str:
         """The wire form of a client order id given to modify, cancel or status: the one rule
@@ -1202,20 +1419,25 @@ class StratEnv(IStratEnv):
             raise InvalidArgument("new_price", None, "give new_price, new_qty or both")
         iid = self.orders.instrument_of(exchange, cl)
         inst = self.instruments.get((exchange, iid)) if iid is not None else None
-        p = q = None
+        dp = dq = None
         if new_price is not None:
-            p = str(
+            dp = (
                 self._check_price("new_price", new_price, inst)
                 if inst
                 else self._decimal("new_price", new_price)
             )
         if new_qty is not None:
-            q = str(
+            dq = (
                 self._check_qty("new_qty", new_qty, inst)
                 if inst
                 else self._decimal("new_qty", new_qty)
             )
+        p = None if dp is None else str(dp)
+        q = None if dq is None else str(dq)
         refusal = self._can_trade() or self._gateway_refusal(exchange)
+        risk = self._risk
+        if refusal is None and risk is not None:
+            refusal = self._risk_refusal(risk.check_modify(exchange, cl, dp, dq))
         if refusal is not None:
             self._later(self.strategy.on_modify_order_reject, exchange, cl, *refusal)
             return
@@ -1239,6 +1461,9 @@ class StratEnv(IStratEnv):
         self._instrument(exchange, instrument_id)
         cl = self._cl("client_ord_id", client_ord_id)
         refusal = self._gateway_refusal(exchange) or self._not_logged_in()
+        risk = self._risk
+        if refusal is None and risk is not None:
+            refusal = self._risk_refusal(risk.check_cancel())
         if refusal is not None:
             self._later(self.strategy.on_cancel_order_reject, exchange, cl, *refusal)
             return
@@ -1362,6 +1587,8 @@ class StratEnv(IStratEnv):
         """Cancel timers and subscriptions (the process is ending)."""
         self.timers.cancel_all()
         self.feeds.close()
+        if self._risk is not None:
+            self._risk.close()
         self.start_gate.close()
         self.stop_ack.close()
         if self._login_timer is not None:
