@@ -59,6 +59,11 @@ bench: ## print the benchmark figures
 	-$(PY) bench/bench_matching.py
 	-$(PY) bench/bench_pipeline.py
 	-$(PY) bench/bench_vs_nautilus.py --repeat 3
+	-$(PY) bench/bench_events.py --case demo --cache warm
+	-$(PY) bench/bench_decode_cache.py
+	-$(PY) bench/bench_memory.py
+	-$(PY) bench/bench_live.py
+	-$(PY) bench/bench_vs_hftbacktest.py
 
 demo: ## the demo market maker on the embedded synthetic market
 	mlthon backtest demo_strat/market_maker.toml
