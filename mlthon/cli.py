@@ -71,7 +71,11 @@ _DELEGATED: dict[str, tuple[str, str, str]] = {
         "backtest_main",
         "backtest a strategy on recorded or synthetic data",
     ),
-    "sweep": ("mlthon.app.cli", "sweep_main", "run a parameter sweep of backtests"),
+    "sweep": (
+        "mlthon.app.sweep.cli",
+        "sweep_main",
+        "a parameter sweep or search of backtests, on local processes or a Ray cluster",
+    ),
     "cache": (
         "mlthon.app.cli",
         "cache_main",

@@ -1,4 +1,5 @@
-"""``mlthon backtest`` and ``mlthon sweep``: a strategy over recorded or synthetic data.
+"""``mlthon backtest``: a strategy over recorded or synthetic data (``mlthon sweep``, many runs
+of it: :mod:`mlthon.app.sweep`).
 
 The strategy's TOML config may carry the run's settings, so that one file describes it::
 
@@ -23,7 +24,7 @@ The strategy's TOML config may carry the run's settings, so that one file descri
 
 Each run writes a folder of its own, ``<out>/<run id>/`` (the UTC time and four hex digits),
 and points ``<out>/latest`` at it; ``--out DIR`` writes exactly into DIR instead. A sweep writes
-``<out>/sweep-<run id>/``: ``sweep.csv`` and a folder per combination.
+``<out>/sweep-<run id>/``: ``sweep.csv``, ``sweep.html`` and a folder per permutation.
 
 Command-line options override the file: ``--data``/``--start``/``--end``/``--out`` the
 ``[backtest]`` settings, ``--instruments 1201,1202`` the ``[instruments] use`` list, and
@@ -35,13 +36,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
-import json
 import logging
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,17 +171,6 @@ example:
   mlthon backtest demo_strat/market_maker.toml --strict \\
     --data ../shared/data/hftbacktest/binance_usdm_futures/btcusdt_20240808.gz \\
     --instruments 1001 --set exchange=BinanceUsdm instrument_id=1001"""
-
-_SWEEP_HELP = """\
-Backtest every combination of --grid's values, in parallel processes, and rank them by a
-figure of the summary (--rank, default total_pnl; higher is better, except for drawdowns,
-fees, rejects and latencies). Runs without a fill are listed last, marked, not ranked. Writes
-results/<strategy>/sweep-<run id>/ with sweep.csv, sweep.json and a folder per combination."""
-
-_SWEEP_EXAMPLE = """\
-example:
-  mlthon sweep demo_strat/market_maker.toml --synthetic-seconds 120 \\
-    --grid spread_ticks=2,4,6 size=0.010,0.020 --rank sharpe --jobs 2"""
 
 
 def _backtest_parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
@@ -371,236 +358,6 @@ def _print_summary(
         print(f"report: {folder / 'report.html'}")
 
 
-# --- sweeps ------------------------------------------------------------------------------------
-
-
-def _grid(specs: list[str]) -> list[tuple[str, list[str]]]:
-    out = []
-    for spec in specs:
-        key, sep, values = spec.partition("=")
-        if not sep or not key or not values:
-            raise ConfigError(f"--grid takes key=v1,v2,...; got {spec!r}")
-        out.append((key.strip(), [v.strip() for v in values.split(",") if v.strip()]))
-    return out
-
-
-#: The summary's figures a sweep ranks by (``--rank``), and whether more is better.
-RANK_FIGURES: dict[str, bool] = {
-    "total_pnl": True,
-    "realised_pnl": True,
-    "return_pct": True,
-    "sharpe": True,
-    "sortino": True,
-    "calmar": True,
-    "win_rate": True,
-    "profit_factor": True,
-    "expectancy": True,
-    "spread_captured": True,
-    "round_trips": True,
-    "fills": True,
-    "fill_ratio": True,
-    "maker_share": True,
-    "turnover": True,
-    "max_drawdown": False,
-    "max_drawdown_duration_s": False,
-    "fees": False,
-    "rejects": False,
-    "ack_latency_p50_ms": False,
-    "ack_latency_p99_ms": False,
-}
-# The columns of the sweep's table besides the parameters and the ranked figure.
-_SWEEP_FIGURES = ("total_pnl", "sharpe", "max_drawdown", "fills", "fill_ratio", "fees")
-
-
-def rank_figure(text: str) -> tuple[str, bool]:
-    """``--rank``: a figure of :data:`RANK_FIGURES`, and whether more is better (its own
-    direction; a leading ``-`` turns it round: ``--rank=-fills``).
-
-    Raises:
-        argparse.ArgumentTypeError: not one of them (the message lists them).
-    """
-    name = text.lstrip("-")
-    if name not in RANK_FIGURES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a figure of the summary; one of: {', '.join(RANK_FIGURES)} "
-            "(a leading '-' reverses the order: --rank=-fills)"
-        )
-    flipped = (len(text) - len(name)) % 2 == 1
-    return name, RANK_FIGURES[name] != flipped
-
-
-def rank_rows(rows: list[dict[str, Any]], figure: str, higher_is_better: bool) -> None:
-    """Sort a sweep's rows best first by ``figure`` and number them (``rank``). Runs without a
-    fill cannot be judged on their figures: they go last, unranked, marked in ``note``; so do
-    runs whose figure is n/a, after the ranked ones."""
-    from decimal import Decimal
-
-    def key(r: dict[str, Any]) -> tuple[bool, bool, Decimal]:
-        v = r[figure]
-        value = Decimal(0) if v is None else Decimal(str(v))
-        return (not r["fills"], v is None, -value if higher_is_better else value)
-
-    rows.sort(key=key)
-    n = 0
-    for r in rows:
-        if not r["fills"]:
-            r["rank"], r["note"] = "", "no fills"
-        elif r[figure] is None:
-            r["rank"], r["note"] = "", f"{figure} n/a"
-        else:
-            n += 1
-            r["rank"], r["note"] = n, ""
-        if r["failures"]:
-            r["note"] = "; ".join(x for x in (r["note"], r["failures"]) if x)
-
-
-def _worker_logging(queue: Any, level: int) -> None:
-    """A sweep worker's log goes to the sweep's process (printed above its progress bar);
-    WARNING and up unless the sweep logs DEBUG (several runs' lifecycle lines are noise)."""
-    from logging.handlers import QueueHandler
-
-    root = logging.getLogger()
-    root.handlers[:] = [QueueHandler(queue)]
-    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
-
-
-class _ToLoggers(logging.Handler):
-    """Hands a worker's log record to this process's logger of the same name."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
-
-
-def _sweep_one(
-    args: tuple[StrategyConfig, dict[str, Any], dict[str, Any], str, str],
-) -> dict[str, Any]:
-    from mlthon.app.backtest import run_failures
-
-    cfg, overrides, settings, perm_id, figure = args
-    cfg = attrs.evolve(cfg, params={**cfg.params, **overrides})
-    summary, _perf, folder = run_backtest(cfg, settings, report=False)
-    return {
-        "rank": "",
-        "permutation_id": perm_id,
-        **{f"param.{k}": v for k, v in overrides.items()},
-        **{k: summary.get(k) for k in dict.fromkeys((figure, *_SWEEP_FIGURES))},
-        "callback_errors": summary["callback_errors"],
-        "failures": "; ".join(run_failures(summary)),
-        "note": "",
-        "folder": str(folder),
-    }
-
-
-def _run_sweep(jobs: list[Any], workers: int | None, progress: bool) -> list[dict[str, Any]]:
-    """Run the sweep's backtests in parallel processes, with a progress bar of the runs done;
-    the workers' log lines come here (above the bar)."""
-    import multiprocessing
-    from concurrent.futures import as_completed
-    from logging.handlers import QueueListener
-
-    from mlthon.app.backtest import ProgressBar
-
-    ctx = multiprocessing.get_context()
-    queue = ctx.Queue()
-    level = logging.getLogger().getEffectiveLevel()
-    rows = []
-    with ProgressBar(progress, f"sweep: 0/{len(jobs)} runs", total=len(jobs)) as bar:
-        bar.show(0, f"sweep: 0/{len(jobs)} runs")
-        listener = QueueListener(queue, _ToLoggers())
-        listener.start()
-        try:
-            with ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=ctx,
-                initializer=_worker_logging,
-                initargs=(queue, level),
-            ) as pool:
-                for done in as_completed([pool.submit(_sweep_one, job) for job in jobs]):
-                    rows.append(done.result())
-                    bar.show(len(rows), f"sweep: {len(rows)}/{len(jobs)} runs")
-        finally:
-            listener.stop()
-    return rows
-
-
-def sweep_main(argv: list[str]) -> int:
-    """``mlthon sweep <toml> --grid k=v1,v2 ...``: every combination, in parallel processes,
-    one table best first by ``--rank`` (runs without a fill last, unranked)."""
-    p = _backtest_parser("mlthon sweep", _SWEEP_HELP, _SWEEP_EXAMPLE)
-    p.add_argument(
-        "--grid",
-        nargs="+",
-        required=True,
-        metavar="KEY=V1,V2",
-        help="a parameter and its values (several: every combination)",
-    )
-    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: cores)")
-    p.add_argument(
-        "--rank",
-        type=rank_figure,
-        default=("total_pnl", True),
-        metavar="FIGURE",
-        help="the summary figure that orders the runs (default total_pnl); more is better "
-        "except for max_drawdown, fees, rejects and latencies; --rank=-FIGURE reverses it",
-    )
-    a = p.parse_args(argv)
-    cfg = load_with_overrides(a)
-    settings = _settings(cfg, a)
-    grid = _grid(a.grid)
-    rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
-    figure, higher_is_better = a.rank
-    _check_grids(cfg, settings)
-    from mlthon.app.backtest import new_run_folder, point_latest
-
-    # --out: exactly there; else a folder of its own beside the strategy's runs.
-    base_out = Path(settings["out"]) if settings["out"] else None
-    jobs = []
-    # Every combination is checked before the first backtest starts.
-    for combo in itertools.product(*[vals for _, vals in grid]):
-        words = [f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True)]
-        try:
-            overrides = rules.assign(words, cfg.params, cfg.source)
-        except ConfigError as exc:
-            raise ConfigError(f"--grid: {_reason(exc)}", source=exc.source, key=exc.key) from None
-        perm_id = "-".join(f"{k}={v}" for (k, _), v in zip(grid, combo, strict=True))
-        jobs.append((cfg, overrides, {**settings}, perm_id, figure))
-    if base_out is None:
-        base_out = new_run_folder(settings["runs_dir"], prefix="sweep-")
-    for job in jobs:
-        safe = "".join(c if c.isalnum() or c in "=-_." else "_" for c in job[3])
-        job[2]["out"] = str(base_out / safe)
-    rows = _run_sweep(jobs, a.jobs, progress=True)
-    rank_rows(rows, figure, higher_is_better)
-    base_out.mkdir(parents=True, exist_ok=True)
-    table = base_out / "sweep.csv"
-    import csv
-
-    with table.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    (base_out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    from rich.console import Console
-    from rich.table import Table
-
-    order = "more" if higher_is_better else "less"
-    t = Table(title=f"sweep of {cfg.name}: {len(rows)} runs, by {figure} ({order} is better)")
-    cols = ("rank", "permutation_id", *dict.fromkeys((figure, "total_pnl", "fills")), "note")
-    for col in cols:
-        t.add_column(col, overflow="fold")
-    for r in rows:
-        t.add_row(*("n/a" if r[c] is None else str(r[c]) for c in cols))
-    Console(file=sys.stdout).print(t)
-    print(f"table: {table}")
-    if not a.out:
-        point_latest(base_out, "latest-sweep")
-    failed = [f"{r['permutation_id']} ({r['failures']})" for r in rows if r["failures"]]
-    if settings["strict"] and failed:
-        print(f"mlthon sweep: --strict: {'; '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
-
-
 def cache_main(argv: list[str]) -> int:
     """``mlthon cache [info|clear]``: where the replay cache is, what it holds; or empty it."""
     from mlthon.feeds.replay_cache import ReplayCache, decoder_version, read_footer
@@ -641,4 +398,4 @@ def cache_main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["MlthonError", "backtest_main", "cache_main", "run_backtest", "sweep_main"]
+__all__ = ["MlthonError", "backtest_main", "cache_main", "run_backtest"]

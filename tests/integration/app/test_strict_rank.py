@@ -11,7 +11,8 @@ import os
 import pytest
 
 from mlthon.app.backtest import Backtest
-from mlthon.app.cli import RANK_FIGURES, rank_figure, rank_rows, sweep_main
+from mlthon.app.sweep.cli import sweep_main
+from mlthon.app.sweep.run import RANK_FIGURES, rank_figure, rank_rows
 from mlthon.basics.errors import ConfigError
 from mlthon.feeds.synthetic import synthetic_market
 from mlthon.infra.config import load_strategy_config

@@ -16,7 +16,8 @@ import pytest
 from demo_strat.market_maker import MarketMaker, MarketMakerParams
 from mlthon.api import Strategy
 from mlthon.api.istrategy import param
-from mlthon.app.cli import load_with_overrides, sweep_main
+from mlthon.app.cli import load_with_overrides
+from mlthon.app.sweep.cli import sweep_main
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.inproc import InProcBus

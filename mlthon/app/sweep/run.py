@@ -1,0 +1,381 @@
+"""Running a sweep: the replay cache warmed once per node, then the trials a search asks for,
+on an engine, retried once when they fail, ranked best first.
+
+The permutations' backtests run :func:`mlthon.app.cli.run_backtest` with their parameters;
+each returns its row of the table, its summary and its log records (replayed here, above the
+progress bar). A trial whose run raised or whose process died is run once more; if it fails
+again its row says why and the others go on. Ctrl-C cancels everything still running
+(:class:`SweepCancelled` carries the rows done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from mlthon.app.sweep.engines import Engine, Outcome
+from mlthon.app.sweep.search import Search, Trial
+from mlthon.basics.errors import MlthonError
+
+if TYPE_CHECKING:
+    from mlthon.infra.config import StrategyConfig
+
+log = logging.getLogger(__name__)
+
+#: How many times a failed permutation runs in all.
+ATTEMPTS = 2
+
+#: The summary's figures a sweep ranks by (``--rank``), and whether more is better.
+RANK_FIGURES: dict[str, bool] = {
+    "total_pnl": True,
+    "realised_pnl": True,
+    "return_pct": True,
+    "sharpe": True,
+    "sortino": True,
+    "calmar": True,
+    "win_rate": True,
+    "profit_factor": True,
+    "expectancy": True,
+    "spread_captured": True,
+    "round_trips": True,
+    "fills": True,
+    "fill_ratio": True,
+    "maker_share": True,
+    "turnover": True,
+    "max_drawdown": False,
+    "max_drawdown_duration_s": False,
+    "fees": False,
+    "rejects": False,
+    "ack_latency_p50_ms": False,
+    "ack_latency_p99_ms": False,
+}
+#: The columns of the sweep's table besides the parameters and the ranked figure.
+SWEEP_FIGURES = ("total_pnl", "sharpe", "max_drawdown", "fills", "fill_ratio", "fees")
+#: The columns that differ between two runs of the same sweep (where and how long it ran).
+RUN_COLUMNS = ("attempts", "run_s", "node", "folder")
+
+
+def rank_figure(text: str) -> tuple[str, bool]:
+    """``--rank``: a figure of :data:`RANK_FIGURES`, and whether more is better (its own
+    direction; a leading ``-`` turns it round: ``--rank=-fills``).
+
+    Raises:
+        argparse.ArgumentTypeError: not one of them (the message lists them).
+    """
+    name = text.lstrip("-")
+    if name not in RANK_FIGURES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a figure of the summary; one of: {', '.join(RANK_FIGURES)} "
+            "(a leading '-' reverses the order: --rank=-fills)"
+        )
+    flipped = (len(text) - len(name)) % 2 == 1
+    return name, RANK_FIGURES[name] != flipped
+
+
+def rank_rows(rows: list[dict[str, Any]], figure: str, higher_is_better: bool) -> None:
+    """Sort a sweep's rows best first by ``figure`` and number them (``rank``). Runs without a
+    fill cannot be judged on their figures: they go last, unranked, marked in ``note``; so do
+    runs whose figure is n/a, after the ranked ones, and runs that failed (no figures), last.
+    Ties keep the rows' order (give them in trial order for a table that does not depend on
+    which run finished first)."""
+
+    def key(r: dict[str, Any]) -> tuple[bool, bool, bool, Decimal]:
+        v = r[figure]
+        value = Decimal(0) if v is None else Decimal(str(v))
+        return (
+            r["fills"] is None,
+            not r["fills"],
+            v is None,
+            -value if higher_is_better else value,
+        )
+
+    rows.sort(key=key)
+    n = 0
+    for r in rows:
+        if r["fills"] is None:
+            r["rank"], r["note"] = "", "no result"
+        elif not r["fills"]:
+            r["rank"], r["note"] = "", "no fills"
+        elif r[figure] is None:
+            r["rank"], r["note"] = "", f"{figure} n/a"
+        else:
+            n += 1
+            r["rank"], r["note"] = n, ""
+        if r["failures"]:
+            r["note"] = "; ".join(x for x in (r["note"], r["failures"]) if x)
+
+
+def trial_value(row: dict[str, Any], figure: str, higher_is_better: bool) -> float | None:
+    """What a search is told of a row: its figure, more is better; None when :func:`rank_rows`
+    would not rank it."""
+    v = row.get(figure)
+    if not row.get("fills") or v is None:
+        return None
+    x = float(Decimal(str(v)))
+    return x if higher_is_better else -x
+
+
+# --- a permutation's run, in a worker ---------------------------------------------------------
+
+
+@attrs.frozen
+class Job:
+    """One permutation's backtest: the config with its parameters, the settings (``out`` its own
+    folder), its trial, the ranked figure and whether to write the HTML report."""
+
+    cfg: StrategyConfig
+    overrides: dict[str, Any]
+    settings: dict[str, Any]
+    trial: Trial
+    figure: str
+    report: bool = False
+
+
+class _Records(logging.Handler):
+    """Keeps a worker's log records as plain dicts (they travel back with the result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        d = dict(record.__dict__)
+        d["msg"], d["args"] = record.getMessage(), None
+        if record.exc_info:
+            d["exc_text"] = logging.Formatter().formatException(record.exc_info)
+        d["exc_info"] = None
+        self.records.append(d)
+
+
+def worker_logging(level: int) -> _Records:
+    """Route this worker process's log to a list that goes back with its result: WARNING and
+    up unless the sweep logs DEBUG (several runs' lifecycle lines are noise)."""
+    root = logging.getLogger()
+    handler = _Records()
+    root.handlers[:] = [handler]
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
+    return handler
+
+
+def replay_records(records: list[dict[str, Any]]) -> None:
+    """Hand a worker's log records to this process's loggers of the same names."""
+    for d in records:
+        record = logging.makeLogRecord(d)
+        logging.getLogger(record.name).handle(record)
+
+
+def run_permutation(job_and_level: tuple[Job, int]) -> dict[str, Any]:
+    """Run one permutation (in a worker): its row of the table, its summary, its log."""
+    from mlthon.app.backtest import run_failures
+    from mlthon.app.cli import run_backtest
+
+    job, level = job_and_level
+    records = worker_logging(level)
+    cfg = attrs.evolve(job.cfg, params={**job.cfg.params, **job.overrides})
+    t0 = time.perf_counter()
+    summary, _perf, folder = run_backtest(cfg, job.settings, report=job.report)
+    row = {
+        "rank": "",
+        "permutation_id": job.trial.perm_id,
+        **{f"param.{k}": v for k, v in job.overrides.items()},
+        **{k: summary.get(k) for k in dict.fromkeys((job.figure, *SWEEP_FIGURES))},
+        "callback_errors": summary["callback_errors"],
+        "failures": "; ".join(run_failures(summary)),
+        "note": "",
+        "trial": job.trial.number,
+        "attempts": 1,
+        "run_s": round(time.perf_counter() - t0, 3),
+        "node": socket.gethostname(),
+        "folder": str(folder),
+    }
+    return {"row": row, "summary": summary, "logs": records.records}
+
+
+def failed_row(job: Job, error: str) -> dict[str, Any]:
+    """The row of a permutation that failed every attempt: no figures, why in ``failures``."""
+    return {
+        "rank": "",
+        "permutation_id": job.trial.perm_id,
+        **{f"param.{k}": v for k, v in job.overrides.items()},
+        **dict.fromkeys((job.figure, *SWEEP_FIGURES)),
+        "callback_errors": None,
+        "failures": f"failed {ATTEMPTS} times: {error.strip().splitlines()[0]}",
+        "note": "",
+        "trial": job.trial.number,
+        "attempts": ATTEMPTS,
+        "run_s": None,
+        "node": "",
+        "folder": job.settings["out"],
+    }
+
+
+# --- the replay cache, warmed once per node -----------------------------------------------------
+
+
+def warm_recording(path: str) -> dict[str, Any]:
+    """Decode one recording into this node's replay cache unless it holds it already; how long
+    that took (wall and CPU seconds)."""
+    from mlthon.feeds.replay_cache import ReplayCache, file_sha256, read_footer
+
+    cache = ReplayCache()
+    t0, c0 = time.perf_counter(), time.process_time()
+    footer = read_footer(cache.path_for(file_sha256(path)))
+    decoded = footer is None or not footer[1]
+    events = 0
+    if decoded:
+        for _ in cache.events(path, lambda *_a: None):
+            events += 1
+    return {
+        "node": socket.gethostname(),
+        "path": path,
+        "decoded": decoded,
+        "events": events,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "cpu_s": round(time.process_time() - c0, 3),
+    }
+
+
+def warm_cache(engine: Engine, paths: list[str]) -> list[dict[str, Any]]:
+    """Warm every node's replay cache with every recording, one call per node and recording,
+    before the permutations start (they then read the cache instead of decoding)."""
+    handles = {engine.submit(warm_recording, p, node): p for node in engine.nodes() for p in paths}
+    out = []
+    while handles:
+        for h, o in engine.wait(1.0):
+            path = handles.pop(h)
+            if o.error is not None:
+                # The runs will decode it themselves (and report what is wrong with it).
+                log.warning("sweep: warming the cache with %s failed: %s", path, o.error)
+                continue
+            out.append(o.value)
+    return out
+
+
+def decode_note(warm: list[dict[str, Any]], runs: int) -> str:
+    """The summary's line on decoding: paid once per node against once per run."""
+    if not warm:
+        return ""
+    done = [w for w in warm if w["decoded"]]
+    nodes = len({w["node"] for w in warm})
+    if not done:
+        return (
+            f"data: {len({w['path'] for w in warm})} recordings already in the replay cache of "
+            f"{nodes} node(s); {runs} runs read the cache"
+        )
+    wall = max(w["wall_s"] for w in done)
+    cpu = sum(w["cpu_s"] for w in done)
+    return (
+        f"data: decoded once per node in {wall:.1f} s ({cpu:.1f} s CPU on {nodes} node(s)); "
+        f"without the cache the {runs} runs would each have decoded it: {runs * cpu:.1f} s CPU"
+    )
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+class SweepCancelled(MlthonError):
+    """Ctrl-C: the runs still going were stopped; ``rows`` are those that had finished."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__(f"sweep cancelled; {len(rows)} runs had finished")
+        self.rows = rows
+
+
+@attrs.define
+class SweepRun:
+    """What a sweep's driver did: the rows (trial order), retries and the wall time."""
+
+    rows: list[dict[str, Any]]
+    summaries: dict[str, dict[str, Any]]
+    retried: list[str]
+    wall_s: float
+
+
+def run_trials(
+    engine: Engine,
+    search: Search,
+    make_job: Callable[[Trial], Job],
+    *,
+    higher_is_better: bool,
+    progress: bool,
+) -> SweepRun:
+    """Ask ``search`` for trials, run them on ``engine`` (as many at once as it has slots),
+    retry a failed one once, tell the search each result; rows in trial order.
+
+    Raises:
+        SweepCancelled: Ctrl-C (every call still running is stopped first).
+    """
+    from mlthon.app.backtest import ProgressBar
+
+    level = logging.getLogger().getEffectiveLevel()
+    slots = max(1, engine.slots())
+    rows: list[dict[str, Any]] = []
+    summaries: dict[str, dict[str, Any]] = {}
+    retried: list[str] = []
+    running: dict[int, tuple[Job, int]] = {}
+    t0 = time.perf_counter()
+
+    def text() -> str:
+        again = f", {len(retried)} retried" if retried else ""
+        return f"sweep: {len(rows)}/{search.total} runs{again}"
+
+    with ProgressBar(progress, text(), total=search.total) as bar:
+        bar.show(0, text())
+        try:
+            while True:
+                while len(running) < slots:
+                    trial = search.ask()
+                    if trial is None:
+                        break
+                    job = make_job(trial)
+                    running[engine.submit(run_permutation, (job, level))] = (job, 1)
+                if not running:
+                    break
+                for h, out in engine.wait(0.5):
+                    job, attempt = running.pop(h)
+                    if out.error is not None and attempt < ATTEMPTS:
+                        log.warning(
+                            "sweep: %s failed (%s); running it again",
+                            job.trial.perm_id,
+                            out.error.strip().splitlines()[0],
+                        )
+                        retried.append(job.trial.perm_id)
+                        running[engine.submit(run_permutation, (job, level))] = (job, attempt + 1)
+                        continue
+                    row = _row_of(job, out, attempt, summaries)
+                    search.tell(job.trial, trial_value(row, job.figure, higher_is_better))
+                    rows.append(row)
+                    bar.show(len(rows), text())
+        except KeyboardInterrupt:
+            engine.cancel()
+            raise SweepCancelled(sorted(rows, key=lambda r: int(r["trial"]))) from None
+    rows.sort(key=lambda r: int(r["trial"]))
+    return SweepRun(rows, summaries, retried, time.perf_counter() - t0)
+
+
+def _row_of(
+    job: Job, out: Outcome, attempt: int, summaries: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    if out.error is not None:
+        log.error("sweep: %s failed again: %s", job.trial.perm_id, out.error.strip())
+        return failed_row(job, out.error)
+    replay_records(out.value["logs"])
+    row: dict[str, Any] = out.value["row"]
+    row["attempts"] = attempt
+    summaries[row["permutation_id"]] = out.value["summary"]
+    return row
+
+
+def runs_folder(base: Path, perm_id: str) -> Path:
+    """A permutation's folder in the sweep's."""
+    from mlthon.app.sweep.space import folder_name
+
+    return base / folder_name(perm_id)
