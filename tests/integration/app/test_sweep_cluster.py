@@ -31,7 +31,8 @@ NO_OPTUNA = "optuna is not installed (pip install 'mlthon[cluster]')"
 
 # A strategy whose fills peak at known parameters: 30 - |x - 17| - |y - 5| market orders, one
 # every 20 ms, buying and selling in turn. A file ``kill-<x>`` beside it makes the first run with
-# that x kill its own process (it removes the file first: the run again goes through).
+# that x kill its own process (it removes the file first: the run again goes through); each run
+# leaves ``started-<x>`` there when it starts.
 PEAK = """\
 import os
 import signal
@@ -60,6 +61,7 @@ class Peak(Strategy):
         self.price = None
 
     def on_start(self, params):
+        Path(__file__).with_name(f"started-{self.p.x}").touch()
         try:
             Path(__file__).with_name(f"kill-{self.p.x}").unlink()
         except FileNotFoundError:
@@ -287,3 +289,48 @@ def test_recordings_decoded_once_before_the_runs(shared_data, tmp_path):
     (warm,) = json.loads((tmp_path / "again" / "sweep_run.json").read_text())["warm_up"]
     assert not warm["decoded"] and "already in the replay cache" in p.stdout
     assert table(tmp_path / "first") == table(tmp_path / "again")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if (
+                entry.isdigit()
+                and int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1])
+                == pid
+            ):
+                out.append(int(entry))
+    return out
+
+
+def test_ctrl_c_cancels_the_whole_sweep(peak):
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "mlthon", "--log-level", "WARNING", "sweep", "peak.toml"),
+            *("--grid", "x=1:6", "--synthetic-seconds", "100000", "--jobs", "2", "--out", "out"),
+        ],
+        cwd=peak,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(peak.glob("started-*"))) < 2:  # both runs going
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the runs did not start within 120 s"
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert len(workers) >= 2
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    assert "mlthon sweep: cancelled; 0 runs had finished" in err
+    assert "Traceback" not in err
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    assert len(list(peak.glob("started-*"))) == 2  # nothing started after Ctrl-C
