@@ -23,6 +23,7 @@ Use it from Python (notebooks)::
                       params={"spread_ticks": 2}).run()
     print(result.summary["total_pnl"])
     result.tables.fills()                   # a pandas DataFrame (plain rows without pandas)
+    result.tables.risk_events()             # the risk layer's refusals and state changes
     result.write("results/run1")            # tables, summary/stats/run.json, report.html
     result.write()                          # results/<strategy>/<run id>/, and latest -> it
     result.failures()                       # callback errors, no event...: [] when it went well
@@ -48,7 +49,7 @@ from mlthon.api.istrategy import IStrategy
 from mlthon.app.ledger import FILL_COLUMNS, ORDER_COLUMNS, ORDER_EVENT_COLUMNS, Ledger
 from mlthon.app.run_info import RunInfo, describe_run
 from mlthon.app.stats import Statistics, money
-from mlthon.app.tables import ResultTables, funding_rows, statistics_of
+from mlthon.app.tables import ResultTables, funding_rows, risk_event_rows, statistics_of
 from mlthon.basics.errors import ConfigError, StrategyError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, InstrumentKind
@@ -95,6 +96,8 @@ class BacktestResult:
     order_events: list[dict[str, str]] = attrs.field(factory=list)
     funding: list[dict[str, str]] = attrs.field(factory=list)
     stats: Statistics | None = None
+    #: The risk layer's refusals and trading-state changes (``risk_events.csv``; [] without one).
+    risk_events: list[dict[str, str]] = attrs.field(factory=list)
 
     @property
     def tables(self) -> ResultTables:
@@ -702,9 +705,11 @@ class Backtest:
                 data=self._data,
                 data_label=self.data_label,
                 data_seed=self.data_seed,
+                risk=env.risk.config if env.risk is not None else None,
             ),
             order_events=_rows(ledger.events, ORDER_EVENT_COLUMNS),
             funding=funding_rows(payments),
+            risk_events=risk_event_rows(env.risk.events) if env.risk is not None else [],
         )
         result.stats = statistics_of(result)
         summary.update(result.stats.headline())

@@ -3,8 +3,10 @@
 Files (``docs/reports.md`` describes every column):
 
 * ``orders.csv`` (one row per order, its final state), ``order_events.csv`` (the order event
-  log), ``fills.csv``, ``equity.csv``, ``round_trips.csv``, ``daily.csv``, ``funding.csv``;
-  with pyarrow installed (``pip install 'mlthon[tables]'``) each also as ``.parquet``;
+  log), ``fills.csv``, ``equity.csv``, ``round_trips.csv``, ``daily.csv``, ``funding.csv``,
+  ``risk_events.csv`` (the risk layer's refusals and trading-state changes; a header only
+  without a ``[risk]`` table); with pyarrow installed (``pip install 'mlthon[tables]'``) each
+  also as ``.parquet``;
 * ``summary.json`` (the headline figures), ``stats.json`` (every statistic of
   :mod:`mlthon.app.stats`), ``run.json`` (what ran: :mod:`mlthon.app.run_info`);
 * ``report.html``: the interactive report (plotly, ``pip install 'mlthon[report]'``), one file
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 @attrs.define
 class ResultView:
     """A result's parts, whether or not the result carries every one of them (the run record,
-    the event log, funding and statistics came later than its first tables)."""
+    the event log, funding, statistics and risk events came later than its first tables)."""
 
     summary: dict[str, Any]
     orders: list[dict[str, str]]
@@ -49,6 +51,7 @@ class ResultView:
     order_events: list[dict[str, str]]
     funding: list[dict[str, str]]
     stats: st.Statistics | None
+    risk_events: list[dict[str, str]] = attrs.field(factory=list)
 
     @classmethod
     def of(cls, result: BacktestResult | ResultView) -> ResultView:
@@ -63,6 +66,7 @@ class ResultView:
             list(getattr(result, "order_events", None) or []),
             list(getattr(result, "funding", None) or []),
             getattr(result, "stats", None),
+            list(getattr(result, "risk_events", None) or []),
         )
         view.stats = view.stats or statistics_of(view)
         return view

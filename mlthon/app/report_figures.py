@@ -12,18 +12,29 @@ Charts:
 * equity and drawdown (PnL since the start, and its fall below the running peak);
 * position;
 * price (the first instrument's mid) with our fills, whose hover shows the order id, side,
-  quantity, price, fee, liquidity and the fill report's latency;
+  quantity, price, fee, liquidity and the fill report's latency, and the risk layer's refusals
+  (an ``x`` per refused request, one trace per limit key; :func:`add_refusals`);
 * for a market maker (most fills passive): the spread captured against the mid, cumulated;
 * for a taker: the round trips' net PnL at their exit time and their holding times;
 * the daily PnL when the run covers two UTC days or more.
+
+The risk layer's trading-state changes (``risk_events.csv``, kind ``state``) are drawn on the
+price and equity charts (:func:`add_state_spans`): a dotted line at each change, labelled with the
+state (hover: the reason), and the time until the next change shaded, red while ``Halted``, amber
+while ``ReduceOnly``.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import html
+import textwrap
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from mlthon.app import stats as st
 from mlthon.basics.instrument import Instrument
@@ -35,6 +46,21 @@ BUY_COLOUR = "#2ca02c"
 SELL_COLOUR = "#d62728"
 LINE_COLOUR = "#1f77b4"
 MID_COLOUR = "#7f7f7f"
+#: Refusal markers drawn on the price chart at most (all of them are in ``risk_events.csv``).
+MAX_REFUSAL_MARKERS = 3000
+#: Trading-state changes drawn at most.
+MAX_STATE_CHANGES = 200
+STATE_COLOURS = {"Halted": "#d62728", "ReduceOnly": "#ff9f1c", "Active": "#2ca02c"}
+REFUSAL_COLOURS = (
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#1f77b4",
+    "#000000",
+)
 
 
 def _go() -> Any:
@@ -98,8 +124,217 @@ def _layout(fig: Any, *, height: int, title: str) -> Any:
     return fig
 
 
-def equity_figure(curve: Sequence[tuple[int, Decimal]], coin: str) -> Any:
-    """Equity (PnL since the start) and drawdown, on one zoomable time axis."""
+@attrs.frozen
+class StateSpan:
+    """The trading state from one change to the next (or to the end of the run)."""
+
+    start_ns: int
+    end_ns: int
+    state: str
+    reason: str
+
+
+def state_spans(events: Sequence[dict[str, str]], end_ns: int) -> list[StateSpan]:
+    """The trading states of the risk events' ``state`` rows (in time order), each until the
+    next change, the last one until ``end_ns``."""
+    changes = [e for e in events if e["kind"] == "state"]
+    out = []
+    for i, e in enumerate(changes):
+        start = int(e["ts"])
+        end = int(changes[i + 1]["ts"]) if i + 1 < len(changes) else max(end_ns, start)
+        out.append(StateSpan(start, end, e["key"], e["detail"]))
+    return out
+
+
+def _wrap(text: str, width: int = 90) -> str:
+    """``text`` escaped for a hover box, broken into lines of about ``width`` characters."""
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width) or [""])
+
+
+def add_state_spans(fig: Any, spans: Sequence[StateSpan], *, rows: int = 1) -> int:
+    """Draw the trading-state changes on ``fig`` (every one of its ``rows`` subplots, one
+    column): a dotted line at each change, its label at the top (hover: when and why), and the
+    span until the next change shaded (``Halted`` red, ``ReduceOnly`` amber). At most
+    :data:`MAX_STATE_CHANGES` are drawn; returns how many were left out."""
+    # Built as plain dicts and set once: plotly's add_vrect / add_vline copy the whole layout
+    # at each call (minutes for a few hundred changes).
+    axes = [("x", "y domain")] + [(f"x{k}", f"y{k} domain") for k in range(2, rows + 1)]
+    shapes: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    for span in spans[:MAX_STATE_CHANGES]:
+        colour = STATE_COLOURS.get(span.state, MID_COLOUR)
+        x0 = iso(span.start_ns)
+        for xref, yref in axes:
+            if span.state != "Active" and span.end_ns > span.start_ns:
+                shapes.append(
+                    {
+                        "type": "rect",
+                        "name": f"risk: {span.state}",
+                        "xref": xref,
+                        "yref": yref,
+                        "x0": x0,
+                        "x1": iso(span.end_ns),
+                        "y0": 0,
+                        "y1": 1,
+                        "fillcolor": colour,
+                        "opacity": 0.14,
+                        "line": {"width": 0},
+                        "layer": "below",
+                    }
+                )
+            shapes.append(
+                {
+                    "type": "line",
+                    "name": f"risk state: {span.state}",
+                    "xref": xref,
+                    "yref": yref,
+                    "x0": x0,
+                    "x1": x0,
+                    "y0": 0,
+                    "y1": 1,
+                    "line": {"color": colour, "width": 1.2, "dash": "dot"},
+                }
+            )
+        labels.append(
+            {
+                "name": f"risk state: {span.state}",
+                "x": x0,
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "top",
+                "xanchor": "left",
+                "text": html.escape(span.state),
+                "showarrow": False,
+                "font": {"size": 10, "color": colour},
+                "bgcolor": "rgba(255,255,255,0.75)",
+                "hovertext": (
+                    f"{x0} UTC<br>trading state {html.escape(span.state)}<br>{_wrap(span.reason)}"
+                ),
+            }
+        )
+    fig.update_layout(
+        shapes=[*fig.layout.shapes, *shapes], annotations=[*fig.layout.annotations, *labels]
+    )
+    return max(0, len(spans) - MAX_STATE_CHANGES)
+
+
+def refusal_budget(counts: dict[str, int], total: int = MAX_REFUSAL_MARKERS) -> dict[str, int]:
+    """How many refusals of each limit key to draw, ``total`` at most in all: the keys with few
+    refusals get them all, the rest share what is left evenly."""
+    out: dict[str, int] = {}
+    left = total
+    keys = sorted(counts, key=lambda k: (counts[k], k))
+    for i, key in enumerate(keys):
+        share = max(1, left // (len(keys) - i))
+        out[key] = min(counts[key], share)
+        left = max(0, left - out[key])
+    return out
+
+
+def _evenly(n: int, k: int) -> list[int]:
+    """``k`` indexes of ``range(n)`` spread evenly, the first and last among them."""
+    if n <= k:
+        return list(range(n))
+    if k <= 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+REFUSAL_HOVER = (
+    "<b>refused: %{customdata[0]}</b><br>"
+    "%{x} UTC<br>"
+    "%{customdata[1]}<br>"
+    "price: %{customdata[2]}<br>"
+    "order id: %{customdata[3]}<br>"
+    "%{customdata[4]}"
+    "<extra></extra>"
+)
+
+
+def add_refusals(
+    fig: Any,
+    refusals: Sequence[dict[str, str]],
+    mids: Sequence[tuple[int, Decimal]],
+    *,
+    quote: str,
+    unit: str,
+    floor: float,
+) -> int:
+    """Mark refused requests (rows of ``risk_events.csv``) on a price chart: an ``x`` at the
+    request's price, one trace per limit key (``refused: max_position (12)``). A request without
+    a price (a market order, a cancel, a modify of the quantity alone) is drawn at the mid of
+    its time (the last one of ``mids`` at or before it, else the first after), or at ``floor``
+    (the bottom of the chart) when there is no mid. At most :data:`MAX_REFUSAL_MARKERS` are drawn
+    (:func:`refusal_budget`, spread evenly over each key's refusals); returns how many were left
+    out."""
+    go = _go()
+    mid_ts = [t for t, _ in mids]
+    by_key: dict[str, list[dict[str, str]]] = {}
+    for r in refusals:
+        by_key.setdefault(r["key"], []).append(r)
+    budget = refusal_budget({k: len(v) for k, v in by_key.items()})
+    omitted = 0
+    for n_key, key in enumerate(sorted(by_key)):
+        rows = by_key[key]
+        keep = [rows[i] for i in _evenly(len(rows), budget[key])]
+        omitted += len(rows) - len(keep)
+        xs, ys, data = [], [], []
+        for r in keep:
+            ts = int(r["ts"])
+            if r["price"]:
+                y = float(r["price"])
+                price = f"{r['price']} {quote}"
+            else:
+                what = "market" if r["kind"] == "new" else "none"
+                i = bisect.bisect_right(mid_ts, ts) - 1
+                if mids:
+                    _, mid = mids[max(i, 0)]
+                    y = float(mid)
+                    price = f"{what} (drawn at the mid {mid} {quote})"
+                else:
+                    y = floor
+                    price = f"{what} (no mid: drawn at the chart's foot)"
+            request = " ".join(
+                x
+                for x in (
+                    r["kind"],
+                    r["side"],
+                    f"{r['qty']} {unit}" if r["qty"] else "",
+                    r["instrument"] or "(instrument not known)",
+                )
+                if x
+            )
+            xs.append(iso(ts))
+            ys.append(y)
+            data.append([key, request, price, r["cl_id"] or "n/a", _wrap(r["detail"])])
+        drawn = (
+            f"{len(keep):,} of {len(rows):,} drawn" if len(keep) < len(rows) else f"{len(rows):,}"
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="markers",
+                name=f"refused: {key} ({drawn})",
+                marker={
+                    "symbol": "x",
+                    "size": 9,
+                    "color": REFUSAL_COLOURS[n_key % len(REFUSAL_COLOURS)],
+                    "line": {"width": 0.5, "color": "#222"},
+                },
+                customdata=data,
+                hovertemplate=REFUSAL_HOVER,
+            )
+        )
+    return omitted
+
+
+def equity_figure(
+    curve: Sequence[tuple[int, Decimal]], coin: str, *, states: Sequence[StateSpan] = ()
+) -> Any:
+    """Equity (PnL since the start) and drawdown, on one zoomable time axis; the risk layer's
+    trading states (``states``) over both."""
     go = _go()
     ts = [t for t, _ in curve]
     eq = [float(e) for _, e in curve]
@@ -142,6 +377,8 @@ def equity_figure(curve: Sequence[tuple[int, Decimal]], coin: str) -> Any:
     fig.update_xaxes(title_text="", row=1, col=1)
     fig.update_yaxes(title_text=f"equity ({coin})", row=1, col=1)
     fig.update_yaxes(title_text=f"drawdown ({coin})", row=2, col=1)
+    if states:
+        add_state_spans(fig, states, rows=2)
     return fig
 
 
@@ -183,8 +420,13 @@ def price_figure(
     fills: Sequence[dict[str, str]],
     inst: Instrument | None,
     coin: str,
+    *,
+    refusals: Sequence[dict[str, str]] = (),
+    states: Sequence[StateSpan] = (),
 ) -> Any:
-    """The first instrument's mid with our buys and sells (hover: the fill's details)."""
+    """The first instrument's mid with our buys and sells (hover: the fill's details), the
+    risk layer's refusals of orders on it (:func:`add_refusals`) and its trading states
+    (:func:`add_state_spans`)."""
     go = _go()
     quote = inst.quote if inst is not None else "price"
     unit = qty_unit(inst)
@@ -237,8 +479,18 @@ def price_figure(
                 hovertemplate=FILL_HOVER,
             )
         )
+    if refusals:
+        drawn = (
+            ys
+            + [float(f["price"]) for f in fills]
+            + [float(r["price"]) for r in refusals if r["price"]]
+        )
+        add_refusals(fig, refusals, mids, quote=quote, unit=unit, floor=min(drawn, default=0.0))
+    if states:
+        add_state_spans(fig, states)
     name = inst.name if inst is not None else ""
-    _layout(fig, height=440, title=f"{name} mid price with our fills ({quote})")
+    what = "our fills and risk refusals" if refusals else "our fills"
+    _layout(fig, height=440, title=f"{name} mid price with {what} ({quote})")
     fig.update_yaxes(title_text=f"price ({quote})")
     fig.update_layout(hovermode="closest")
     return fig

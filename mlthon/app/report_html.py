@@ -1,9 +1,10 @@
 """The report page: one self-contained HTML file (plotly.js embedded once: it opens offline).
 
 Top to bottom: what ran (strategy, parameters, data and window in UTC, seeds, the simulated
-exchange's latency, queue and fee models, the account, the mlthon version), the key figures, the
-charts of :mod:`mlthon.app.report_figures`, the statistics of :mod:`mlthon.app.stats` with their
-units, and the first rows of the round trips, fills and order events (times as UTC date-times).
+exchange's latency, queue and fee models, the account, the risk limits, the mlthon version), the
+key figures, the charts of :mod:`mlthon.app.report_figures`, the statistics of
+:mod:`mlthon.app.stats` with their units, and the first rows of the round trips, fills, order
+events and, with a risk layer, its refusals and trading-state changes (times as UTC date-times).
 Without plotly the page keeps everything but the charts and says how to get them.
 
 The page depends only on the inputs (no time stamp, fixed element ids), so the same backtest
@@ -17,6 +18,8 @@ import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from mlthon.app import report_figures as rf
 from mlthon.app import stats as st
@@ -153,6 +156,12 @@ def _run_rows(run: RunInfo | None, summary: dict[str, Any]) -> list[tuple[str, s
             esc(f"{run.capital} {run.settle_coin}; equity sampled every {run.sample_every_s:g} s"),
         ),
         ("daily callbacks", esc(f"time zone {run.timezone}")),
+        (
+            "risk limits",
+            "<br>".join(esc(t) for t in run.risk_limits)
+            if run.risk_limits is not None
+            else "none (no [risk] table)",
+        ),
         ("mlthon", esc(run.mlthon_version)),
     ]
 
@@ -162,7 +171,32 @@ def _card(key: str, value: str, detail: str = "") -> str:
     return f'<div class="card"><div class="k">{esc(key)}</div><div class="v">{value}</div>{d}</div>'
 
 
-def _cards(s: st.Statistics, summary: dict[str, Any], coin: str) -> str:
+def has_risk(summary: dict[str, Any], tables: ResultTables, run: RunInfo | None) -> bool:
+    """Whether the run had a risk layer (its run record says; a result without one: any risk
+    event or refusal)."""
+    if run is not None:
+        return run.risk_limits is not None
+    return bool(tables.text_rows("risk_events") or summary.get("risk_refusals"))
+
+
+def refused_by_text(summary: dict[str, Any]) -> str:
+    """``max_position 12, trading_state 3`` (most first), or ``none``."""
+    by = summary.get("risk_refused_by") or {}
+    ranked = sorted(by.items(), key=lambda kv: (-int(kv[1]), kv[0]))
+    return ", ".join(f"{k} {int(n):,}" for k, n in ranked) or "none"
+
+
+def _risk_card(summary: dict[str, Any]) -> str:
+    state = str(summary.get("risk_state", "Active"))
+    cls = {"Halted": "neg", "ReduceOnly": "neg"}.get(state, "")
+    return _card(
+        "risk refusals",
+        esc(f"{len_or(summary, 'risk_refusals'):,}"),
+        f'{esc(refused_by_text(summary))}; final state <span class="{cls}">{esc(state)}</span>',
+    )
+
+
+def _cards(s: st.Statistics, summary: dict[str, Any], coin: str, risk: bool = False) -> str:
     r, dd, t, m = s.returns, s.drawdown, s.trip_stats, s.market
     total = Decimal(str(summary.get("total_pnl", "0")))
     lat = s.latency["order_ack"]
@@ -206,6 +240,8 @@ def _cards(s: st.Statistics, summary: dict[str, Any], coin: str) -> str:
             f"p99 {ns_duration(lat.p99_ns)}",
         ),
     ]
+    if risk:
+        cards.append(_risk_card(summary))
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
@@ -359,8 +395,43 @@ def _rows_table(
     )
 
 
+@attrs.frozen
+class RiskMarks:
+    """What the charts draw of the risk layer's events."""
+
+    refusals: list[dict[str, str]]
+    """The refusals drawn on the price chart (the first instrument's, and those whose
+    instrument is not known)."""
+    elsewhere: int
+    """Refusals on other instruments (no price chart: in the table and the file only)."""
+    states: list[rf.StateSpan]
+
+    @property
+    def omitted(self) -> int:
+        """Refusals of the price chart left out to keep it light."""
+        counts: dict[str, int] = {}
+        for r in self.refusals:
+            counts[r["key"]] = counts.get(r["key"], 0) + 1
+        return sum(counts.values()) - sum(rf.refusal_budget(counts).values())
+
+
+def risk_marks(events: Sequence[dict[str, str]], run: RunInfo | None, end_ns: int) -> RiskMarks:
+    """The refusals and trading states to draw, from the rows of ``risk_events``."""
+    first = run.instruments[0] if run is not None and run.instruments else None
+    refusals, elsewhere = [], 0
+    for e in events:
+        if e["kind"] == "state":
+            continue
+        iid = int(e["instrument_id"] or 0)
+        if first is None or iid in (0, first.instrument_id):
+            refusals.append(e)
+        else:
+            elsewhere += 1
+    return RiskMarks(refusals, elsewhere, rf.state_spans(events, end_ns))
+
+
 def _figures(
-    tables: ResultTables, s: st.Statistics, run: RunInfo | None, coin: str
+    tables: ResultTables, s: st.Statistics, run: RunInfo | None, coin: str, marks: RiskMarks
 ) -> list[tuple[str, Any]]:
     """The (element id, figure) pairs of the page's charts."""
     first = run.instruments[0] if run is not None and run.instruments else None
@@ -375,9 +446,14 @@ def _figures(
     ]
     name = first.name if first is not None else ""
     figs: list[tuple[str, Any]] = [
-        ("fig-equity", rf.equity_figure(curve, coin)),
+        ("fig-equity", rf.equity_figure(curve, coin, states=marks.states)),
         ("fig-position", rf.position_figure(position, rf.qty_unit(first), name)),
-        ("fig-price", rf.price_figure(mids, first_fills, first, coin)),
+        (
+            "fig-price",
+            rf.price_figure(
+                mids, first_fills, first, coin, refusals=marks.refusals, states=marks.states
+            ),
+        ),
     ]
     if s.kind == "maker":
         figs.append(("fig-spread", rf.spread_figure(fills, by_id, coin)))
@@ -386,6 +462,82 @@ def _figures(
     if len(s.daily) >= 2:
         figs.append(("fig-daily", rf.daily_figure(s.daily, coin)))
     return figs
+
+
+def _risk_note(marks: RiskMarks) -> str:
+    """What the charts show of the risk layer, and what they leave out."""
+    parts = []
+    if marks.refusals:
+        drawn = len(marks.refusals) - marks.omitted
+        text = f"{drawn:,} refusals are marked (x) on the price chart"
+        if marks.omitted:
+            text += f", {marks.omitted:,} more left out to keep it light"
+        parts.append(
+            text + "; a request without a price (a market order, a cancel) is drawn at the mid "
+            "of its time"
+        )
+    if marks.elsewhere:
+        parts.append(f"{marks.elsewhere:,} refusals on other instruments are not charted")
+    if marks.states:
+        parts.append(
+            "trading-state changes are dotted lines on the equity and price charts, the time "
+            "Halted shaded red, ReduceOnly amber"
+        )
+    if not parts:
+        return ""
+    return (
+        '<p class="note">Risk layer: '
+        + esc("; ".join(parts))
+        + " (all of them: <code>risk_events.csv</code>).</p>"
+    )
+
+
+def _risk_section(summary: dict[str, Any], tables: ResultTables, marks: RiskMarks) -> str:
+    """The risk layer's section: refusals by limit, the trading states, the events."""
+    events = tables.text_rows("risk_events")
+    refusals = sum(1 for e in events if e["kind"] != "state")
+    total = len_or(summary, "risk_refusals")
+    lost = (
+        f'<p class="note">The run kept its latest {len(events):,} risk events: the first '
+        f"{total - refusals:,} refusals are counted above but not listed.</p>"
+        if total > refusals
+        else ""
+    )
+    states = (
+        "<br>".join(
+            esc(f"{utc_text(sp.start_ns)}: {sp.state} ({sp.reason})") for sp in marks.states
+        )
+        or "none (Active throughout)"
+    )
+    rows = [
+        ("refusals", esc(f"{total:,}")),
+        ("refusals by limit", esc(refused_by_text(summary))),
+        ("final trading state", esc(summary.get("risk_state", "Active"))),
+        ("trading-state changes", states),
+    ]
+    table = _rows_table(
+        events,
+        [
+            ("ts", "time (UTC)"),
+            ("kind", "kind"),
+            ("key", "limit or state"),
+            ("instrument", "instrument"),
+            ("side", "side"),
+            ("price", "price"),
+            ("qty", "qty"),
+            ("cl_id", "order id"),
+            ("detail", "reason"),
+        ],
+        times=("ts",),
+        file="risk_events",
+    )
+    return (
+        '<h2 id="risk">Risk layer</h2>\n'
+        + _kv_table(rows)
+        + lost
+        + "\n<h3>Refusals and trading-state changes</h3>\n"
+        + table
+    )
 
 
 def _plotly() -> Any:
@@ -414,6 +566,10 @@ def render(
         f"{utc_text(summary.get('end_ns'), digits=3)} "
         f"({st.duration_text(int(summary.get('end_ns', 0)) - int(summary.get('start_ns', 0)))})"
     )
+    risk = has_risk(summary, tables, run)
+    curve = tables.text_rows("equity")
+    end_ns = max(int(summary.get("end_ns", 0) or 0), int(curve[-1]["ts"]) if curve else 0)
+    marks = risk_marks(tables.text_rows("risk_events"), run, end_ns)
     plotly = _plotly()
     head_js = ""
     if plotly is not None:
@@ -425,8 +581,9 @@ def render(
                 fig, full_html=False, include_plotlyjs=False, div_id=div, config=PLOTLY_CONFIG
             )
             + "</div>"
-            for div, fig in _figures(tables, s, run, coin)
+            for div, fig in _figures(tables, s, run, coin, marks)
         )
+        charts += _risk_note(marks)
         charts += (
             '<p class="note">Drag to zoom (double-click to reset), hover for details; the '
             "toolbar saves a chart as PNG.</p>"
@@ -458,6 +615,17 @@ def render(
         ("callback errors", esc(f"{len_or(summary, 'callback_errors'):,}")),
         ("accounting check (strategy / exchange)", esc(check_text or "n/a")),
     ]
+    risk_text = ""
+    if risk:
+        summary_rows += [
+            ("risk refusals by limit", esc(refused_by_text(summary))),
+            ("final trading state", esc(summary.get("risk_state", "Active"))),
+        ]
+        refusals = len_or(summary, "risk_refusals")
+        risk_text = (
+            f" &middot; risk: {refusals:,} refusals, "
+            f"final state {esc(summary.get('risk_state', 'Active'))}"
+        )
     trips = round_trip_rows(s.trips)
     days = daily_rows(s.daily)
     return f"""<!doctype html>
@@ -469,11 +637,13 @@ def render(
 </head><body><main>
 <h1>{esc(title)}</h1>
 <p class="sub">{esc(window)} &middot; {esc(kind.get(s.kind, "no fills"))} &middot;
-amounts in {esc(coin)} &middot; mlthon {esc(run.mlthon_version if run is not None else "")}</p>
+amounts in {esc(coin)} &middot; mlthon {esc(run.mlthon_version if run is not None else "")}{
+        risk_text
+    }</p>
 <h2 id="run">What ran</h2>
 {_kv_table(_run_rows(run, summary), "run")}
 <h2 id="figures">Key figures</h2>
-{_cards(s, summary, coin)}
+{_cards(s, summary, coin, risk)}
 <h2 id="charts">Charts</h2>
 {charts}
 <h2 id="statistics">Statistics</h2>
@@ -482,6 +652,7 @@ amounts in {esc(coin)} &middot; mlthon {esc(run.mlthon_version if run is not Non
 {_kv_table(summary_rows)}
 <h3>Daily breakdown (UTC days, amounts in {esc(coin)})</h3>
 {_rows_table(days, [(c, c.replace("_", " ")) for c in days[0]] if days else [], file="daily")}
+{_risk_section(summary, tables, marks) if risk else ""}
 <h2 id="round-trips">Round trips (FIFO, amounts in {esc(coin)})</h2>
 {
         _rows_table(

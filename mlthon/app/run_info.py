@@ -28,6 +28,7 @@ from mlthon.gateways.sim.latency import (
     UniformDelay,
 )
 from mlthon.infra.ops.heartbeat import mlthon_version
+from mlthon.infra.risk.limits import INSTRUMENT_KEYS, RISK_KEYS, InstrumentLimits, RiskConfig
 
 if TYPE_CHECKING:
     from mlthon.app.backtest import Backtest
@@ -60,6 +61,8 @@ class RunInfo:
         sample_every_s: the equity curve's spacing.
         timezone: the time zone of daily callbacks.
         mlthon_version: the mlthon that ran it.
+        risk_limits: the risk layer's limits in words (its ``[risk]`` table, :func:`risk_texts`);
+            None: the run had no risk layer.
     """
 
     strategy: str
@@ -83,6 +86,7 @@ class RunInfo:
     sample_every_s: float
     timezone: str
     mlthon_version: str
+    risk_limits: tuple[str, ...] | None = None
 
     @property
     def settle_coin(self) -> str:
@@ -115,6 +119,7 @@ class RunInfo:
             "sample_every_s": self.sample_every_s,
             "timezone": self.timezone,
             "mlthon_version": self.mlthon_version,
+            "risk_limits": None if self.risk_limits is None else list(self.risk_limits),
         }
 
 
@@ -213,6 +218,41 @@ def _rate(r: Decimal) -> str:
     return f"{pct} %" + (" (rebate)" if r < 0 else "")
 
 
+# The keys of [risk] that are not a limit of the strategy as a whole.
+_NOT_LIMITS = ("flatten_on_halt", "loss_check_s", "instruments")
+
+
+def risk_texts(cfg: RiskConfig) -> tuple[str, ...]:
+    """The limits a ``[risk]`` table sets, in words: ``max_order_qty 0.5 (every instrument)``,
+    ``BTCUSDT: max_position 1``, ``max_daily_loss 1000``...; the trading state alone when it sets
+    none."""
+    out: list[str] = []
+
+    def limits(lim: InstrumentLimits) -> list[str]:
+        return [f"{k} {getattr(lim, k)}" for k in INSTRUMENT_KEYS if getattr(lim, k) is not None]
+
+    own = limits(cfg.every)
+    if own:
+        out.append(", ".join(own) + " (every instrument)")
+    for key in sorted(cfg.instruments):
+        theirs = limits(cfg.instruments[key])
+        if theirs:
+            out.append(f"{key}: " + ", ".join(theirs))
+    for name in RISK_KEYS:
+        if name in INSTRUMENT_KEYS or name in _NOT_LIMITS:
+            continue
+        value = getattr(cfg, name)
+        if value is not None:
+            out.append(f"{name} {value}")
+    if not out:
+        return ("no limit (the trading state only)",)
+    if cfg.watches_loss:
+        out.append(f"loss checked every {cfg.loss_check_s:g} s")
+    if cfg.flatten_on_halt:
+        out.append("flatten_on_halt")
+    return tuple(out)
+
+
 def describe_run(
     bt: Backtest,
     strategy: object,
@@ -222,6 +262,7 @@ def describe_run(
     data: object,
     data_label: str = "",
     data_seed: int | None = None,
+    risk: RiskConfig | None = None,
 ) -> RunInfo:
     """The :class:`RunInfo` of a finished backtest.
 
@@ -232,6 +273,7 @@ def describe_run(
         data: the backtest's data argument (paths, or messages).
         data_label: what the data are when they are messages (``synthetic market, 900 s``).
         data_seed: the seed that made them (a synthetic market's).
+        risk: the risk layer's limits (None: the run had none).
     """
     cls = type(strategy)
     paths = (
@@ -266,4 +308,5 @@ def describe_run(
         sample_every_s=bt.sample_every_ns / NS_PER_S,
         timezone=bt.timezone,
         mlthon_version=mlthon_version(),
+        risk_limits=None if risk is None else risk_texts(risk),
     )

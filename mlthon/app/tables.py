@@ -14,7 +14,9 @@ The tables (the files ``<name>.csv`` and ``<name>.parquet`` of a results folder)
 * ``equity``: the equity curve;
 * ``round_trips``: fills matched first in, first out (:mod:`mlthon.app.stats`);
 * ``daily``: one row per UTC day;
-* ``funding``: the funding payments (amount > 0 received).
+* ``funding``: the funding payments (amount > 0 received);
+* ``risk_events``: the risk layer's refusals and trading-state changes (``docs/risk.md``; no
+  row without a ``[risk]`` table).
 
 In a notebook::
 
@@ -35,6 +37,7 @@ from mlthon.app.ledger import CURVE_COLUMNS, FILL_COLUMNS, ORDER_COLUMNS, ORDER_
 if TYPE_CHECKING:
     from mlthon.app.run_info import RunInfo
     from mlthon.gateways.sim.accounting import FundingPayment
+    from mlthon.infra.risk.guard import RiskEvent
 
 # Column kinds: ns (a time), dec (an exact amount), int, float, bool, str.
 _NS, _DEC, _INT, _FLOAT, _BOOL, _STR = "ns", "dec", "int", "float", "bool", "str"
@@ -67,6 +70,18 @@ DAILY_COLUMNS = [
     "equity_end",
 ]
 FUNDING_COLUMNS = ["ts", "instrument_id", "rate", "mark", "qty", "amount", "coin"]
+RISK_EVENT_COLUMNS = [
+    "ts",
+    "kind",
+    "key",
+    "instrument_id",
+    "instrument",
+    "side",
+    "price",
+    "qty",
+    "cl_id",
+    "detail",
+]
 
 _KINDS: dict[str, dict[str, str]] = {
     "orders": {
@@ -134,6 +149,7 @@ _KINDS: dict[str, dict[str, str]] = {
         "qty": _DEC,
         "amount": _DEC,
     },
+    "risk_events": {"ts": _NS, "instrument_id": _INT, "price": _DEC, "qty": _DEC},
 }
 
 COLUMNS: dict[str, list[str]] = {
@@ -144,6 +160,7 @@ COLUMNS: dict[str, list[str]] = {
     "round_trips": ROUND_TRIP_COLUMNS,
     "daily": DAILY_COLUMNS,
     "funding": FUNDING_COLUMNS,
+    "risk_events": RISK_EVENT_COLUMNS,
 }
 """Every table's columns, in file order."""
 
@@ -158,6 +175,7 @@ class ResultLike(Protocol):
     run: RunInfo | None
     order_events: list[dict[str, str]]
     funding: list[dict[str, str]]
+    risk_events: list[dict[str, str]]
     stats: st.Statistics | None
 
 
@@ -239,6 +257,27 @@ def funding_rows(payments: Iterable[FundingPayment]) -> list[dict[str, str]]:
             "coin": p.coin,
         }
         for p in payments
+    ]
+
+
+def risk_event_rows(events: Iterable[RiskEvent]) -> list[dict[str, str]]:
+    """The risk layer's refusals and trading-state changes as text rows (``risk_events.csv``),
+    oldest first: ``kind`` ``new``, ``modify`` or ``cancel`` (a refused request, ``key`` the limit
+    that refused it) or ``state`` (``key`` the new state's name)."""
+    return [
+        {
+            "ts": str(e.ts),
+            "kind": e.kind,
+            "key": e.key,
+            "instrument_id": str(e.instrument_id) if e.instrument_id else "",
+            "instrument": e.instrument,
+            "side": e.side.name if e.side is not None else "",
+            "price": e.price,
+            "qty": e.qty,
+            "cl_id": e.cl_id,
+            "detail": e.detail,
+        }
+        for e in events
     ]
 
 
@@ -335,6 +374,8 @@ class ResultTables:
             return daily_rows(stats.daily) if stats is not None else []
         if name == "funding":
             return r.funding
+        if name == "risk_events":
+            return r.risk_events
         raise KeyError(f"no table {name!r}; the tables are {', '.join(self.names)}")
 
     def rows(self, name: str) -> list[dict[str, Any]]:
@@ -403,6 +444,10 @@ class ResultTables:
     def funding(self) -> Any:
         """The funding payments (amount > 0 received)."""
         return self.get("funding")
+
+    def risk_events(self) -> Any:
+        """The risk layer's refusals and trading-state changes (empty without one)."""
+        return self.get("risk_events")
 
 
 def write_parquet(tables: ResultTables, folder: Path) -> list[Path]:
