@@ -5,9 +5,9 @@ and reports each call's :class:`Outcome`: its value, or why it failed (the funct
 its process died). It never retries: the driver (:mod:`mlthon.app.sweep.run`) does, the same
 way on every engine.
 
-* :class:`LocalEngine`: each call in a process of its own (forked: the imports are there
-  already), at most ``jobs`` at once; a process that dies (killed, out of memory) fails only its
-  own call, the others keep going.
+* :class:`LocalEngine`: ``jobs`` worker processes, each running one call at a time and kept for
+  the next; a worker that dies (killed, out of memory) fails only the call it was running, the
+  others keep going, and a new worker takes its place.
 * :class:`RayEngine`: each call a Ray task (one CPU, no retry of Ray's own), on a local Ray
   instance started for the sweep or on the cluster at ``--address``; :meth:`RayEngine.nodes` and
   ``node=`` pin a call to a node (the replay cache's warm-up).
@@ -15,6 +15,7 @@ way on every engine.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -71,15 +72,24 @@ class Engine(Protocol):
         ...
 
 
-def _child(conn: Connection, fn: Callable[[Any], Any], arg: Any) -> None:
-    """A local call's process: Ctrl-C is the parent's to handle (it stops the children)."""
+def _serve(conn: Connection) -> None:
+    """A local worker process: calls ``fn(arg)`` for each ``(fn, arg)`` it receives, answers
+    with the :class:`Outcome`, until told None or its pipe closes. Ctrl-C is the parent's to
+    handle (it stops the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        out = Outcome(fn(arg))
-    except BaseException as exc:
-        out = Outcome(error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
-    conn.send(out)
-    conn.close()
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        fn, arg = msg
+        try:
+            out = Outcome(fn(arg))
+        except BaseException as exc:  # even SystemExit: reported, the parent decides
+            out = Outcome(error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
+        conn.send(out)
 
 
 def death(exitcode: int | None) -> str:
@@ -93,14 +103,18 @@ def death(exitcode: int | None) -> str:
 
 
 class LocalEngine:
-    """Calls in local processes, one process per call, ``jobs`` at once (default: the cores)."""
+    """Calls in ``jobs`` local worker processes (default: the cores), each running one call at
+    a time and kept for the next (their imports and caches stay warm). A worker that dies fails
+    only the call it was running; a new one takes its place."""
 
     name = "local"
 
     def __init__(self, jobs: int | None = None) -> None:
         self._jobs = jobs or os.cpu_count() or 1
         self._ctx = multiprocessing.get_context()
-        self._running: dict[int, tuple[Any, Connection]] = {}
+        self._idle: list[tuple[Any, Connection]] = []
+        self._busy: dict[int, tuple[Any, Connection]] = {}
+        self._queue: list[tuple[int, Callable[[Any], Any], Any]] = []
         self._next = 0
 
     def slots(self) -> int:
@@ -110,45 +124,66 @@ class LocalEngine:
         return ["local"]
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, node: str | None = None) -> int:
-        recv, send = self._ctx.Pipe(duplex=False)
-        proc = self._ctx.Process(target=_child, args=(send, fn, arg), daemon=True)
-        proc.start()
-        send.close()
         handle = self._next
         self._next += 1
-        self._running[handle] = (proc, recv)
+        self._queue.append((handle, fn, arg))
+        self._dispatch()
         return handle
 
+    def _dispatch(self) -> None:
+        while self._queue and (self._idle or len(self._busy) < self._jobs):
+            if self._idle:
+                worker = self._idle.pop()
+            else:
+                conn, child = self._ctx.Pipe()
+                proc = self._ctx.Process(target=_serve, args=(child,), daemon=True)
+                proc.start()
+                child.close()
+                worker = (proc, conn)
+            handle, fn, arg = self._queue.pop(0)
+            worker[1].send((fn, arg))
+            self._busy[handle] = worker
+
     def wait(self, timeout: float) -> list[tuple[int, Outcome]]:
-        by_conn: dict[Any, int] = {conn: h for h, (_p, conn) in self._running.items()}
-        ready: list[Any] = wait(list(by_conn), timeout)
+        by_conn: dict[Any, int] = {conn: h for h, (_p, conn) in self._busy.items()}
+        ready: list[Any] = wait(list(by_conn), timeout) if by_conn else []
         done = []
         for conn in ready:
             h = by_conn[conn]
-            proc, _ = self._running.pop(h)
+            proc, _ = self._busy.pop(h)
             out: Outcome
             try:
                 out = conn.recv()
             except (EOFError, OSError):
                 proc.join()
+                conn.close()
                 out = Outcome(error=death(proc.exitcode))
-            conn.close()
-            proc.join()
+            else:
+                self._idle.append((proc, conn))
             done.append((h, out))
+        self._dispatch()
         return done
 
     def cancel(self) -> None:
-        for proc, _ in self._running.values():
+        self._queue.clear()
+        workers = [*self._busy.values(), *self._idle]
+        self._busy.clear()
+        self._idle.clear()
+        for proc, _ in workers:
             proc.terminate()
-        for proc, conn in self._running.values():
+        for proc, conn in workers:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
             conn.close()
-        self._running.clear()
 
     def close(self) -> None:
+        for _proc, conn in self._idle:
+            with contextlib.suppress(OSError):
+                conn.send(None)
+        for proc, _ in self._idle:
+            proc.join(10)
         self.cancel()
 
 

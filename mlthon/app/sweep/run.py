@@ -60,7 +60,7 @@ RANK_FIGURES: dict[str, bool] = {
 #: The columns of the sweep's table besides the parameters and the ranked figure.
 SWEEP_FIGURES = ("total_pnl", "sharpe", "max_drawdown", "fills", "fill_ratio", "fees")
 #: The columns that differ between two runs of the same sweep (where and how long it ran).
-RUN_COLUMNS = ("attempts", "run_s", "node", "folder")
+RUN_COLUMNS = ("attempts", "run_s", "cpu_s", "node", "folder")
 
 
 def rank_figure(text: str) -> tuple[str, bool]:
@@ -180,7 +180,7 @@ def run_permutation(job_and_level: tuple[Job, int]) -> dict[str, Any]:
     job, level = job_and_level
     records = worker_logging(level)
     cfg = attrs.evolve(job.cfg, params={**job.cfg.params, **job.overrides})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary, _perf, folder = run_backtest(cfg, job.settings, report=job.report)
     row = {
         "rank": "",
@@ -193,6 +193,7 @@ def run_permutation(job_and_level: tuple[Job, int]) -> dict[str, Any]:
         "trial": job.trial.number,
         "attempts": 1,
         "run_s": round(time.perf_counter() - t0, 3),
+        "cpu_s": round(time.process_time() - c0, 3),
         "node": socket.gethostname(),
         "folder": str(folder),
     }
@@ -212,6 +213,7 @@ def failed_row(job: Job, error: str) -> dict[str, Any]:
         "trial": job.trial.number,
         "attempts": ATTEMPTS,
         "run_s": None,
+        "cpu_s": None,
         "node": "",
         "folder": job.settings["out"],
     }
