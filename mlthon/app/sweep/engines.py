@@ -111,7 +111,7 @@ class LocalEngine:
 
     def __init__(self, jobs: int | None = None) -> None:
         self._jobs = jobs or os.cpu_count() or 1
-        self._ctx = multiprocessing.get_context()
+        self._ctx = multiprocessing.get_context("spawn")
         self._idle: list[tuple[Any, Connection]] = []
         self._busy: dict[int, tuple[Any, Connection]] = {}
         self._queue: list[tuple[int, Callable[[Any], Any], Any]] = []
