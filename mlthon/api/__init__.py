@@ -10,6 +10,7 @@ from mlthon.api.istrategy import (
     Strategy,
     param,
 )
+from mlthon.api.portfolio import OpenOrder, PortfolioView, PositionView
 
 __all__ = [
     "BookAction",
@@ -18,7 +19,10 @@ __all__ = [
     "IStratEnv",
     "IStrategy",
     "MDSub",
+    "OpenOrder",
     "ParamBounds",
+    "PortfolioView",
+    "PositionView",
     "Strategy",
     "param",
 ]

@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from mlthon.api.portfolio import PortfolioView
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
@@ -133,6 +134,16 @@ class IStratEnv(ABC):
         ``GtwRejectCode.RiskLimit`` and a reason naming the limit and the figures. Read-only:
         the limits and the state are the operator's. ``Active`` here by default."""
         return TradingState.Active
+
+    # --- the portfolio (an mlthon extension; docs/portfolio.md) -----------------------------------
+
+    @property
+    @abstractmethod
+    def portfolio(self) -> PortfolioView:
+        """The strategy's positions (quantity, average price, realised and unrealised PnL, fees,
+        open orders) per instrument and its balances, kept by the env from the strategy's own
+        fills and the gateways' answers: read at once, nothing is sent. A gateway's
+        ``PositionInfo`` that differs from the fills is an accounting alert."""
 
     # --- reference data ------------------------------------------------------------------------
 

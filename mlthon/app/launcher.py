@@ -10,8 +10,9 @@ Started in this order, each waiting for the previous to be up:
    ``mlthon feed`` (synthetic market, or the ``[backtest] data`` recordings replayed at recorded
    speed), ``mlthon telegram`` when a ``[telegram]`` config is given;
 3. ``mlthon strategy`` last, once the gateway's and the feed's retained statuses say they are up
-   (``ReadyToTrade``, streaming); if they do not within ``[run] ready_timeout_s`` (60 s) the run
-   stops with an error naming what is missing.
+   (``ReadyToTrade``, streaming), and the Telegram bridge's when there is one (so that an alert
+   of the strategy's first second is heard); if they do not within ``[run] ready_timeout_s``
+   (60 s) the run stops with an error naming what is missing.
 
 A part that dies is started again (:mod:`mlthon.app.supervisor`): capped exponential back-off
 with jitter, a policy per part (``[run] restart = { gateway = "restart", ... }`` or ``"stop"``:
@@ -437,6 +438,7 @@ async def run_processes(
                 stop,
                 supervisor,
                 admin_password=passwords[ADMIN_USER] if secure else None,
+                telegram=_telegram_client_id(telegram) if telegram else None,
             )
             # (A Ctrl-C or a part ending the run during the wait: no strategy to start.)
             if not (startup_error or stop.is_set() or supervisor.ended.is_set()):
@@ -508,9 +510,11 @@ async def _wait_venue_up(
     supervisor: Supervisor,
     *,
     admin_password: str | None,
+    telegram: str | None = None,
 ) -> str:
-    """Wait (``[run] ready_timeout_s``) until the gateway and the feed say they are up; returns
-    "" or why the strategy cannot be started."""
+    """Wait (``[run] ready_timeout_s``) until the gateway and the feed say they are up, and the
+    Telegram bridge (client id ``telegram``) if the run has one; returns "" or why the strategy
+    cannot be started."""
     from mlthon.infra.bus.mqtt import MqttBus
     from mlthon.infra.bus.topics import Topics
 
@@ -530,7 +534,7 @@ async def _wait_venue_up(
                 await bus.wait_connected(timeout_s)
             except TimeoutError:
                 return f"the launcher found no broker on 127.0.0.1:{port} in {timeout_s:g}s"
-            readiness = VenueReadiness(bus, Topics(cfg.bus.root), ex, since_ns)
+            readiness = VenueReadiness(bus, Topics(cfg.bus.root), ex, since_ns, telegram)
             missing = await readiness.wait(timeout_s, give_up=give_up)
             readiness.close()
     finally:

@@ -1,4 +1,6 @@
-"""Before ``mlthon run`` starts the strategy: the gateway and the feed must say they are up.
+"""Before ``mlthon run`` starts the strategy: the gateway and the feed must say they are up, and
+the Telegram bridge when the run has one (an alert the strategy sends in its first second, a
+risk halt, must not be published before anyone listens).
 
 :class:`VenueReadiness` reads the retained ``GatewayStatus`` and feed-wide ``FeedStatus`` of one
 exchange and waits, bounded, until the gateway says ``ReadyToTrade`` and the feed says it is
@@ -33,26 +35,48 @@ class VenueReadiness:
         since_ns: statuses stamped before this (wall clock, ns) are not counted.
     """
 
-    def __init__(self, bus: BusBase, topics: Topics, exchange: Exchange, since_ns: int) -> None:
+    def __init__(
+        self,
+        bus: BusBase,
+        topics: Topics,
+        exchange: Exchange,
+        since_ns: int,
+        telegram: str | None = None,
+    ) -> None:
         self.bus = bus
         self.exchange = exchange
         self.since_ns = since_ns
+        self.telegram_client = telegram
         self.gateway: m.GatewayStatus | None = None
         self.feed: m.FeedStatus | None = None
+        self.bridge: m.ComponentStatus | None = None
         self._changed = asyncio.Event()
         self._subs: list[Subscription] = [
             bus.subscribe(topics.gtw_status(exchange), self._on_status, qos=1),
             bus.subscribe(topics.feed_status(exchange), self._on_status, qos=1),
         ]
+        if telegram is not None:
+            self._subs.append(
+                bus.subscribe(topics.component_status("telegram", telegram), self._on_status, qos=1)
+            )
 
     def _on_status(self, topic: str, msg: Any) -> None:
         if isinstance(msg, m.GatewayStatus) and msg.exchange is self.exchange:
             self.gateway = msg
         elif isinstance(msg, m.FeedStatus) and msg.ex == self.exchange.value and not msg.iid:
             self.feed = msg
+        elif isinstance(msg, m.ComponentStatus) and msg.name == self.telegram_client:
+            self.bridge = msg
         else:
             return
         self._changed.set()
+
+    def bridge_up(self) -> bool:
+        """The Telegram bridge (if the run has one) said it is up since ``since_ns``."""
+        b = self.bridge
+        if self.telegram_client is None:
+            return True
+        return b is not None and b.state == "up" and b.ts >= self.since_ns
 
     def gateway_up(self) -> bool:
         """The gateway said ReadyToTrade since ``since_ns``."""
@@ -86,6 +110,10 @@ class VenueReadiness:
             f = self.feed
             last = f"{f.status.name} {f.detail!r}" if f is not None else "nothing heard"
             out.append(f"the {ex} feed has not said it is streaming (last: {last})")
+        if not self.bridge_up():
+            b = self.bridge
+            last = f"{b.state} {b.detail!r}" if b is not None else "nothing heard"
+            out.append(f"the Telegram bridge has not said it is up (last: {last})")
         return out
 
     async def wait(self, timeout_s: float, *, give_up: asyncio.Event) -> list[str]:

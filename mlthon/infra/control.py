@@ -27,6 +27,12 @@ It also routes commands (``CmdRequest`` on ``{root}/ctl/cmd``, from ``mlthon cmd
                 :mod:`mlthon.infra.strategy_params`), merged, sent as StratParams
 ``status``      a JSON object: strategies, gateways, feeds
 ``strategies``  a JSON list of the strategies and their states
+``risk``        ``risk <state> [why]`` sets the trading state (``docs/risk.md``) of the strategy,
+                or of every strategy when the strategy named is ``desk``: saved first, sent as
+                ``RiskStateSet``, and sent again at every login (before ``Start``), so it
+                survives restarts. A strategy's risk layer that halts by itself (a loss limit)
+                tells this service, which saves that too. ``risk`` alone shows the state
+                (forwarded to the strategy; for ``desk``, answered here)
 anything else   forwarded as CmdHook to the strategy, which answers through this service
 ==============  ===========================================================================
 
@@ -57,17 +63,27 @@ from typing import Any
 import attrs
 
 from mlthon.basics.errors import ConfigError
-from mlthon.basics.mlt_enum import Exchange
+from mlthon.basics.mlt_enum import Exchange, TradingState
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.bus import BusBase, Subscription
 from mlthon.infra.bus.codec import instrument_to_wire
 from mlthon.infra.bus.topics import Topics
 from mlthon.infra.clock import NS_PER_S, Handle, Scheduler
 from mlthon.infra.config import StrategyConfig, load_strategy_class
-from mlthon.infra.operator_intent import RUNNING, STOPPED, IntentFile, OperatorIntent
+from mlthon.infra.operator_intent import (
+    RUNNING,
+    STOPPED,
+    IntentFile,
+    OperatorIntent,
+    RiskIntent,
+)
+from mlthon.infra.risk.states import parse_state
 from mlthon.infra.strategy_params import FreeParams, ParamRules, param_rules
 
 log = logging.getLogger(__name__)
+
+#: The name that addresses every strategy in a ``risk`` command (unless a strategy has it).
+DESK = "desk"
 
 
 # The env states of a strategy that is logged in (its StratStatus.state).
@@ -222,6 +238,13 @@ class ControlService:
         st.pid = msg.pid
         insts = [instrument_to_wire(i) for i in st.cfg.instruments()]
         self.bus.publish(ctl, m.Instruments(instruments=insts), qos=1)
+        # The trading states, before Start: on_start must not send what a halt refuses.
+        for scope, risk in (
+            ("desk", self.intents.desk_risk),
+            ("strategy", self.intents.risk.get(msg.strat)),
+        ):
+            if risk is not None and risk.state is not TradingState.Active:
+                self.bus.publish(ctl, _risk_msg(scope, risk), qos=1)
         if st.intent.running:
             st.started = True
             # A start the operator asked for (not the config's default) carries an id: an env
@@ -345,6 +368,9 @@ class ControlService:
         if name == "status":
             self._reply(msg, True, json.dumps(self.status(msg.strat or None)))
             return
+        if name == "risk" and msg.strat == DESK and DESK not in self.strats:
+            self._desk_risk(msg)
+            return
         st = self.strats.get(msg.strat)
         if st is None:
             self._reply(msg, False, f"unknown strategy {msg.strat!r}; known: {sorted(self.strats)}")
@@ -365,6 +391,9 @@ class ControlService:
             return
         if name == "start":
             self._start(st, msg)
+            return
+        if name == "risk" and msg.args:
+            self._strategy_risk(st, msg)
             return
         if name == "stop" and not st.logged_in:
             unsaved = self._set_intent(msg.strat, STOPPED, st.intent.params, msg.sender)
@@ -393,6 +422,117 @@ class ControlService:
                 ),
                 qos=1,
             )
+
+    # --- trading states --------------------------------------------------------------------
+
+    def _risk_intent(self, msg: m.CmdRequest) -> RiskIntent | str:
+        """The state a ``risk <state> [why]`` command asks for, or why it is not one."""
+        try:
+            state = parse_state(msg.args[0])
+        except ValueError as exc:
+            return str(exc)
+        why = " ".join(msg.args[1:])[:400]
+        return RiskIntent(
+            state=state,
+            reason=f"operator{': ' + why if why else ''}",
+            by=msg.sender or "unknown",
+            ts=self.scheduler.now_ns(),
+        )
+
+    def _save_risk(self, strat: str | None, intent: RiskIntent) -> str:
+        """Record a trading state; returns "" or why it could not be saved."""
+        try:
+            self.intents.set_risk(strat, intent)
+        except OSError as exc:
+            what = "the desk" if strat is None else strat
+            log.error(
+                "control: %s %s as asked, but not saved to %s: %s; a restart of the control "
+                "service would forget it",
+                what,
+                intent.state.name,
+                self.intents.path,
+                exc,
+            )
+            return f" (not saved: {exc})"
+        return ""
+
+    def _strategy_risk(self, st: _StratState, msg: m.CmdRequest) -> None:
+        intent = self._risk_intent(msg)
+        if isinstance(intent, str):
+            self._reply(msg, False, intent)
+            return
+        strat = msg.strat
+        unsaved = self._save_risk(strat, intent)
+        log.warning(
+            "control: %s trading state %s by %s (%s)",
+            strat,
+            intent.state.name,
+            intent.by,
+            intent.reason,
+        )
+        if not st.logged_in:
+            self._reply(
+                msg,
+                True,
+                f"strategy {strat} is not connected; it is {intent.state.name} when it logs "
+                f"in{unsaved}",
+            )
+            return
+        # An id either way: a RiskStateSet without one is a login's restore (no alert).
+        cmd_id = msg.cmd_id or f"risk-{intent.ts}"
+        reply_to = self._answer_via_control(strat, cmd_id, msg.reply_to)
+        self.bus.publish(
+            self.topics.strat_ctl(strat),
+            _risk_msg("strategy", intent, cmd_id=cmd_id, reply_to=reply_to),
+            qos=1,
+        )
+
+    def _desk_risk(self, msg: m.CmdRequest) -> None:
+        """``risk`` for the desk: every strategy, logged in now or later."""
+        current = self.intents.desk_risk
+        if not msg.args:
+            text = "Active" if current is None else f"{current.state.name} ({current.reason})"
+            self._reply(msg, True, f"desk {text}")
+            return
+        intent = self._risk_intent(msg)
+        if isinstance(intent, str):
+            self._reply(msg, False, intent)
+            return
+        unsaved = self._save_risk(None, intent)
+        log.warning(
+            "control: desk trading state %s by %s (%s)", intent.state.name, intent.by, intent.reason
+        )
+        told = []
+        for name, st in sorted(self.strats.items()):
+            if st.logged_in:
+                # With an id (no reply): each strategy alerts as for its own command.
+                self.bus.publish(
+                    self.topics.strat_ctl(name),
+                    _risk_msg("desk", intent, cmd_id=f"desk-{intent.ts}"),
+                    qos=1,
+                )
+                told.append(name)
+        away = sorted(set(self.strats) - set(told))
+        self._reply(
+            msg,
+            True,
+            f"desk {intent.state.name}: sent to {', '.join(told) or 'no strategy'}"
+            + (f"; {', '.join(away)} get it when they log in" if away else "")
+            + unsaved,
+        )
+
+    def _on_risk_report(self, topic: str, msg: m.RiskStateSet) -> None:
+        """A strategy's risk layer changed its own state (a loss limit): saved for its
+        restarts."""
+        strat = self._up_strat(topic)
+        if strat is None or strat not in self.strats or msg.scope != "strategy":
+            log.warning("control: risk state from %s (scope %r) dropped", topic, msg.scope[:20])
+            return
+        intent = RiskIntent(
+            state=msg.state, reason=msg.reason[:500], by="risk layer", ts=self.scheduler.now_ns()
+        )
+        log.warning("control: %s's risk layer: %s (%s)", strat, msg.state.name, intent.reason)
+        self._save_risk(strat, intent)
 
     def _start(self, st: _StratState, msg: m.CmdRequest) -> None:
         strat = msg.strat
@@ -438,6 +578,9 @@ class ControlService:
     def _on_up(self, topic: str, msg: Any) -> None:
         if isinstance(msg, m.CmdResult):
             self._relay(topic, msg)
+            return
+        if isinstance(msg, m.RiskStateSet):
+            self._on_risk_report(topic, msg)
             return
         if isinstance(msg, m.StopAck):
             sender = self._up_strat(topic)
@@ -551,6 +694,15 @@ class ControlService:
         if isinstance(msg, m.FeedStatus):
             self.feeds[msg.ex] = msg
 
+    def _risk_of(self, strat: str) -> str:
+        """The trading state recorded for ``strat``, the desk's when stricter."""
+        own = self.intents.risk.get(strat)
+        desk = self.intents.desk_risk
+        state = own.state if own is not None else TradingState.Active
+        if desk is not None and desk.state.value > state.value:
+            return f"{desk.state.name} (desk)"
+        return state.name
+
     def strategies(self) -> list[dict[str, Any]]:
         """Every strategy with its state."""
         return [
@@ -560,6 +712,7 @@ class ControlService:
                 "running": st.started,
                 "intent": st.intent.intent,
                 "logged_in": st.logged_in,
+                "risk": self._risk_of(name),
             }
             for name, st in sorted(self.strats.items())
         ]
@@ -576,6 +729,7 @@ class ControlService:
                 "running": st.started,
                 "intent": st.intent.intent,
                 "intent_by": st.intent.by,
+                "risk": self._risk_of(name),
                 "params": st.params,
                 "callbacks": s.callbacks if s else 0,
                 "callback_errors": s.callback_errors if s else 0,
@@ -583,8 +737,10 @@ class ControlService:
                 "detail": s.detail if s else "",
                 "hooks": [h.name for h in s.hooks] if s else [],
             }
+        desk = self.intents.desk_risk
         return {
             "strategies": strats,
+            "desk_risk": "Active" if desk is None else desk.state.name,
             "gateways": {
                 ex.name: {"status": g.status.name, "detail": g.detail}
                 for ex, g in sorted(self.gateways.items(), key=lambda kv: kv[0].value)
@@ -595,6 +751,18 @@ class ControlService:
                 if ex in Exchange._value2member_map_
             },
         }
+
+
+def _risk_msg(scope: str, r: RiskIntent, cmd_id: str = "", reply_to: str = "") -> m.RiskStateSet:
+    return m.RiskStateSet(
+        scope=scope,
+        state=r.state,
+        reason=r.reason,
+        by=r.by,
+        ts=r.ts,
+        cmd_id=cmd_id,
+        reply_to=reply_to,
+    )
 
 
 def _rules_of(cfg: StrategyConfig) -> ParamRules:

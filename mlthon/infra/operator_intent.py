@@ -7,9 +7,14 @@ flushed, then renamed over it: a crash leaves the old or the new version, never 
 
     {"version": 1,
      "strategies": {"demo_mm": {"intent": "stopped", "params": "", "by": "cli:alice",
-                                "ts": 1700000000000000000}}}
+                                "ts": 1700000000000000000}},
+     "risk": {"desk": {"state": "Halted", "reason": "desk stop", "by": "tg:42", "ts": ...},
+              "strategies": {"demo_mm": {"state": "ReduceOnly", ...}}}}
 
-A strategy the file does not name follows its config (``auto_start``).
+A strategy the file does not name follows its config (``auto_start``). The ``risk`` part holds
+the trading states (``docs/risk.md``) the operator set, or a strategy's risk layer moved to by
+itself (a loss limit: ``by`` is ``risk layer``), for the desk and per strategy; a file without it
+(an older one) holds none: every strategy is ``Active``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 import attrs
 
 from mlthon.basics.errors import ConfigError
+from mlthon.basics.mlt_enum import TradingState
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,44 @@ class OperatorIntent:
         return self.intent == RUNNING
 
 
+@attrs.frozen
+class RiskIntent:
+    """A trading state set for a strategy or the desk.
+
+    Attributes:
+        state: the state.
+        reason: why (``operator: desk stop``, the limit that halted it).
+        by: who (``cli:alice``, ``tg:123``, ``risk layer``).
+        ts: when (ns since the epoch).
+    """
+
+    state: TradingState
+    reason: str = ""
+    by: str = ""
+    ts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's form (the state by name)."""
+        return {"state": self.state.name, "reason": self.reason, "by": self.by, "ts": self.ts}
+
+    @classmethod
+    def from_json(cls, entry: Any) -> RiskIntent:
+        """Read the file's form.
+
+        Raises:
+            TypeError: not an object with a state name.
+            ValueError: not a valid state.
+        """
+        if not isinstance(entry, dict) or not isinstance(entry.get("state"), str):
+            raise TypeError("want an object with a state name")
+        return cls(
+            state=TradingState.from_name(entry["state"]),
+            reason=str(entry.get("reason", "")),
+            by=str(entry.get("by", "")),
+            ts=int(entry.get("ts", 0)),
+        )
+
+
 class IntentFile:
     """The operator's intents, persisted in ``path`` (None: kept in memory only).
 
@@ -73,6 +117,10 @@ class IntentFile:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
+        #: The trading state of the desk (None: never set).
+        self.desk_risk: RiskIntent | None = None
+        #: The trading states by strategy.
+        self.risk: dict[str, RiskIntent] = {}
         self.intents: dict[str, OperatorIntent] = self._load()
 
     def _load(self) -> dict[str, OperatorIntent]:
@@ -100,7 +148,27 @@ class IntentFile:
                 )
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ConfigError(f"bad entry {entry!r}: {exc}", source=src, key=name) from exc
+        self._load_risk(data.get("risk", {}), src)
         return out
+
+    def _load_risk(self, risk: Any, src: str) -> None:
+        if not isinstance(risk, dict):
+            raise ConfigError("risk must be an object", source=src, key="risk")
+        try:
+            if risk.get("desk") is not None:
+                self.desk_risk = RiskIntent.from_json(risk["desk"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad entry: {exc}", source=src, key="risk.desk") from exc
+        table = risk.get("strategies", {})
+        if not isinstance(table, dict):
+            raise ConfigError("must be an object", source=src, key="risk.strategies")
+        for name, entry in table.items():
+            try:
+                self.risk[name] = RiskIntent.from_json(entry)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"bad entry {entry!r}: {exc}", source=src, key=f"risk.strategies.{name}"
+                ) from exc
 
     def get(self, strat: str) -> OperatorIntent | None:
         """The recorded intent of ``strat`` (None: never recorded)."""
@@ -116,12 +184,30 @@ class IntentFile:
         if self.path is not None:
             self._write()
 
+    def set_risk(self, strat: str | None, intent: RiskIntent) -> None:
+        """Record the trading state of ``strat`` (None: the desk's) and write the file.
+
+        Raises:
+            OSError: the file could not be written (the state is kept in memory all the same).
+        """
+        if strat is None:
+            self.desk_risk = intent
+        else:
+            self.risk[strat] = intent
+        if self.path is not None:
+            self._write()
+
     def _write(self) -> None:
         assert self.path is not None
         doc: dict[str, Any] = {
             "version": FILE_VERSION,
             "strategies": {name: attrs.asdict(i) for name, i in sorted(self.intents.items())},
         }
+        if self.desk_risk is not None or self.risk:
+            doc["risk"] = {
+                "desk": None if self.desk_risk is None else self.desk_risk.to_json(),
+                "strategies": {name: r.to_json() for name, r in sorted(self.risk.items())},
+            }
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)

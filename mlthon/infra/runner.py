@@ -274,8 +274,6 @@ def _strategy_ops(
     stop: asyncio.Event,
 ) -> ops.ProcessOps:
     """ops (issue 7): heartbeat (up while running), positions, and ``mlthon kill``."""
-    tracker = ops.PositionTracker(bus, topics, cfg.name)
-    tracker.start()
     proc_ops = ops.ProcessOps(
         bus,
         env.scheduler,
@@ -285,7 +283,7 @@ def _strategy_ops(
         stop=stop,
         stats=ops.metered_stats(
             metered,
-            extra=lambda: ops.strategy_extra(env, tracker),
+            extra=lambda: ops.strategy_extra(env),
             last_error=lambda: env.reactor.last_error,
         ),
     )

@@ -36,6 +36,7 @@ from mlthon.basics.mlt_enum import (
     OrderStatus,
     OrderType,
     Side,
+    TradingState,
     TriggerDirection,
 )
 
@@ -139,6 +140,31 @@ class StopEscalated(Msg, tag="stop_escalated", kw_only=True, frozen=True):
 
     strat: str
     detail: str
+
+
+#: The scopes of a :class:`RiskStateSet`: one strategy, or every strategy of the desk.
+RISK_SCOPES = ("strategy", "desk")
+
+
+class RiskStateSet(Msg, tag="risk_state", kw_only=True, frozen=True):
+    """A trading state (``docs/risk.md``), both ways:
+
+    * control -> strategy (its control topic): the operator set ``state`` for the strategy
+      (``scope`` ``strategy``) or for the whole desk (``desk``); sent again at every login, before
+      ``Start``, so that it survives restarts. With ``reply_to`` the strategy answers a
+      :class:`CmdResult` with ``cmd_id`` there once it applied it.
+    * strategy -> control (its up topic, ``scope`` ``strategy``): the strategy's risk layer moved
+      to ``state`` by itself (a loss limit halted it); the control service records it, so a
+      restarted strategy is still halted.
+    """
+
+    scope: str
+    state: TradingState
+    reason: str = ""
+    by: str = ""
+    ts: int = 0
+    cmd_id: str = ""
+    reply_to: str = ""
 
 
 class Instruments(Msg, tag="instruments", kw_only=True, frozen=True):
@@ -624,7 +650,16 @@ class FeedHeartbeat(Msg, tag="fhb", kw_only=True, frozen=True):
 
 
 ControlMsg = (
-    Login | LoginReject | Start | Idle | Stop | StopAck | StopEscalated | Instruments | StratParams
+    Login
+    | LoginReject
+    | Start
+    | Idle
+    | Stop
+    | StopAck
+    | StopEscalated
+    | RiskStateSet
+    | Instruments
+    | StratParams
 )
 RequestMsg = (
     NewOrder

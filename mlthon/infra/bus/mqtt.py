@@ -245,15 +245,18 @@ class MqttBus(BusBase):
         sub = Subscription(pattern, handler, qos)
         self._table.add(sub)
         known = self._patterns.get(pattern)
-        if known is None or known < qos:
-            self._patterns[pattern] = qos
-            self._unsubscribed.discard(pattern)
-            if self._live and self._link is not None:
-                self._link.subscribe([(pattern, qos)])
-            elif self._up:
-                # Behind the publishes that wait: the broker sees them in call order.
-                self._put(Entry(SUB, pattern, b"", qos))
-            # Not connected: subscribed on connect, with every other pattern.
+        # A pattern subscribed already is subscribed again for a new handler: the broker then
+        # sends its retained messages again (MQTT 3.1.1 §3.8.4), which the new handler would
+        # otherwise never see (the handlers there already see them twice, as after a reconnect).
+        level = qos if known is None else max(known, qos)
+        self._patterns[pattern] = level
+        self._unsubscribed.discard(pattern)
+        if self._live and self._link is not None:
+            self._link.subscribe([(pattern, level)])
+        elif self._up:
+            # Behind the publishes that wait: the broker sees them in call order.
+            self._put(Entry(SUB, pattern, b"", level))
+        # Not connected: subscribed on connect, with every other pattern.
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

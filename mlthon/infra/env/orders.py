@@ -49,7 +49,14 @@ import attrs
 
 from mlthon.api.istrategy import IStrategy
 from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
-from mlthon.basics.mlt_enum import CancelCode, Exchange, GtwRejectCode, OrderStatus, OrderType
+from mlthon.basics.mlt_enum import (
+    CancelCode,
+    Exchange,
+    GtwRejectCode,
+    OrderStatus,
+    OrderType,
+    Side,
+)
 from mlthon.basics.order import Order
 from mlthon.basics.order_state import IllegalTransition, OrderLifecycle
 from mlthon.basics.sanity import int_cl_id_problem
@@ -128,6 +135,8 @@ class TrackedOrder:
         life: status and quantities, changed only by legal transitions.
         adopted: placed by an earlier life of the strategy and adopted.
         reconciled: closed by a reconciliation (its fills may still come as executions).
+        side: buy or sell (None: not known, an order adopted from a status answer without it).
+        price: its limit price after the last acknowledged modify (0: a market order).
     """
 
     exchange: Exchange
@@ -136,6 +145,8 @@ class TrackedOrder:
     life: OrderLifecycle[Decimal]
     adopted: bool = False
     reconciled: bool = False
+    side: Side | None = None
+    price: Decimal = Decimal(0)
 
 
 def _numeric_id(cl: str) -> int | None:
@@ -219,9 +230,13 @@ class OrderTracker:
         self.used_ids.add(cid)
         return cid
 
-    def sent_new(self, ex: Exchange, cl: str, instrument_id: int, qty: Decimal) -> None:
-        """A new order went to the gateway."""
-        self.open[(ex, cl)] = TrackedOrder(ex, instrument_id, cl, OrderLifecycle.new(qty))
+    def sent_new(
+        self, ex: Exchange, cl: str, instrument_id: int, qty: Decimal, side: Side, price: Decimal
+    ) -> None:
+        """A new order went to the gateway (``price`` 0: a market order)."""
+        self.open[(ex, cl)] = TrackedOrder(
+            ex, instrument_id, cl, OrderLifecycle.new(qty), side=side, price=price
+        )
 
     def sent_modify(self, ex: Exchange, cl: str) -> None:
         """A modify went to the gateway (its answer reaches the strategy even for an order the
@@ -394,7 +409,9 @@ class OrderTracker:
             filled=before,
             status=OrderStatus.PartiallyFilled if before else OrderStatus.PendingNew,
         )
-        rec = TrackedOrder(ex, w.instrument_id, cl, life, adopted=True)
+        rec = TrackedOrder(
+            ex, w.instrument_id, cl, life, adopted=True, side=w.side, price=order.price._v
+        )
         self.open[(ex, cl)] = rec
         n = _numeric_id(cl)
         if n is not None:
@@ -495,10 +512,12 @@ class OrderTracker:
             life.modify(total)
         self._step(rec, functools.partial(life.fill, fill))
 
-    def _on_modified(self, ex: Exchange, cl: str, leaves: Decimal) -> None:
+    def _on_modified(self, ex: Exchange, cl: str, leaves: Decimal, price: Decimal) -> None:
         rec = self.open.get((ex, cl))
         if rec is None:
             return
+        if price:
+            rec.price = price
         life = rec.life
         total = life.filled + leaves
         if total != life.qty and total > life.filled:
@@ -592,7 +611,7 @@ class OrderTracker:
                 inv(s.on_cancel_order_reject, ex, msg.cl_id, msg.code, msg.reason)
             elif kind is m.ModifyOrderAck:
                 args = (Price(msg.new_price), Qty(msg.new_qty), Qty(msg.leaves_qty))
-                self._on_modified(ex, msg.cl_id, args[2]._v)
+                self._on_modified(ex, msg.cl_id, args[2]._v, args[0]._v)
                 inv(s.on_modify_order_ack, ex, msg.cl_id, *args)
             elif kind is m.ModifyOrderReject:
                 inv(s.on_modify_order_reject, ex, msg.cl_id, msg.code, msg.reason)
@@ -698,7 +717,9 @@ class OrderTracker:
         for w, order in found:
             qty = order.qty._v
             life = OrderLifecycle(qty=qty, filled=qty - order.leaves_qty._v, status=w.status)
-            self.open[(ex, w.cl_id)] = TrackedOrder(ex, w.instrument_id, w.cl_id, life, True)
+            self.open[(ex, w.cl_id)] = TrackedOrder(
+                ex, w.instrument_id, w.cl_id, life, True, side=w.side, price=order.price._v
+            )
             n = _numeric_id(w.cl_id)
             if n is not None:
                 self.used_ids.add(n)

@@ -76,9 +76,11 @@ from mlthon.infra.env.md_callbacks import (
     on_trades,
 )
 from mlthon.infra.env.orders import OrderTracker
+from mlthon.infra.portfolio import Portfolio, PositionMismatch
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.risk.guard import RiskGuard
 from mlthon.infra.risk.limits import RiskConfig
+from mlthon.infra.risk.states import parse_state
 from mlthon.infra.timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,25 @@ class StratEnv(IStratEnv):
             self.scheduler, stop_ack_hold_s, self._stop_cancels_in_flight, self._send_stop_ack
         )
         self.orders.on_cancel_answered = self.stop_ack.check
+        self._portfolio = Portfolio(
+            lambda ex, iid: self.instruments.get((ex, iid)),
+            self._mid,
+            self.orders.open,
+            self.scheduler.now_ns,
+            self._on_position_mismatch,
+        )
+        self.orders.on_delivered = self._portfolio.on_report
         self._risk: RiskGuard | None = None
+        # A trading state applied from the control service (not told back to it).
+        self._risk_from_ctl = False
+        self._risk_restore = False
+        # The operator's kill switch: there with or without a [risk] table (``docs/risk.md``).
+        self.hooks.add(
+            "risk",
+            self._risk_cmd,
+            help="risk [active|reduceonly|halted] [why]: show or set the trading state",
+            dangerous=True,
+        )
         if risk is not None:
             self.set_risk_config(risk)
         # Request id -> the env-side handler of the answer, for the env's own fetches.
@@ -360,7 +380,10 @@ class StratEnv(IStratEnv):
     # ==========================================================================================
 
     def _on_ctl(self, topic: str, msg: Any) -> None:
-        if self.start_gate.waiting:
+        if isinstance(msg, m.RiskStateSet):
+            # Never held behind a waiting start: it must apply before on_start can send.
+            self._on_risk_state_msg(msg)
+        elif self.start_gate.waiting:
             # on_start waits for the statuses: what follows the Start is handled after it.
             self.start_gate.hold(topic, msg)
         elif isinstance(msg, m.Instruments):
@@ -602,13 +625,23 @@ class StratEnv(IStratEnv):
         if prev == msg.status:
             return
         if prev is None and msg.status is GtwStatus.ReadyToTrade:
+            self._halted_cancel_all(msg.exchange)
             if self._may_reconcile():
                 self._reconcile(msg.exchange)  # first heard after the start: adopt its orders
             return  # ready from the start: not a transition (as in the reference)
         log.info("env: gateway %s %s -> %s (%s)", msg.exchange.name, prev, msg.status, msg.detail)
         self.reactor.invoke(self.strategy.on_gateway_status, msg.exchange, msg.status, msg.detail)
-        if msg.status is GtwStatus.ReadyToTrade and self._may_reconcile():
-            self._reconcile(msg.exchange)
+        if msg.status is GtwStatus.ReadyToTrade:
+            self._halted_cancel_all(msg.exchange)
+            if self._may_reconcile():
+                self._reconcile(msg.exchange)
+
+    def _halted_cancel_all(self, exchange: Exchange) -> None:
+        """A halted strategy's gateway is (back) up: whatever rests there is cancelled (orders
+        of an earlier life, placed while the gateway was away from the halt)."""
+        if self.risk_state is TradingState.Halted and self._not_logged_in() is None:
+            log.warning("env: risk: halted; cancel-all on %s, ready again", exchange.name)
+            self.send_cancel_all(exchange, None)
 
     def _may_reconcile(self) -> bool:
         # Logged in, and the strategy started in this process (it hears of orders after
@@ -781,13 +814,9 @@ class StratEnv(IStratEnv):
         dangerous: bool = False,
     ) -> None:
         """See :meth:`IStratEnv.add_cmd_hook`. ``help`` overrides the docstring's first line;
-        ``dangerous`` hooks (flatten, cancel-all...) need a confirmation in Telegram. With a risk
-        layer, ``risk`` is the env's own (the operator's kill switch) and refused here."""
-        if (
-            self._risk is not None
-            and isinstance(cmd_name_str, str)
-            and cmd_name_str.lower() == "risk"
-        ):
+        ``dangerous`` hooks (flatten, cancel-all...) need a confirmation in Telegram. ``risk`` is
+        the env's own (the operator's kill switch) and refused here."""
+        if isinstance(cmd_name_str, str) and cmd_name_str.lower() == "risk":
             raise InvalidArgument("cmd_name_str", cmd_name_str, "is the risk layer's command")
         self.hooks.add(cmd_name_str, callback_func, help=help, dangerous=dangerous)
         self._publish_status_soon()
@@ -1075,6 +1104,9 @@ class StratEnv(IStratEnv):
             raise InvalidArgument("config", config, "the risk layer is set already")
         if self.strat_name:
             raise InvalidArgument("config", config, "the risk layer is set before login")
+        self._install_risk(config)
+
+    def _install_risk(self, config: RiskConfig) -> RiskGuard:
         guard = RiskGuard(
             config,
             self.scheduler,
@@ -1082,15 +1114,51 @@ class StratEnv(IStratEnv):
             mark_of=self._mid,
             is_open=lambda ex, cl: (ex, cl) in self.orders.open,
             on_state=self._on_risk_state,
+            name=self.strat_name,
+            portfolio=self._portfolio,
         )
         self._risk = guard
-        self.orders.on_delivered = guard.on_report
-        self.hooks.add(
-            "risk",
-            self._risk_cmd,
-            help="risk [active|reduceonly|halted] [why]: show or set the trading state",
-            dangerous=True,
+        self.orders.on_delivered = self._on_delivered
+        return guard
+
+    @property
+    def portfolio(self) -> Portfolio:
+        """See :attr:`IStratEnv.portfolio` (``docs/portfolio.md``)."""
+        return self._portfolio
+
+    def _on_delivered(self, exchange: Exchange, msg: Any) -> None:
+        """Every report the env delivers: the portfolio first (positions), then the risk layer
+        (working orders, loss limits)."""
+        self._portfolio.on_report(exchange, msg)
+        guard = self._risk
+        if guard is not None:
+            guard.on_report(exchange, msg)
+
+    def _on_position_mismatch(self, mm: PositionMismatch) -> None:
+        """The portfolio's position differed from a gateway's answer: an alert, as the
+        accounting check's."""
+        inst = self.instruments.get((mm.exchange, mm.instrument_id))
+        name = inst.name if inst is not None else str(mm.instrument_id)
+        text = (
+            f"ACCOUNTING MISMATCH on {mm.exchange.name} {name}: the gateway says {mm.actual}, "
+            f"the fills say {mm.expected}"
         )
+        self._publish_status_soon(detail=text)
+        if self.strat_name:
+            self.publish_telegram(f"{self.strat_name}: {text}", priority=0)
+
+    def _guard(self) -> RiskGuard:
+        """The risk layer, put in place with no limit when the operator sets a state for a
+        strategy that has no ``[risk]`` table (a kill switch needs no limits)."""
+        guard = self._risk
+        if guard is None:
+            log.warning(
+                "env: risk: %s has no [risk] table; a risk layer with no limit is put in place "
+                "for the operator's trading state",
+                self.strat_name or "(not logged in)",
+            )
+            guard = self._install_risk(RiskConfig())
+        return guard
 
     @property
     def risk(self) -> RiskGuard | None:
@@ -1101,7 +1169,7 @@ class StratEnv(IStratEnv):
     def risk_state(self) -> TradingState:
         """See :attr:`IStratEnv.risk_state` (``Active`` without a risk layer)."""
         guard = self._risk
-        return TradingState.Active if guard is None else guard.state
+        return TradingState.Active if guard is None else guard.effective_state
 
     @property
     def risk_refusals(self) -> int:
@@ -1119,27 +1187,62 @@ class StratEnv(IStratEnv):
             InvalidArgument: the env has no risk layer.
         """
         self._enum("state", state, TradingState)
-        guard = self._risk
-        if guard is None:
-            raise InvalidArgument("state", state, "no risk layer: the strategy has no [risk] table")
-        return guard.set_state(state, reason)
+        return self._guard().set_state(state, reason)
 
     def _risk_cmd(self, args: list[str]) -> str:
         """The ``risk`` command: ``risk`` shows the state, ``risk halted [why]`` sets it."""
-        guard = self._risk
-        assert guard is not None  # registered with the risk layer
         if args:
-            word = args[0].replace("_", "").replace("-", "")
             try:
-                state = TradingState.from_name(word)
+                state = parse_state(args[0])
             except ValueError as exc:
                 raise InvalidArgument("state", args[0], str(exc)) from None
             why = " ".join(args[1:])
-            if not guard.set_state(state, f"operator{': ' + why if why else ''}"):
+            if not self._guard().set_state(state, f"operator{': ' + why if why else ''}"):
                 return f"already {state.name}"
-        return f"{guard.state.name} ({guard.state_reason}); {guard.refusals} refusals" + (
-            f" {dict(sorted(guard.refused_by.items()))}" if guard.refused_by else ""
+        guard = self._risk
+        if guard is None:
+            return "Active (no [risk] table: no limits); 0 refusals"
+        desk = (
+            f"; desk {guard.desk_state.name} ({guard.desk_reason})"
+            if guard.desk_state is not TradingState.Active
+            else ""
         )
+        text = f"{guard.state.name} ({guard.state_reason}){desk}; {guard.refusals} refusals"
+        return text + (f" {dict(sorted(guard.refused_by.items()))}" if guard.refused_by else "")
+
+    def _on_risk_state_msg(self, msg: m.RiskStateSet) -> None:
+        """The control service set a trading state (a command, or the recorded one at login)."""
+        ok, detail = True, ""
+        if msg.scope not in m.RISK_SCOPES:
+            ok, detail = False, f"unknown scope {msg.scope[:40]!r}; one of {m.RISK_SCOPES}"
+            log.warning("env: risk state: %s", detail)
+        else:
+            reason = msg.reason[:500]
+            guard = self._guard()
+            # Not told back to the control service (it recorded it); a login's restore (no
+            # id) is not alerted again either.
+            self._risk_from_ctl = True
+            self._risk_restore = not msg.cmd_id
+            try:
+                if msg.scope == "desk":
+                    changed = guard.set_desk_state(msg.state, reason)
+                else:
+                    changed = guard.set_state(msg.state, reason)
+            finally:
+                self._risk_from_ctl = self._risk_restore = False
+            detail = ("" if changed else f"already {msg.scope} {msg.state.name}: ") + (
+                self._risk_cmd([])
+            )
+            if not msg.cmd_id and msg.state is not TradingState.Active:
+                log.warning(
+                    "env: risk: %s restored at login: %s (%s)", msg.scope, msg.state.name, reason
+                )
+        if msg.cmd_id and msg.reply_to:
+            self.bus.publish(
+                msg.reply_to,
+                m.CmdResult(cmd_id=msg.cmd_id, strat=self.strat_name, ok=ok, detail=detail),
+                qos=1,
+            )
 
     def _mid(self, exchange: Exchange, instrument_id: int) -> Decimal | None:
         """The mid of the env's book of the instrument (None: not subscribed, not valid, or a
@@ -1162,6 +1265,7 @@ class StratEnv(IStratEnv):
         Telegram and the strategy's ``on_risk_state`` are told."""
         guard = self._risk
         name = self.strat_name or "(not logged in)"
+        restored = self._risk_restore
         if state is TradingState.Halted:
             flatten = guard is not None and guard.config.flatten_on_halt
             log.error(
@@ -1173,10 +1277,25 @@ class StratEnv(IStratEnv):
             self._risk_cancel_all()
             if flatten:
                 self._risk_flatten()
-            if self.strat_name:
-                self.publish_telegram(f"{name}: HALTED by the risk layer: {reason}", priority=0)
+            if self.strat_name and not restored:
+                self.publish_telegram(f"{name}: HALTED: {reason}", priority=0)
         else:
             log.warning("env: risk: %s trading state %s: %s", name, state.name, reason)
+        logged_in = self.state not in (DISCONNECTED, CONNECTED)
+        if guard is not None and self.strat_name and logged_in and not self._risk_from_ctl:
+            # The control service records the strategy's own state, so that a restarted
+            # strategy is still halted (a command's change is recorded there already).
+            self.bus.publish(
+                self.topics.strat_up(self.strat_name),
+                m.RiskStateSet(
+                    scope="strategy",
+                    state=guard.state,
+                    reason=guard.state_reason[:500],
+                    by="risk layer",
+                    ts=self.scheduler.now_ns(),
+                ),
+                qos=1,
+            )
         self._later(self.strategy.on_risk_state, state, reason)
         self._publish_status_soon(detail=f"risk: {state.name}: {reason}")
 
@@ -1375,7 +1494,7 @@ class StratEnv(IStratEnv):
         stop: str | None,
         trigger_direction: TriggerDirection,
     ) -> None:
-        self.orders.sent_new(exchange, cl, instrument_id, q)
+        self.orders.sent_new(exchange, cl, instrument_id, q, side, p)
         self.bus.publish(
             self.topics.gtw_req(exchange, self.strat_name),
             m.NewOrder(
@@ -1458,12 +1577,12 @@ class StratEnv(IStratEnv):
         self, exchange: Exchange, instrument_id: int, client_ord_id: int | str
     ) -> None:
         self._check_exchange(exchange)
-        self._instrument(exchange, instrument_id)
+        inst = self._instrument(exchange, instrument_id)
         cl = self._cl("client_ord_id", client_ord_id)
         refusal = self._gateway_refusal(exchange) or self._not_logged_in()
         risk = self._risk
         if refusal is None and risk is not None:
-            refusal = self._risk_refusal(risk.check_cancel())
+            refusal = self._risk_refusal(risk.check_cancel(inst, cl))
         if refusal is not None:
             self._later(self.strategy.on_cancel_order_reject, exchange, cl, *refusal)
             return
@@ -1570,6 +1689,8 @@ class StratEnv(IStratEnv):
         ex = self.topics.exchange_of(topic)
         if asker is not None and ex is not None:
             self.reports_received += 1
+            if type(msg) is m.PositionInfo or type(msg) is m.WalletInfo:
+                self._portfolio.on_report(ex, msg)  # the accounting check's: reconciled too
             asker(ex, msg)  # the env asked: the answer is its own
         elif rid.startswith("env-"):
             log.info("env: late answer %s to an own request dropped", type(msg).__name__)

@@ -6,9 +6,8 @@ An :class:`ActivityLog` listens where the data already travel:
   the whole order (side, price, quantity), so the requests need not be read; modify acks,
   executions, cancels and rejects update it. Each execution is also a fill.
 * ``{root}/status/strategy/+``: each strategy's heartbeat, whose ``extra["strategy"]["pnl"]``
-  (realised + unrealised - fees, from its own
-  :class:`~mlthon.infra.ops.positions.PositionTracker`, which saw every fill since the strategy
-  started) is sampled once per heartbeat into the PnL series.
+  (realised + unrealised - fees, from its env's portfolio, which saw every fill since the
+  strategy started) is sampled once per heartbeat into the PnL series.
 
 Everything is bounded: the latest ``keep_orders`` orders and ``keep_fills`` fills and
 ``keep_points`` PnL samples per strategy.

@@ -33,18 +33,18 @@ from mlthon.infra.ops.heartbeat import (
     StatsFn,
 )
 from mlthon.infra.ops.metering import MeteredBus
-from mlthon.infra.ops.positions import PositionTracker
+from mlthon.infra.ops.positions import portfolio_wire
 from mlthon.infra.ops.shutdown import ShutdownListener
 
 __all__ = [
     "DEGRADED",
     "UP",
-    "PositionTracker",
     "ProcessOps",
     "Stats",
     "follow_venue_status",
     "heartbeat_interval",
     "metered_stats",
+    "portfolio_wire",
     "restarts_from_env",
     "strategy_extra",
 ]
@@ -194,7 +194,7 @@ def metered_stats(
     return stats
 
 
-def strategy_extra(env: Any, tracker: PositionTracker) -> dict[str, Any]:
+def strategy_extra(env: Any) -> dict[str, Any]:
     """A strategy's figures for its heartbeat: state, callbacks, open orders, positions, PnL."""
     reactor = env.reactor
     out: dict[str, Any] = {
@@ -206,5 +206,5 @@ def strategy_extra(env: Any, tracker: PositionTracker) -> dict[str, Any]:
         "reports": env.reports_received,
         "md_messages": env.md_messages,
     }
-    out.update(tracker.to_wire())
+    out.update(portfolio_wire(env.portfolio))
     return {"strategy": out}

@@ -34,9 +34,12 @@ status and the strategy's ``on_risk_state``.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+
+import attrs
 
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange, Side, TradingState
@@ -44,8 +47,9 @@ from mlthon.basics.pnl import notional_of
 from mlthon.basics.token_bucket import NS, Budget, TokenBucket
 from mlthon.infra.bus import messages as m
 from mlthon.infra.clock import Handle, Scheduler
+from mlthon.infra.portfolio import ZERO, Holding, Key, Portfolio
 from mlthon.infra.risk.limits import InstrumentLimits, RiskConfig
-from mlthon.infra.risk.positions import ZERO, Holding, Key, WorkingOrder
+from mlthon.infra.risk.positions import WorkingOrder
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,39 @@ DAY_NS = 86_400 * NS
 # Refusals logged: each of the first ones, then one in this many.
 _LOG_FIRST = 20
 _LOG_EVERY = 1000
+#: Risk events kept (:attr:`RiskGuard.events`; the oldest are forgotten past it).
+EVENTS_MAX = 100_000
+
+
+@attrs.frozen
+class RiskEvent:
+    """One refusal or one change of the trading state, for reports and the status.
+
+    Attributes:
+        ts: when (the env's clock: simulated in backtests).
+        kind: ``new``, ``modify`` or ``cancel`` (a refused request), or ``state``.
+        key: the limit's key (``max_order_qty``...) for a refusal, the new state's name for a
+            change.
+        detail: the refusal's reason, or the change's.
+        instrument_id: the instrument (0: not known, a cancel or a state change).
+        instrument: its name ("" when not known).
+        side: the order's side (None: not an order).
+        price: its price ("" for a market order or none).
+        qty: its quantity ("" for none).
+        cl_id: the client id of the order refused ("" for none).
+    """
+
+    ts: int
+    kind: str
+    key: str
+    detail: str
+    instrument_id: int = 0
+    instrument: str = ""
+    side: Side | None = None
+    price: str = ""
+    qty: str = ""
+    cl_id: str = ""
+
 
 StateListener = Callable[[TradingState, str], None]
 InstrumentOf = Callable[[Exchange, int], Instrument | None]
@@ -72,6 +109,8 @@ class RiskGuard:
             behind the layer's back, by a reconciliation, are forgotten when it matters).
         on_state: told every change of the trading state, with its reason.
         name: the strategy's name, for the log.
+        portfolio: the strategy's positions (the env's, which it keeps from the reports before
+            this layer sees them); None: the layer keeps its own from the reports it is given.
     """
 
     def __init__(
@@ -84,6 +123,7 @@ class RiskGuard:
         is_open: IsOpen,
         on_state: StateListener,
         name: str = "",
+        portfolio: Portfolio | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -92,12 +132,21 @@ class RiskGuard:
         self._mark_of = mark_of
         self._is_open = is_open
         self._on_state = on_state
+        #: The strategy's own state (set by the operator for it, or by a loss limit) and why.
         self.state = TradingState.Active
         self.state_reason = "start"
+        #: The desk's state (the operator's, for every strategy) and why.
+        self.desk_state = TradingState.Active
+        self.desk_reason = ""
         #: Requests refused, in all and by limit key.
         self.refusals = 0
         self.refused_by: dict[str, int] = {}
-        self.holdings: dict[Key, Holding] = {}
+        #: The latest refusals and state changes, oldest first (at most :data:`EVENTS_MAX`).
+        self.events: deque[RiskEvent] = deque(maxlen=EVENTS_MAX)
+        self._feeds_portfolio = portfolio is None
+        self.portfolio = portfolio or Portfolio(instrument_of, mark_of, {}, scheduler.now_ns)
+        #: The positions by (exchange, instrument id): the portfolio's.
+        self.holdings: dict[Key, Holding] = self.portfolio.holdings
         self.working: dict[tuple[Exchange, str], WorkingOrder] = {}
         self._limits: dict[Key, InstrumentLimits] = {}
         self._orders = _bucket("max_order_rate", config.max_order_rate, "orders and modifies")
@@ -124,7 +173,7 @@ class RiskGuard:
         if why is None:
             why = _rate_why(self._orders, self._now())
         if why is not None:
-            return self._refuse(why)
+            return self._refuse(why, "new", inst, side, price, qty, cl)
         if self._orders is not None:
             self._orders.spend(1, self._now())
         ref = price or self._mark_of(ex, inst.instrument_id) or ZERO
@@ -153,20 +202,23 @@ class RiskGuard:
         if why is None:
             why = _rate_why(self._orders, self._now())
         if why is not None:
-            return self._refuse(why)
+            inst = order.holding.inst if order is not None else None
+            side = order.side if order is not None else None
+            return self._refuse(why, "modify", inst, side, new_price, new_qty, cl)
         if self._orders is not None:
             self._orders.spend(1, self._now())
         return None
 
-    def check_cancel(self) -> str | None:
-        """Check a cancel (only its rate: pulling an order is always allowed otherwise)."""
+    def check_cancel(self, inst: Instrument | None = None, cl: str = "") -> str | None:
+        """Check a cancel of order ``cl`` of ``inst`` (only its rate: pulling an order is
+        always allowed otherwise)."""
         bucket = self._cancels
         if bucket is None:
             return None
         now = self._now()
         why = _rate_why(bucket, now)
         if why is not None:
-            return self._refuse(why)
+            return self._refuse(why, "cancel", inst, None, None, None, cl)
         bucket.spend(1, now)
         return None
 
@@ -183,10 +235,10 @@ class RiskGuard:
         go (None: it may). ``old``: the order it replaces (a modify)."""
         inst = h.inst
         name = inst.name
-        state = self.state
+        state = self.effective_state
         old_leaves = old.leaves if old is not None else ZERO
         if state is TradingState.Halted:
-            return f"trading_state Halted ({self.state_reason})"
+            return f"trading_state Halted ({self.effective_reason})"
         if state is TradingState.ReduceOnly:
             pos = h.qty
             working = h.working(side) - old_leaves + leaves
@@ -253,19 +305,43 @@ class RiskGuard:
         return None
 
     def _state_why_unknown(self, cl: str) -> str | None:
-        if self.state is TradingState.Halted:
-            return f"trading_state Halted ({self.state_reason})"
-        if self.state is TradingState.ReduceOnly:
+        state = self.effective_state
+        if state is TradingState.Halted:
+            return f"trading_state Halted ({self.effective_reason})"
+        if state is TradingState.ReduceOnly:
             return (
                 f"trading_state ReduceOnly: order {cl} is not one the risk layer let through; "
                 "its modify cannot be shown to shrink the position"
             )
         return None
 
-    def _refuse(self, why: str) -> str:
+    def _refuse(
+        self,
+        why: str,
+        kind: str,
+        inst: Instrument | None,
+        side: Side | None,
+        price: Decimal | None,
+        qty: Decimal | None,
+        cl: str,
+    ) -> str:
         self.refusals += 1
         key = why.split(" ", 1)[0].rstrip(":")
         self.refused_by[key] = self.refused_by.get(key, 0) + 1
+        self.events.append(
+            RiskEvent(
+                self._now(),
+                kind,
+                key,
+                why,
+                inst.instrument_id if inst is not None else 0,
+                inst.name if inst is not None else "",
+                side,
+                str(price) if price else "",
+                "" if qty is None else str(qty),
+                cl,
+            )
+        )
         n = self.refusals
         if n <= _LOG_FIRST or n % _LOG_EVERY == 0:
             log.warning("risk[%s]: refused: %s (%d refusals so far)", self.name, why, n)
@@ -285,11 +361,7 @@ class RiskGuard:
         return self._scheduler.now_ns()
 
     def _holding(self, ex: Exchange, inst: Instrument) -> Holding:
-        key = (ex, inst.instrument_id)
-        h = self.holdings.get(key)
-        if h is None:
-            h = self.holdings[key] = Holding(inst)
-        return h
+        return self.portfolio.holding(ex, inst)
 
     def _limits_of(self, h: Holding) -> InstrumentLimits:
         inst = h.inst
@@ -300,9 +372,8 @@ class RiskGuard:
         return lim
 
     def _mark(self, h: Holding) -> Decimal:
-        inst = h.inst
-        mark = self._mark_of(inst.exchange, inst.instrument_id)
-        return mark if mark is not None else (h.last_price or h.entry)
+        mark = self.portfolio.mark(h)
+        return mark if mark is not None else h.entry
 
     def gross_exposure(self) -> Decimal:
         """Sum of ``|position x mark|`` and of the open orders' notional, in the quote coin."""
@@ -315,19 +386,15 @@ class RiskGuard:
 
     def equity(self) -> Decimal:
         """Realised + unrealised (at the mark) - fees, of every instrument traded."""
-        total = ZERO
-        for h in self.holdings.values():
-            total += h.realised - h.fees
-            if h.qty:
-                inst = h.inst
-                total += h.unrealised(self._mark_of(inst.exchange, inst.instrument_id))
-        return total
+        return self.portfolio.equity()
 
     # --- reports ---------------------------------------------------------------------------------
 
     def on_report(self, ex: Exchange, msg: Any) -> None:
         """A report the env delivers (once: repeats are dropped before): fills move the
         position and the working figures, ends take orders out."""
+        if self._feeds_portfolio:
+            self.portfolio.on_report(ex, msg)
         kind = type(msg)
         if kind is m.OrderExecution:
             self._on_fill(ex, msg)
@@ -355,13 +422,7 @@ class RiskGuard:
                 order.add(1)
             else:
                 del self.working[key]
-            h = order.holding
-        else:
-            inst = self._instrument_of(ex, msg.instrument_id)
-            if inst is None:
-                return
-            h = self._holding(ex, inst)
-        h.fill(msg.side, fill, Decimal(msg.price), Decimal(msg.fee))
+        # The position moved in the portfolio, before this.
         if self.config.watches_loss:
             self.check_loss()
 
@@ -399,19 +460,51 @@ class RiskGuard:
                 f"{self._peak})",
             )
 
+    @property
+    def effective_state(self) -> TradingState:
+        """The state the checks apply: the stricter of the strategy's and the desk's."""
+        own, desk = self.state, self.desk_state
+        return desk if desk.value > own.value else own
+
+    @property
+    def effective_reason(self) -> str:
+        """Why the strategy is in :attr:`effective_state`."""
+        if self.desk_state.value > self.state.value:
+            return f"desk: {self.desk_reason}"
+        return self.state_reason
+
     def set_state(self, state: TradingState, reason: str) -> bool:
-        """Move to ``state`` because of ``reason``; False if it was there already. Leaving
-        ``Halted`` starts the day's loss and drawdown again from the equity now (the operator
-        decided to go on)."""
+        """Move the strategy's own state to ``state`` because of ``reason``; False if it was
+        there already. Leaving ``Halted`` starts the day's loss and drawdown again from the
+        equity now (the operator decided to go on). ``on_state`` is told when the state the
+        checks apply changes (a desk-wide halt hides a strategy's own change)."""
         if state is self.state:
             return False
+        was_effective = self.effective_state
         was = self.state
         self.state = state
         self.state_reason = reason
         if was is TradingState.Halted:
             self._day_start = self._peak = self.equity()
-        self._on_state(state, reason)
+        self._changed(was_effective)
         return True
+
+    def set_desk_state(self, state: TradingState, reason: str) -> bool:
+        """Set the desk's state (every strategy's floor); False if it was there already."""
+        if state is self.desk_state:
+            return False
+        was_effective = self.effective_state
+        self.desk_state = state
+        self.desk_reason = reason
+        self._changed(was_effective)
+        return True
+
+    def _changed(self, was: TradingState) -> None:
+        now = self.effective_state
+        if now is not was:
+            reason = self.effective_reason
+            self.events.append(RiskEvent(self._now(), "state", now.name, reason))
+            self._on_state(now, reason)
 
     def close(self) -> None:
         """Stop the loss timer (the env is closing)."""

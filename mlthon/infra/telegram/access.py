@@ -5,7 +5,8 @@ least the command's required role. Defaults:
 
 * viewer: ``status``, ``strategies``, ``help``;
 * trader: also ``start``, ``params`` and every hook (``hook``);
-* admin: also ``stop`` and every dangerous hook (``dangerous_hook``).
+* admin: also ``stop``, ``risk`` (the trading state, ``docs/risk.md``) and every dangerous hook
+  (``dangerous_hook``).
 
 A hook can be given its own entry (``flatten = "admin"``). Users not listed in any role are
 refused everywhere. In group chats, listed users have control only in chats the bridge knows (the
@@ -42,6 +43,7 @@ DEFAULT_PERMISSIONS: Mapping[str, Role] = {
     "params": Role.TRADER,
     HOOK: Role.TRADER,
     "stop": Role.ADMIN,
+    "risk": Role.ADMIN,
     DANGEROUS_HOOK: Role.ADMIN,
 }
 

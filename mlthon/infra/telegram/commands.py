@@ -1,8 +1,10 @@
 """Commands: parsing a message's text, resolving it to a request, rendering results. Pure.
 
 Built-ins: ``/start <strategy> [params…]``, ``/stop <strategy>``, ``/params <strategy> key=value…``,
-``/status [strategy]``, ``/strategies`` and ``/help``. Every hook a strategy registered is
-``/<hook> <strategy> [args…]``, or ``/<hook> [args…]`` when exactly one strategy has it. Command
+``/status [strategy]``, ``/strategies``, ``/risk <strategy|desk> [state] [why…]`` (the trading
+state: ``docs/risk.md``; setting one asks for a confirmation) and ``/help``. Every hook a
+strategy registered is ``/<hook> <strategy> [args…]``, or ``/<hook> [args…]`` when exactly one
+strategy has it. Command
 names are case-insensitive; strategy names match exactly, or case-insensitively when that is
 unambiguous.
 """
@@ -17,6 +19,7 @@ import attrs
 
 from mlthon.infra.bus.messages import CmdResult, HookInfo, StratStatus
 from mlthon.infra.bus.topics import check_name
+from mlthon.infra.risk.states import parse_state
 
 BUILTINS: dict[str, str] = {
     "start": "/start <strategy> [params…] — start a strategy",
@@ -24,9 +27,13 @@ BUILTINS: dict[str, str] = {
     "params": "/params <strategy> key=value… — update a strategy's parameters",
     "status": "/status [strategy] — state, gateways, feeds, position, orders, PnL",
     "strategies": "/strategies — every strategy and its state",
+    "risk": "/risk <strategy|desk> [active|reduceonly|halted] [why…] — show or set the trading "
+    "state (setting asks for confirmation)",
     "help": "/help — this list",
 }
 DANGEROUS_BUILTINS = frozenset({"stop"})
+#: The name that addresses every strategy in ``/risk`` (unless a strategy has it).
+DESK = "desk"
 _MAX_VALUE = 300
 
 
@@ -154,6 +161,8 @@ def resolve(
             return "Usage: /stop <strategy>"
         dangerous = name in DANGEROUS_BUILTINS or name in dangerous_names
         return Request(name, strat, name, rest, dangerous=dangerous)
+    if name == "risk":
+        return _resolve_risk(args, directory)
     holders = directory.holders(name)
     if not holders:
         return f"Unknown command /{name}. See /help."
@@ -171,6 +180,26 @@ def resolve(
     info = holders[target]
     dangerous = info.dangerous or name in dangerous_names
     return Request(name, target, info.name, list(args), is_hook=True, dangerous=dangerous)
+
+
+def _resolve_risk(args: list[str], directory: Directory) -> Request | str:
+    """``/risk <strategy|desk> [state] [why…]``: showing is harmless, setting is dangerous."""
+    if not args:
+        return f"Usage: {BUILTINS['risk'].split(' — ')[0]}"
+    found = directory.find_strategy(args[0])
+    if found is None and args[0].lower() == DESK:
+        strat = DESK
+    else:
+        strat = _strategy_arg(args[0], directory)
+        if strat.startswith("Usage"):
+            return strat
+    rest = args[1:]
+    if rest:
+        try:
+            parse_state(rest[0])
+        except ValueError as exc:
+            return f"Usage: {BUILTINS['risk'].split(' — ')[0]} ({exc})"
+    return Request("risk", strat, "risk", rest, dangerous=bool(rest))
 
 
 def _strategy_arg(arg: str, directory: Directory) -> str:

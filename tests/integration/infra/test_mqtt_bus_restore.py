@@ -171,5 +171,25 @@ async def test_mqtt_bus_after_reconnects_subscribes_once_and_runs_each_handler_o
         re.findall(rf"^\d+: {re.escape(client_id)} \d (\S+)$", log, flags=re.MULTILINE)
     )
     # Made once on the first connection, then once per reconnect (3); the restarted broker
-    # appends to the same log.
-    assert subscribed == {f"{root}/a/#": 4, f"{root}/a/x": 4, f"{root}/end": 4}
+    # appends to the same log. The second handler of a/# subscribed it again on the first
+    # connection (so that the broker sends it the retained messages), never after a reconnect.
+    assert subscribed == {f"{root}/a/#": 5, f"{root}/a/x": 4, f"{root}/end": 4}
+
+
+async def test_mqtt_bus_a_late_second_handler_gets_the_retained_message(broker, topic_root):
+    """A second handler of a pattern the bus subscribed already (a Telegram bridge beside the
+    control service on one connection) still gets the retained status: the bus subscribes the
+    pattern again, and the broker sends it its retained messages."""
+    topic = f"{topic_root}/status/x"
+    first: list[Any] = []
+    late: list[Any] = []
+    async with MqttBus(broker.host, broker.port) as pub, MqttBus(broker.host, broker.port) as sub:
+        await pub.wait_connected()
+        await sub.wait_connected()
+        pub.publish(topic, _status("retained"), qos=1, retain=True)
+        await pub.flush()
+        sub.subscribe(f"{topic_root}/status/#", lambda _t, x: first.append(x), qos=1)
+        await wait_until(lambda: first, 10, "the first handler's retained status")
+        sub.subscribe(f"{topic_root}/status/#", lambda _t, x: late.append(x), qos=1)
+        await wait_until(lambda: late, 10, "the late handler's retained status")
+        assert late[0].detail == "retained"

@@ -50,6 +50,6 @@ async def test_risk_command_halted_cancels_all_and_refuses_orders():
         assert reason == "trading_state Halted (operator: desk stop)"
         assert not any(isinstance(r, m.NewOrder) for r in s.gateway.requests)
         bad = await s.cmd("risk", "paused")
-        assert not bad.ok and "TradingState has no member 'paused'" in bad.detail
+        assert not bad.ok and "'paused' is not a trading state" in bad.detail
         back = await s.cmd("risk", "active")
         assert back.ok and env.risk_state is TradingState.Active

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from mlthon.basics.errors import ConfigError
+from mlthon.basics.mlt_enum import TradingState
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.inproc import InProcBus
 from mlthon.infra.bus.topics import Topics
@@ -265,3 +266,88 @@ def test_control_stop_still_stops_when_the_intent_cannot_be_saved(tmp_path, capl
     w.cmd("stop")
     assert w.sent(m.Stop)
     assert "not saved" in caplog.text
+
+
+# --- trading states (docs/risk.md) ----------------------------------------------------------------
+
+
+def test_control_risk_state_is_saved_and_sent_before_start_at_every_login(tmp_path):
+    state = tmp_path / "state.json"
+    w = World(state)
+    res = w.cmd("risk", "reduce-only", "inventory", "too", "big")
+    assert res is not None and res.ok and "not connected" in res.detail
+    assert "ReduceOnly when it logs in" in res.detail
+    kinds = w.login()
+    assert kinds == [m.Instruments, m.RiskStateSet, m.Start, m.StratParams]
+    sent = w.sent(m.RiskStateSet)[-1]
+    assert (sent.scope, sent.state, sent.reason, sent.by, sent.cmd_id) == (
+        "strategy",
+        TradingState.ReduceOnly,
+        "operator: inventory too big",
+        "cli:alice",
+        "",  # a restore: no answer expected, no alert
+    )
+    # A restart of the control service reads it back from the file.
+    w2 = World(state, bus=w.bus)
+    assert w2.control.intents.risk[NAME].state is TradingState.ReduceOnly
+    assert w2.login()[:2] == [m.Instruments, m.RiskStateSet]
+    doc = json.loads(state.read_text())
+    assert doc["risk"]["strategies"][NAME]["state"] == "ReduceOnly"
+
+
+def test_control_risk_state_of_a_connected_strategy_goes_to_it_with_an_answer_path(tmp_path):
+    w = World(tmp_path / "state.json")
+    w.login()
+    w.cmd("risk", "halted")
+    sent = w.sent(m.RiskStateSet)[-1]
+    assert sent.state is TradingState.Halted and sent.reason == "operator"
+    assert sent.cmd_id and sent.reply_to == w.topics.strat_up(NAME)
+    # A bad state is refused here, naming the states; nothing is saved or sent.
+    before = len(w.sent(m.RiskStateSet))
+    res = w.cmd("risk", "paused")
+    assert res is not None and not res.ok
+    assert res.detail == "'paused' is not a trading state; one of active, reduceonly, halted"
+    assert len(w.sent(m.RiskStateSet)) == before
+    # "risk" alone is the strategy's to answer (its figures): forwarded as a hook.
+    w.cmd("risk")
+    assert w.sent(m.CmdHook)[-1].name == "risk"
+
+
+def test_control_records_a_halt_the_strategys_risk_layer_reports(tmp_path):
+    state = tmp_path / "state.json"
+    w = World(state)
+    w.login()
+    w.bus.publish(
+        w.topics.strat_up(NAME),
+        m.RiskStateSet(scope="strategy", state=TradingState.Halted, reason="max_drawdown 9 < 10"),
+        qos=1,
+    )
+    w.run()
+    saved = IntentFile(state).risk[NAME]
+    assert (saved.state, saved.reason, saved.by) == (
+        TradingState.Halted,
+        "max_drawdown 9 < 10",
+        "risk layer",
+    )
+    # Only its own state, on its own topic: a "desk" scope from a strategy is dropped.
+    w.bus.publish(
+        w.topics.strat_up(NAME),
+        m.RiskStateSet(scope="desk", state=TradingState.Active),
+        qos=1,
+    )
+    w.run()
+    assert IntentFile(state).desk_risk is None
+
+
+def test_intent_file_without_risk_part_reads_and_a_bad_risk_entry_is_named(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, "strategies": {}}))
+    f = IntentFile(path)
+    assert f.risk == {} and f.desk_risk is None
+    path.write_text(
+        json.dumps(
+            {"version": 1, "strategies": {}, "risk": {"strategies": {"s1": {"state": "Paused"}}}}
+        )
+    )
+    with pytest.raises(ConfigError, match=r"risk\.strategies\.s1"):
+        IntentFile(path)

@@ -73,7 +73,7 @@ def _tracker() -> tuple[Host, OrderTracker]:
 
 def test_order_status_only_moves_forward_and_illegal_reports_change_nothing(caplog):
     host, t = _tracker()
-    t.sent_new(SIM, "1", 9001, Decimal(2))
+    t.sent_new(SIM, "1", 9001, Decimal(2), Side.Buy, Decimal(100))
     t.on_report(SIM, _fill("1", 1, "1", "1"), 2)  # the execution stream beat the ack
     assert t.open[(SIM, "1")].life.status is OrderStatus.PartiallyFilled
     t.on_report(SIM, _ack("1"), 3)  # late ack: delivered, the status does not go back
@@ -95,8 +95,8 @@ def test_order_status_only_moves_forward_and_illegal_reports_change_nothing(capl
 
 def test_cancels_are_in_flight_until_answered():
     _, t = _tracker()
-    t.sent_new(SIM, "1", 9001, Decimal(2))
-    t.sent_new(SIM, "2", 9001, Decimal(2))
+    t.sent_new(SIM, "1", 9001, Decimal(2), Side.Buy, Decimal(100))
+    t.sent_new(SIM, "2", 9001, Decimal(2), Side.Buy, Decimal(100))
     before = t.cancel_mark()
     t.sent_cancel(SIM, "1")
     t.sent_cancel(SIM, "2")

@@ -6,12 +6,16 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import msgspec
+
+from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
     CancelCode,
     Exchange,
     ExecInstructions,
     GtwRejectCode,
+    InstrumentKind,
     OrderType,
     Side,
 )
@@ -22,7 +26,8 @@ from mlthon.infra.ops.board import StatusBoard
 from mlthon.infra.ops.figures import PRICE_DIGITS, exact, fig, plain, utc
 from mlthon.infra.ops.heartbeat import Heartbeat, Stats
 from mlthon.infra.ops.pageview import SPARK_POINTS, page_view, sparkline
-from mlthon.infra.ops.positions import Position
+from mlthon.infra.ops.positions import portfolio_wire
+from mlthon.infra.portfolio import Portfolio
 from tests.unit.ops.conftest import T0
 
 UTC_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
@@ -77,11 +82,15 @@ def test_figures_utc_nanoseconds_iso_date_time_with_zone():
     assert utc(0) == "-"
 
 
-def test_position_to_wire_trailing_zeros_plain_text():
-    p = Position()
-    for _ in range(3):
-        p.apply(Side.Buy, Decimal("100"), Decimal("1"), Decimal("0.000"))
-    wire = p.to_wire()
+def test_portfolio_wire_trailing_zeros_plain_text():
+    inst = Instrument(
+        9001, "SIMUSDT", Exchange.Sim, "SIM", "USDT", InstrumentKind.Linear, "0.01", "0.001"
+    )
+    p = Portfolio(lambda _ex, _iid: inst, lambda _ex, _iid: None, {}, lambda: 0)
+    for i in range(3):
+        fill = msgspec.structs.replace(_fill(str(i), f"e{i}", "1", "0"), price="100", fee="0.000")
+        p.on_report(Exchange.Sim, fill)
+    wire = portfolio_wire(p)["positions"]["Sim:9001"]
     # before: str() kept the inputs' trailing zeros (fees "0.000")
     assert wire["avg_price"] == "100" and wire["fees"] == "0" and wire["qty"] == "3"
 

@@ -110,3 +110,18 @@ def test_results_render_json_details() -> None:
         CmdResult(cmd_id="3", strat="", ok=True, detail="[]"),
     )
     assert listing == "✅ /strategies\n(none)"
+
+
+def test_risk_shows_freely_and_setting_a_state_needs_confirmation() -> None:
+    assert res("/risk alpha") == Request("risk", "alpha", "risk", [], dangerous=False)
+    assert res("/risk alpha halted fat finger") == Request(
+        "risk", "alpha", "risk", ["halted", "fat", "finger"], dangerous=True
+    )
+    # "desk" addresses every strategy (none is called that here).
+    assert res("/risk desk reduce-only") == Request(
+        "risk", "desk", "risk", ["reduce-only"], dangerous=True
+    )
+    bad = res("/risk alpha paused")
+    assert isinstance(bad, str) and "'paused' is not a trading state" in bad
+    assert isinstance(res("/risk"), str) and res("/risk").startswith("Usage: /risk")
+    assert "/risk <strategy|desk>" in format_help(directory())
