@@ -61,6 +61,7 @@ bench: ## print the benchmark figures
 	-$(PY) bench/bench_vs_nautilus.py --repeat 3
 	-$(PY) bench/bench_events.py --case demo --cache warm
 	-$(PY) bench/bench_decode_cache.py
+	-$(PY) bench/bench_sweep.py
 	-$(PY) bench/bench_memory.py
 	-$(PY) bench/bench_live.py
 	-$(PY) bench/bench_vs_hftbacktest.py

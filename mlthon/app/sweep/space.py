@@ -152,7 +152,7 @@ def parse_space(
         if not sep or not key or not text.strip():
             raise ConfigError(f"--grid takes key=v1,v2,... or key=low:high[:step]; got {spec!r}")
         if key in {d.key for d in dims}:
-            raise ConfigError(f"--grid: {key} is given twice", key=f"params.{key}")
+            raise ConfigError(f"--grid: {key} is given twice", key=f"params.{key}", source=source)
         dims.append(_dimension(key, text.strip(), rules, current, source))
     space = Space(tuple(dims))
     size = space.size()
@@ -173,10 +173,7 @@ def _check(key: str, value: str, rules: ParamRules, current: Mapping[str, Any], 
 
 def _kind(key: str, rules: ParamRules, current: Mapping[str, Any], sample: str) -> type:
     if isinstance(rules, ParamSchema):
-        field = rules.fields.get(key)
-        if field is not None:
-            return field.kind
-        return str  # unknown: the first check names it with the known ones
+        return rules.fields[key].kind
     if key in current:
         return type(current[key])
     try:
@@ -192,38 +189,53 @@ def _dimension(
     where = f"params.{key}"
     is_range = ":" in text and "," not in text
     first = text.split(":" if is_range else ",")[0].strip()
+    if isinstance(rules, ParamSchema) and key not in rules.fields:
+        _check(key, first, rules, current, source)  # unknown: the error lists the known ones
     kind = _kind(key, rules, current, first)
     if not is_range:
         values = tuple(v.strip() for v in text.split(",") if v.strip())
         for v in values:
             _check(key, v, rules, current, source)
         if len(set(values)) != len(values):
-            raise ConfigError(f"--grid: {key} lists a value twice: {text}", key=where)
+            raise ConfigError(
+                f"--grid: {key} lists a value twice: {text}", key=where, source=source
+            )
         return Dimension(key, kind, values)
     if kind not in (int, float, Decimal):
         raise ConfigError(
             f"--grid: {key} is a {kind.__name__} parameter: list its values "
             f"({key}=a,b,c), a range low:high is for numbers",
             key=where,
+            source=source,
         )
     parts = [p.strip() for p in text.split(":")]
     if len(parts) not in (2, 3) or not all(parts):
-        raise ConfigError(f"--grid: {key}={text}: a range is low:high or low:high:step", key=where)
+        raise ConfigError(
+            f"--grid: {key}={text}: a range is low:high or low:high:step", key=where, source=source
+        )
     try:
         low, high = Decimal(parts[0]), Decimal(parts[1])
         step = Decimal(parts[2]) if len(parts) == 3 else None
     except InvalidOperation:
         raise ConfigError(
-            f"--grid: {key}={text}: the ends and step must be numbers", key=where
+            f"--grid: {key}={text}: the ends and step must be numbers", key=where, source=source
         ) from None
     if not all(x.is_finite() for x in (low, high, *(() if step is None else (step,)))):
-        raise ConfigError(f"--grid: {key}={text}: the ends and step must be finite", key=where)
+        raise ConfigError(
+            f"--grid: {key}={text}: the ends and step must be finite", key=where, source=source
+        )
     if low > high:
-        raise ConfigError(f"--grid: {key}: low {parts[0]} > high {parts[1]}", key=where)
+        raise ConfigError(
+            f"--grid: {key}: low {parts[0]} > high {parts[1]}", key=where, source=source
+        )
     if step is not None and step <= 0:
-        raise ConfigError(f"--grid: {key}: the step {parts[2]} must be > 0", key=where)
+        raise ConfigError(
+            f"--grid: {key}: the step {parts[2]} must be > 0", key=where, source=source
+        )
     if kind is int and any(x != x.to_integral_value() for x in (low, high, step or Decimal(1))):
-        raise ConfigError(f"--grid: {key} is an int parameter: {text} is not whole", key=where)
+        raise ConfigError(
+            f"--grid: {key} is an int parameter: {text} is not whole", key=where, source=source
+        )
     _check(key, parts[0], rules, current, source)
     _check(key, parts[1], rules, current, source)
     if kind is float and step is None:
@@ -233,7 +245,9 @@ def _dimension(
     count = int((high - low) / step) + 1
     if count > MAX_VALUES:
         raise ConfigError(
-            f"--grid: {key}={text} has {count:,} values; at most {MAX_VALUES:,}", key=where
+            f"--grid: {key}={text} has {count:,} values; at most {MAX_VALUES:,}",
+            key=where,
+            source=source,
         )
     exp = min(_exp(low), _exp(high), _exp(step))
     values = tuple(_text(low + i * step, kind, exp) for i in range(count))

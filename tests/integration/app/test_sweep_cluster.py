@@ -341,3 +341,19 @@ def test_ctrl_c_cancels_the_whole_sweep(peak):
         ]
         time.sleep(0.05)
     assert len(list(peak.glob("started-*"))) == 2  # nothing started after Ctrl-C
+
+
+def test_random_search_with_full_reports_links_each_run_report(peak):
+    args = ("peak.toml", "--grid", "x=10:20", "y=5", "--search", "random", "--trials", "2")
+    p = sweep(peak, *args, "--synthetic-seconds", "2", "--reports", "--jobs", "2", "--out", "out")
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = json.loads((peak / "out" / "sweep.json").read_text())
+    assert len(rows) == 2 and sorted(r["trial"] for r in rows) == [0, 1]
+    html = (peak / "out" / "sweep.html").read_text()
+    for r in rows:
+        folder = Path(r["folder"])
+        assert (peak / folder / "report.html").exists()
+        assert not (peak / folder / "summary.html").exists()
+        assert f'href="{folder.name}/report.html"' in html
+    info = json.loads((peak / "out" / "sweep_run.json").read_text())
+    assert info["search"] == "random" and info["search_seed"] == 1

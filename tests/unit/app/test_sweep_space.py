@@ -44,7 +44,7 @@ def test_ranges_and_lists_give_the_values_as_set_words():
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
-        ("spread_ticks=5:1", "[params.spread_ticks] --grid: spread_ticks: low 5 > high 1"),
+        ("spread_ticks=5:1", "mm.toml: [params.spread_ticks] --grid: spread_ticks: low 5 > high 1"),
         (
             "spread_ticks=1:5:0",
             "[params.spread_ticks] --grid: spread_ticks: the step 0 must be > 0",
@@ -56,6 +56,7 @@ def test_ranges_and_lists_give_the_values_as_set_words():
         ("spread_ticks=1:2:3:4", "a range is low:high or low:high:step"),
         ("exchange=a:b", "[params.exchange] --grid: exchange is a str parameter"),
         ("treshold=1,2", "--grid: unknown parameter 'treshold'; known: exchange"),
+        ("treshold=1:2", "--grid: unknown parameter 'treshold'; known: exchange"),
         ("spread_ticks=2,2", "spread_ticks lists a value twice"),
         ("spread_ticks", "--grid takes key=v1,v2,... or key=low:high[:step]"),
     ],
