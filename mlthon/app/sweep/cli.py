@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -169,22 +171,25 @@ def sweep_main(argv: list[str]) -> int:
         return Job(cfg, overrides, out, trial, figure, report=a.reports)
 
     t0 = time.perf_counter()
+    stop_on_term = _TermAsInterrupt()
     try:
-        warm = warm_cache(engine, list(settings["data"])) if settings["cache"] else []
-        warm_s = time.perf_counter() - t0
         try:
-            run = run_trials(
-                engine, search, make_job, higher_is_better=higher_is_better, progress=True
-            )
-        except SweepCancelled as exc:
-            if exc.rows:
-                _write_tables(base_out, exc.rows, figure, higher_is_better)
-            print(
-                f"mlthon sweep: cancelled; {len(exc.rows)} runs had finished (in {base_out})",
-                file=sys.stderr,
-            )
-            return 130
+            warm = warm_cache(engine, list(settings["data"])) if settings["cache"] else []
+        except KeyboardInterrupt:
+            engine.cancel()
+            raise SweepCancelled([]) from None
+        warm_s = time.perf_counter() - t0
+        run = run_trials(engine, search, make_job, higher_is_better=higher_is_better, progress=True)
+    except SweepCancelled as exc:
+        if exc.rows:
+            _write_tables(base_out, exc.rows, figure, higher_is_better)
+        print(
+            f"mlthon sweep: cancelled; {len(exc.rows)} runs had finished (in {base_out})",
+            file=sys.stderr,
+        )
+        return 130
     finally:
+        stop_on_term.restore()
         engine.close()
     rows = run.rows
     if not rows:
@@ -223,6 +228,26 @@ def sweep_main(argv: list[str]) -> int:
         print(f"mlthon sweep: --strict: {'; '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+class _TermAsInterrupt:
+    """While a sweep runs, SIGTERM (a scheduler's or ``kill``'s stop) cancels it as Ctrl-C
+    does: the runs are stopped, not left running without their parent."""
+
+    def __init__(self) -> None:
+        self._old: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._interrupt)
+
+    @staticmethod
+    def _interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Put the previous handler back."""
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            self._old = None
 
 
 def _overrides(rules: Any, point: dict[str, str], cfg: Any) -> dict[str, Any]:

@@ -291,29 +291,43 @@ def test_recordings_decoded_once_before_the_runs(shared_data, tmp_path):
     assert table(tmp_path / "first") == table(tmp_path / "again")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (children, theirs...)."""
+    parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            if (
-                entry.isdigit()
-                and int(Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[1])
-                == pid
-            ):
-                out.append(int(entry))
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if entry.isdigit():
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parent[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
     return out
 
 
-def test_ctrl_c_cancels_the_whole_sweep(peak):
+@pytest.mark.parametrize(
+    ("engine", "sig"),
+    [("local", signal.SIGINT), ("local", signal.SIGTERM), ("ray", signal.SIGINT)],
+    ids=["local-SIGINT", "local-SIGTERM", "ray-SIGINT"],
+)
+def test_ctrl_c_cancels_the_whole_sweep(peak, engine, sig):
+    if engine == "ray" and importlib.util.find_spec("ray") is None:
+        pytest.skip(NO_RAY)
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "mlthon", "--log-level", "WARNING", "sweep", "peak.toml"),
             *("--grid", "x=1:6", "--synthetic-seconds", "100000", "--jobs", "2", "--out", "out"),
+            *("--engine", engine),
         ],
         cwd=peak,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **RAY_ENV},
     )
     try:
         deadline = time.monotonic() + 120
@@ -321,9 +335,9 @@ def test_ctrl_c_cancels_the_whole_sweep(peak):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the runs did not start within 120 s"
             time.sleep(0.05)
-        workers = _children(proc.pid)
-        assert len(workers) >= 2
-        proc.send_signal(signal.SIGINT)
+        below = _descendants(proc.pid)
+        assert len(below) >= 2
+        proc.send_signal(sig)
         _out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -332,13 +346,11 @@ def test_ctrl_c_cancels_the_whole_sweep(peak):
     assert proc.returncode == 130, err[-3000:]
     assert "mlthon sweep: cancelled; 0 runs had finished" in err
     assert "Traceback" not in err
-    # The workers were stopped before the sweep exited; a helper of multiprocessing's (its
-    # resource tracker) goes once it sees its parent gone.
+    # Every process the sweep started is gone (the workers are stopped before it exits; helpers
+    # such as multiprocessing's resource tracker go once they see their parent gone).
     deadline = time.monotonic() + 60
-    while [pid for pid in workers if Path(f"/proc/{pid}").exists()]:
-        assert time.monotonic() < deadline, [
-            Path(f"/proc/{p}/cmdline").read_text() for p in workers
-        ]
+    while left := [pid for pid in below if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, [Path(f"/proc/{p}/cmdline").read_text() for p in left]
         time.sleep(0.05)
     assert len(list(peak.glob("started-*"))) == 2  # nothing started after Ctrl-C
 
