@@ -310,6 +310,7 @@ def _cmd_control(a: argparse.Namespace) -> int:
             web_host=web_host,
             web_token=os.environ.get("MLTHON_OPS_TOKEN"),
             state_path=state or None,
+            desk_path=a.desk,
         )
 
     run_process(main())
@@ -474,6 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
         "stopped), so that a stopped strategy stays stopped across re-logins and restarts "
         "(default: control-state-<root>.json beside the first --strategy file; '' = memory "
         "only)",
+    )
+    p.add_argument(
+        "--desk",
+        metavar="TOML",
+        default=None,
+        help="a desk file whose [risk] table gives every strategy's default limits, sent at "
+        "login (docs/risk.md); a strategy's own [risk] keys win",
     )
     add_bus_args(p)
     p.set_defaults(func=_cmd_control)

@@ -86,6 +86,7 @@ from mlthon.infra.embedded_broker import INSTALL_HINT as EMBEDDED_INSTALL_HINT
 from mlthon.infra.embedded_broker import EmbeddedBroker, embedded_broker_available
 from mlthon.infra.loop import run_process
 from mlthon.infra.ops.wiring import RESTARTS_ENV, Stats
+from mlthon.infra.risk.limits import load_desk_file
 from mlthon.infra.security import (
     ADMIN_USER,
     PASSWORD_ENV,
@@ -310,6 +311,7 @@ async def run_processes(
     journal: str | None = None,
     broker_kind: str = "auto",
     web: tuple[str, int] | None = None,
+    desk: str | None = None,
 ) -> int:
     """Run every part in its own process until ``stop``; returns the exit code.
 
@@ -404,6 +406,7 @@ async def run_processes(
                 [
                     *("control", "--strategy", str(strat_cfg), *bus_args, "--state", str(state)),
                     *(("--web", f"{web[0]}:{web[1]}") if web is not None else ()),
+                    *(("--desk", desk) if desk else ()),
                 ],
                 env_of(ADMIN_USER),
                 stop_timeout_s=10,
@@ -579,6 +582,7 @@ async def run_single_process(
     bus: InProcBus | None = None,
     scheduler: LiveScheduler | None = None,
     web: tuple[str, int] | None = None,
+    desk: str | None = None,
 ) -> str:
     """Every part in this process, on the in-process bus and the wall clock.
 
@@ -603,7 +607,14 @@ async def run_single_process(
     bus = bus or InProcBus(sched)
     topics = Topics(cfg.bus.root)
     insts = cfg.instruments()
-    control = ControlService(bus, sched, topics, [cfg])
+    control = ControlService(
+        bus,
+        sched,
+        topics,
+        [cfg],
+        desk_risk=load_desk_file(desk) if desk else None,
+        desk_source=desk or "",
+    )
     control.start()
     exchanges = sorted({i.exchange for i in insts}, key=lambda e: e.value)
     # ops: the heartbeats each process would send (the strategy's come from run_strategy)
@@ -795,12 +806,22 @@ def run_main(argv: list[str]) -> int:
         help="the broker to start when none answers: mosquitto if installed, else the embedded "
         "amqtt broker (pip install 'mlthon[broker]') (default auto)",
     )
+    p.add_argument(
+        "--desk",
+        default=None,
+        metavar="TOML",
+        help="a desk file whose [risk] table gives every strategy's default limits "
+        "(docs/risk.md); the strategy's own [risk] keys win",
+    )
     add_web_arg(p)
     add_override_options(p)
     add_bus_args(p, overrides=True)
     a = p.parse_args(argv)
     export_login(a)
     cfg = with_bus(load_with_overrides(a), a)
+    desk = str(Path(a.desk).resolve()) if a.desk else None
+    if desk:
+        load_desk_file(desk)  # a bad desk file stops the run before anything starts
     telegram = a.telegram or _telegram_config(cfg)
     data = a.data if a.data is not None else [str(Path(d).resolve()) for d in cfg.backtest.data]
 
@@ -810,7 +831,9 @@ def run_main(argv: list[str]) -> int:
         stop = asyncio.Event()
         install_signal_handlers(stop)
         if a.single_process:
-            outcome = await run_single_process(cfg, data=data, speed=a.speed, stop=stop, web=a.web)
+            outcome = await run_single_process(
+                cfg, data=data, speed=a.speed, stop=stop, web=a.web, desk=desk
+            )
             print(f"mlthon run: stopped ({outcome})")
             return 0
         rc = await run_processes(
@@ -823,6 +846,7 @@ def run_main(argv: list[str]) -> int:
             journal=a.journal,
             broker_kind=a.broker,
             web=a.web,
+            desk=desk,
         )
         print("mlthon run: stopped; every process reaped")
         return rc

@@ -145,8 +145,14 @@ class ControlService:
         accept_unknown: bool = False,
         state_path: str | Path | None = None,
         param_rules: dict[str, ParamRules] | None = None,
+        desk_risk: dict[str, Any] | None = None,
+        desk_source: str = "",
     ) -> None:
         self.bus = bus
+        #: The desk's ``[risk]`` table (checked by the caller: ``load_desk_file``), sent to every
+        #: strategy at login: the defaults under its own limits.
+        self.desk_risk = dict(desk_risk) if desk_risk else None
+        self.desk_source = desk_source
         self.scheduler = scheduler
         self.topics = topics
         self.accept_unknown = accept_unknown
@@ -238,7 +244,12 @@ class ControlService:
         st.pid = msg.pid
         insts = [instrument_to_wire(i) for i in st.cfg.instruments()]
         self.bus.publish(ctl, m.Instruments(instruments=insts), qos=1)
-        # The trading states, before Start: on_start must not send what a halt refuses.
+        # The desk's limits and the trading states, before Start: on_start must not send what
+        # they refuse.
+        if self.desk_risk is not None:
+            self.bus.publish(
+                ctl, m.RiskDefaults(table=self.desk_risk, source=self.desk_source), qos=1
+            )
         for scope, risk in (
             ("desk", self.intents.desk_risk),
             ("strategy", self.intents.risk.get(msg.strat)),

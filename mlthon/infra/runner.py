@@ -50,6 +50,7 @@ from mlthon.infra.ops.collect import connect_or_explain
 from mlthon.infra.ops.heartbeat import DEGRADED, UP, component_will
 from mlthon.infra.ops.metering import MeteredBus, TimedReactor
 from mlthon.infra.reactor import Reactor
+from mlthon.infra.risk.limits import load_desk_file
 from mlthon.infra.security import (
     ADMIN_USER,
     bus_client_options,
@@ -292,6 +293,7 @@ def _strategy_ops(
         proc_ops.heartbeat.set_state(ops.UP if state == RUNNING else ops.DEGRADED, state)
 
     env.state_listeners.append(on_state)
+    env.risk_listeners.append(lambda _state, _why: proc_ops.heartbeat.beat())
     proc_ops.start(ops.DEGRADED, env.state)
     return proc_ops
 
@@ -308,6 +310,7 @@ async def run_control(
     web_host: str = "127.0.0.1",
     web_token: str | None = None,
     state_path: str | Path | None = None,
+    desk_path: str | None = None,
 ) -> None:
     """Run the control service until ``stop`` is set.
 
@@ -315,6 +318,8 @@ async def run_control(
     (:class:`~mlthon.infra.ops.web.StatusWeb`); ``web_token`` unlocks its actions.
     ``state_path`` keeps what the operator last asked of each strategy (running or stopped)
     across restarts (None: memory only; see :mod:`mlthon.infra.operator_intent`).
+    ``desk_path``: a desk file whose ``[risk]`` table every strategy gets at login, the defaults
+    under its own limits (``docs/risk.md``).
 
     Over MQTT (no ``bus`` given) it connects under a unique client id and first looks for
     another control service serving ``root`` (its retained status; :func:`_other_control`): if
@@ -322,11 +327,12 @@ async def run_control(
     (logins and commands stay with the other), and refuses otherwise.
 
     Raises:
-        ConfigError: ``state_path`` exists but is not an intent file; another control service
-            serves ``root`` and no ``web_port`` is given.
+        ConfigError: ``state_path`` exists but is not an intent file; the desk file is not
+            valid; another control service serves ``root`` and no ``web_port`` is given.
     """
     scheduler = LiveScheduler()
     topics = Topics(root)
+    desk = load_desk_file(desk_path) if desk_path else None
     web_only = False
     options: dict[str, Any] = {}
     if bus is None:
@@ -365,7 +371,15 @@ async def run_control(
                 the_bus, scheduler, topics, stop, stack, web_host, web_port, web_token
             )
             return
-        control = ControlService(the_bus, scheduler, topics, cfgs, state_path=state_path)
+        control = ControlService(
+            the_bus,
+            scheduler,
+            topics,
+            cfgs,
+            state_path=state_path,
+            desk_risk=desk,
+            desk_source=desk_path or "",
+        )
         control.start()
         # ops (issue 7): heartbeat, `mlthon kill`, the status board and the web page.
         proc_ops = ops.ProcessOps(

@@ -167,6 +167,15 @@ class RiskStateSet(Msg, tag="risk_state", kw_only=True, frozen=True):
     reply_to: str = ""
 
 
+class RiskDefaults(Msg, tag="risk_defaults", kw_only=True, frozen=True):
+    """Control -> strategy, at every login before the trading states: the desk's ``[risk]``
+    table (``mlthon control --desk``), the defaults under the strategy's own limits
+    (``docs/risk.md``). ``source`` names the desk file."""
+
+    table: dict[str, Any]
+    source: str = ""
+
+
 class Instruments(Msg, tag="instruments", kw_only=True, frozen=True):
     """Control -> strategy: every instrument the strategy may use (``on_instruments``)."""
 
@@ -658,6 +667,7 @@ ControlMsg = (
     | StopAck
     | StopEscalated
     | RiskStateSet
+    | RiskDefaults
     | Instruments
     | StratParams
 )

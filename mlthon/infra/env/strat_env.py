@@ -40,7 +40,7 @@ import msgspec
 
 from mlthon.api.istrat_env import BookView, IStratEnv, PriceLike, QtyLike
 from mlthon.api.istrategy import IStrategy
-from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
+from mlthon.basics.errors import ConfigError, InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
     TIF,
@@ -79,7 +79,7 @@ from mlthon.infra.env.orders import OrderTracker
 from mlthon.infra.portfolio import Portfolio, PositionMismatch
 from mlthon.infra.reactor import Reactor
 from mlthon.infra.risk.guard import RiskGuard
-from mlthon.infra.risk.limits import RiskConfig
+from mlthon.infra.risk.limits import RiskConfig, read_risk_table
 from mlthon.infra.risk.states import parse_state
 from mlthon.infra.timers import TimerService
 
@@ -154,6 +154,8 @@ class StratEnv(IStratEnv):
         self.timers = TimerService(reactor, tz)
         self.hooks = CmdHookRegistry()
         self.state_listeners: list[Callable[[str], None]] = []
+        #: Told every change of the trading state (the heartbeat publishes it at once).
+        self.risk_listeners: list[Callable[[TradingState, str], None]] = []
         self._state = DISCONNECTED
         # Where the strategy is in its life (None: never started in this process; RUNNING,
         # STOPPING, STOPPED), kept across reconnects: a re-login never starts it again.
@@ -206,6 +208,8 @@ class StratEnv(IStratEnv):
         # A trading state applied from the control service (not told back to it).
         self._risk_from_ctl = False
         self._risk_restore = False
+        # The strategy's own [risk] limits, kept apart once the desk's defaults are merged in.
+        self._own_risk: RiskConfig | None = None
         # The operator's kill switch: there with or without a [risk] table (``docs/risk.md``).
         self.hooks.add(
             "risk",
@@ -383,6 +387,8 @@ class StratEnv(IStratEnv):
         if isinstance(msg, m.RiskStateSet):
             # Never held behind a waiting start: it must apply before on_start can send.
             self._on_risk_state_msg(msg)
+        elif isinstance(msg, m.RiskDefaults):
+            self._on_risk_defaults(msg)
         elif self.start_gate.waiting:
             # on_start waits for the statuses: what follows the Start is handled after it.
             self.start_gate.hold(topic, msg)
@@ -1210,6 +1216,30 @@ class StratEnv(IStratEnv):
         text = f"{guard.state.name} ({guard.state_reason}){desk}; {guard.refusals} refusals"
         return text + (f" {dict(sorted(guard.refused_by.items()))}" if guard.refused_by else "")
 
+    def _on_risk_defaults(self, msg: m.RiskDefaults) -> None:
+        """The desk's limits (``mlthon control --desk``): under the strategy's own ``[risk]``
+        table, a limit it leaves off takes the desk's."""
+        source = f"the desk's [risk] ({msg.source[:200] or 'control'})"
+        try:
+            desk = read_risk_table(msg.table, source)
+        except ConfigError as exc:
+            # The control service checked it at its start: a version mismatch. The strategy's
+            # own limits stay; the operator hears of it.
+            log.error("env: risk: %s refused: %s; the strategy's own limits stay", source, exc)
+            self._publish_status_soon(detail=f"risk: desk limits refused: {exc}")
+            return
+        if desk is None:
+            return
+        guard = self._risk
+        if guard is None:
+            self._own_risk = RiskConfig()
+            guard = self._install_risk(desk)
+        else:
+            if self._own_risk is None:
+                self._own_risk = guard.config
+            guard.reconfigure(self._own_risk.with_defaults(desk))
+        log.info("env: risk: %s applied under the strategy's own limits", source)
+
     def _on_risk_state_msg(self, msg: m.RiskStateSet) -> None:
         """The control service set a trading state (a command, or the recorded one at login)."""
         ok, detail = True, ""
@@ -1298,6 +1328,8 @@ class StratEnv(IStratEnv):
             )
         self._later(self.strategy.on_risk_state, state, reason)
         self._publish_status_soon(detail=f"risk: {state.name}: {reason}")
+        for listener in list(self.risk_listeners):
+            listener(state, reason)
 
     def _risk_cancel_all(self) -> None:
         """A cancel-all to every ready gateway of the strategy's instruments (and of its open

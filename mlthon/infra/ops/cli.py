@@ -109,7 +109,9 @@ def status_table(board: StatusBoard, width: int = WIDE) -> Table:
             f"[{_STYLE.get(v.state, '')}]{v.state}[/]",
             v.stale_reason
             if v.state == STALE
-            else (st.last_error if st and st.last_error else "") or (st.detail if st else v.venue),
+            else _risk_note(st)
+            or (st.last_error if st and st.last_error else "")
+            or (st.detail if st else v.venue),
             f"{st.pid}@{st.host}" if st else "-",
             f"{(now - v.heard_ns) / NS_PER_S:.1f}s ago" if v.heard_ns else "-",
         ]
@@ -443,3 +445,14 @@ async def run_doctor(opts: dr.DoctorOptions, *, settle_s: float = 0.5) -> list[d
             dr.Check("broker", dr.FAIL, str(exc), f"start it: mlthon broker --port {opts.port}")
         )
     return checks
+
+
+def _risk_note(st: Any) -> str:
+    """A strategy held by the risk layer (``docs/risk.md``): ``risk Halted: <why>``; else ""."""
+    figures = st.extra.get("strategy") if st is not None and isinstance(st.extra, dict) else None
+    if not isinstance(figures, dict):
+        return ""
+    state = figures.get("risk_state")
+    if not state or state == "Active":
+        return ""
+    return f"risk {state}: {figures.get('risk_reason', '')}".rstrip(": ")

@@ -113,7 +113,9 @@ function strategy(s) {
     <span class="kind">${esc(s.run_state)}</span></div>
     <div class="meta">open orders <b class="open-orders">${esc(s.open_orders)}</b> &middot;
     PnL <b class="pnl">${esc(s.pnl)}</b> &middot; callbacks ${esc(s.callbacks)}
-    (${esc(s.callback_errors)} errors)</div>
+    (${esc(s.callback_errors)} errors) &middot; trading
+    <b class="risk-state" data-risk="${esc(s.risk_state)}">${esc(s.risk_state)}</b>${
+      s.risk_reason ? ` <span class="meta risk-reason">${esc(s.risk_reason)}</span>` : ""}</div>
     <h3>PnL over time</h3>
     <div class="pnl-chart">${s.pnl_chart ||
       `<span class="meta">no PnL sample yet</span>`}</div>

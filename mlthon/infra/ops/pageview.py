@@ -150,6 +150,8 @@ def _strategy(name: str, comp: dict[str, Any] | None, act: dict[str, Any] | None
         "pnl": _amount(s.get("pnl")),
         "callbacks": str(s.get("callbacks", "-")),
         "callback_errors": str(s.get("callback_errors", "-")),
+        "risk_state": str(s.get("risk_state", "Active")),
+        "risk_reason": str(s.get("risk_reason", "")),
         "positions": _positions(s.get("positions")),
         "pnl_chart": sparkline(pnl_points),
         "pnl_window": f"{utc(pnl_points[0][0])} to {utc(pnl_points[-1][0])}" if pnl_points else "",

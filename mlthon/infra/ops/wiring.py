@@ -195,7 +195,8 @@ def metered_stats(
 
 
 def strategy_extra(env: Any) -> dict[str, Any]:
-    """A strategy's figures for its heartbeat: state, callbacks, open orders, positions, PnL."""
+    """A strategy's figures for its heartbeat: state, callbacks, open orders, positions, PnL and
+    its trading state (``docs/risk.md``)."""
     reactor = env.reactor
     out: dict[str, Any] = {
         "state": env.state,
@@ -207,4 +208,7 @@ def strategy_extra(env: Any) -> dict[str, Any]:
         "md_messages": env.md_messages,
     }
     out.update(portfolio_wire(env.portfolio))
+    guard = env.risk
+    out["risk_state"] = env.risk_state.name
+    out["risk_reason"] = guard.effective_reason if guard is not None else ""
     return {"strategy": out}

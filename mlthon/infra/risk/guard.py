@@ -159,6 +159,19 @@ class RiskGuard:
         if config.watches_loss:
             self._timer = scheduler.call_later(int(config.loss_check_s * NS), self._tick)
 
+    def reconfigure(self, config: RiskConfig) -> None:
+        """Apply new limits (the desk's defaults arrived at login); the figures, the refusals
+        and the state are kept."""
+        old = self.config
+        self.config = config
+        self._limits.clear()
+        if config.max_order_rate != old.max_order_rate:
+            self._orders = _bucket("max_order_rate", config.max_order_rate, "orders and modifies")
+        if config.max_cancel_rate != old.max_cancel_rate:
+            self._cancels = _bucket("max_cancel_rate", config.max_cancel_rate, "cancels")
+        if config.watches_loss and self._timer is None:
+            self._timer = self._scheduler.call_later(int(config.loss_check_s * NS), self._tick)
+
     # --- the checks ------------------------------------------------------------------------------
 
     def check_new(

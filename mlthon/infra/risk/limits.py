@@ -33,13 +33,19 @@ the value, as for every other table.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
+from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.infra.config_schema import Table
+
+_T = TypeVar("_T")
 
 #: The limits that apply per instrument (in ``[risk]`` and in ``[risk.instruments.<x>]``).
 INSTRUMENT_KEYS = ("max_order_qty", "max_order_notional", "price_band_pct", "max_position")
@@ -132,6 +138,32 @@ class RiskConfig:
         names = {k for i in instruments for k in (str(i.instrument_id), i.name)}
         return sorted(k for k in self.instruments if k not in names)
 
+    def with_defaults(self, desk: RiskConfig) -> RiskConfig:
+        """These limits over the desk's (``mlthon control --desk``): a limit this table leaves
+        off takes the desk's; an instrument's table merges the desk's one of the same key under
+        it; a halt flattens if either says so; the loss limits are checked at the shorter
+        period."""
+        instruments = dict(desk.instruments)
+        for key, own in self.instruments.items():
+            under = instruments.get(key)
+            instruments[key] = own if under is None else under.merged(own)
+
+        def pick(mine: _T | None, theirs: _T | None) -> _T | None:
+            return mine if mine is not None else theirs
+
+        return RiskConfig(
+            every=desk.every.merged(self.every),
+            instruments=instruments,
+            max_gross_exposure=pick(self.max_gross_exposure, desk.max_gross_exposure),
+            max_open_orders=pick(self.max_open_orders, desk.max_open_orders),
+            max_order_rate=pick(self.max_order_rate, desk.max_order_rate),
+            max_cancel_rate=pick(self.max_cancel_rate, desk.max_cancel_rate),
+            max_daily_loss=pick(self.max_daily_loss, desk.max_daily_loss),
+            max_drawdown=pick(self.max_drawdown, desk.max_drawdown),
+            flatten_on_halt=self.flatten_on_halt or desk.flatten_on_halt,
+            loss_check_s=min(self.loss_check_s, desk.loss_check_s),
+        )
+
     @property
     def watches_loss(self) -> bool:
         """A daily-loss or drawdown limit is set (the equity is watched)."""
@@ -179,3 +211,33 @@ def parse_risk_table(table: Table) -> RiskConfig | None:
         flatten_on_halt=table.flag("flatten_on_halt", False),
         loss_check_s=table.number("loss_check_s", 1.0, low=0.001, high=86400),
     )
+
+
+def read_risk_table(table: Mapping[str, Any], source: str) -> RiskConfig | None:
+    """A ``[risk]`` table given as data (a desk file's, or the copy the control service sends to
+    a strategy); None when it sets nothing.
+
+    Raises:
+        ConfigError: as :func:`parse_risk_table` (``source`` names where it came from).
+    """
+    return parse_risk_table(Table.root({"risk": dict(table)}, source).table("risk"))
+
+
+def load_desk_file(path: str | Path) -> dict[str, Any]:
+    """The ``[risk]`` table of a desk file (``mlthon control --desk desk.toml``): the defaults
+    of every strategy's limits, checked here (the file's other tables are refused).
+
+    Raises:
+        ConfigError: unreadable, not TOML, an unknown table or key, a bad value (named).
+    """
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
+    doc = Table.root(data, str(p), keys=("risk",), what="tables")
+    table = doc.table("risk")
+    parse_risk_table(table)
+    return dict(table.data)

@@ -122,6 +122,18 @@ async def test_a_paper_run_halts_on_its_loss_limit(tmp_path: Path) -> None:
                 # Nothing new after the halt, however long the waits above took: the quotes
                 # stopped (the strategy's orders are refused in the env, before the bus).
                 assert not any(isinstance(x, m.NewOrder) for x in seen[halt_at:])
+            # `mlthon status` shows the halt beside the strategy.
+            status = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "mlthon", "status", "--once"),
+                *("--port", str(port), "--root", "runtest"),
+                cwd=REPO,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, "COLUMNS": "200"},
+            )
+            out, _ = await asyncio.wait_for(status.communicate(), 60)
+            table = out.decode(errors="replace")
+            assert "risk Halted: max_drawdown 0.000001" in table, table
             # The control service saved it for the strategy's next life.
             state_file = journal.with_name("gw.control-state.json")
             await wait_until(state_file.exists, 30, "the control state file")

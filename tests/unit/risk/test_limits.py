@@ -9,7 +9,7 @@ import pytest
 
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.config import parse_strategy_config
-from mlthon.infra.risk.limits import InstrumentLimits
+from mlthon.infra.risk.limits import InstrumentLimits, RiskConfig
 
 
 def config(risk: Any) -> dict[str, Any]:
@@ -71,3 +71,28 @@ def test_risk_table_bad_value_refused_naming_the_key(risk, key, text):
         parse_strategy_config(config(risk), "s.toml")
     assert info.value.key == key
     assert text in str(info.value)
+
+
+def test_with_defaults_own_keys_win_and_left_off_ones_come_from_the_desk() -> None:
+    D = Decimal
+    desk = RiskConfig(
+        every=InstrumentLimits(max_order_qty=D(1), price_band_pct=D(5)),
+        instruments={"BTCUSDT": InstrumentLimits(max_position=D(3), max_order_qty=D("0.5"))},
+        max_open_orders=10,
+        max_daily_loss=D(100),
+        flatten_on_halt=True,
+        loss_check_s=0.5,
+    )
+    own = RiskConfig(
+        every=InstrumentLimits(max_order_qty=D(2)),
+        instruments={"BTCUSDT": InstrumentLimits(max_position=D(1))},
+        max_open_orders=3,
+    )
+    merged = own.with_defaults(desk)
+    assert merged.every == InstrumentLimits(max_order_qty=D(2), price_band_pct=D(5))
+    assert merged.instruments["BTCUSDT"] == InstrumentLimits(
+        max_order_qty=D("0.5"), max_position=D(1)
+    )
+    assert (merged.max_open_orders, merged.max_daily_loss) == (3, D(100))
+    assert merged.flatten_on_halt and merged.loss_check_s == 0.5
+    assert RiskConfig().with_defaults(desk) == desk
