@@ -77,7 +77,7 @@ def _parse_time(text: str | None, what: str) -> int | None:
     return int(t.timestamp() * NS)
 
 
-def _settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
+def run_settings(cfg: StrategyConfig, a: argparse.Namespace) -> dict[str, Any]:
     bt = cfg.backtest
     return {
         "data": a.data or list(bt.data),
@@ -173,7 +173,7 @@ example:
     --instruments 1001 --set exchange=BinanceUsdm instrument_id=1001"""
 
 
-def _backtest_parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
+def backtest_parser(prog: str, description: str, example: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description=description,
@@ -252,7 +252,7 @@ def sim_config(cfg: StrategyConfig) -> SimGatewayConfig:
     except ConfigError as exc:
         # The gateway's loader names its own sections; here they are under [sim].
         key = f"sim.{exc.key}" if exc.key else "sim"
-        raise ConfigError(_reason(exc), source=cfg.source, key=key) from None
+        raise ConfigError(config_reason(exc), source=cfg.source, key=key) from None
 
 
 def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
@@ -274,7 +274,9 @@ def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
         try:
             params.update(rules.assign(plain, params, cfg.source))
         except ConfigError as exc:
-            raise ConfigError(f"--set: {_reason(exc)}", source=exc.source, key=exc.key) from None
+            raise ConfigError(
+                f"--set: {config_reason(exc)}", source=exc.source, key=exc.key
+            ) from None
     cfg = attrs.evolve(cfg, params=params)
     if a.instruments:
         try:
@@ -288,7 +290,7 @@ def load_with_overrides(a: argparse.Namespace) -> StrategyConfig:
     return cfg
 
 
-def _reason(exc: ConfigError) -> str:
+def config_reason(exc: ConfigError) -> str:
     """The message of ``exc`` without the ``file: [key]`` it starts with."""
     text = str(exc)
     for head in (f"{exc.source}: " if exc.source else "", f"[{exc.key}] " if exc.key else ""):
@@ -298,11 +300,11 @@ def _reason(exc: ConfigError) -> str:
 
 def backtest_main(argv: list[str]) -> int:
     """``mlthon backtest``: run, write the folder, print the summary and the report's path."""
-    p = _backtest_parser("mlthon backtest", _BACKTEST_HELP, _BACKTEST_EXAMPLE)
+    p = backtest_parser("mlthon backtest", _BACKTEST_HELP, _BACKTEST_EXAMPLE)
     a = p.parse_args(argv)
     cfg = load_with_overrides(a)
-    settings = _settings(cfg, a)
-    _check_grids(cfg, settings)
+    settings = run_settings(cfg, a)
+    check_grids(cfg, settings)
     summary, perf, folder = run_backtest(cfg, settings, progress=True, report=not a.no_report)
     _print_summary(summary, perf, folder, report=not a.no_report)
     from mlthon.app.backtest import point_latest, run_failures
@@ -317,7 +319,7 @@ def backtest_main(argv: list[str]) -> int:
     return 0
 
 
-def _check_grids(cfg: StrategyConfig, settings: dict[str, Any]) -> None:
+def check_grids(cfg: StrategyConfig, settings: dict[str, Any]) -> None:
     """Warn, before the run, of an instrument whose tick or lot the recordings contradict
     (their first 20,000 events: about 0.8 s on a Binance capture, so here and not in
     :class:`Backtest`, which notebooks call in loops)."""

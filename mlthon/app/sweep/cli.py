@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from mlthon.app.cli import _backtest_parser, _check_grids, _settings, load_with_overrides
+from mlthon.app.cli import backtest_parser, check_grids, load_with_overrides, run_settings
 from mlthon.app.sweep.engines import ENGINES, make_engine
 from mlthon.app.sweep.run import (
     RUN_COLUMNS,
@@ -30,7 +30,7 @@ from mlthon.app.sweep.run import (
     warm_cache,
 )
 from mlthon.app.sweep.search import SEARCHES, Trial, make_search
-from mlthon.app.sweep.space import parse_space, words
+from mlthon.app.sweep.space import assign, parse_space
 from mlthon.basics.errors import ConfigError
 from mlthon.infra.config import load_strategy_class
 from mlthon.infra.strategy_params import param_rules
@@ -56,7 +56,7 @@ example:
 
 def sweep_parser() -> argparse.ArgumentParser:
     """The options of ``mlthon sweep``: those of ``mlthon backtest`` and the sweep's."""
-    p = _backtest_parser("mlthon sweep", _SWEEP_HELP, _SWEEP_EXAMPLE)
+    p = backtest_parser("mlthon sweep", _SWEEP_HELP, _SWEEP_EXAMPLE)
     p.add_argument(
         "--grid",
         "--space",
@@ -135,7 +135,7 @@ def sweep_main(argv: list[str]) -> int:
     the engine, one table best first by ``--rank`` (runs without a fill last, unranked)."""
     a = sweep_parser().parse_args(argv)
     cfg = load_with_overrides(a)
-    settings = _settings(cfg, a)
+    settings = run_settings(cfg, a)
     rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
     space = parse_space(a.grid, rules, cfg.params, cfg.source)
     figure, higher_is_better = a.rank
@@ -149,8 +149,8 @@ def sweep_main(argv: list[str]) -> int:
     )
     if a.search == "grid":  # every combination is checked before the first backtest starts
         for point in space.grid():
-            _overrides(rules, point, cfg)
-    _check_grids(cfg, settings)
+            assign(rules, point, cfg.params, cfg.source)
+    check_grids(cfg, settings)
     from mlthon.app.backtest import new_run_folder, point_latest
 
     # --out: exactly there; else a folder of its own beside the strategy's runs.
@@ -166,7 +166,7 @@ def sweep_main(argv: list[str]) -> int:
         base_out = base_out.resolve()
 
     def make_job(trial: Trial) -> Job:
-        overrides = _overrides(rules, trial.point, cfg)
+        overrides = assign(rules, trial.point, cfg.params, cfg.source)
         out = {**settings, "out": str(runs_folder(base_out, trial.perm_id))}
         return Job(cfg, overrides, out, trial, figure, report=a.reports)
 
@@ -248,16 +248,6 @@ class _TermAsInterrupt:
         if self._old is not None:
             signal.signal(signal.SIGTERM, self._old)
             self._old = None
-
-
-def _overrides(rules: Any, point: dict[str, str], cfg: Any) -> dict[str, Any]:
-    """The parameters a point sets, checked (ConfigError naming the key)."""
-    from mlthon.app.cli import _reason
-
-    try:
-        return dict(rules.assign(words(point), cfg.params, cfg.source))
-    except ConfigError as exc:
-        raise ConfigError(f"--grid: {_reason(exc)}", source=exc.source, key=exc.key) from None
 
 
 def _write_tables(

@@ -161,14 +161,25 @@ def parse_space(
     return space
 
 
-def _check(key: str, value: str, rules: ParamRules, current: Mapping[str, Any], source: str) -> Any:
-    """``value`` as the parameter's rules read it, or ConfigError ``--grid: ...`` naming it."""
-    from mlthon.app.cli import _reason
+def assign(
+    rules: ParamRules, point: Mapping[str, str], current: Mapping[str, Any], source: str = ""
+) -> dict[str, Any]:
+    """The parameters a point sets, as the strategy's rules read them (``--set``'s check).
+
+    Raises:
+        ConfigError: ``--grid: ...`` naming the key the rules refuse.
+    """
+    from mlthon.app.cli import config_reason
 
     try:
-        return rules.assign([f"{key}={value}"], current, source)[key]
+        return dict(rules.assign(words(point), current, source))
     except ConfigError as exc:
-        raise ConfigError(f"--grid: {_reason(exc)}", source=exc.source, key=exc.key) from None
+        raise ConfigError(f"--grid: {config_reason(exc)}", source=exc.source, key=exc.key) from None
+
+
+def _check(key: str, value: str, rules: ParamRules, current: Mapping[str, Any], source: str) -> Any:
+    """``value`` as the parameter's rules read it, or ConfigError ``--grid: ...`` naming it."""
+    return assign(rules, {key: value}, current, source)[key]
 
 
 def _kind(key: str, rules: ParamRules, current: Mapping[str, Any], sample: str) -> type:
