@@ -18,6 +18,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from mlthon.app.report_html import _CSS, PLOTLY_CONFIG, _plotly, esc, na
 from mlthon.app.sweep.space import Space
 
@@ -105,7 +107,7 @@ def _table(base: Path, rows: list[dict[str, Any]], figure: str) -> str:
         cells = []
         for c in cols:
             v = r.get(c)
-            text = na(v) if v is not None else na(None)
+            text = na(v)
             if c == "permutation_id":
                 link = _link_of(base, r)
                 text = f'<a href="{esc(link)}">{esc(v)}</a>' if link else esc(v)
@@ -124,140 +126,151 @@ def _axis(values: list[Any]) -> tuple[list[Any], bool]:
     return sorted(distinct, key=str), False
 
 
+@attrs.frozen
+class _Scored:
+    """The ranked runs' points: each run's parameters (by key) and its figure."""
+
+    keys: list[str]
+    runs: list[dict[str, Any]]
+    z: list[float]
+    figure: str
+    better: bool
+
+    def values(self, key: str) -> list[Any]:
+        return [r[f"param.{key}"] for r in self.runs]
+
+    def best(self, a: float, b: float) -> float:
+        return max(a, b) if self.better else min(a, b)
+
+
 def _figures(
     rows: list[dict[str, Any]], space: Space, figure: str, better: bool, search: str
 ) -> list[tuple[str, Any]]:
+    """The page's charts (plotly figures) with their div ids."""
+    runs = [r for r in rows if r.get("fills") and _number(r.get(figure)) is not None]
+    if not runs:
+        return []
+    z = [_number(r[figure]) or 0.0 for r in runs]
+    s = _Scored(space.keys, runs, z, figure, better)
+    figs = [("fig-slices", _slices(s))]
+    if len(s.keys) >= 2:
+        figs.append(("fig-heatmap", _heatmap(s)))
+    if len(s.keys) >= 3:
+        figs.append(("fig-parallel", _parallel(s)))
+    if search != "grid":
+        figs.append(("fig-trials", _by_trial(s, search)))
+    return figs
+
+
+def _slices(s: _Scored) -> Any:
+    """The figure of every run against each parameter's value (a panel per parameter)."""
     import plotly.graph_objects as go  # type: ignore[import-untyped,import-not-found]
     from plotly.subplots import make_subplots  # type: ignore[import-untyped,import-not-found]
 
-    scored = [r for r in rows if r.get("fills") and _number(r.get(figure)) is not None]
-    keys = space.keys
-    figs: list[tuple[str, Any]] = []
-    if not scored:
-        return figs
-    z_of = {id(r): _number(r[figure]) for r in scored}
-    pick = max if better else min
-    # A slice per parameter: the figure of every run against that parameter's value.
-    sl = make_subplots(rows=1, cols=len(keys), shared_yaxes=True, subplot_titles=keys)
-    for i, k in enumerate(keys, start=1):
-        xs = [r[f"param.{k}"] for r in scored]
+    fig = make_subplots(rows=1, cols=len(s.keys), shared_yaxes=True, subplot_titles=s.keys)
+    for i, k in enumerate(s.keys, start=1):
+        xs = s.values(k)
         numeric = all(_number(x) is not None for x in xs)
-        sl.add_trace(
+        fig.add_trace(
             go.Scatter(
                 x=[_number(x) if numeric else str(x) for x in xs],
-                y=[z_of[id(r)] for r in scored],
+                y=s.z,
                 mode="markers",
-                text=[r["permutation_id"] for r in scored],
-                hovertemplate="%{text}<br>" + figure + " %{y}<extra></extra>",
+                text=[r["permutation_id"] for r in s.runs],
+                hovertemplate="%{text}<br>" + s.figure + " %{y}<extra></extra>",
                 marker={"size": 8, "color": "#1f77b4"},
                 showlegend=False,
             ),
             row=1,
             col=i,
         )
-    sl.update_layout(height=360, title=f"{figure} against each parameter", margin={"t": 60})
-    sl.update_yaxes(title_text=figure, row=1, col=1)
-    figs.append(("fig-slices", sl))
-    if len(keys) >= 2:
-        kx, ky = keys[0], keys[1]
-        xs, _ = _axis([r[f"param.{kx}"] for r in scored])
-        ys, _ = _axis([r[f"param.{ky}"] for r in scored])
-        cell: dict[tuple[str, str], float] = {}
-        for r in scored:
-            c = (str(r[f"param.{kx}"]), str(r[f"param.{ky}"]))
-            v = z_of[id(r)]
-            assert v is not None
-            cell[c] = pick(cell[c], v) if c in cell else v
-        z = [[cell.get((str(x), str(y))) for x in xs] for y in ys]
-        other = (
-            f" (the {'best' if len(keys) > 2 else ''} over {', '.join(keys[2:])})"
-            if len(keys) > 2
-            else ""
+    fig.update_layout(height=360, title=f"{s.figure} against each parameter", margin={"t": 60})
+    fig.update_yaxes(title_text=s.figure, row=1, col=1)
+    return fig
+
+
+def _heatmap(s: _Scored) -> Any:
+    """The figure by the first two parameters (the best over the others)."""
+    import plotly.graph_objects as go  # type: ignore[import-untyped,import-not-found]
+
+    kx, ky = s.keys[0], s.keys[1]
+    xs, _ = _axis(s.values(kx))
+    ys, _ = _axis(s.values(ky))
+    cell: dict[tuple[str, str], float] = {}
+    for x, y, v in zip(s.values(kx), s.values(ky), s.z, strict=True):
+        c = (str(x), str(y))
+        cell[c] = s.best(cell[c], v) if c in cell else v
+    other = f" (the best over {', '.join(s.keys[2:])})" if len(s.keys) > 2 else ""
+    fig = go.Figure(
+        go.Heatmap(
+            x=[str(x) for x in xs],
+            y=[str(y) for y in ys],
+            z=[[cell.get((str(x), str(y))) for x in xs] for y in ys],
+            colorscale="Viridis",
+            reversescale=not s.better,
+            colorbar={"title": s.figure},
+            hovertemplate=f"{kx} %{{x}}<br>{ky} %{{y}}<br>{s.figure} %{{z}}<extra></extra>",
         )
-        hm = go.Figure(
-            go.Heatmap(
-                x=[str(x) for x in xs],
-                y=[str(y) for y in ys],
-                z=z,
-                colorscale="Viridis",
-                reversescale=not better,
-                colorbar={"title": figure},
-                hovertemplate=kx + " %{x}<br>" + ky + " %{y}<br>" + figure + " %{z}<extra></extra>",
-            )
+    )
+    fig.update_layout(
+        height=460,
+        title=f"{s.figure} by {kx} and {ky}{other}",
+        xaxis={"title": kx, "type": "category"},
+        yaxis={"title": ky, "type": "category"},
+    )
+    return fig
+
+
+def _parallel(s: _Scored) -> Any:
+    """Parallel coordinates: every parameter and the figure, a line per run."""
+    import plotly.graph_objects as go  # type: ignore[import-untyped,import-not-found]
+
+    dims = []
+    for k in s.keys:
+        vals = s.values(k)
+        axis, numeric = _axis(vals)
+        if numeric:
+            dims.append({"label": k, "values": [_number(v) for v in vals]})
+            continue
+        index = {str(v): i for i, v in enumerate(axis)}
+        dims.append(
+            {
+                "label": k,
+                "values": [index[str(v)] for v in vals],
+                "tickvals": list(range(len(axis))),
+                "ticktext": [str(v) for v in axis],
+            }
         )
-        hm.update_layout(
-            height=460,
-            title=f"{figure} by {kx} and {ky}{other}",
-            xaxis={"title": kx, "type": "category"},
-            yaxis={"title": ky, "type": "category"},
-        )
-        figs.append(("fig-heatmap", hm))
-    if len(keys) >= 3:
-        dims = []
-        for k in keys:
-            vals = [r[f"param.{k}"] for r in scored]
-            axis, numeric = _axis(vals)
-            if numeric:
-                dims.append({"label": k, "values": [_number(v) for v in vals]})
-            else:
-                index = {str(v): i for i, v in enumerate(axis)}
-                dims.append(
-                    {
-                        "label": k,
-                        "values": [index[str(v)] for v in vals],
-                        "tickvals": list(range(len(axis))),
-                        "ticktext": [str(v) for v in axis],
-                    }
-                )
-        zs = [z_of[id(r)] for r in scored]
-        dims.append({"label": figure, "values": zs})
-        pc = go.Figure(
-            go.Parcoords(
-                line={
-                    "color": zs,
-                    "colorscale": "Viridis",
-                    "reversescale": not better,
-                    "showscale": True,
-                },
-                dimensions=dims,
-            )
-        )
-        pc.update_layout(height=460, title="parameters and " + figure)
-        figs.append(("fig-parallel", pc))
-    if search != "grid":
-        by_trial = sorted(scored, key=lambda r: int(r["trial"]))
-        best: list[float] = []
-        for r in by_trial:
-            v = z_of[id(r)]
-            assert v is not None
-            best.append(pick(best[-1], v) if best else v)
-        th = go.Figure()
-        th.add_trace(
-            go.Scatter(
-                x=[r["trial"] for r in by_trial],
-                y=[z_of[id(r)] for r in by_trial],
-                mode="markers",
-                name="trial",
-                text=[r["permutation_id"] for r in by_trial],
-            )
-        )
-        th.add_trace(
-            go.Scatter(
-                x=[r["trial"] for r in by_trial],
-                y=best,
-                mode="lines",
-                name="best so far",
-                line={"shape": "hv"},
-            )
-        )
-        th.update_layout(
-            height=360,
-            title=f"{figure} by trial ({search} search)",
-            xaxis={"title": "trial"},
-            yaxis={"title": figure},
-        )
-        figs.append(("fig-trials", th))
-    return figs
+    dims.append({"label": s.figure, "values": s.z})
+    line = {"color": s.z, "colorscale": "Viridis", "reversescale": not s.better, "showscale": True}
+    fig = go.Figure(go.Parcoords(line=line, dimensions=dims))
+    fig.update_layout(height=460, title=f"parameters and {s.figure}")
+    return fig
+
+
+def _by_trial(s: _Scored, search: str) -> Any:
+    """A search's figure by trial, with the best so far."""
+    import plotly.graph_objects as go  # type: ignore[import-untyped,import-not-found]
+
+    order = sorted(range(len(s.runs)), key=lambda i: int(s.runs[i]["trial"]))
+    trials = [s.runs[i]["trial"] for i in order]
+    zs = [s.z[i] for i in order]
+    best: list[float] = []
+    for v in zs:
+        best.append(s.best(best[-1], v) if best else v)
+    fig = go.Figure()
+    names = [s.runs[i]["permutation_id"] for i in order]
+    fig.add_trace(go.Scatter(x=trials, y=zs, mode="markers", name="trial", text=names))
+    fig.add_trace(
+        go.Scatter(x=trials, y=best, mode="lines", name="best so far", line={"shape": "hv"})
+    )
+    fig.update_layout(
+        height=360,
+        title=f"{s.figure} by trial ({search} search)",
+        xaxis={"title": "trial"},
+        yaxis={"title": s.figure},
+    )
+    return fig
 
 
 def _chart(pio: Any, div: str, fig: Any) -> str:
