@@ -153,15 +153,17 @@ def sweep_main(argv: list[str]) -> int:
     check_grids(cfg, settings)
     from mlthon.app.backtest import new_run_folder, point_latest
 
-    # --out: exactly there; else a folder of its own beside the strategy's runs.
-    base_out = Path(settings["out"]) if settings["out"] else None
-    engine = make_engine(a.engine, a.address, a.jobs)
-    remote = engine.name == "ray"
+    remote = a.engine == "ray" or bool(a.address)
     if remote:  # a Ray worker's working folder is not this one
         cfg = attrs.evolve(cfg, source=str(Path(cfg.source).resolve()))
         settings["data"] = [str(Path(p).resolve()) for p in settings["data"]]
-    if base_out is None:
-        base_out = new_run_folder(settings["runs_dir"], prefix="sweep-")
+    engine = make_engine(a.engine, a.address, a.jobs)
+    # --out: exactly there; else a folder of its own beside the strategy's runs.
+    try:
+        base_out = Path(settings["out"] or new_run_folder(settings["runs_dir"], prefix="sweep-"))
+    except OSError:
+        engine.close()
+        raise
     if remote:
         base_out = base_out.resolve()
 
