@@ -173,7 +173,9 @@ def ray_head() -> Iterator[str]:
     with log.open("w") as f:
         head = subprocess.Popen(
             [
-                *("ray", "start", "--head", "--block", "--num-cpus", "2"),
+                # the ray command of this interpreter's Ray, wherever its scripts went
+                *(sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"),
+                *("--num-cpus", "2"),
                 *("--port", str(port), "--node-ip-address", "127.0.0.1"),
                 *("--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp),
             ],
