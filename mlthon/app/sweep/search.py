@@ -169,9 +169,13 @@ class OptunaSearch(Search):
         self._optuna_asked = 0
 
     def ask(self) -> Trial | None:
-        if self._round_asked >= self._batch or self.stopped_early:
+        if self.stopped_early:
             return None
-        while self._round_asked < self._batch and self._optuna_asked < self.total:
+        while self._optuna_asked < self.total:
+            if self._round_asked >= self._batch:
+                if self._round:
+                    return None  # the round's results first
+                self._round_asked = 0  # a round of points known already: the next round
             ot = self._study.ask()
             self._optuna_asked += 1
             self._round_asked += 1

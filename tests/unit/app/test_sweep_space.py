@@ -144,3 +144,16 @@ def test_sweep_range_low_above_high_refused_before_any_backtest(tmp_path):
     with pytest.raises(ConfigError, match="--trials and --patience are for --search random"):
         sweep_main([str(MM_TOML), "--grid", "spread_ticks=1:5", "--trials", "3", "--out", str(out)])
     assert not out.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="optuna is not installed")
+def test_optuna_small_space_points_asked_again_are_told_not_run():
+    search = OptunaSearch(space("spread_ticks=1:2"), 10, 1, batch=4)
+    ran = []
+    while batch := list(iter(search.ask, None)):
+        for t in batch:
+            ran.append(t.perm_id)
+            search.tell(t, float(t.point["spread_ticks"]))
+    assert sorted(ran) == ["spread_ticks=1", "spread_ticks=2"]  # each point run once
+    assert len(search._study.trials) == 10  # every trial of the budget asked and told
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in search._study.trials)
