@@ -139,20 +139,52 @@ class Job:
     report: bool = False
 
 
+#: The log records of one run sent back at the most (the rest are counted).
+MAX_RECORDS = 500
+# The attributes of a log record that travel (plain values: a record's extras may not pickle).
+_RECORD_FIELDS = (
+    "name",
+    "levelno",
+    "levelname",
+    "pathname",
+    "filename",
+    "module",
+    "lineno",
+    "funcName",
+    "created",
+    "msecs",
+    "process",
+    "processName",
+    "exc_text",
+    "stack_info",
+)
+
+
 class _Records(logging.Handler):
-    """Keeps a worker's log records as plain dicts (they travel back with the result)."""
+    """Keeps a worker's log records as plain dicts (they travel back with the result), the
+    first :data:`MAX_RECORDS` of them."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[dict[str, Any]] = []
+        self.dropped = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        d = dict(record.__dict__)
+        if len(self.records) >= MAX_RECORDS:
+            self.dropped += 1
+            return
+        d = {k: getattr(record, k, None) for k in _RECORD_FIELDS}
         d["msg"], d["args"] = record.getMessage(), None
-        if record.exc_info:
+        if record.exc_info and not d["exc_text"]:
             d["exc_text"] = logging.Formatter().formatException(record.exc_info)
-        d["exc_info"] = None
         self.records.append(d)
+
+    def sent(self) -> list[dict[str, Any]]:
+        """The records, and one saying how many were left out."""
+        if not self.dropped:
+            return self.records
+        last = {**self.records[-1], "msg": f"... and {self.dropped} more log lines of this run"}
+        return [*self.records, {**last, "exc_text": None, "stack_info": None}]
 
 
 def worker_logging(level: int) -> _Records:
@@ -197,7 +229,7 @@ def run_permutation(job_and_level: tuple[Job, int]) -> dict[str, Any]:
         "node": socket.gethostname(),
         "folder": str(folder),
     }
-    return {"row": row, "summary": summary, "logs": records.records}
+    return {"row": row, "summary": summary, "logs": records.sent()}
 
 
 def failed_row(job: Job, error: str) -> dict[str, Any]:

@@ -371,3 +371,34 @@ def test_random_search_with_full_reports_links_each_run_report(peak):
         assert f'href="{folder.name}/report.html"' in html
     info = json.loads((peak / "out" / "sweep_run.json").read_text())
     assert info["search"] == "random" and info["search_seed"] == 1
+
+
+NOISY = """\
+import logging
+
+from mlthon.api import Strategy
+
+log = logging.getLogger("noisy")
+
+
+class Noisy(Strategy):
+    def on_start(self, params):
+        for i in range(600):
+            log.warning("noisy line %d", i)
+
+    def on_stop(self, params):
+        self.env.send_stop_ack()
+"""
+
+
+def test_workers_log_lines_printed_by_the_sweep_at_most_500_a_run(tmp_path):
+    (tmp_path / "noisy.py").write_text(NOISY)
+    (tmp_path / "noisy.toml").write_text(
+        '[strategy]\nname = "noisy"\nclass = "noisy:Noisy"\n\n[instruments]\nuse = [9001]\n'
+        "\n[params]\nk = 1\n"
+    )
+    p = sweep(tmp_path, "noisy.toml", "--grid", "k=1", "--synthetic-seconds", "1", "--out", "o")
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [line for line in p.stderr.splitlines() if "noisy: noisy line" in line]
+    assert len(lines) == 500 and lines[0].endswith("noisy line 0"), p.stderr[-2000:]
+    assert "noisy: ... and 100 more log lines of this run" in p.stderr
