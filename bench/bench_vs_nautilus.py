@@ -33,8 +33,12 @@ synthetic book is only about 20 levels deep; fewer deltas per message cost mltho
 per message), so the figure is not flattering. The machine's load moves these figures by up to 50%:
 use ``--repeat`` (best of N, interleaved) and give ``uptime`` beside them.
 
+``--risk`` adds the sim case with a risk layer, every limit set (none reached; the strategy sends
+no order, so this is what the layer costs the event path: its loss-limit timer and checks), and
+prints its cost; ``bench_events.py --case demo --risk`` gives the cost for a trading strategy.
+
 Run: python bench/bench_vs_nautilus.py [--events 1000000] [--seed 7] [--deltas-per-msg 20]
-     [--repeat 1]
+     [--repeat 1] [--risk]
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ from mlthon.basics.mlt_enum import FeedHandlerStatus
 from mlthon.gateways.sim.config import SimGatewayConfig
 from mlthon.infra.bus import messages as m
 from mlthon.infra.instruments import load_instruments
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_events import risk_config  # the same limits as bench_events.py --risk
 
 BTC = 1001
 EX = Exchange.BinanceUsdm
@@ -277,13 +284,19 @@ class EveryBookEvent(Strategy):
 
 
 def run_mlthon(
-    data: list[m.Msg], *, exchange: bool, subs: str = "deltas"
+    data: list[m.Msg], *, exchange: bool, subs: str = "deltas", risk: bool = False
 ) -> tuple[float, float, EveryBookEvent, Any]:
     insts = [i for i in load_instruments() if i.instrument_id == BTC]
     gw = SimGatewayConfig.from_dict({"account": {"balances": {"USDT": "1000000"}}})
     strat = EveryBookEvent(SUBSCRIPTIONS[subs])
     bt = Backtest(
-        strat, data=data, instruments=insts, name="bench", gateway=gw, simulate_exchange=exchange
+        strat,
+        data=data,
+        instruments=insts,
+        name="bench",
+        gateway=gw,
+        simulate_exchange=exchange,
+        risk=risk_config() if risk else None,
     )
     gc.collect()
     c0 = time.process_time()
@@ -472,6 +485,12 @@ def main() -> int:
         help="mean book deltas per venue message (variable, exponential; default 20)",
     )
     ap.add_argument(
+        "--risk",
+        action="store_true",
+        help="also run the sim case with a risk layer, every limit set (bench_events.py's "
+        "--risk limits), and print its cost",
+    )
+    ap.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -501,18 +520,20 @@ def main() -> int:
 
     # mlthon runs: (subscriptions, simulated exchange or not).
     ml_runs = {
-        "sim": ("deltas", True),
-        "replay": ("deltas", False),
-        "sim_all": ("all", True),
+        "sim": ("deltas", True, False),
+        "replay": ("deltas", False, False),
+        "sim_all": ("all", True, False),
     }
+    if args.risk:
+        ml_runs["sim_risk"] = ("deltas", True, True)
     walls: dict[str, list[float]] = {k: [] for k in (*ml_runs, "delta", "batch")}
     cpus: dict[str, list[float]] = {k: [] for k in walls}
     problems: list[str] = []
     ml_msgs = 0
     builds: dict[str, float] = {}
     for _ in range(max(1, args.repeat)):
-        for key, (subs, exchange) in ml_runs.items():
-            wall, cpu, strat, result = run_mlthon(data, exchange=exchange, subs=subs)
+        for key, (subs, exchange, risk) in ml_runs.items():
+            wall, cpu, strat, result = run_mlthon(data, exchange=exchange, subs=subs, risk=risk)
             walls[key].append(wall)
             cpus[key].append(cpu)
             ml_msgs = result.summary["events"]
@@ -579,6 +600,13 @@ def main() -> int:
         f"{cpu['sim_all'] / cpu['batch']:.2f} x"
     )
     print(f"  (events = book deltas + trades, the same {n:,} records on both sides)")
+    if args.risk:
+        print(
+            f"risk layer (every limit set): {rate['sim_risk']:,.0f} events/s against "
+            f"{rate['sim']:,.0f} without ({rate['sim'] / rate['sim_risk'] - 1:+.1%} time by wall, "
+            f"{cpu['sim'] / cpu['sim_risk'] - 1:+.1%} by CPU; goal under +5%); "
+            f"{rate['sim_risk'] / rate['batch']:.2f} x nautilus batched"
+        )
     for p in problems:
         print(f"CHECK FAILED: {p}")
     return 1 if problems else 0

@@ -94,6 +94,10 @@ class MarketMaker(Strategy):
         self.running = False
         self.stopping = False
         self.last_alert: dict[str, int] = {}
+        # The last targets and what they were computed from (best prices, position, params):
+        # most best-level updates change only a size, and leave the quotes where they are.
+        self._targets_from: tuple[Any, ...] = ()
+        self._targets: dict[Side, Price] = {}
 
     # --- parameters ------------------------------------------------------------------------------
 
@@ -215,7 +219,22 @@ class MarketMaker(Strategy):
         return (self.bid[0].value + self.ask[0].value) / 2
 
     def targets(self) -> dict[Side, Price]:
-        """The price each side should quote at (a side is missing when it must not quote)."""
+        """The price each side should quote at (a side is missing when it must not quote);
+        computed again only when a best price, the position or the parameters changed."""
+        basis = (
+            self.bid[0] if self.bid else None,
+            self.ask[0] if self.ask else None,
+            self.position,
+            self.params,
+            self.inst,
+        )
+        if basis == self._targets_from:
+            return self._targets
+        self._targets = self._compute_targets()
+        self._targets_from = basis
+        return self._targets
+
+    def _compute_targets(self) -> dict[Side, Price]:
         mid = self.mid()
         inst = self.inst
         if mid is None or inst is None:

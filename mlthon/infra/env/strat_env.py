@@ -1018,7 +1018,7 @@ class StratEnv(IStratEnv):
 
     def _on_md(self, st: MdState, msg: Any) -> None:
         self.md_messages += 1
-        t0 = self.reactor.timer_ns()  # CPU time in backtests, wall time live
+        t0 = self.reactor.timer_ns()  # the wall clock; `blocked` makes it CPU time in backtests
         seq = getattr(msg, "seq", 0) if self._check_md_seq else 0
         if seq:
             last = st.last_seq
@@ -1047,7 +1047,7 @@ class StratEnv(IStratEnv):
             return
         elapsed = self.reactor.timer_ns() - t0
         if elapsed > self.reactor.slow_callback_ns:
-            self.reactor.slow(f"market data ({kind.__name__})", elapsed)
+            self.reactor.blocked(f"market data ({kind.__name__})", elapsed)
 
     def _on_book_status(self, st: MdState, msg: m.FeedStatus) -> None:
         book = st.book

@@ -146,7 +146,9 @@ def test_backtest_slow_callbacks_cpu_time_counted_not_warned(caplog):
         for x in caplog.records
         if "blocked the reactor" in x.getMessage() and x.levelno >= logging.WARNING
     ]
-    assert r.perf["slow_callbacks"] >= 1 and r.perf["slowest_callback_ms"] >= 80
+    # burn's CPU time is estimated from its wall time and the thread's CPU share around it
+    # (mlthon/infra/reactor.py): over the 50 ms threshold, whatever the machine's load.
+    assert r.perf["slow_callbacks"] >= 1 and r.perf["slowest_callback_ms"] > 50
     (told,) = [x.getMessage() for x in caplog.records if "ms of CPU time" in x.getMessage()]
     assert "burn 1x" in told and "wait" not in told, told
 
