@@ -31,7 +31,7 @@ TABLE_ROWS = 500
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": True}
 
-_CSS = """
+REPORT_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;
 background:#fafafa}
 main{max-width:1180px;margin:0 auto;padding:1.2rem 1.5rem 3rem}
@@ -540,7 +540,7 @@ def _risk_section(summary: dict[str, Any], tables: ResultTables, marks: RiskMark
     )
 
 
-def _plotly() -> Any:
+def plotly_module() -> Any:
     """plotly's ``io`` module and its plotly.js, or None without plotly."""
     try:
         import plotly.io as pio  # type: ignore[import-untyped,import-not-found]
@@ -570,7 +570,7 @@ def render(
     curve = tables.text_rows("equity")
     end_ns = max(int(summary.get("end_ns", 0) or 0), int(curve[-1]["ts"]) if curve else 0)
     marks = risk_marks(tables.text_rows("risk_events"), run, end_ns)
-    plotly = _plotly()
+    plotly = plotly_module()
     head_js = ""
     if plotly is not None:
         pio, js = plotly
@@ -632,7 +632,7 @@ def render(
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title>
-<style>{_CSS}</style>
+<style>{REPORT_CSS}</style>
 {head_js}
 </head><body><main>
 <h1>{esc(title)}</h1>

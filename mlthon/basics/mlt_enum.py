@@ -15,6 +15,11 @@ from typing import Self
 class MltEnum(Enum):
     """Base of every mlthon enumeration: integer values, looked up by value or by name."""
 
+    # Members are singletons compared by identity: hashed by identity too, in C (``Enum``'s own
+    # hash is a Python function hashing the name, paid on every dict key and tuple key holding
+    # a member: ``(exchange, instrument_id)`` on the market-data path).
+    __hash__ = object.__hash__
+
     @classmethod
     def from_name(cls, name: str) -> Self:
         """Return the member called ``name``, ignoring case.

@@ -228,7 +228,7 @@ class FeedEngine:
         self._seq: dict[int, int] = {}
         for inst in instruments:
             self._by_key[(inst.exchange.value, inst.name.upper())] = _BookState(inst)
-        self._sym_cache: dict[tuple[int, str], _BookState | None] = {}
+        self._sym_cache: dict[tuple[Exchange, str], _BookState | None] = {}
 
     # --- public ----------------------------------------------------------------------------------
     def book(self, instrument_id: int) -> TickBook | OrderLevelBook | None:
@@ -371,7 +371,7 @@ class FeedEngine:
         )
 
     def _lookup(self, exchange: Exchange, symbol: str, source: str, line: int) -> _BookState | None:
-        key = (exchange.value, symbol)
+        key = (exchange, symbol)  # members hash in C (MltEnum)
         try:
             return self._sym_cache[key]
         except KeyError:

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from mlthon.app.report_html import _CSS, PLOTLY_CONFIG, _plotly, esc, na
+from mlthon.app.report_html import PLOTLY_CONFIG, REPORT_CSS, esc, na, plotly_module
 from mlthon.app.sweep.space import Space
 
 _EXTRA_CSS = "td a{color:#1558b0}tr.best td{background:#eef7ee}"
@@ -41,7 +41,7 @@ def _page(title: str, head_js: str, body: str) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title>
-<style>{_CSS}{_EXTRA_CSS}</style>
+<style>{REPORT_CSS}{_EXTRA_CSS}</style>
 {head_js}
 </head><body><main>
 {body}
@@ -295,7 +295,7 @@ def write_sweep_report(
             write_permutation_page(r, summary)
     figure = info["rank"]
     better = bool(info["higher_is_better"])
-    plotly = _plotly()
+    plotly = plotly_module()
     head_js, charts = "", ""
     if plotly is not None:
         pio, js = plotly

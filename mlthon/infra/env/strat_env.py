@@ -208,6 +208,8 @@ class StratEnv(IStratEnv):
         # A trading state applied from the control service (not told back to it).
         self._risk_from_ctl = False
         self._risk_restore = False
+        # The last mid of each book: (best bid, best ask in ticks, the mid as a Decimal).
+        self._mids: dict[MdState, tuple[int, int, Decimal]] = {}
         # The strategy's own [risk] limits, kept apart once the desk's defaults are merged in.
         self._own_risk: RiskConfig | None = None
         # The operator's kill switch: there with or without a [risk] table (``docs/risk.md``).
@@ -1285,7 +1287,13 @@ class StratEnv(IStratEnv):
         ask = tb.ask
         if bid == NO_BID or ask == NO_ASK:
             return None
-        return (bid + ask) * st.book.prices.step / 2
+        # Asked several times per order (price band, exposure, the marks): made once per top.
+        cached = self._mids.get(st)
+        if cached is not None and cached[0] == bid and cached[1] == ask:
+            return cached[2]
+        mid = (bid + ask) * st.book.prices.step / 2
+        self._mids[st] = (bid, ask, mid)
+        return mid
 
     def _risk_refusal(self, why: str | None) -> tuple[GtwRejectCode, str] | None:
         return None if why is None else (GtwRejectCode.RiskLimit, why)

@@ -248,7 +248,9 @@ class RiskGuard:
         go (None: it may). ``old``: the order it replaces (a modify)."""
         inst = h.inst
         name = inst.name
-        state = self.effective_state
+        state = self.state
+        if self.desk_state.value > state.value:
+            state = self.desk_state
         old_leaves = old.leaves if old is not None else ZERO
         if state is TradingState.Halted:
             return f"trading_state Halted ({self.effective_reason})"
@@ -272,8 +274,9 @@ class RiskGuard:
                     f"price_band_pct {lim.price_band_pct}: no reference price for {name} (no "
                     "valid two-sided book: its market data must be subscribed)"
                 )
-            off = abs(price - mark) * 100 / mark
-            if off > lim.price_band_pct:
+            # |price - mark| / mark > band %, without a division on the way of every order.
+            if abs(price - mark) * 100 > lim.price_band_pct * mark:
+                off = abs(price - mark) * 100 / mark
                 return (
                     f"price_band_pct {lim.price_band_pct} < {off:.3f} {name} "
                     f"(price {price}, mid {mark})"

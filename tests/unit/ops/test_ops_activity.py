@@ -168,6 +168,8 @@ def test_page_view_raw_snapshot_figures_and_times_as_text(sim):
         "strategy": {
             "state": "running",
             "open_orders": 1,
+            "risk_state": "Halted",
+            "risk_reason": "max_drawdown 5 < 6",
             "pnl": "-0.000699700000000000000000000000",
             "positions": {
                 "Sim:9001": {
@@ -191,6 +193,7 @@ def test_page_view_raw_snapshot_figures_and_times_as_text(sim):
     view = page_view(board.snapshot(), log.to_json())
     (s,) = view["strategies"]
     assert s["pnl"] == "-0.0006997"
+    assert (s["risk_state"], s["risk_reason"]) == ("Halted", "max_drawdown 5 < 6")
     assert s["positions"] == [
         {
             "instrument": "Sim:9001",
