@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,20 @@ import attrs
 
 from mlthon.app.cli import backtest_parser, check_grids, load_with_overrides, run_settings
 from mlthon.app.sweep.engines import ENGINES, make_engine
+from mlthon.app.sweep.prune import (
+    Pruning,
+    Span,
+    check_window,
+    prune_keep,
+    prune_rungs,
+    saved_note,
+)
 from mlthon.app.sweep.run import (
     RUN_COLUMNS,
     Job,
     SweepCancelled,
     SweepRun,
+    data_span,
     decode_note,
     rank_figure,
     rank_rows,
@@ -42,7 +52,9 @@ latencies). --search grid runs every combination of --grid's values; random and 
 --trials permutations of the ranges (optuna: the TPE sampler, seeded). --engine local runs them in
 local processes, --engine ray on a Ray instance started here or on the cluster at --address.
 Recordings are decoded once per node into the replay cache before the runs start. A run that
-fails is run once more. Runs without a fill are listed last, marked, not ranked. Writes
+fails is run once more. Runs without a fill are listed last, marked, not ranked. --prune
+0.25,0.5 runs each permutation over the first quarter of the data first, then only the best half
+over the first half, then the best half of those over the whole (pruned ones listed last). Writes
 results/<strategy>/sweep-<run id>/ with sweep.csv, sweep.json, sweep.html and a folder per
 permutation."""
 
@@ -96,6 +108,22 @@ def sweep_parser() -> argparse.ArgumentParser:
         help="random and optuna: stop after this many trials in a row without a better one",
     )
     p.add_argument(
+        "--prune",
+        type=prune_rungs,
+        default=None,
+        metavar="FRACTION[,FRACTION...]",
+        help="successive halving: run each permutation over these first fractions of the data "
+        "window first (0.25,0.5); at each, only the best --prune-keep share goes on, the "
+        "others are pruned (listed last); the rest then run over the whole window",
+    )
+    p.add_argument(
+        "--prune-keep",
+        type=prune_keep,
+        default=Decimal("0.5"),
+        metavar="SHARE",
+        help="with --prune: the share of the permutations kept at each fraction (default 0.5)",
+    )
+    p.add_argument(
         "--engine",
         choices=ENGINES,
         default="local",
@@ -139,6 +167,7 @@ def sweep_main(argv: list[str]) -> int:
     rules = param_rules(load_strategy_class(cfg.class_path, cfg.source))
     space = parse_space(a.grid, rules, cfg.params, cfg.source)
     figure, higher_is_better = a.rank
+    pruning = Pruning(a.prune, a.prune_keep) if a.prune else None
     search = make_search(
         a.search,
         space,
@@ -177,11 +206,28 @@ def sweep_main(argv: list[str]) -> int:
     try:
         try:
             warm = warm_cache(engine, list(settings["data"])) if settings["cache"] else []
+            span = (
+                data_span(engine, list(settings["data"]), warm, settings["cache"])
+                if pruning is not None and settings["data"]
+                else Span()
+            )
         except KeyboardInterrupt:
             engine.cancel()
             raise SweepCancelled([]) from None
+        if pruning is not None:
+            check_window(settings, span)
         warm_s = time.perf_counter() - t0
-        run = run_trials(engine, search, make_job, higher_is_better=higher_is_better, progress=True)
+        run = run_trials(
+            engine,
+            search,
+            make_job,
+            higher_is_better=higher_is_better,
+            progress=True,
+            pruning=pruning,
+            span=span,
+            # optuna's rounds (and random's with --patience) are pruned one at a time
+            bracket=a.batch if search.name == "optuna" or a.patience else None,
+        )
     except SweepCancelled as exc:
         if exc.rows:
             _write_tables(base_out, exc.rows, figure, higher_is_better)
@@ -217,6 +263,11 @@ def sweep_main(argv: list[str]) -> int:
         "warm_up_s": round(warm_s, 3),
         "warm_up": warm,
         "decode": decode_note(warm, len(rows)),
+        "prune": [str(f) for f in pruning.rungs] if pruning else None,
+        "prune_keep": str(pruning.keep) if pruning else None,
+        "prune_window_ns": [span.lo, span.hi] if pruning and span.lo is not None else None,
+        "pruned": sum(1 for r in rows if r.get("pruned_at") is not None),
+        "prune_note": saved_note(rows, run.full_cpu_s, run.cpu_s) if pruning else "",
     }
     (base_out / "sweep_run.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     page = write_sweep_report(base_out, rows, run.summaries, space, info)
@@ -294,6 +345,8 @@ def _print_table(
     print(f"time: {info['wall_s']:.1f} s (runs {run.wall_s:.1f} s){again}")
     if info["decode"]:
         print(info["decode"])
+    if info["prune_note"]:
+        print(info["prune_note"])
 
 
 __all__ = ["RUN_COLUMNS", "sweep_main", "sweep_parser"]

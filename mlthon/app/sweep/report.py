@@ -23,7 +23,9 @@ import attrs
 from mlthon.app.report_html import PLOTLY_CONFIG, REPORT_CSS, esc, na, plotly_module
 from mlthon.app.sweep.space import Space
 
-_EXTRA_CSS = "td a{color:#1558b0}tr.best td{background:#eef7ee}"
+_EXTRA_CSS = (
+    "td a{color:#1558b0}tr.best td{background:#eef7ee}tr.pruned td{color:#777;font-style:italic}"
+)
 
 
 def _number(v: Any) -> float | None:
@@ -114,6 +116,8 @@ def _table(base: Path, rows: list[dict[str, Any]], figure: str) -> str:
             cls = ' class="n"' if _number(v) is not None and c != "permutation_id" else ""
             cells.append(f"<td{cls}>{text}</td>")
         best = ' class="best"' if r["rank"] == 1 else ""
+        if r.get("pruned_at") is not None:  # its figures are those of a shorter window
+            best = ' class="pruned"'
         body.append(f"<tr{best}>{''.join(cells)}</tr>")
     return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>'
 
@@ -147,7 +151,11 @@ def _figures(
     rows: list[dict[str, Any]], space: Space, figure: str, better: bool, search: str
 ) -> list[tuple[str, Any]]:
     """The page's charts (plotly figures) with their div ids."""
-    runs = [r for r in rows if r.get("fills") and _number(r.get(figure)) is not None]
+    runs = [
+        r
+        for r in rows
+        if r.get("fills") and _number(r.get(figure)) is not None and r.get("pruned_at") is None
+    ]
     if not runs:
         return []
     z = [_number(r[figure]) or 0.0 for r in runs]
@@ -327,6 +335,15 @@ def write_sweep_report(
         ("data", info["decode"] or "a synthetic market (nothing to decode)"),
         ("retried", ", ".join(info["retried"]) or "none"),
     ]
+    if info.get("prune_note"):
+        what.append(
+            (
+                "pruned",
+                f"{info['prune_note']} (fractions {', '.join(info['prune'])} of the data window, "
+                f"keeping {info['prune_keep']} at each; pruned runs are listed last, in grey, "
+                "with their figures at the fraction they stopped at, and left out of the charts)",
+            )
+        )
     body = (
         f"<h1>Sweep of {esc(info['strategy'])}</h1>"
         f'<p class="sub">{len(rows)} runs by {esc(figure)} ({order} is better); each '

@@ -5,7 +5,9 @@ The permutations' backtests run :func:`mlthon.app.cli.run_backtest` with their p
 each returns its row of the table, its summary and its log records (replayed here, above the
 progress bar). A trial whose run raised or whose process died is run once more; if it fails
 again its row says why and the others go on. Ctrl-C cancels everything still running
-(:class:`SweepCancelled` carries the rows done).
+(:class:`SweepCancelled` carries the rows done). With ``--prune`` the trials run rung by rung
+over the first fractions of the data window, the hopeless ones pruned
+(:mod:`mlthon.app.sweep.prune`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from mlthon.app.sweep.engines import Engine, Outcome
+from mlthon.app.sweep.prune import Pruning, RungPool, Span, percent, prune_note, rung_settings
 from mlthon.app.sweep.search import Search, Trial
-from mlthon.basics.errors import MlthonError
+from mlthon.basics.errors import ConfigError, MlthonError
 
 if TYPE_CHECKING:
+    from mlthon.feeds.events import SourceEvent
     from mlthon.infra.config import StrategyConfig
 
 log = logging.getLogger(__name__)
@@ -84,13 +88,18 @@ def rank_rows(rows: list[dict[str, Any]], figure: str, higher_is_better: bool) -
     """Sort a sweep's rows best first by ``figure`` and number them (``rank``). Runs without a
     fill cannot be judged on their figures: they go last, unranked, marked in ``note``; so do
     runs whose figure is n/a, after the ranked ones, and runs that failed (no figures), last.
+    Pruned rows (``pruned_at`` set: their figures are those of a shorter window) come after
+    all of those, unranked, the latest rung first, in that rung's order, marked in ``note``.
     Ties keep the rows' order (give them in trial order for a table that does not depend on
     which run finished first)."""
 
-    def key(r: dict[str, Any]) -> tuple[bool, bool, bool, Decimal]:
+    def key(r: dict[str, Any]) -> tuple[bool, float, bool, bool, bool, Decimal]:
         v = r[figure]
         value = Decimal(0) if v is None else Decimal(str(v))
+        at = r.get("pruned_at")
         return (
+            at is not None,
+            -(at or 0.0),
             r["fills"] is None,
             not r["fills"],
             v is None,
@@ -100,7 +109,9 @@ def rank_rows(rows: list[dict[str, Any]], figure: str, higher_is_better: bool) -
     rows.sort(key=key)
     n = 0
     for r in rows:
-        if r["fills"] is None:
+        if r.get("pruned_at") is not None:
+            r["rank"], r["note"] = "", prune_note(figure, r)
+        elif r["fills"] is None:
             r["rank"], r["note"] = "", "no result"
         elif not r["fills"]:
             r["rank"], r["note"] = "", "no fills"
@@ -263,18 +274,69 @@ def warm_recording(path: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     footer = read_footer(cache.path_for(file_sha256(path)))
     decoded = footer is None or not footer[1]
-    events = 0
+    events, first, last = 0, None, None
     if decoded:
-        for _ in cache.events(path, lambda *_a: None):
-            events += 1
+        events, first, last = _scan(cache.events(path, lambda *_a: None))
     return {
         "node": socket.gethostname(),
         "path": path,
         "decoded": decoded,
         "events": events,
+        "first_ns": first,
+        "last_ns": last,
         "wall_s": round(time.perf_counter() - t0, 3),
         "cpu_s": round(time.process_time() - c0, 3),
     }
+
+
+def _scan(events: Iterable[SourceEvent]) -> tuple[int, int | None, int | None]:
+    """How many events, the first and the last receive time."""
+    n, first, last = 0, None, None
+    for se in events:
+        n += 1
+        ts = se.ts
+        if first is None or ts < first:
+            first = ts
+        if last is None or ts > last:
+            last = ts
+    return n, first, last
+
+
+def recording_span(path_and_cache: tuple[str, bool]) -> tuple[int | None, int | None]:
+    """The first and last receive times of a recording: read from the replay cache (``True``)
+    or decoded (a pruned sweep's window when the warm-up did not decode it)."""
+    from mlthon.feeds.readers import read_source
+    from mlthon.feeds.replay_cache import ReplayCache
+
+    path, cached = path_and_cache
+    report = lambda *_a: None  # noqa: E731
+    events = ReplayCache().events(path, report) if cached else read_source(path, report)
+    _n, first, last = _scan(events)
+    return first, last
+
+
+def data_span(engine: Engine, paths: list[str], warm: list[dict[str, Any]], cache: bool) -> Span:
+    """The span of the recordings (first to last receive time of them all): from the warm-up
+    where it decoded them, else read once each (from the cache, or decoded with ``--no-cache``).
+
+    Raises:
+        ConfigError: a recording holds no event or could not be read.
+    """
+    spans: dict[str, tuple[int | None, int | None]] = {
+        w["path"]: (w["first_ns"], w["last_ns"]) for w in warm if w["first_ns"] is not None
+    }
+    handles = {engine.submit(recording_span, (p, cache)): p for p in paths if p not in spans}
+    while handles:
+        for h, o in engine.wait(1.0):
+            path = handles.pop(h)
+            if o.error is not None:
+                raise ConfigError(f"--prune: cannot read {path}: {o.error.strip().splitlines()[0]}")
+            spans[path] = o.value
+    firsts = [a for a, _b in spans.values() if a is not None]
+    lasts = [b for _a, b in spans.values() if b is not None]
+    if not firsts or not lasts:
+        raise ConfigError("--prune: the recordings hold no event")
+    return Span(min(firsts), max(lasts))
 
 
 def warm_cache(engine: Engine, paths: list[str]) -> list[dict[str, Any]]:
@@ -325,12 +387,46 @@ class SweepCancelled(MlthonError):
 
 @attrs.define
 class SweepRun:
-    """What a sweep's driver did: the rows (trial order), retries and the wall time."""
+    """What a sweep's driver did: the rows (trial order), retries and the wall time; with
+    pruning, the CPU seconds of every run and those of the full-window runs."""
 
     rows: list[dict[str, Any]]
     summaries: dict[str, dict[str, Any]]
     retried: list[str]
     wall_s: float
+    cpu_s: float = 0.0
+    full_cpu_s: list[float] = attrs.Factory(list)
+
+
+class _Runner:
+    """Runs jobs on an engine, each failed one once more; ``poll`` gives the jobs that ended
+    (their rows: a failed row after the second failure)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.level = logging.getLogger().getEffectiveLevel()
+        self.running: dict[int, tuple[Job, int]] = {}
+        self.summaries: dict[str, dict[str, Any]] = {}
+        self.retried: list[str] = []
+
+    def submit(self, job: Job, attempt: int = 1) -> None:
+        self.running[self.engine.submit(run_permutation, (job, self.level))] = (job, attempt)
+
+    def poll(self) -> list[tuple[Job, dict[str, Any]]]:
+        done = []
+        for h, out in self.engine.wait(0.5):
+            job, attempt = self.running.pop(h)
+            if out.error is not None and attempt < ATTEMPTS:
+                log.warning(
+                    "sweep: %s failed (%s); running it again",
+                    job.trial.perm_id,
+                    out.error.strip().splitlines()[0],
+                )
+                self.retried.append(job.trial.perm_id)
+                self.submit(job, attempt + 1)
+                continue
+            done.append((job, _row_of(job, out, attempt, self.summaries)))
+        return done
 
 
 def run_trials(
@@ -340,59 +436,172 @@ def run_trials(
     *,
     higher_is_better: bool,
     progress: bool,
+    pruning: Pruning | None = None,
+    span: Span | None = None,
+    bracket: int | None = None,
 ) -> SweepRun:
     """Ask ``search`` for trials, run them on ``engine`` (as many at once as it has slots),
-    retry a failed one once, tell the search each result; rows in trial order.
+    retry a failed one once, tell the search each result; rows in trial order. With
+    ``pruning``, the trials are taken in brackets of ``bracket`` (None: all of them) and run
+    rung by rung (:mod:`mlthon.app.sweep.prune`) over ``span``.
 
     Raises:
         SweepCancelled: Ctrl-C (every call still running is stopped first).
     """
     from mlthon.app.backtest import ProgressBar
 
-    level = logging.getLogger().getEffectiveLevel()
-    slots = max(1, engine.slots())
-    rows: list[dict[str, Any]] = []
-    summaries: dict[str, dict[str, Any]] = {}
-    retried: list[str] = []
-    running: dict[int, tuple[Job, int]] = {}
+    runner = _Runner(engine)
+    run = SweepRun([], runner.summaries, runner.retried, 0.0)
     t0 = time.perf_counter()
 
     def text() -> str:
-        again = f", {len(retried)} retried" if retried else ""
-        return f"sweep: {len(rows)}/{search.total} runs{again}"
+        again = f", {len(run.retried)} retried" if run.retried else ""
+        pruned = sum(1 for r in run.rows if r.get("pruned_at") is not None)
+        cut = f", {pruned} pruned" if pruning is not None else ""
+        return f"sweep: {len(run.rows)}/{search.total} runs{cut}{again}"
 
     with ProgressBar(progress, text(), total=search.total) as bar:
         bar.show(0, text())
+
+        def add(row: dict[str, Any]) -> None:
+            run.rows.append(row)
+            bar.show(len(run.rows), text())
+
         try:
-            while True:
-                while len(running) < slots:
-                    trial = search.ask()
-                    if trial is None:
-                        break
-                    job = make_job(trial)
-                    running[engine.submit(run_permutation, (job, level))] = (job, 1)
-                if not running:
-                    break
-                for h, out in engine.wait(0.5):
-                    job, attempt = running.pop(h)
-                    if out.error is not None and attempt < ATTEMPTS:
-                        log.warning(
-                            "sweep: %s failed (%s); running it again",
-                            job.trial.perm_id,
-                            out.error.strip().splitlines()[0],
-                        )
-                        retried.append(job.trial.perm_id)
-                        running[engine.submit(run_permutation, (job, level))] = (job, attempt + 1)
-                        continue
-                    row = _row_of(job, out, attempt, summaries)
-                    search.tell(job.trial, trial_value(row, job.figure, higher_is_better))
-                    rows.append(row)
-                    bar.show(len(rows), text())
+            if pruning is None:
+                _run_all(runner, search, make_job, higher_is_better, add)
+            else:
+                _Pruned(runner, search, pruning, span or Span(), higher_is_better, run, add).run(
+                    make_job, bracket
+                )
         except KeyboardInterrupt:
             engine.cancel()
-            raise SweepCancelled(sorted(rows, key=lambda r: int(r["trial"]))) from None
-    rows.sort(key=lambda r: int(r["trial"]))
-    return SweepRun(rows, summaries, retried, time.perf_counter() - t0)
+            raise SweepCancelled(sorted(run.rows, key=lambda r: int(r["trial"]))) from None
+    run.rows.sort(key=lambda r: int(r["trial"]))
+    run.wall_s = time.perf_counter() - t0
+    return run
+
+
+def _run_all(
+    runner: _Runner,
+    search: Search,
+    make_job: Callable[[Trial], Job],
+    higher_is_better: bool,
+    add: Callable[[dict[str, Any]], None],
+) -> None:
+    """Every trial over the whole window, as many at once as the engine has slots."""
+    slots = max(1, runner.engine.slots())
+    while True:
+        while len(runner.running) < slots:
+            trial = search.ask()
+            if trial is None:
+                break
+            runner.submit(make_job(trial))
+        if not runner.running:
+            return
+        for job, row in runner.poll():
+            search.tell(job.trial, trial_value(row, job.figure, higher_is_better))
+            add(row)
+
+
+class _Pruned:
+    """The trials in brackets, each bracket rung by rung, then its survivors in full."""
+
+    def __init__(
+        self,
+        runner: _Runner,
+        search: Search,
+        pruning: Pruning,
+        span: Span,
+        higher_is_better: bool,
+        run: SweepRun,
+        add: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.runner = runner
+        self.search = search
+        self.pruning = pruning
+        self.span = span
+        self.higher = higher_is_better
+        self.run_ = run
+        self.add = add
+        self.pools = [RungPool() for _ in pruning.rungs]
+
+    def _all(self, jobs: list[Job]) -> dict[int, dict[str, Any]]:
+        """Run ``jobs`` (at once: the engine queues what it has no slot for); rows by trial."""
+        for job in jobs:
+            self.runner.submit(job)
+        rows: dict[int, dict[str, Any]] = {}
+        while self.runner.running:
+            for job, row in self.runner.poll():
+                rows[job.trial.number] = row
+                self.run_.cpu_s += float(row["cpu_s"] or 0.0)
+        return rows
+
+    def run(self, make_job: Callable[[Trial], Job], bracket: int | None) -> None:
+        while True:
+            alive: list[Job] = []
+            while bracket is None or len(alive) < bracket:
+                trial = self.search.ask()
+                if trial is None:
+                    break
+                alive.append(make_job(trial))
+            if not alive:
+                return
+            self._bracket(alive)
+
+    def _bracket(self, alive: list[Job]) -> None:
+        spent: dict[int, list[dict[str, Any]]] = {j.trial.number: [] for j in alive}
+        interim: dict[int, list[tuple[int, float | None]]] = {j.trial.number: [] for j in alive}
+        for i, fraction in enumerate(self.pruning.rungs):
+            rows = self._all([self._rung_job(j, fraction) for j in alive])
+            pool = self.pools[i]
+            for n, row in rows.items():
+                pool.values[n] = trial_value(row, alive[0].figure, self.higher)
+            decided = pool.decide(self.pruning, list(rows))
+            going = []
+            for job in alive:
+                n = job.trial.number
+                row = rows[n]
+                spent[n].append(row)
+                interim[n].append((i, pool.values[n]))
+                keep, place, count = decided[n]
+                if keep:
+                    going.append(job)
+                    continue
+                self.search.tell_pruned(job.trial, interim[n])
+                self.add(
+                    _prune_columns(_summed(row, spent[n][:-1]), float(fraction), f"{place}/{count}")
+                )
+            alive = going
+        for n, row in self._all(alive).items():
+            job = next(j for j in alive if j.trial.number == n)
+            self.run_.full_cpu_s.append(float(row["cpu_s"] or 0.0))
+            self.search.tell(job.trial, trial_value(row, job.figure, self.higher))
+            self.add(_prune_columns(_summed(row, spent[n]), None, ""))
+
+    def _rung_job(self, job: Job, fraction: Decimal) -> Job:
+        settings = rung_settings(job.settings, fraction, self.span)
+        settings["out"] = str(Path(job.settings["out"]) / f"rung-{percent(fraction)[:-1]}pct")
+        return attrs.evolve(job, settings=settings, report=False)
+
+
+def _summed(row: dict[str, Any], before: list[dict[str, Any]]) -> dict[str, Any]:
+    """A permutation's row with the attempts, wall and CPU seconds of its earlier rungs."""
+    for col in ("attempts", "run_s", "cpu_s"):
+        vals = [r[col] for r in (*before, row) if r[col] is not None]
+        row[col] = round(sum(vals), 3) if vals else None
+    return row
+
+
+def _prune_columns(row: dict[str, Any], at: float | None, place: str) -> dict[str, Any]:
+    """The row with ``pruned_at`` (the rung's fraction, None: ran in full) and
+    ``interim_rank`` (its place at that rung: ``7/8``) after its ``note``."""
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "note":
+            out["pruned_at"], out["interim_rank"] = at, place
+    return out
 
 
 def _row_of(

@@ -17,6 +17,9 @@ same way whatever the engine runs the trials on.
 
 ``patience`` (random and optuna) stops asking once that many trials in a row, in trial order,
 did not beat the best so far (the trials already running finish).
+
+A trial pruned at a rung (``--prune``) is told with :meth:`Search.tell_pruned`: it did not beat
+the best; optuna records it as pruned, with its interim values.
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ class Search:
                 log.info("sweep: %d trials without a better one; stopping", self._patience)
             self.stopped_early = True
 
+    def tell_pruned(self, trial: Trial, interim: list[tuple[int, float | None]]) -> None:
+        """``trial`` was pruned (``--prune``): its interim values by rung (the rung's number,
+        the value: more is better, None: hopeless). It did not beat the best."""
+        self.tell(trial, None)
+
 
 class GridSearch(Search):
     """Every point of the space, in order."""
@@ -131,6 +139,13 @@ class RandomSearch(Search):
         return self._trial(self._points[self._asked])
 
 
+@attrs.frozen
+class _Pruned:
+    """What a pruned trial is told: its interim values by rung."""
+
+    interim: tuple[tuple[int, float | None], ...]
+
+
 class OptunaSearch(Search):
     """Optuna's TPE sampler, seeded, asked in rounds of ``batch`` (see the module docstring)."""
 
@@ -160,10 +175,12 @@ class OptunaSearch(Search):
         )
         self._study = optuna.create_study(direction="maximize", sampler=sampler)
         self._fail = optuna.trial.TrialState.FAIL
-        self._known: dict[str, float | None] = {}  # perm id -> its value, once told
+        self._pruned = optuna.trial.TrialState.PRUNED
+        # perm id -> its value once told (a pruned one: its interim values, _Pruned)
+        self._known: dict[str, float | _Pruned | None] = {}
         # This round: perm id -> the optuna trials waiting for its value (the first one runs).
         self._round: dict[str, list[Any]] = {}
-        self._round_values: dict[str, float | None] = {}
+        self._round_values: dict[str, float | _Pruned | None] = {}
         self._round_trials: dict[str, Trial] = {}
         self._round_asked = 0
         self._optuna_asked = 0
@@ -193,16 +210,35 @@ class OptunaSearch(Search):
             return trial
         return None
 
-    def _tell_optuna(self, ot: Any, value: float | None) -> None:
-        if value is None:
+    def _tell_optuna(self, ot: Any, value: float | _Pruned | None) -> None:
+        if isinstance(value, _Pruned):
+            for step, v in value.interim:
+                if v is not None:
+                    ot.report(v, step)
+            self._study.tell(ot, state=self._pruned)
+        elif value is None:
             self._study.tell(ot, state=self._fail)
         else:
             self._study.tell(ot, value)
 
     def tell(self, trial: Trial, value: float | None) -> None:
         super().tell(trial, value)
+        self._told(trial, value)
+
+    def tell_pruned(self, trial: Trial, interim: list[tuple[int, float | None]]) -> None:
+        """Told to the study as pruned (``TrialState.PRUNED``) with its interim values reported
+        at their rungs' steps: TPE ranks a pruned trial after every complete one, the pruned
+        ones among themselves by the last rung they reached and their value there."""
+        super().tell(trial, None)
+        self._told(trial, _Pruned(tuple(interim)))
+
+    def _told(self, trial: Trial, value: float | _Pruned | None) -> None:
         self._round_values[trial.perm_id] = value
         if len(self._round_values) < len(self._round):
+            return
+        if self._round_asked < self._batch and self._optuna_asked < self.total:
+            # Not all of the round is asked yet (its first runs ended before the driver asked
+            # for the rest): the round stays open, whatever finished first.
             return
         # The round is over: every optuna trial of it is told, in the order it was asked.
         waiting = sorted(

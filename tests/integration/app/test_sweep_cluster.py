@@ -277,11 +277,13 @@ def test_recordings_decoded_once_before_the_runs(shared_data, tmp_path):
         str(REPO / "demo_strat" / "market_maker.toml"),
         *("--data", str(recording), "--instruments", "1201"),
         *("--set", "exchange=BinanceSpot", "instrument_id=1201"),
-        *("--end", "2024-08-08T00:10:00", "--grid", "spread_ticks=4,8", "--jobs", "2"),
+        # the capture runs from 23:54:13 to midnight
+        *("--end", "2024-08-08T23:58:00", "--grid", "spread_ticks=4,8", "--jobs", "2"),
     )
     env = {"MLTHON_CACHE_DIR": str(cache)}
     p = sweep(tmp_path, *args, "--out", "first", env=env)
     assert p.returncode == 0, p.stderr[-3000:]
+    assert not [r for r in table(tmp_path / "first") if r["failures"]]  # the runs ran
     (warm,) = json.loads((tmp_path / "first" / "sweep_run.json").read_text())["warm_up"]
     assert warm["decoded"] and warm["events"] > 1000 and warm["path"] == str(recording)
     assert "decoded once per node in" in p.stdout and "2 runs would each" in p.stdout

@@ -137,6 +137,28 @@ def test_optuna_asks_in_rounds_told_in_trial_order_repeatable():
     assert len(set(first)) == len(first) <= 12
 
 
+@pytest.mark.skipif(importlib.util.find_spec("optuna") is None, reason="optuna is not installed")
+def test_optuna_round_stays_open_when_its_first_runs_end_before_the_rest_is_asked():
+    def run(early: bool) -> list[str]:
+        search = OptunaSearch(space("spread_ticks=1:30", "size=0.010:0.019"), 12, 5, batch=4)
+        seen: list[str] = []
+        while True:
+            # two slots: the first two trials of a round end before the rest are asked, or not
+            batch = [t for t in (search.ask(), search.ask()) if t is not None]
+            if not batch:
+                break
+            if early:
+                for t in batch:
+                    search.tell(t, -abs(int(t.point["spread_ticks"]) - 9) * 1.0)
+            batch += list(iter(search.ask, None))
+            for t in batch[2 if early else 0 :]:
+                search.tell(t, -abs(int(t.point["spread_ticks"]) - 9) * 1.0)
+            seen += [t.perm_id for t in batch]
+        return seen
+
+    assert run(True) == run(False)
+
+
 def test_sweep_range_low_above_high_refused_before_any_backtest(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=r"\[params.spread_ticks\] --grid: spread_ticks: low 5"):
