@@ -31,14 +31,14 @@ SYNTHETIC_START_NS = 1_700_000_000 * 1_000_000_000
 NS_PER_S = 1_000_000_000
 
 
-def _share(text: str, option: str) -> Decimal:
+def _share(text: str) -> Decimal:
     try:
         x = Decimal(text.strip())
     except InvalidOperation:
         x = Decimal("NaN")
     if not x.is_finite() or not 0 < x < 1:
         raise argparse.ArgumentTypeError(
-            f"{option}: {text.strip()!r} is not a fraction between 0 and 1 (both excluded)"
+            f"{text.strip()!r} is not a fraction between 0 and 1 (both excluded)"
         )
     return x
 
@@ -47,11 +47,11 @@ def prune_rungs(text: str) -> tuple[Decimal, ...]:
     """``--prune 0.25,0.5``: the rungs, fractions of the data window, rising, each in (0, 1).
 
     Raises:
-        argparse.ArgumentTypeError: not such a list (the message names ``--prune``).
+        argparse.ArgumentTypeError: not such a list (argparse names ``--prune``).
     """
-    rungs = tuple(_share(t, "--prune") for t in text.split(","))
+    rungs = tuple(_share(t) for t in text.split(","))
     if list(rungs) != sorted(set(rungs)):
-        raise argparse.ArgumentTypeError(f"--prune: {text!r}: the fractions must rise")
+        raise argparse.ArgumentTypeError(f"{text!r}: the fractions must rise")
     return rungs
 
 
@@ -59,9 +59,9 @@ def prune_keep(text: str) -> Decimal:
     """``--prune-keep 0.5``: the share kept at each rung, in (0, 1).
 
     Raises:
-        argparse.ArgumentTypeError: not such a number (the message names ``--prune-keep``).
+        argparse.ArgumentTypeError: not such a number (argparse names ``--prune-keep``).
     """
-    return _share(text, "--prune-keep")
+    return _share(text)
 
 
 def percent(fraction: Decimal) -> str:
