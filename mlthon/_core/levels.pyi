@@ -28,3 +28,6 @@ def apply_raw(
     lot_limit: int,
     out: list[tuple[int, int, int, int]] | None,
 ) -> int: ...
+def changes_in_ranges(
+    ch: list[Any], lo_b: int, hi_b: int, lo_a: int, hi_a: int
+) -> tuple[bool, bool, list[Any]]: ...

@@ -266,3 +266,32 @@ def apply_raw(
             continue
         if noting:
             out.append((act, side, t, q))
+
+
+def changes_in_ranges(
+    list ch, int64_t lo_b, int64_t hi_b, int64_t lo_a, int64_t hi_a
+):
+    """The simulated exchange's look at one book message's changes (``(action, side, tick,
+    lots)``, side 1 a bid): ``(touched_bid, touched_ask, hits)``, whether any change was on each
+    side and, in order, the changes whose tick lies in its side's ``[lo, hi]`` (where our orders
+    rest; an empty side has ``lo > hi``). The compiled twin of
+    ``mlthon.gateways.sim.book_changes.py_changes_in_ranges``: identical results."""
+    cdef bint touched_bid = False
+    cdef bint touched_ask = False
+    cdef list hits = []
+    cdef Py_ssize_t i, n = PyList_GET_SIZE(ch)
+    cdef object c
+    cdef int64_t t
+    for i in range(n):
+        c = <object>PyList_GET_ITEM(ch, i)
+        if <int64_t>c[1] == C_BID:
+            touched_bid = True
+            t = <int64_t>c[2]
+            if lo_b <= t <= hi_b:
+                hits.append(c)
+        else:
+            touched_ask = True
+            t = <int64_t>c[2]
+            if lo_a <= t <= hi_a:
+                hits.append(c)
+    return touched_bid, touched_ask, hits

@@ -53,6 +53,7 @@ from mlthon.basics.mlt_enum import (
 from mlthon.basics.sanity import MAX_DECIMALS, decimal_problem
 from mlthon.basics.tickbook import TickBook
 from mlthon.gateways.sim.accounting import Account, FundingPayment
+from mlthon.gateways.sim.book_changes import changes_in_ranges
 from mlthon.gateways.sim.contract import settle_notional
 from mlthon.gateways.sim.fees import FeeModel
 from mlthon.gateways.sim.market import MarketState, SimOrder
@@ -1053,27 +1054,19 @@ class MatchingEngine:
             if mkt.stops:
                 self._after_book(mkt, False, False)
             return
-        touched_bid = touched_ask = False
         # Our resting prices lie within [lo, hi] of each side (an empty side: an empty range);
-        # most changes of a deep book are outside it and cost two int compares.
+        # most changes of a deep book are outside it: one compiled pass picks the others.
         bt, at = mkt.bid_ticks, mkt.ask_ticks
         lo_b, hi_b = (bt[0], bt[-1]) if bt else (1, 0)
         lo_a, hi_a = (at[0], at[-1]) if at else (1, 0)
-        for action, side, t, lots in ch:
-            if taken:
+        if taken:
+            for _action, side, t, _lots in ch:
                 taken.pop((side, t), None)  # the venue changed the level: its own size again
-            if side == BID:
-                touched_bid = True
-                if lo_b <= t <= hi_b:
-                    queue = rb.get(t)
-                    if queue:
-                        self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
-            else:
-                touched_ask = True
-                if lo_a <= t <= hi_a:
-                    queue = ra.get(t)
-                    if queue:
-                        self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
+        touched_bid, touched_ask, hits = changes_in_ranges(ch, lo_b, hi_b, lo_a, hi_a)
+        for action, side, t, lots in hits:
+            queue = (rb if side == BID else ra).get(t)
+            if queue:
+                self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
         self._after_book(mkt, touched_bid, touched_ask)
 
     def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
