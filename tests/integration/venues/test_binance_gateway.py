@@ -52,7 +52,7 @@ from tests.conftest import wait_until
 from tests.fakes.venues.binance import API_KEY, API_SECRET, FakeBinance
 from tests.integration.venues.support import STRAT, Harness, running
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 BTC = 1001
 CREDS = Credentials(API_KEY, API_SECRET)
@@ -376,7 +376,7 @@ async def test_binance_duplicated_and_reordered_private_messages(fx: FakeBinance
 async def test_binance_listen_key_kept_alive(fx: FakeBinance) -> None:
     async with _gateway(fx, keepalive_s=0.05) as h:
         await h.ready()
-        await wait_until(lambda: fx.keepalives >= 2, 5, "keepalives")
+        await wait_until(lambda: fx.keepalives >= 2, 30, "keepalives")
 
 
 async def test_binance_cancel_right_after_new_keeps_report_order(fx: FakeBinance) -> None:

@@ -19,7 +19,7 @@ from mlthon.infra.instruments import load_instruments
 from tests.conftest import SHARED_DATA, wait_until
 from tests.fakes.venues.bybit import FakeBybit
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DUMP = SHARED_DATA / "nautilus_trader/bybit_v5/historical_ob500/xrpusdt-ob500.data.zip"
 SAMPLES = SHARED_DATA / "nautilus_trader/bybit_v5/rust_fixtures"
@@ -70,7 +70,7 @@ async def _start(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(feed.run(stop))
-    await wait_until(lambda: len(fx.public_subscriptions) >= 6, 5, "subscriptions")
+    await wait_until(lambda: len(fx.public_subscriptions) >= 6, 30, "subscriptions")
     return feed, task, stop
 
 
@@ -104,7 +104,7 @@ async def test_bybit_feed_subscribes_and_streams_book_trades_funding(fx: FakeByb
         ticker["data"]["symbol"] = "XRPUSDT"
         ticker["topic"] = "tickers.XRPUSDT"
         await fx.push_market(json.dumps(ticker))
-        await wait_until(lambda: any(isinstance(m, FundingUpdate) for m in out), 5, "funding")
+        await wait_until(lambda: any(isinstance(m, FundingUpdate) for m in out), 30, "funding")
         assert _status(out, FeedHandlerStatus.SnapshotEnd, xrp.instrument_id)
         assert sum(isinstance(m, BookUpdate) and m.iid == xrp.instrument_id for m in out) >= 40
         assert any(isinstance(m, TradeUpdate) for m in out)
@@ -122,13 +122,13 @@ async def test_bybit_feed_gap_resubscribes_that_instrument_only(fx: FakeBybit) -
         for raw in lines[:20]:
             await fx.push_market(raw)
             await fx.push_market(_as_eth(raw))
-        await wait_until(lambda: feed.engine.is_live(xrp.instrument_id), 5, "xrp live")
+        await wait_until(lambda: feed.engine.is_live(xrp.instrument_id), 30, "xrp live")
         await fx.push_market(_as_eth(lines[20]))  # xrp loses delta 20
         for raw in lines[21:25]:
             await fx.push_market(raw)
             await fx.push_market(_as_eth(raw))
-        await wait_until(lambda: _status(out, FeedHandlerStatus.BookInvalid, xrp.instrument_id), 5)
-        await wait_until(lambda: "orderbook.500.XRPUSDT" in fx.public_unsubscriptions, 5)
+        await wait_until(lambda: _status(out, FeedHandlerStatus.BookInvalid, xrp.instrument_id), 30)
+        await wait_until(lambda: "orderbook.500.XRPUSDT" in fx.public_unsubscriptions, 30)
         assert fx.public_unsubscriptions == ["orderbook.500.XRPUSDT"]
         assert fx.public_subscriptions.count("orderbook.500.XRPUSDT") == 2
         assert fx.public_subscriptions.count("orderbook.500.ETHUSDT") == 1
@@ -153,10 +153,10 @@ async def test_bybit_feed_silence_and_reconnect_resubscribes(fx: FakeBybit) -> N
     try:
         for raw in lines[:5]:
             await fx.push_market(raw)
-        await wait_until(lambda: feed.engine.is_live(xrp.instrument_id), 5, "xrp live")
-        await wait_until(lambda: _status(out, FeedHandlerStatus.BookInvalid, xrp.instrument_id), 5)
+        await wait_until(lambda: feed.engine.is_live(xrp.instrument_id), 30, "xrp live")
+        await wait_until(lambda: _status(out, FeedHandlerStatus.BookInvalid, xrp.instrument_id), 30)
         assert "silent" in _status(out, FeedHandlerStatus.BookInvalid, xrp.instrument_id)[0].detail
-        await wait_until(lambda: feed.connects >= 2 and len(fx.public_subscriptions) >= 12, 5)
+        await wait_until(lambda: feed.connects >= 2 and len(fx.public_subscriptions) >= 12, 30)
         assert _status(out, FeedHandlerStatus.Disconnected, 0)
     finally:
         await _stop(task, stop)
@@ -166,9 +166,9 @@ async def test_bybit_feed_pings(fx: FakeBybit) -> None:
     out: list[Msg] = []
     feed, task, stop = await _start(fx, out, ping_interval_s=0.05)
     try:
-        await wait_until(lambda: fx.pings >= 2, 5, "pings")
+        await wait_until(lambda: fx.pings >= 2, 30, "pings")
         await fx.drop_public_streams()
-        await wait_until(lambda: feed.connects == 2, 5, "reconnect")
+        await wait_until(lambda: feed.connects == 2, 30, "reconnect")
         assert feed.backoff.attempt == 0
     finally:
         await _stop(task, stop)

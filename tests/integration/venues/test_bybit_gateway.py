@@ -52,7 +52,7 @@ from tests.conftest import wait_until
 from tests.fakes.venues.bybit import API_KEY, API_SECRET, FakeBybit
 from tests.integration.venues.support import STRAT, Harness, running
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 BTC = 2001
 CREDS = Credentials(API_KEY, API_SECRET)
@@ -233,7 +233,7 @@ async def test_bybit_403_ip_limit_is_rate_limited(fx: FakeBybit) -> None:
 
 async def test_bybit_wrong_secret_never_gets_ready(fx: FakeBybit) -> None:
     async with _gateway(fx, creds=Credentials(API_KEY, "wrong-secret-0000000000")) as h:
-        await wait_until(lambda: fx.auths >= 2, 5, "auth retries")
+        await wait_until(lambda: fx.auths >= 2, 30, "auth retries")
         assert all(s.status is GtwStatus.Connecting for s in h.statuses)
         h.send(_new("s1"))
         (rej,) = await h.wait(NewOrderReject)
@@ -312,7 +312,7 @@ async def test_bybit_pings_private_stream(fx: FakeBybit) -> None:
         await h.ready()
         await fx.drop_private_streams()
         await h.ready(2)
-        await wait_until(lambda: fx.pings >= 2, 5, "pings")
+        await wait_until(lambda: fx.pings >= 2, 30, "pings")
 
 
 async def test_bybit_maintenance_status_and_recovery(fx: FakeBybit) -> None:
@@ -323,7 +323,7 @@ async def test_bybit_maintenance_status_and_recovery(fx: FakeBybit) -> None:
         h.send(_new("mt1"))
         (rej,) = await h.wait(NewOrderReject)
         assert rej.code is GtwRejectCode.ExchangeError
-        await wait_until(lambda: any(s.status is GtwStatus.Maintenance for s in h.statuses), 5)
+        await wait_until(lambda: any(s.status is GtwStatus.Maintenance for s in h.statuses), 30)
         h.send(_new("mt2"))
         rej2 = (await h.wait(NewOrderReject, 2))[1]
         assert rej2.code is GtwRejectCode.GtwNotReady

@@ -15,7 +15,7 @@ from mlthon.infra.bus.messages import NewOrderAck, NewOrderReject
 from tests.conftest import wait_until
 from tests.integration.venues.kits import KIT_IDS, KITS, Kit
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 HOUR_MS = 3_600_000
 
@@ -72,7 +72,7 @@ async def test_requests_while_the_clock_is_off_refused_not_ready(kit: Kit) -> No
             fx.fail("/v5/market/time", 10016, "Server error.", times=1000)
         h.send(kit.new("t1"))
         await h.wait(NewOrderReject, timeout=10)
-        await wait_until(lambda: h.gw.status is GtwStatus.Connecting, 5, "Connecting")
+        await wait_until(lambda: h.gw.status is GtwStatus.Connecting, 30, "Connecting")
         n = len(fx.requests)
         h.send(kit.new("t2"))
         rej = await h.wait(NewOrderReject, 2, timeout=10)
