@@ -43,7 +43,16 @@ async def test_a_lost_message_invalidates_the_book_and_asks_for_a_snapshot(mosqu
         env = s.env
         assert env is not None
         requests: list[m.SnapshotRequest] = []
-        s.sys_bus.subscribe(s.topics.feed_req(SIM), lambda _t, x: requests.append(x), qos=1)
+        probes: list[m.SnapshotRequest] = []
+
+        def on_request(_t: str, x: m.SnapshotRequest) -> None:
+            (probes if x.strat == "probe" else requests).append(x)
+
+        s.sys_bus.subscribe(s.topics.feed_req(SIM), on_request, qos=1)
+        # The subscription is in place at the broker once our own message on it comes back
+        # (same connection: after the SUBSCRIBE), before the env (another connection) asks.
+        s.sys_bus.publish(s.topics.feed_req(SIM), m.SnapshotRequest(ex=EX, iid=0, strat="probe"))
+        await wait_until(lambda: probes, 30, "the subscription in place")
         env.subscribe(SIM, 9001, MDSub.PriceLevelBook)
         env.subscribe(SIM, 9001, MDSub.PublicTrades)
         await wait_until(lambda: requests, what="the subscriber's snapshot request")
