@@ -34,18 +34,16 @@ infinity, a number out of range, an instrument of another exchange is a
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Environment, Exchange
 from mlthon.feeds.handler import FeedConfig
 from mlthon.feeds.heartbeat import DEFAULT_HEARTBEAT_S, MIN_HEARTBEAT_S
-from mlthon.infra.config_schema import Table
+from mlthon.infra.config_schema import Table, read_toml
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.security import bus_client_options, feed_user
 
@@ -147,13 +145,7 @@ def load_feed_file(path: str | Path) -> FeedFile:
         ConfigError: unreadable, not TOML, or a bad key or value (file, key and value named).
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
-    return parse_feed_file(data, str(p), p.parent)
+    return parse_feed_file(read_toml(p), str(p), p.parent)
 
 
 def parse_feed_file(data: object, source: str, base_dir: Path | None = None) -> FeedFile:

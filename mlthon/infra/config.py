@@ -94,7 +94,7 @@ from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import RuntimeMode
 from mlthon.infra.bus.topics import check_name
-from mlthon.infra.config_schema import REQUIRED, Table, show
+from mlthon.infra.config_schema import REQUIRED, Table, read_toml, show
 from mlthon.infra.instruments import load_instruments
 from mlthon.infra.risk.limits import RiskConfig, parse_risk_table
 
@@ -503,12 +503,7 @@ def load_strategy_config(path: str | Path, settings: Sequence[str] = ()) -> Stra
         ConfigError: unreadable, not TOML, or invalid (the message names the file and the key).
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
+    data = read_toml(p)
     for word in settings:
         set_in_tables(data, word, str(p))
     return parse_strategy_config(data, str(p), p.resolve().parent)

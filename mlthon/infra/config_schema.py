@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +57,22 @@ def show(value: object) -> str:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's tables as parsed, before :meth:`Table.root` checks them.
+
+    Raises:
+        ConfigError: unreadable (``cannot read: ...``) or not TOML (``not valid TOML: ...``),
+            naming the file.
+    """
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
 
 
 @attrs.frozen

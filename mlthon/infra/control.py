@@ -77,7 +77,7 @@ from mlthon.infra.operator_intent import (
     OperatorIntent,
     RiskIntent,
 )
-from mlthon.infra.risk.states import parse_state
+from mlthon.infra.risk.states import parse_state, stricter
 from mlthon.infra.strategy_params import FreeParams, ParamRules, param_rules
 
 log = logging.getLogger(__name__)
@@ -710,9 +710,9 @@ class ControlService:
         own = self.intents.risk.get(strat)
         desk = self.intents.desk_risk
         state = own.state if own is not None else TradingState.Active
-        if desk is not None and desk.state.value > state.value:
-            return f"{desk.state.name} (desk)"
-        return state.name
+        if desk is None or stricter(state, desk.state) is state:
+            return state.name
+        return f"{desk.state.name} (desk)"
 
     def strategies(self) -> list[dict[str, Any]]:
         """Every strategy with its state."""

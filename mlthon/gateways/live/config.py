@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from mlthon.basics.errors import ConfigError
 from mlthon.basics.mlt_enum import Environment, Exchange
 from mlthon.gateways.base import DEFAULT_OVERLOAD_LAG_NS, DEFAULT_REQUEST_TTL_NS
 from mlthon.gateways.live.budget import check_budget_names
+from mlthon.infra.config_schema import read_toml
 
 MAX_RECV_WINDOW_MS = 60_000
 """Binance refuses a larger ``recvWindow``; Bybit's is no wider."""
@@ -204,14 +204,7 @@ class LiveGatewayConfig:
             ConfigError: unreadable file, bad TOML or a bad value (file and key named).
         """
         p = Path(path)
-        src = str(p)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc}", source=src) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", source=src) from exc
-        return cls.from_dict(data, src, p.parent)
+        return cls.from_dict(read_toml(p), str(p), p.parent)
 
     @classmethod
     def from_dict(

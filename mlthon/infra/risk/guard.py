@@ -50,6 +50,7 @@ from mlthon.infra.clock import Handle, Scheduler
 from mlthon.infra.portfolio import ZERO, Holding, Key, Portfolio
 from mlthon.infra.risk.limits import InstrumentLimits, RiskConfig
 from mlthon.infra.risk.positions import WorkingOrder
+from mlthon.infra.risk.states import stricter
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +249,7 @@ class RiskGuard:
         go (None: it may). ``old``: the order it replaces (a modify)."""
         inst = h.inst
         name = inst.name
-        state = self.state
-        if self.desk_state.value > state.value:
-            state = self.desk_state
+        state = stricter(self.state, self.desk_state)
         old_leaves = old.leaves if old is not None else ZERO
         if state is TradingState.Halted:
             return f"trading_state Halted ({self.effective_reason})"
@@ -479,13 +478,12 @@ class RiskGuard:
     @property
     def effective_state(self) -> TradingState:
         """The state the checks apply: the stricter of the strategy's and the desk's."""
-        own, desk = self.state, self.desk_state
-        return desk if desk.value > own.value else own
+        return stricter(self.state, self.desk_state)
 
     @property
     def effective_reason(self) -> str:
         """Why the strategy is in :attr:`effective_state`."""
-        if self.desk_state.value > self.state.value:
+        if stricter(self.state, self.desk_state) is not self.state:
             return f"desk: {self.desk_reason}"
         return self.state_reason
 

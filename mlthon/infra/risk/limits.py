@@ -33,7 +33,6 @@ the value, as for every other table.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -41,9 +40,8 @@ from typing import Any, TypeVar
 
 import attrs
 
-from mlthon.basics.errors import ConfigError
 from mlthon.basics.instrument import Instrument
-from mlthon.infra.config_schema import Table
+from mlthon.infra.config_schema import Table, read_toml
 
 _T = TypeVar("_T")
 
@@ -230,14 +228,7 @@ def load_desk_file(path: str | Path) -> dict[str, Any]:
     Raises:
         ConfigError: unreadable, not TOML, an unknown table or key, a bad value (named).
     """
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc}", source=str(p)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", source=str(p)) from exc
-    doc = Table.root(data, str(p), keys=("risk",), what="tables")
+    doc = Table.root(read_toml(path), str(path), keys=("risk",), what="tables")
     table = doc.table("risk")
     parse_risk_table(table)
     return dict(table.data)

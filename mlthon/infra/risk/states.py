@@ -20,3 +20,8 @@ def parse_state(word: str) -> TradingState:
         if state.name.lower() == key:
             return state
     raise ValueError(f"{word[:40]!r} is not a trading state; one of {', '.join(STATE_WORDS)}")
+
+
+def stricter(a: TradingState, b: TradingState) -> TradingState:
+    """The state that lets less through: a strategy's own state against the desk's."""
+    return b if b.value > a.value else a

@@ -3,15 +3,13 @@ that stops everything and leaves no process behind."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import sys
 from pathlib import Path
 
 import pytest
 
 from mlthon.infra.broker import free_port
 from tests.conftest import REPO, wait_until
+from tests.running import mlthon
 
 pytestmark = pytest.mark.integration
 
@@ -43,34 +41,18 @@ def children_of(pid: int) -> set[int]:
 
 
 async def run_until_fill(args: list[str], wait_s: float = 60) -> tuple[int, list[str], set[int]]:
-    """Run ``mlthon run`` (``args``), wait for the market maker's first fill, press Ctrl-C;
-    return the exit code, the output lines and the processes it had started."""
-    proc = await asyncio.create_subprocess_exec(
-        *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    lines: list[str] = []
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(pump())
-    try:
+    """Run ``mlthon`` with ``args`` (``run ...``), wait for the market maker's first fill, press
+    Ctrl-C; return the exit code, the output lines and the processes it had started."""
+    async with mlthon(*args) as run:
         # The market maker's fills are announced on Telegram's topic and logged by the env.
         await wait_until(
-            lambda: any("-> position" in ln for ln in lines), wait_s, "a fill of the market maker"
+            lambda: any("-> position" in ln for ln in run.lines),
+            wait_s,
+            "a fill of the market maker",
         )
-        kids = children_of(proc.pid)
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 60)
-        await reader
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, lines, kids
+        kids = children_of(run.proc.pid)
+        rc = await run.interrupt()
+    return rc, run.lines, kids
 
 
 @pytest.mark.parametrize(
@@ -80,7 +62,7 @@ async def run_until_fill(args: list[str], wait_s: float = 60) -> tuple[int, list
 )
 async def test_run_reaches_fills_and_ctrl_c_stops_everything(tmp_path, single, broker):
     cfg = fast_mm_config(tmp_path, free_port())
-    args = [sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--speed", "20"]
+    args = ["--log-level", "INFO", "run", str(cfg), "--speed", "20"]
     if single:
         args.append("--single-process")
     else:
@@ -105,7 +87,7 @@ async def test_run_replays_a_recording_named_on_the_command_line(tmp_path):
     """`--data`, `--instruments` and `--set` reach every process of a paper run: the gateway and
     feed of the recording's venue, and the strategy's parameters (the file names Sim 9001)."""
     cfg = fast_mm_config(tmp_path, free_port())
-    args = [sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg)]
+    args = ["--log-level", "INFO", "run", str(cfg)]
     args += ["--data", str(REPO / "mlthon" / "data" / "sample_binance_usdm_btcusdt.gz")]
     args += ["--speed", "5", "--instruments", "1001"]
     args += ["--set", "exchange=BinanceUsdm", "instrument_id=1001", "size=0.002"]

@@ -4,20 +4,18 @@ their own user), the gateway journals, and no generated password reaches the out
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import signal
 import sqlite3
-import sys
 
 import pytest
 
 from mlthon.infra.broker import free_port
-from tests.conftest import REPO, wait_until
+from tests.conftest import wait_until
 from tests.fakes.bot_api import FakeBotApi
 from tests.integration.app.test_run import fast_mm_config
 from tests.integration.telegram.updates import TRADER, command
+from tests.running import mlthon
 
 pytestmark = pytest.mark.integration
 
@@ -50,43 +48,22 @@ async def test_run_secure_reaches_fills_with_acls_and_a_journal(tmp_path):
 
 async def _run_secure(cfg, journal, api: FakeBotApi, telegram: str) -> None:
     args = [
-        sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--speed", "20",
+        "--log-level", "INFO", "run", str(cfg), "--speed", "20",
         "--secure", "--journal", str(journal), "--telegram", telegram,
     ]  # fmt: skip
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "MLTHON_TEST_TG_TOKEN": api.token},
-    )
-    lines: list[str] = []
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(pump())
-    try:
+    async with mlthon(*args, env={**os.environ, "MLTHON_TEST_TG_TOKEN": api.token}) as run:
         # market data reached the strategy: the feed logged in and may publish it
         await wait_until(
-            lambda: any("-> position" in ln for ln in lines), 60, "a fill of the market maker"
+            lambda: any("-> position" in ln for ln in run.lines), 60, "a fill of the market maker"
         )
         # the bridge logged in: its command reached control and the answer came back
         await api.wait_for(lambda: bool(api.calls_of("getUpdates")), timeout=20)
         api.push(command("/status demo_mm"))
         await api.wait_for(lambda: bool(api.texts(TRADER)), timeout=20)
         assert "demo_mm" in api.texts(TRADER)[0], api.texts(TRADER)
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 60)
-        await reader
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = "\n".join(lines)
-    assert proc.returncode == 0, text[-4000:]
+        rc = await run.interrupt()
+    text = run.text
+    assert rc == 0, text[-4000:]
     assert "not authorised" not in text.lower(), text[-4000:]
     with sqlite3.connect(journal) as db:
         (fills,) = db.execute(

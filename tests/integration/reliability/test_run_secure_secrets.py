@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import re
-import signal
 import stat
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from mlthon.infra.broker import free_port
 from tests.conftest import REPO, wait_until
 from tests.integration.app.test_run import children_of, fast_mm_config
+from tests.running import mlthon
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -47,20 +47,10 @@ def _proc_text(pid: int, name: str) -> str:
 
 async def test_run_secure_passwords_reach_children_in_files_never_their_environment(tmp_path):
     cfg = fast_mm_config(tmp_path, free_port())
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg), "--secure",
-        "--speed", "20",
-        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    lines: list[str] = []
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode(errors="replace").rstrip())
-
-    reader = asyncio.create_task(pump())
-    try:
+    async with mlthon(
+        "--log-level", "INFO", "run", str(cfg), "--secure", "--speed", "20"
+    ) as run:  # fmt: skip
+        lines, proc = run.lines, run.proc
         await wait_until(lambda: any(SECURED.search(x) for x in lines), 60, "the admin's file")
         match = next(m for x in lines if (m := SECURED.search(x)))
         port, admin_file = match.group(1), Path(match.group(2))
@@ -105,16 +95,9 @@ async def test_run_secure_passwords_reach_children_in_files_never_their_environm
         rc, out, err = await _mlthon("params", "demo_mm", "spread_ticks=2", *bus, *login)
         assert rc == 0 and "spread_ticks=2" in out, out + err
 
-        proc.send_signal(signal.SIGINT)
-        async with asyncio.timeout(90):
-            await proc.wait()
-        await reader
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = "\n".join(lines)
-    assert proc.returncode == 0, text[-4000:]
+        rc = await run.interrupt(90)
+    text = run.text
+    assert rc == 0, text[-4000:]
     assert not folder.exists(), "the password files are removed with the run"
     for pw in passwords:
         assert pw not in text

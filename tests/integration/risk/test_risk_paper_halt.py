@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mlthon.infra.bus.topics import Topics
 from tests.conftest import REPO, wait_until
 from tests.fakes.bot_api import FakeBotApi
 from tests.integration.app.test_run import fast_mm_config
+from tests.running import mlthon
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -62,26 +62,11 @@ async def test_a_paper_run_halts_on_its_loss_limit(tmp_path: Path) -> None:
     seen: list[Any] = []
     async with FakeBotApi() as api:
         args = [
-            sys.executable, "-m", "mlthon", "--log-level", "INFO", "run", str(cfg),
-            "--speed", "20", "--journal", str(journal),
+            "--log-level", "INFO", "run", str(cfg), "--speed", "20", "--journal", str(journal),
             "--telegram", _telegram_toml(tmp_path, api),
         ]  # fmt: skip
-        proc = await asyncio.create_subprocess_exec(
-            *args,
-            cwd=REPO,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "MLTHON_TEST_TG_TOKEN": api.token},
-        )
-        lines: list[str] = []
-
-        async def pump() -> None:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                lines.append(raw.decode(errors="replace").rstrip())
-
-        reader = asyncio.create_task(pump())
-        try:
+        async with mlthon(*args, env={**os.environ, "MLTHON_TEST_TG_TOKEN": api.token}) as run:
+            lines = run.lines
             await wait_until(lambda: any("control:" in ln for ln in lines), 60, "control up")
             async with MqttBus("127.0.0.1", port) as observer:
                 await observer.wait_connected(30)
@@ -139,14 +124,7 @@ async def test_a_paper_run_halts_on_its_loss_limit(tmp_path: Path) -> None:
             await wait_until(state_file.exists, 30, "the control state file")
             saved = json.loads(state_file.read_text())["risk"]["strategies"][STRAT]
             assert (saved["state"], saved["by"]) == ("Halted", "risk layer")
-            proc.send_signal(signal.SIGINT)
-            await asyncio.wait_for(proc.wait(), 60)
-            await reader
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-                print("\n".join(lines[-150:]))  # the run's own account, shown on a failure
-    text = "\n".join(lines)
-    assert proc.returncode == 0, text[-4000:]
+            rc = await run.interrupt()
+    text = run.text
+    assert rc == 0, text[-4000:]
     assert f"env: risk: {STRAT} HALTED: max_drawdown" in text, text[-4000:]
