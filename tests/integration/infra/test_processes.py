@@ -76,7 +76,11 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
                 20,
                 "the strategy's first order",
             )
-            await wait_until(lambda: statuses and statuses[-1].hooks, 10, "hooks published")
+            await wait_until(
+                lambda: statuses and any(h.name == "echo" for h in statuses[-1].hooks),
+                10,
+                "the echo hook published",
+            )
             assert [h.name for h in statuses[-1].hooks] == ["echo", "risk"]  # risk: the env's
             assert statuses[-1].hooks[0].help == "Answer with the params."
             cmd = await spawn("cmd", "hooky", "ECHO", "a", "b c", *bus_args, "--timeout", "10")
