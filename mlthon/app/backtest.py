@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from decimal import Decimal
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +183,18 @@ def point_latest(folder: Path, name: str = "latest") -> Path:
 
 
 def _rows(items: Iterable[Any], fields: list[str]) -> list[dict[str, str]]:
+    """The ``fields`` of each item as text: None is empty, booleans are lower case."""
+    if not fields:
+        return [{} for _ in items]
+    get = attrgetter(*fields)
+    one = len(fields) == 1
     out = []
     for it in items:
         row = {}
-        for f in fields:
-            v = getattr(it, f)
-            row[f] = "" if v is None else (str(v) if not isinstance(v, bool) else str(v).lower())
+        for f, v in zip(fields, (get(it),) if one else get(it), strict=True):
+            if type(v) is not str:
+                v = "" if v is None else ("true" if v else "false") if type(v) is bool else str(v)
+            row[f] = v
         out.append(row)
     return out
 
@@ -401,7 +408,7 @@ class Backtest:
         t0 = first.ts  # type: ignore[attr-defined]
         done_of = self._progress_of(t0)
         sched = SimScheduler(SimClock(t0))
-        bus = InProcBus(sched)
+        bus = InProcBus(sched, redelivers=False)  # each publish is delivered once
         topics = Topics("bt")
         strategy = self._make_strategy()
         cfg = StrategyConfig(
@@ -482,6 +489,8 @@ class Backtest:
         md_topics: dict[tuple[int, int], str] = {}
         venue_topics: dict[int, list[str]] = {}
         publish = bus.publish
+        publish_now = bus.publish_now
+        soon = sched.soon_queue
         keep = None if keeper is None else keeper.apply
         run_until = sched.run_until
         run_soon = sched.run_soon
@@ -531,8 +540,13 @@ class Backtest:
                     return
                 topic = md_topics[key] = topics.md(ex, key[1])
                 venue_topics.setdefault(key[0], []).append(topic)
-            publish(topic, msg)
-            run_soon()
+            if soon:
+                publish(topic, msg)
+                run_soon()
+            else:  # nothing else due first: deliver it now (the same order, fewer calls)
+                publish_now(topic, msg)
+                if soon:
+                    run_soon()
             events += 1
             if events & 0x3FF == 0:
                 show(ts)

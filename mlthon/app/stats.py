@@ -686,37 +686,34 @@ def daily(
     last_eq: dict[str, Decimal] = {}
     for ts, eq in curve:
         last_eq[day_of(ts)] = eq
-    rows = {
-        day: Day(day, ZERO, 0, 0, ZERO, ZERO, ZERO, 0, ZERO, end) for day, end in last_eq.items()
-    }
+    # Per day: fills, maker fills, volume, fees, funding, round trips, their net (summed here,
+    # the rows made once at the end).
+    acc: dict[str, list[Any]] = {day: [0, 0, ZERO, ZERO, ZERO, 0, ZERO] for day in last_eq}
     for f in fills:
-        d = rows.get(day_of(f.ts))
-        inst = instruments.get(f.instrument_id)
-        if d is None:
+        a = acc.get(day_of(f.ts))
+        if a is None:
             continue
-        volume = settle_notional(inst, f.price, f.qty) if inst is not None else ZERO
-        rows[d.day] = attrs.evolve(
-            d,
-            fills=d.fills + 1,
-            maker_fills=d.maker_fills + f.maker,
-            volume=d.volume + volume,
-            fees=d.fees + f.fee,
-        )
+        inst = instruments.get(f.instrument_id)
+        a[0] += 1
+        a[1] += f.maker
+        if inst is not None:
+            a[2] += settle_notional(inst, f.price, f.qty)
+        a[3] += f.fee
     for t in trips:
-        d = rows.get(day_of(t.exit_ts))
-        if d is not None:
-            rows[d.day] = attrs.evolve(
-                d, round_trips=d.round_trips + 1, round_trip_net=d.round_trip_net + t.net
-            )
+        a = acc.get(day_of(t.exit_ts))
+        if a is not None:
+            a[5] += 1
+            a[6] += t.net
     for p in funding:
-        d = rows.get(day_of(p.ts))
-        if d is not None:
-            rows[d.day] = attrs.evolve(d, funding=d.funding + p.amount)
+        a = acc.get(day_of(p.ts))
+        if a is not None:
+            a[4] += p.amount
     out = []
     before = curve[0][1]
-    for d in rows.values():
-        out.append(attrs.evolve(d, pnl=d.equity_end - before))
-        before = d.equity_end
+    for day, end in last_eq.items():
+        n, maker, volume, fees, paid, trips_n, trips_net = acc[day]
+        out.append(Day(day, end - before, n, maker, volume, fees, paid, trips_n, trips_net, end))
+        before = end
     return out
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import attrs
 
@@ -94,6 +95,7 @@ VERIFY_LEVELS = 5
 _RECENT = 512
 _MAX_BAD_KEPT = 200
 _OFF_GRID_LOGGED = 20  # off-grid values logged one by one; then every 1000th
+_UNSEEN: Any = object()  # a (venue, symbol) not looked up yet (None: looked up, unknown)
 
 
 @attrs.define
@@ -304,7 +306,9 @@ class FeedEngine:
         if t is Disconnect:
             self._disconnect(ts, exchange, ev.reason)  # type: ignore[union-attr]
             return
-        st = self._lookup(exchange, ev.symbol, source, line)  # type: ignore[union-attr]
+        st = self._sym_cache.get((exchange, ev.symbol), _UNSEEN)  # type: ignore[union-attr]
+        if st is _UNSEEN:
+            st = self._lookup(exchange, ev.symbol, source, line)  # type: ignore[union-attr]
         if st is None:
             return
         if t is DepthDiff:
@@ -312,7 +316,10 @@ class FeedEngine:
         elif t is Trades:
             tr = self._trades(st, ev.trades, source, line)  # type: ignore[union-attr]
             if tr:
-                self._out(TradeUpdate(ex=st.ex, iid=st.iid, ts=ts, seq=self._next(st.iid), tr=tr))
+                iid = st.iid
+                seq = self._seq[iid] = self._seq.get(iid, 0) + 1  # _next and _out, inline
+                self.stats.emitted += 1
+                self._emit(TradeUpdate(ex=st.ex, iid=iid, ts=ts, seq=seq, tr=tr))
         elif t is DepthSnapshot:
             self._on_snapshot(st, ts, ev)  # type: ignore[arg-type]
         elif t is OrderUpdate:
@@ -602,10 +609,13 @@ class FeedEngine:
         """A venue message's trades in ticks and lots; a trade with a value that is not sane or
         a price off the grid is left out and reported."""
         grid = st.grid
+        ticks = grid.ticks
         out: list[TradeTuple] = []
         for taker, p, q, exec_ts, tid in trades:
             try:
-                t = grid.tick_of(p)
+                t = ticks.get(p)
+                if t is None:
+                    t = grid.ticks_slow(p)
                 n = grid.lots.get(q)
                 if n is None:
                     n = self._lots_slow(st, q, source, line)

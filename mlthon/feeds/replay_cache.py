@@ -36,6 +36,7 @@ import marshal
 import os
 import struct
 import sys
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, chain, pairwise, repeat
@@ -182,15 +183,67 @@ class ReplayCache:
         """
         source = str(path)
         try:
-            stamp = _stamp(source)
-            sha = file_sha256(path)
-            changing = _stamp(source) != stamp
+            st = os.stat(source)
+            stamp = (st.st_size, st.st_mtime_ns)
+            sha = self._known_digest(source, st)
+            if sha is None:
+                sha = file_sha256(path)
+                after = os.stat(source)
+                changing = _stat_key(after) != _stat_key(st)
+                if not changing:
+                    self._remember_digest(source, st, sha)
+            else:
+                changing = False
         except OSError:
             return read_source(path, report)  # it raises the reader's error
         if changing:  # still being written (a recording in progress): its bytes have no key yet
             log.info("feed: %s changes while read; replayed without the cache", source)
             return read_source(path, report)
         return self._events(source, sha, stamp, report)
+
+    # --- the digests of sources, kept by their stat -----------------------------------------------
+    # Hashing a recording costs about as much as reading it from the cache (a few instructions a
+    # byte). As git does for its index, the digest of a file is kept with the file's stat (size,
+    # mtime, ctime, inode, device) and reused while the stat is unchanged: in this process, and in
+    # ``<dir>/digests/`` for the next one. ctime cannot be set back by a user (utime sets only
+    # atime and mtime), and a file modified within a second of being hashed is not recorded
+    # (``_RACY_NS``: a write in the same clock tick would leave the stat as it was).
+
+    def _digest_file(self, source: str) -> Path:
+        name = hashlib.sha256(os.path.abspath(source).encode("utf-8", "surrogateescape"))
+        return self.dir / "digests" / f"{name.hexdigest()[:32]}.txt"
+
+    def _known_digest(self, source: str, st: os.stat_result) -> str | None:
+        key = (os.path.abspath(source), _stat_key(st))
+        sha = _digests.get(key)
+        if sha is not None:
+            return sha
+        try:
+            text = self._digest_file(source).read_text(encoding="ascii")
+        except (OSError, ValueError):
+            return None
+        fields = text.split()
+        if len(fields) != 6 or tuple(fields[:5]) != tuple(map(str, _stat_key(st))):
+            return None
+        sha = fields[5]
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            return None
+        _digests[key] = sha
+        return sha
+
+    def _remember_digest(self, source: str, st: os.stat_result, sha: str) -> None:
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+            return  # modified just now: another write in the same tick would go unseen
+        _digests[(os.path.abspath(source), _stat_key(st))] = sha
+        target = self._digest_file(source)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(" ".join(map(str, _stat_key(st))) + f" {sha}\n", encoding="ascii")
+            os.replace(tmp, target)
+        except OSError as exc:
+            log.debug("feed: digest of %s not kept in %s: %s", source, target, exc)
+            _unlink(tmp)
 
     def _events(
         self, source: str, sha: str, stamp: tuple[int, int], report: Report
@@ -288,7 +341,22 @@ class ReplayCache:
             ours = p.suffix == SUFFIX or (p.name.startswith(".") and p.name.endswith(".tmp"))
             if ours and _unlink(p):
                 n += 1
+        digests = self.dir / "digests"
+        with contextlib.suppress(OSError):
+            for p in list(digests.iterdir()):
+                _unlink(p)
+            digests.rmdir()
         return n
+
+
+#: Digests of sources known in this process: (absolute path, stat key) -> sha256.
+_digests: dict[tuple[str, tuple[int, ...]], str] = {}
+#: A file whose mtime or ctime is this recent is hashed again next time (see _remember_digest).
+_RACY_NS = 2_000_000_000
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def _stamp(path: str) -> tuple[int, int]:

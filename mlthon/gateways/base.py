@@ -315,8 +315,9 @@ class GatewayBase(ABC):
         key = ""
         raw = b""
         # Identical bytes are a redelivery when the sender stamped its send time; without a
-        # stamp (ts 0: tests, tools) only a journaled gateway treats them as one.
-        if kind != "fetch" and (msg.ts > 0 or self.journal is not None):
+        # stamp (ts 0: tests, tools) only a journaled gateway treats them as one. A bus that
+        # never redelivers (a backtest's) needs the check only for the journal.
+        if kind != "fetch" and ((msg.ts > 0 and self.bus.redelivers) or self.journal is not None):
             raw = encode(msg)
             key = request_key(msg, kind, raw)
             if self._is_repeat(key, msg, kind, raw):

@@ -491,8 +491,14 @@ class SimGateway(GatewayBase):
         t_ex = self.scheduler.now_ns() - (
             md_delay if md_delay is not None else self.latency.market_data_ns()
         )
-        self._begin_call(t_ex)
-        self.engine.on_market_data(msg, t_ex)
+        # _begin_call, inline (this runs per message)
+        self._call_ts = t_ex
+        self._call_due = None
+        if self._staged:
+            self._staged.clear()
+        handle = self.engine.md_handlers.get(type(msg))  # engine.on_market_data, inline
+        if handle is not None:
+            handle(msg, t_ex)
         if self._staged:
             self._end_call()
         if type(msg) is FundingUpdate and msg.next_ts:

@@ -228,8 +228,9 @@ class MatchingEngine:
         self._now = 0
         self._kind = "fill"
         self.funding_payments: list[FundingPayment] = []
-        # market data by kind (messages are final structs: their type is exact)
-        self._md_handlers: dict[type[Any], Callable[[Any, int], None]] = {
+        # market data by kind (messages are final structs: their type is exact); read-only, for
+        # a caller that dispatches itself (the sim gateway, once per message)
+        self.md_handlers: dict[type[Any], Callable[[Any, int], None]] = {
             BookUpdate: self.on_book_update,
             TradeUpdate: self.on_trade_update,
             LevelUpdate: self.on_level_update,
@@ -1021,7 +1022,7 @@ class MatchingEngine:
     def on_market_data(self, msg: Msg, ts: int) -> None:
         """Apply one market-data message seen by the exchange at ``ts`` (other kinds are
         ignored)."""
-        handle = self._md_handlers.get(type(msg))
+        handle = self.md_handlers.get(type(msg))
         if handle is not None:
             handle(msg, ts)
 
@@ -1035,7 +1036,9 @@ class MatchingEngine:
         mkt = self._markets.get(msg.iid)
         if mkt is None:
             return
-        self._begin("fill", ts)
+        self._kind = "fill"  # _begin("fill", ts), inline (once per book message)
+        if ts > self._now:
+            self._now = ts
         if mkt.next_funding_ts:
             self._funding_due(mkt, ts)
         ch = msg.ch
@@ -1156,7 +1159,9 @@ class MatchingEngine:
         mkt = self._markets.get(msg.iid)
         if mkt is None:
             return
-        self._begin("fill", ts)
+        self._kind = "fill"  # _begin("fill", ts), inline (once per trade message)
+        if ts > self._now:
+            self._now = ts
         if mkt.next_funding_ts:
             self._funding_due(mkt, ts)
         for taker, t, lots, _ets, _tid in msg.tr:

@@ -84,6 +84,9 @@ class BusBase(ABC):
     #: market data go at QoS 0 and can be lost (a reconnect, a broker restart, a slow consumer):
     #: the env then checks the feed's per-instrument sequence numbers.
     lossless: bool = False
+    #: False for a bus that delivers each publish exactly once (a backtest's in-process bus):
+    #: gateways then skip telling QoS 1 redeliveries from new requests (without a journal).
+    redelivers: bool = True
 
     def __init__(self) -> None:
         self._listeners: list[ConnectionListener] = []

@@ -20,12 +20,20 @@ log = logging.getLogger(__name__)
 
 
 class InProcBus(BusBase):
-    """A bus inside one process, on one scheduler."""
+    """A bus inside one process, on one scheduler.
+
+    Args:
+        scheduler: runs the deliveries.
+        redelivers: False when nothing publishes a message twice (a backtest): gateways then skip
+            the redelivery check of each request. True (the default) for tests and tools that
+            play a broker's QoS 1 redeliveries by publishing again.
+    """
 
     lossless = True
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Scheduler, *, redelivers: bool = True) -> None:
         super().__init__()
+        self.redelivers = redelivers
         self._scheduler = scheduler
         self._table = SubscriptionTable()
         self._queue: deque[tuple[str, Any, Subscription | None]] = deque()
@@ -45,6 +53,17 @@ class InProcBus(BusBase):
         if not self._scheduled:
             self._scheduled = True
             self._scheduler.call_soon(self.drain)
+
+    def publish_now(self, topic: str, msg: Msg) -> None:
+        """Publish ``msg`` and deliver it, with everything its handlers publish, before returning.
+
+        For the driver of a backtest, which owns the loop: the same deliveries in the same order
+        as :meth:`publish` followed by the scheduler running the drain, provided nothing else is
+        waiting to run soon (the driver checks ``scheduler.soon_queue`` first); without the
+        scheduler's round trip, which is most of a market-data message's dispatch.
+        """
+        self._queue.append((topic, msg, None))
+        self.drain()
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)

@@ -49,6 +49,7 @@ CALLBACK_GROUPS = {
     "levels": ("on_add_level", "on_modify_level", "on_delete_level"),
     "bbo": ("on_best_bid_level_update", "on_best_ask_level_update"),
     "book": ("on_book_update",),
+    "trades": ("on_public_trade",),
 }
 
 
@@ -121,7 +122,7 @@ class MdState:
         self.want_price_levels = MDSub.PriceLevelBook in s and "price_levels" in uses
         self.want_batch = MDSub.PriceLevelBook in s and "book" in uses
         self.want_bbo = MDSub.BBO in s and "bbo" in uses
-        self.want_trades = MDSub.PublicTrades in s
+        self.want_trades = MDSub.PublicTrades in s and "trades" in uses
         self.want_funding = MDSub.Funding in s
 
 
@@ -194,10 +195,13 @@ def book_handler(env: StratEnv, st: MdState) -> Callable[[str, Any], None]:
     reactor = env.reactor
     on_other = env._on_md
     perf = time.perf_counter_ns
+    check_seq = env._check_md_seq
     book_update = m.BookUpdate
+    trade_update = m.TradeUpdate
+    # Trades nobody reads (no on_public_trade) and no sequence to check: counted, nothing else.
+    skip_trades = not st.want_trades and not check_seq
     feed_status = m.FeedStatus
     book_invalid = FeedHandlerStatus.BookInvalid
-    check_seq = env._check_md_seq
     feed = st.feed  # liveness: one store per message, the timer compares (feed_watch)
 
     def apply_own(ch: list[m.BookDelta]) -> None:
@@ -265,6 +269,9 @@ def book_handler(env: StratEnv, st: MdState) -> Callable[[str, Any], None]:
     def handler(topic: str, msg: Any) -> None:
         feed.seen = True
         if type(msg) is not book_update:
+            if type(msg) is trade_update and skip_trades:
+                env.md_messages += 1
+                return
             if type(msg) is feed_status and msg.iid and msg.status is book_invalid:
                 # The feed found the book wrong: its levels go (the env's own copy; a shared one
                 # the feed cleared), so that nothing shows them until the next snapshot.

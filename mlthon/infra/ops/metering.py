@@ -98,6 +98,7 @@ class MeteredBus(BusBase):
         super().__init__()
         self.inner = inner
         self.lossless = inner.lossless  # the wrapper delivers what its transport delivers
+        self.redelivers = inner.redelivers
         self.clock = clock
         self.counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
         self.latency = LatencyHistogram()

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,9 @@ def test_replay_cache_processes_at_once_write_one_valid_entry(tmp_path):
     assert len(digests) == 1
     entry = _only_entry(ReplayCache(cache_dir))
     assert read_footer(entry) == (len(_decoded(SAMPLE)), True)
-    assert sorted(p.name for p in cache_dir.iterdir()) == [entry.name]
+    assert sorted(p.name for p in cache_dir.iterdir()) == [entry.name, "digests"]
+    # The source's digest, kept by its stat (one file: no temporary left either).
+    assert [p.suffix for p in (cache_dir / "digests").iterdir()] == [".txt"]
 
 
 def test_replay_cache_clear_removes_entries(tmp_path):
@@ -314,3 +317,48 @@ def test_replay_cache_file_changed_while_decoded_not_cached(tmp_path):
     assert cache.entries() == []
     assert _cached(cache, path) == _decoded(path)  # the bytes as they are now are cached
     assert read_footer(_only_entry(cache)) == (len(_decoded(path)), True)
+
+
+def test_source_digest_is_kept_by_stat_and_a_changed_file_is_hashed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hashing a recording costs about what reading its cache does: the digest is kept with the
+    # file's stat and reused while it is unchanged; any change of the file (its ctime moves even
+    # when its size and mtime are put back) hashes it again and reads a new entry.
+    src = tmp_path / "rec.gz"
+    src.write_bytes(SAMPLE.read_bytes())
+    old = time.time_ns() - 10_000_000_000
+    os.utime(src, ns=(old, old))
+    calls: list[str] = []
+    real = rc.file_sha256
+
+    def counting(path: str | Path) -> str:
+        calls.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(rc, "file_sha256", counting)
+    monkeypatch.setattr(rc, "_RACY_NS", 0)  # its ctime is now: recorded all the same here
+    monkeypatch.setattr(rc, "_digests", {})
+    cache = ReplayCache(tmp_path / "cache")
+    first = list(cache.events(src, lambda *r: None))
+    assert len(calls) == 1
+    assert [p.suffix for p in (tmp_path / "cache" / "digests").iterdir()] == [".txt"]
+    monkeypatch.setattr(rc, "_digests", {})  # a new process: the digest comes from the file
+    assert [se.ts for se in cache.events(src, lambda *r: None)] == [se.ts for se in first]
+    assert len(calls) == 1
+    # Written again with its size and mtime put back: its ctime gives it away, so it is hashed
+    # again (the same bytes here: the same entry).
+    src.write_bytes(src.read_bytes())
+    os.utime(src, ns=(old, old))
+    list(cache.events(src, lambda *r: None))
+    assert len(calls) == 2
+    assert len(cache.entries()) == 1
+    # A bad index file is ignored, not trusted.
+    for p in (tmp_path / "cache" / "digests").iterdir():
+        p.write_text("garbage")
+    monkeypatch.setattr(rc, "_digests", {})
+    list(cache.events(src, lambda *r: None))
+    assert len(calls) == 3
+    # clear() removes the digests with the entries.
+    cache.clear()
+    assert not (tmp_path / "cache" / "digests").exists()
