@@ -43,6 +43,8 @@ from mlthon.basics import (
 )
 
 log = logging.getLogger(__name__)
+# Both sides, made once: this loop runs on every best-price change.
+_SIDES = (Side.Buy, Side.Sell)
 
 
 _TINY = Decimal("0.000001")
@@ -268,8 +270,7 @@ class MarketMaker(Strategy):
         if self.pending:
             return  # wait for the answers to what is in flight
         want = self.targets()
-        qty = Qty(self.size)
-        for side in (Side.Buy, Side.Sell):
+        for side in _SIDES:
             target = want.get(side)
             have = self.quotes.get(side)
             if target is None:
@@ -277,6 +278,7 @@ class MarketMaker(Strategy):
                     self._cancel(side)
                 continue
             if have is None:
+                qty = Qty(self.size)
                 cid = self.env.send_new_order(
                     None,
                     self.exchange,

@@ -10,6 +10,7 @@ as both texts of a level are in the caches and hands the first level that is not
 the next level. Results are identical to the pure-Python twin's (tested on both).
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.ref cimport PyObject
@@ -126,17 +127,20 @@ cdef inline Py_ssize_t _end_of_string(
     return -1
 
 
-cdef inline int64_t _units(
-    const unsigned char *s, Py_ssize_t a, Py_ssize_t b, int places
+cdef inline int64_t _quoted_units(
+    const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int places, Py_ssize_t *end
 ) noexcept nogil:
-    """The decimal text s[a:b] in units of 10**-places, or -1 when it is not plain decimal text
-    with at most ``places`` decimals and 18 digits in all (the text path then decides)."""
+    """The decimal text of the JSON string whose first character is at ``i`` in units of
+    10**-places, read up to its closing quote, whose index goes to ``end[0]``; -1 when it is not
+    plain decimal text with at most ``places`` decimals and 18 digits in all (the text path then
+    decides), or has an escape or a control character, or does not end."""
     cdef int64_t v = 0
     cdef int digits = 0
     cdef int frac = -1
-    cdef Py_ssize_t i
     cdef unsigned char c
-    for i in range(a, b):
+    while True:
+        if i >= n:
+            return -1
         c = s[i]
         if 48 <= c <= 57:
             digits += 1
@@ -145,10 +149,14 @@ cdef inline int64_t _units(
             v = v * 10 + (c - 48)
             if frac >= 0:
                 frac += 1
+        elif c == 34:  # the closing quote
+            break
         elif c == 46 and frac < 0:  # the one decimal point
             frac = 0
         else:
             return -1
+        i += 1
+    end[0] = i
     if digits == 0:
         return -1
     if frac < 0:
@@ -206,7 +214,7 @@ def count_levels(const unsigned char[::1] raw):
 
 def apply_raw(
     TickBook book,
-    const unsigned char[::1] raw,
+    bytes raw not None,
     int64_t side,
     int tick_places,
     int64_t tick_units,
@@ -221,13 +229,15 @@ def apply_raw(
     text on the grid (``tick_limit`` / ``lot_limit``: the sanity bound in units, 0 for none);
     append each change to ``out`` (None: do not note them). Returns -1 when every level was
     applied, else the index of the first level left to the text path (nothing of it applied)."""
-    cdef const unsigned char *s = &raw[0] if raw.shape[0] else NULL
-    cdef Py_ssize_t n = raw.shape[0]
-    cdef Py_ssize_t i, a, b, c, d
+    # The bytes' own buffer (no memoryview made per call: this runs twice per depth message).
+    cdef const unsigned char *s = <const unsigned char *>PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t i, b, d
     cdef Py_ssize_t index = 0
     cdef int64_t pu, qu, t, q, prev, act
     cdef bint bid = side == C_BID
     cdef bint noting = out is not None
+    cdef object side_o = side  # made once: every change of the call names the same side
     if n == 0:
         return -1
     i = _skip_ws(s, 0, n) + 1  # past [
@@ -236,22 +246,20 @@ def apply_raw(
         if i >= n or s[i] != 91:
             return -1  # the end (count_levels checked the shape)
         i = _skip_ws(s, i + 1, n)
-        a = i + 1
-        b = _end_of_string(s, a, n)
+        # Each text is read once: its number and its closing quote in one pass. Any level that
+        # is not plain decimal on the grid goes to the text path, nothing of it applied.
+        pu = _quoted_units(s, i + 1, n, tick_places, &b)
+        if pu <= 0 or (tick_limit and pu >= tick_limit) or pu % tick_units:
+            return index
         i = _skip_ws(s, b + 1, n) + 1  # past ,
         i = _skip_ws(s, i, n)
-        c = i + 1
-        d = _end_of_string(s, c, n)
+        qu = _quoted_units(s, i + 1, n, lot_places, &d)
+        if qu < 0 or (lot_limit and qu >= lot_limit) or qu % lot_units:
+            return index
         i = _skip_ws(s, d + 1, n) + 1  # past ]
         i = _skip_ws(s, i, n)
         if i < n and s[i] == 44:
             i += 1
-        pu = _units(s, a, b, tick_places)
-        if pu <= 0 or (tick_limit and pu >= tick_limit) or pu % tick_units:
-            return index
-        qu = _units(s, c, d, lot_places)
-        if qu < 0 or (lot_limit and qu >= lot_limit) or qu % lot_units:
-            return index
         t = pu // tick_units
         q = qu // lot_units
         prev = book.set_bid(t, q) if bid else book.set_ask(t, q)
@@ -265,7 +273,11 @@ def apply_raw(
         else:
             continue
         if noting:
-            out.append((act, side, t, q))
+            out.append((_ACTIONS[act], side_o, t, q))
+
+
+#: The action codes as objects, indexed by code (ADD, MODIFY, DELETE).
+cdef tuple _ACTIONS = (C_ADD, C_MODIFY, C_DELETE)
 
 
 def changes_in_ranges(

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from decimal import Decimal
+from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -183,20 +184,34 @@ def point_latest(folder: Path, name: str = "latest") -> Path:
 
 
 def _rows(items: Iterable[Any], fields: list[str]) -> list[dict[str, str]]:
-    """The ``fields`` of each item as text: None is empty, booleans are lower case."""
+    """The ``fields`` of each item as text: None is empty, booleans are lower case.
+
+    Made a column at a time, in C loops where a column holds one kind of value (text as it is,
+    whole numbers through ``str``): a run's order events are tens of thousands of rows."""
+    items = list(items)
     if not fields:
         return [{} for _ in items]
-    get = attrgetter(*fields)
-    one = len(fields) == 1
-    out = []
-    for it in items:
-        row = {}
-        for f, v in zip(fields, (get(it),) if one else get(it), strict=True):
-            if type(v) is not str:
-                v = "" if v is None else ("true" if v else "false") if type(v) is bool else str(v)
-            row[f] = v
-        out.append(row)
-    return out
+    columns = []
+    for f in fields:
+        values = list(map(attrgetter(f), items))
+        kinds = set(map(type, values))
+        if kinds <= {str}:
+            columns.append(values)
+        elif kinds <= {int, Decimal}:
+            columns.append(list(map(str, values)))
+        else:
+            columns.append(list(map(_text, values)))
+    return list(map(dict, map(zip, repeat(fields), zip(*columns, strict=True))))
+
+
+def _text(v: Any) -> str:
+    if type(v) is str:
+        return v
+    if v is None:
+        return ""
+    if type(v) is bool:
+        return "true" if v else "false"
+    return str(v)
 
 
 class Backtest:
@@ -506,39 +521,41 @@ class Backtest:
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / NS_PER_S))
                 bar.show(done_of(events, ts), f"backtest: {events:,} events, {stamp}")
 
-        def advance(ts: int) -> None:
-            nonlocal last_ts
-            if ts > last_ts:
-                run_until(ts)
-                last_ts = ts
-
+        # The replay's engine applies a venue event to the books the env reads before its
+        # messages come out: the timers due by then must run first (no look-ahead), so the replay
+        # moves the clock itself, once per receive time; messages given as objects are timed here.
+        timed_here = True
         if isinstance(msgs, Replay):
-            # The replay's engine applies a venue event to the books the env reads before its
-            # messages come out: the timers due by then must run first (no look-ahead).
-            msgs.advance = advance
+            msgs.advance = run_until
+            timed_here = False
 
-        def feed(msg: m.Msg) -> None:
-            nonlocal events, last_ts
+        def feed_status(msg: m.Msg, key: tuple[int, int]) -> None:
+            # A feed-wide status (iid 0: the venue connection went away): where a feed process
+            # puts it, on the venue's status topic and on each of its books'.
+            publish(topics.feed_status(Exchange(key[0])), msg, qos=1, retain=True)
+            for t in venue_topics.get(key[0], ()):
+                publish(t, msg)
+            run_soon()
+
+        engine0 = time.perf_counter()
+        # The loop of the run, once per message: written out here rather than as a function
+        # called per message (a Python call is a fair share of what a message costs).
+        for msg in chain((first,), msgs):
             ts = msg.ts  # type: ignore[attr-defined]
             if ts > last_ts:
-                run_until(ts)
+                if timed_here:
+                    run_until(ts)
                 last_ts = ts
             if keep is not None:
                 keep(msg)  # the one book, before anyone reads it
             key = (msg.ex, msg.iid)  # type: ignore[attr-defined]
             topic = md_topics.get(key)
             if topic is None:
-                ex = Exchange(key[0])
                 if not key[1]:
-                    # A feed-wide status (iid 0: the venue connection went away): where a feed
-                    # process puts it, on the venue's status topic and on each of its books'.
-                    publish(topics.feed_status(ex), msg, qos=1, retain=True)
-                    for t in venue_topics.get(key[0], ()):
-                        publish(t, msg)
-                    run_soon()
+                    feed_status(msg, key)
                     events += 1
-                    return
-                topic = md_topics[key] = topics.md(ex, key[1])
+                    continue
+                topic = md_topics[key] = topics.md(Exchange(key[0]), key[1])
                 venue_topics.setdefault(key[0], []).append(topic)
             if soon:
                 publish(topic, msg)
@@ -550,11 +567,6 @@ class Backtest:
             events += 1
             if events & 0x3FF == 0:
                 show(ts)
-
-        engine0 = time.perf_counter()
-        feed(first)
-        for msg in msgs:
-            feed(msg)
         end_ts = last_ts
         bar.show(1.0, f"backtest: {events:,} events; winding down")
         # The end: stop the strategy as the system would, and let it wind down.

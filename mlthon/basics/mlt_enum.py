@@ -9,7 +9,7 @@ rule.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Self
+from typing import Any, Self
 
 
 class MltEnum(Enum):
@@ -19,6 +19,16 @@ class MltEnum(Enum):
     # hash is a Python function hashing the name, paid on every dict key and tuple key holding
     # a member: ``(exchange, instrument_id)`` on the market-data path).
     __hash__ = object.__hash__
+
+    def __init__(self, *args: object) -> None:
+        # ``name`` and ``value`` as the member's own attributes, read in C (see _OwnAttribute).
+        vars(self)["name"] = self._name_
+        vars(self)["value"] = self._value_
+
+    def __setattr__(self, key: str, value: object) -> None:
+        if key in ("name", "value"):
+            raise AttributeError(f"{key} of {self!r} cannot be set")
+        super().__setattr__(key, value)
 
     @classmethod
     def from_name(cls, name: str) -> Self:
@@ -36,6 +46,25 @@ class MltEnum(Enum):
 
     def __str__(self) -> str:
         return self.name
+
+
+class _OwnAttribute:
+    """Stands in for Enum's ``name`` and ``value`` on :class:`MltEnum`: a descriptor that only
+    reads (so the member's own attribute, set in ``__init__``, is found first, in C). Enum's
+    own are Python functions, paid on every ``side.name`` (a topic, a log line, a table row)."""
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+
+    def __get__(self, member: object, owner: type | None = None) -> Any:
+        if member is None:
+            raise AttributeError(self.attr.strip("_"))
+        return getattr(member, self.attr)
+
+
+# Set after the class is made: in its body they would be taken for members by some tools.
+type.__setattr__(MltEnum, "name", _OwnAttribute("_name_"))
+type.__setattr__(MltEnum, "value", _OwnAttribute("_value_"))
 
 
 class Exchange(MltEnum):

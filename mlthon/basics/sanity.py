@@ -48,6 +48,8 @@ def decimal_problem(text: object, *, positive: bool = False, signed: bool = Fals
             if not ((positive and (neg or zero)) or (neg and not zero and not signed)):
                 return None
             # else: the slow path below words the problem
+    elif type(text) is Decimal and text.is_finite() and (text, positive, signed) in _SANE_DECIMALS:
+        return None  # seen and found sane (a strategy's prices repeat)
     if isinstance(text, bool) or not isinstance(text, str | Decimal | int):
         return f"must be a decimal string, got {type(text).__name__}"
     if isinstance(text, str):
@@ -70,7 +72,17 @@ def decimal_problem(text: object, *, positive: bool = False, signed: bool = Fals
         return f"{text!r} must be > 0"
     if not positive and not signed and d < 0:
         return f"{text!r} must be >= 0"
+    if type(text) is Decimal:
+        if len(_SANE_DECIMALS) >= _SANE_DECIMALS_MAX:
+            _SANE_DECIMALS.clear()
+        _SANE_DECIMALS[(text, positive, signed)] = None
     return None
+
+
+#: Decimals found sane, with the flags they were checked with (equal values give equal answers:
+#: the checks look at the value, its magnitude and its normalized exponent).
+_SANE_DECIMALS: dict[tuple[Decimal, bool, bool], None] = {}
+_SANE_DECIMALS_MAX = 4096
 
 
 def checked_decimal(

@@ -15,8 +15,9 @@ millions of them; the cost of attrs' frozen ``__setattr__`` guard shows there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, Self, SupportsIndex
+from typing import Any, Self, SupportsIndex, TypeVar
 
 from mlthon.basics.sanity import MAX_ABS, MAX_DECIMALS, decimal_problem
 
@@ -24,6 +25,7 @@ _DISPLAY = Decimal("0.00000001")
 _CACHE_MAX = 200_000
 
 _Number = int | Decimal
+_V = TypeVar("_V")
 
 
 def to_decimal(value: object, what: str = "value") -> Decimal:
@@ -294,3 +296,25 @@ class LotQtys(dict[int, Qty]):
             self.clear()
         q = self[lots] = Qty._make(d)
         return q
+
+
+class TextValues(dict[str, _V]):
+    """The value of each text, made once: ``TextValues(Price)["60000.1"]`` (a ``Price``).
+
+    For texts that repeat, such as the prices and sizes of a gateway's reports: a hit costs a
+    dict lookup where ``Price("60000.1")`` parses the text (some 7,000 instructions). A text is
+    converted as the class converts it (a bad one raises and is not kept); the values are
+    immutable, so sharing them changes nothing."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: Callable[[str], _V]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __missing__(self, text: str) -> _V:
+        value = self.kind(text)
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        self[text] = value
+        return value

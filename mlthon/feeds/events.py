@@ -13,6 +13,8 @@ Sequencing of depth diffs is described by a rule per diff:
 
 from __future__ import annotations
 
+import msgspec
+
 from mlthon.basics.mlt_enum import Exchange
 
 SEQ_NONE = 0
@@ -24,7 +26,7 @@ StrLevel = tuple[str, str]
 StrTrade = tuple[int, str, str, int, str]
 
 
-class DepthDiff:
+class DepthDiff(msgspec.Struct, gc=False):
     """Absolute sizes of some price levels (0 removes the level) from one venue message.
 
     Attributes:
@@ -38,30 +40,17 @@ class DepthDiff:
             to ticks; :func:`~mlthon.feeds.levels.text_levels` gives the pairs).
     """
 
-    __slots__ = ("asks", "bids", "ets", "first_id", "last_id", "prev_id", "rule", "symbol")
-
-    def __init__(
-        self,
-        symbol: str,
-        ets: int,
-        first_id: int,
-        last_id: int,
-        prev_id: int,
-        rule: int,
-        bids: list[StrLevel] | bytes,
-        asks: list[StrLevel] | bytes,
-    ) -> None:
-        self.symbol = symbol
-        self.ets = ets
-        self.first_id = first_id
-        self.last_id = last_id
-        self.prev_id = prev_id
-        self.rule = rule
-        self.bids = bids
-        self.asks = asks
+    symbol: str
+    ets: int
+    first_id: int
+    last_id: int
+    prev_id: int
+    rule: int
+    bids: list[StrLevel] | bytes
+    asks: list[StrLevel] | bytes
 
 
-class DepthSnapshot:
+class DepthSnapshot(msgspec.Struct, gc=False):
     """A full price-level book.
 
     Attributes:
@@ -75,39 +64,24 @@ class DepthSnapshot:
         bids / asks: ``(price, size)`` strings.
     """
 
-    __slots__ = ("asks", "bids", "ets", "in_stream", "last_id", "rule", "symbol")
-
-    def __init__(
-        self,
-        symbol: str,
-        ets: int,
-        last_id: int,
-        rule: int,
-        in_stream: bool,
-        bids: list[StrLevel],
-        asks: list[StrLevel],
-    ) -> None:
-        self.symbol = symbol
-        self.ets = ets
-        self.last_id = last_id
-        self.rule = rule
-        self.in_stream = in_stream
-        self.bids = bids
-        self.asks = asks
+    symbol: str
+    ets: int
+    last_id: int
+    rule: int
+    in_stream: bool
+    bids: list[StrLevel]
+    asks: list[StrLevel]
 
 
-class OrderSnapshot:
+class OrderSnapshot(msgspec.Struct, gc=False):
     """A full order-level book: ``(order_id, side, price, size)`` per resting order."""
 
-    __slots__ = ("ets", "orders", "symbol")
-
-    def __init__(self, symbol: str, ets: int, orders: list[tuple[int, int, str, str]]) -> None:
-        self.symbol = symbol
-        self.ets = ets
-        self.orders = orders
+    symbol: str
+    ets: int
+    orders: list[tuple[int, int, str, str]]
 
 
-class OrderUpdate:
+class OrderUpdate(msgspec.Struct, gc=False):
     """Add, replace (``size`` > 0) or remove (``remove`` True) one order of an order-level book.
 
     ``last`` says where the update stands in the venue's event (a match or an auction's
@@ -116,68 +90,43 @@ class OrderUpdate:
     the venue marks no events (the engine then tolerates a short crossing, ``l3_cross_grace``).
     """
 
-    __slots__ = ("ets", "last", "order_id", "price", "remove", "side", "size", "symbol")
-
-    def __init__(
-        self,
-        symbol: str,
-        ets: int,
-        order_id: int,
-        side: int,
-        price: str,
-        size: str,
-        remove: bool,
-        last: bool | None = None,
-    ) -> None:
-        self.symbol = symbol
-        self.ets = ets
-        self.order_id = order_id
-        self.side = side
-        self.price = price
-        self.size = size
-        self.remove = remove
-        self.last = last
+    symbol: str
+    ets: int
+    order_id: int
+    side: int
+    price: str
+    size: str
+    remove: bool
+    last: bool | None = None
 
 
-class Trades:
+class Trades(msgspec.Struct, gc=False):
     """Public trades of one venue message: ``(taker side, price, size, exec ns, trade id)``."""
 
-    __slots__ = ("symbol", "trades")
-
-    def __init__(self, symbol: str, trades: list[StrTrade]) -> None:
-        self.symbol = symbol
-        self.trades = trades
+    symbol: str
+    trades: list[StrTrade]
 
 
-class Funding:
+class Funding(msgspec.Struct, gc=False):
     """Funding state of a perpetual: rate, next funding time (ns) and mark price."""
 
-    __slots__ = ("ets", "mark", "next_ts", "rate", "symbol")
-
-    def __init__(self, symbol: str, ets: int, rate: str, next_ts: int, mark: str) -> None:
-        self.symbol = symbol
-        self.ets = ets
-        self.rate = rate
-        self.next_ts = next_ts
-        self.mark = mark
+    symbol: str
+    ets: int
+    rate: str
+    next_ts: int
+    mark: str
 
 
-class Disconnect:
+class Disconnect(msgspec.Struct, gc=False):
     """The venue connection dropped or was re-established: every book of the venue is void."""
 
-    __slots__ = ("reason",)
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str
 
 
-class Ignored:
+class Ignored(msgspec.Struct, gc=False):
     """A message the feed does not use (BBO tickers, klines, acks); counted, not an error."""
 
-    __slots__ = ("what",)
-
-    def __init__(self, what: str) -> None:
-        self.what = what
+    what: str
 
 
 Event = (
@@ -192,7 +141,7 @@ Event = (
 )
 
 
-class SourceEvent:
+class SourceEvent(msgspec.Struct, gc=False):
     """An event as read from a source: receive time, origin and the venue it belongs to.
 
     Attributes:
@@ -203,14 +152,11 @@ class SourceEvent:
         line: 1-based line (or message) number in the source.
     """
 
-    __slots__ = ("event", "exchange", "line", "source", "ts")
-
-    def __init__(self, ts: int, exchange: Exchange, event: Event, source: str, line: int) -> None:
-        self.ts = ts
-        self.exchange = exchange
-        self.event = event
-        self.source = source
-        self.line = line
+    ts: int
+    exchange: Exchange
+    event: Event
+    source: str
+    line: int
 
 
 class PartialDecode(ValueError):

@@ -264,7 +264,8 @@ class ReplayCache:
             reader = _CacheReader(f, sha, size, source, report)
             try:
                 log.info("feed: replaying %s from the decode cache %s", source, target)
-                yield from reader
+                for ses in reader.chunks():
+                    yield from ses
                 if reader.complete:
                     return
                 log.info(
@@ -415,7 +416,9 @@ class _CacheReader:
         self.reports = 0
         self.complete = False
 
-    def __iter__(self) -> Iterator[SourceEvent]:
+    def chunks(self) -> Iterator[list[SourceEvent]]:
+        """The events a chunk at a time (a replay iterates the lists: no Python frame per event);
+        a chunk's bad-data reports are made at their place, between the parts of the chunk."""
         f = self.f
         if f.read(len(MAGIC)) != MAGIC:
             raise CacheCorrupt("not a replay cache file of this format")
@@ -440,28 +443,33 @@ class _CacheReader:
             del frame, payload
             if not reports:
                 self.events += len(ses)
-                yield from ses
+                yield ses
                 continue
             yield from self._with_reports(ses, reports)
 
+    def __iter__(self) -> Iterator[SourceEvent]:
+        for ses in self.chunks():
+            yield from ses
+
     def _with_reports(
         self, ses: list[SourceEvent], reports: list[ReportRow]
-    ) -> Iterator[SourceEvent]:
+    ) -> Iterator[list[SourceEvent]]:
+        """The parts of a chunk between its reports, each report made before the event it
+        precedes (those after the last event at the end)."""
         source = self.source
         report = self.report
-        pending = iter(reports)
-        nxt = next(pending, None)
-        for i, se in enumerate(ses):
-            while nxt is not None and nxt[0] == i:
-                self.reports += 1
-                report(nxt[1], source if nxt[2] is None else nxt[2], nxt[3])  # type: ignore[arg-type]
-                nxt = next(pending, None)
-            self.events += 1
-            yield se
-        while nxt is not None:
+        start = 0
+        for row in reports:
+            at = min(row[0], len(ses))
+            if at > start:
+                self.events += at - start
+                yield ses[start:at]
+                start = at
             self.reports += 1
-            report(nxt[1], source if nxt[2] is None else nxt[2], nxt[3])  # type: ignore[arg-type]
-            nxt = next(pending, None)
+            report(row[1], source if row[2] is None else row[2], row[3])  # type: ignore[arg-type]
+        if start < len(ses):
+            self.events += len(ses) - start
+            yield ses[start:]
 
 
 @contextlib.contextmanager

@@ -31,6 +31,11 @@ from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import InstrumentKind, Side
 from mlthon.gateways.sim.contract import average_entry, pnl, settle_notional
 
+# Members read on every order and fill, bound once: reading one off its Enum class (``Side.Buy``)
+# goes through EnumType's Python-level __getattr__ hook on Python 3.11 (about 800 instructions).
+_BUY, _SELL = Side.Buy, Side.Sell
+_SPOT = InstrumentKind.Spot
+
 ZERO = Decimal(0)
 
 MarkSource = Callable[[int], Decimal | None]
@@ -42,6 +47,9 @@ class Leg(Enum):
     Net = 0  # one-way mode
     Long = 1  # hedge mode
     Short = 2
+
+
+_NET, _LONG, _SHORT = Leg.Net, Leg.Long, Leg.Short
 
 
 @attrs.define
@@ -85,11 +93,11 @@ class FundingPayment:
 def leg_of(hedge_mode: bool, side: Side, reduce_only: bool) -> Leg:
     """The position an order acts on (see the module docstring)."""
     if not hedge_mode:
-        return Leg.Net
-    is_buy = side is Side.Buy
+        return _NET
+    is_buy = side is _BUY
     if reduce_only:
-        return Leg.Short if is_buy else Leg.Long
-    return Leg.Long if is_buy else Leg.Short
+        return _SHORT if is_buy else _LONG
+    return _LONG if is_buy else _SHORT
 
 
 class Account:
@@ -159,7 +167,7 @@ class Account:
     def _settled_positions(self, coin: str) -> Iterator[tuple[Instrument, Leg, Position]]:
         for (iid, leg), p in self.positions.items():
             inst = self._instruments[iid]
-            if p.qty and inst.kind is not InstrumentKind.Spot and inst.settlement == coin:
+            if p.qty and inst.kind is not _SPOT and inst.settlement == coin:
                 yield inst, leg, p
 
     def unrealised(self, inst: Instrument, leg: Leg = Leg.Net) -> Decimal:
@@ -168,7 +176,7 @@ class Account:
         mark = self._marks(inst.instrument_id)
         if not p.qty or mark is None or mark <= 0:
             return ZERO
-        long = leg is Leg.Long or (leg is Leg.Net and p.qty > 0)
+        long = leg is _LONG or (leg is _NET and p.qty > 0)
         return pnl(inst, long, abs(p.qty), p.entry, mark)
 
     def available(self, coin: str) -> Decimal:
@@ -200,8 +208,8 @@ class Account:
         taker_rate: Decimal,
     ) -> tuple[str, Decimal]:
         """The coin and amount an order of ``qty`` at ``price`` must lock or reserve."""
-        if inst.kind is InstrumentKind.Spot:
-            if side is Side.Buy:
+        if inst.kind is _SPOT:
+            if side is _BUY:
                 notional = price * qty * inst.contract_multiplier
                 return inst.quote, notional * (1 + max(taker_rate, ZERO))
             return inst.base, qty
@@ -211,7 +219,7 @@ class Account:
         opening = qty
         if not self.hedge_mode:
             q = self.position(inst).qty
-            if (side is Side.Buy and q < 0) or (side is Side.Sell and q > 0):
+            if (side is _BUY and q < 0) or (side is _SELL and q > 0):
                 opening = max(ZERO, qty - abs(q))
         return coin, settle_notional(inst, price, opening) / self.leverage
 
@@ -243,10 +251,10 @@ class Account:
         reduce_only: bool = False,
     ) -> Decimal:
         """Book one fill; returns the PnL it realised (0 for spot and opening fills)."""
-        if inst.kind is InstrumentKind.Spot:
+        if inst.kind is _SPOT:
             notional = price * qty * inst.contract_multiplier
             base, quote = self.wallet(inst.base), self.wallet(inst.quote)
-            if side is Side.Buy:
+            if side is _BUY:
                 base.total += qty
                 quote.total -= notional + fee
             else:
@@ -255,11 +263,11 @@ class Account:
             return ZERO
         leg = leg_of(self.hedge_mode, side, reduce_only)
         p = self.position(inst, leg)
-        signed = qty if side is Side.Buy else -qty
-        if leg is not Leg.Net:
+        signed = qty if side is _BUY else -qty
+        if leg is not _NET:
             # a hedge leg holds a magnitude: adding to it or taking from it
-            adding = (leg is Leg.Long) == (side is Side.Buy)
-            realised = self._apply(inst, p, qty if adding else -qty, price, leg is Leg.Long)
+            adding = (leg is _LONG) == (side is _BUY)
+            realised = self._apply(inst, p, qty if adding else -qty, price, leg is _LONG)
         else:
             realised = self._apply(inst, p, signed, price, None)
         w = self.wallet(inst.settlement)

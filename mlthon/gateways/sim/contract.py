@@ -14,10 +14,14 @@ from decimal import Decimal
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import InstrumentKind
 
+# Read on every fill and order check, bound once: reading it off its Enum class goes through
+# EnumType's Python-level __getattr__ hook on Python 3.11 (about 800 instructions).
+_INVERSE = InstrumentKind.Inverse
+
 
 def settle_notional(inst: Instrument, price: Decimal, qty: Decimal) -> Decimal:
     """The value of ``qty`` at ``price`` in the settlement coin (always >= 0 for qty >= 0)."""
-    if inst.kind is InstrumentKind.Inverse:
+    if inst.kind is _INVERSE:
         if price <= 0:
             return Decimal(0)
         return qty * inst.contract_multiplier / price
@@ -30,7 +34,7 @@ def pnl(inst: Instrument, long: bool, qty: Decimal, entry: Decimal, exit_: Decim
     Linear: ``qty * mult * (exit - entry)``; inverse: ``qty * mult * (1/entry - 1/exit)`` in base
     coin; both negated for a short.
     """
-    if inst.kind is InstrumentKind.Inverse:
+    if inst.kind is _INVERSE:
         gain = qty * inst.contract_multiplier * (1 / entry - 1 / exit_)
     else:
         gain = qty * inst.contract_multiplier * (exit_ - entry)
@@ -50,6 +54,6 @@ def average_entry(
         return Decimal(0)
     if qty0 == 0:
         return px1
-    if inst.kind is InstrumentKind.Inverse:
+    if inst.kind is _INVERSE:
         return total / (qty0 / px0 + qty1 / px1)
     return (qty0 * px0 + qty1 * px1) / total

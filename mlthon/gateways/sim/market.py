@@ -127,6 +127,27 @@ class SimOrder(OrderLifecycle[int]):
         )
 
 
+class StepTexts(dict[int, str]):
+    """``texts[n]`` is ``n`` steps as a report carries it, ``format(n * step, "f")``, made once
+    per value (a gateway's reports name the same prices again and again)."""
+
+    __slots__ = ("step",)
+
+    def __init__(self, step: Decimal) -> None:
+        super().__init__()
+        self.step = step
+
+    def __missing__(self, n: int) -> str:
+        if len(self) >= _TEXTS_MAX:
+            self.clear()
+        text = self[n] = format(n * self.step, "f")
+        return text
+
+
+#: Report texts kept per instrument and kind (prices, quantities) before starting afresh.
+_TEXTS_MAX = 100_000
+
+
 class MarketState:
     """Book, resting orders and reference prices of one instrument.
 
@@ -170,6 +191,9 @@ class MarketState:
         self.l3_seq = 0
         # after a clearing status of an order-level book: the next image re-anchors our orders
         self.l3_reanchor = False
+        # the texts of reports' prices and quantities, made once per tick and lot count
+        self.price_texts = StepTexts(self.tick_size)
+        self.qty_texts = StepTexts(self.lot_size)
 
     # --- conversions ---------------------------------------------------------------------------
     def price_of(self, ticks: int) -> Decimal:

@@ -113,6 +113,15 @@ FetchMsg = (
 _CLEARING = {"SnapshotStart", "BookInvalid", "Disconnected"}
 # a tuple, not a set: membership by identity, without hashing the enum
 _OPEN = tuple(s for s in OrderStatus if s.is_open)
+# Members read on every order, bound once: reading one off its Enum class (``TIF.GTC``) goes
+# through EnumType's Python-level __getattr__ hook on Python 3.11 (about 800 instructions).
+_SIDES = (Side.Buy, Side.Sell)
+_BUY = Side.Buy
+_TYPE_UNSET, _LIMIT = OrderType.Unset, OrderType.Limit
+_MARKET_TYPES = frozenset({OrderType.Market, OrderType.StopMarket})
+_STOP_TYPES = frozenset({OrderType.StopMarket, OrderType.StopLimit})
+_TIF_UNSET, _GTC, _FOK = TIF.Unset, TIF.GTC, TIF.FOK
+_POST_ONLY = ExecInstructions.PostOnly
 
 
 class _Reject(GatewayError):
@@ -290,10 +299,10 @@ class MatchingEngine:
             cl_id=o.cl_id,
             exch_id=o.exch_id,
             side=o.side,
-            price=_s(mkt.price_of(o.tick)) if o.tick is not None else "0",
-            qty=_s(mkt.qty_of(o.qty)),
-            leaves_qty=_s(mkt.qty_of(o.leaves if o.status in _OPEN else 0)),
-            filled_qty=_s(mkt.qty_of(o.filled)),
+            price=mkt.price_texts[o.tick] if o.tick is not None else "0",
+            qty=mkt.qty_texts[o.qty],
+            leaves_qty=mkt.qty_texts[o.leaves if o.status in _OPEN else 0],
+            filled_qty=mkt.qty_texts[o.filled],
             status=o.status,
             ord_type=o.ord_type,
             tif=o.tif,
@@ -366,9 +375,9 @@ class MatchingEngine:
                 exch_id=order.exch_id,
                 instrument_id=order.iid,
                 side=order.side,
-                price=_s(mkt.price_of(order.tick)) if order.tick is not None else "0",
-                qty=_s(mkt.qty_of(order.qty)),
-                leaves_qty=_s(mkt.qty_of(order.qty)),
+                price=mkt.price_texts[order.tick] if order.tick is not None else "0",
+                qty=mkt.qty_texts[order.qty],
+                leaves_qty=mkt.qty_texts[order.qty],
                 ord_type=order.ord_type,
                 tif=order.tif,
                 exec_instr=order.exec_instr,
@@ -392,16 +401,16 @@ class MatchingEngine:
             raise _Reject(
                 GtwRejectCode.DuplicateClientId, f"client order id {req.cl_id!r} already used"
             )
-        if req.side not in (Side.Buy, Side.Sell):
+        if req.side not in _SIDES:
             raise _Reject(GtwRejectCode.InvalidRequest, f"side must be Buy or Sell, not {req.side}")
-        ord_type = OrderType.Limit if req.ord_type is OrderType.Unset else req.ord_type
-        tif = TIF.GTC if req.tif is TIF.Unset else req.tif
-        is_market = ord_type in (OrderType.Market, OrderType.StopMarket)
-        is_stop = ord_type in (OrderType.StopMarket, OrderType.StopLimit)
-        post_only = req.exec_instr is ExecInstructions.PostOnly
+        ord_type = _LIMIT if req.ord_type is _TYPE_UNSET else req.ord_type
+        tif = _GTC if req.tif is _TIF_UNSET else req.tif
+        is_market = ord_type in _MARKET_TYPES
+        is_stop = ord_type in _STOP_TYPES
+        post_only = req.exec_instr is _POST_ONLY
         if is_market and post_only:
             raise _Reject(GtwRejectCode.InvalidRequest, "a market order cannot be post-only")
-        if post_only and tif is not TIF.GTC:
+        if post_only and tif is not _GTC:
             raise _Reject(GtwRejectCode.InvalidRequest, f"post-only needs TIF GTC, not {tif.name}")
         tick = None if is_market else self._parse_price(mkt, req.price, "price")
         stop_tick = None
@@ -415,7 +424,7 @@ class MatchingEngine:
                 )
             self._check_trigger_side(mkt, stop_tick, req.trigger_dir)
         lots = self._parse_qty(mkt, req.qty)
-        is_buy = req.side is Side.Buy
+        is_buy = req.side is _BUY
         acct = self.account(req.strat)
         # price used for notional and balance checks
         est_tick = tick if tick is not None else stop_tick
@@ -437,27 +446,27 @@ class MatchingEngine:
             if mkt.qty_of(lots) > room:
                 raise _Reject(
                     GtwRejectCode.ReduceOnlyWouldIncrease,
-                    f"reduce-only {req.side.name} of {_s(mkt.qty_of(lots))} exceeds the "
+                    f"reduce-only {req.side.name} of {mkt.qty_texts[lots]} exceeds the "
                     f"position it can close ({_s(room)})",
                 )
         if post_only and tick is not None and not is_stop:
             if self._crosses_market(mkt, is_buy, tick):
                 raise _Reject(
                     GtwRejectCode.PostOnlyWouldCross,
-                    f"post-only {req.side.name} at {_s(mkt.price_of(tick))} would take liquidity",
+                    f"post-only {req.side.name} at {mkt.price_texts[tick]} would take liquidity",
                 )
             if self._crosses_own(mkt, req.strat, is_buy, tick):
                 raise _Reject(
                     GtwRejectCode.PostOnlyWouldCross,
                     "post-only order would cross a resting order of the same strategy",
                 )
-        if tif is TIF.FOK and not is_stop:
+        if tif is _FOK and not is_stop:
             avail = self._liquidity(mkt, is_buy, tick)
             if avail < lots:
                 raise _Reject(
                     GtwRejectCode.FokNotFilled,
-                    f"fill-or-kill for {_s(mkt.qty_of(lots))} but only "
-                    f"{_s(mkt.qty_of(avail))} available within the limit",
+                    f"fill-or-kill for {mkt.qty_texts[lots]} but only "
+                    f"{mkt.qty_texts[avail]} available within the limit",
                 )
         if est_tick is not None:
             coin, need = acct.requirement(
@@ -568,7 +577,7 @@ class MatchingEngine:
         ):
             raise _Reject(
                 GtwRejectCode.InvalidPrice,
-                f"stop price {_s(mkt.price_of(stop_tick))} with trigger {direction.name} is "
+                f"stop price {mkt.price_texts[stop_tick]} with trigger {direction.name} is "
                 f"already reached (market {_s(ref2 * mkt.tick_size / 2)}): would trigger at once",
             )
 
@@ -662,7 +671,7 @@ class MatchingEngine:
                 CancelCode.ImmediateOrCancel,
                 True,
                 f"{order.tif.name if not is_market else 'market'} remainder "
-                f"{_s(mkt.qty_of(order.leaves))} cancelled",
+                f"{mkt.qty_texts[order.leaves]} cancelled",
             )
         else:
             self._rest(mkt, order)
@@ -762,9 +771,9 @@ class MatchingEngine:
                 exec_id=f"{self._prefix}-x{self._exec_n}",
                 instrument_id=order.iid,
                 side=order.side,
-                price=_s(price),
-                fill_qty=_s(qty),
-                leaves_qty=_s(mkt.qty_of(leaves)),
+                price=mkt.price_texts[tick],
+                fill_qty=mkt.qty_texts[lots],
+                leaves_qty=mkt.qty_texts[leaves],
                 exec_ts=self._now,
                 fee=_n(fee),
                 fee_coin=self.fees.fee_coin(inst),
@@ -823,9 +832,9 @@ class MatchingEngine:
             order.strat,
             ModifyOrderAck(
                 cl_id=order.cl_id,
-                new_price=_s(mkt.price_of(tick)) if tick is not None else "0",
-                new_qty=_s(mkt.qty_of(lots)),
-                leaves_qty=_s(mkt.qty_of(order.leaves)),
+                new_price=mkt.price_texts[tick] if tick is not None else "0",
+                new_qty=mkt.qty_texts[lots],
+                leaves_qty=mkt.qty_texts[order.leaves],
                 ts=ts,
             ),
         )
@@ -852,7 +861,7 @@ class MatchingEngine:
             if lots <= order.filled:
                 raise _Reject(
                     GtwRejectCode.InvalidQty,
-                    f"new qty {req.new_qty} must exceed the filled {_s(mkt.qty_of(order.filled))}",
+                    f"new qty {req.new_qty} must exceed the filled {mkt.qty_texts[order.filled]}",
                 )
         inst = mkt.inst
         leaves = lots - order.filled
@@ -863,14 +872,14 @@ class MatchingEngine:
             )
         untriggered = order.status is OrderStatus.Untriggered
         if (
-            order.exec_instr is ExecInstructions.PostOnly
+            order.exec_instr is _POST_ONLY
             and tick is not None
             and not untriggered
             and self._crosses_market(mkt, order.is_buy, tick)
         ):
             raise _Reject(
                 GtwRejectCode.PostOnlyWouldCross,
-                f"post-only at {_s(mkt.price_of(tick))} would take liquidity",
+                f"post-only at {mkt.price_texts[tick]} would take liquidity",
             )
         ref = tick if tick is not None else order.stop_tick
         if ref is not None:
@@ -1190,10 +1199,13 @@ class MatchingEngine:
         mkt.traded[key] = mkt.traded.get(key, 0) + lots
         own_leaves_before = 0
         own_fills_before = 0
+        # (min and max written out: this runs for every trade at a price where we rest)
         for o in list(queue):
             pre = o.leaves
-            x = min(pre, max(0, lots - o.ahead - own_leaves_before))
-            o.ahead = max(0, o.ahead - max(0, lots - own_fills_before))
+            room = lots - o.ahead - own_leaves_before
+            x = 0 if room <= 0 else pre if pre <= room else room
+            ahead = o.ahead - (lots - own_fills_before if lots > own_fills_before else 0)
+            o.ahead = ahead if ahead > 0 else 0
             own_leaves_before += pre
             if x > 0 and o.status in _OPEN:
                 own_fills_before += self._fill(mkt, o, t, x, maker=True)

@@ -62,8 +62,21 @@ class InProcBus(BusBase):
         waiting to run soon (the driver checks ``scheduler.soon_queue`` first); without the
         scheduler's round trip, which is most of a market-data message's dispatch.
         """
-        self._queue.append((topic, msg, None))
-        self.drain()
+        if self._queue or self._scheduled:  # others first (FIFO): the drain keeps the order
+            self._queue.append((topic, msg, None))
+            self.drain()
+            return
+        targets = self._table.cache.get(topic)
+        if targets is None:
+            targets = self._table.routes(topic)
+        # What the handlers publish meanwhile is queued, not scheduled: drained right after.
+        self._scheduled = True
+        try:
+            self.delivered += self._deliver(topic, msg, targets)
+        finally:
+            self._scheduled = False
+        if self._queue:
+            self.drain()
 
     def subscribe(self, pattern: str, handler: Handler, *, qos: int = 0) -> Subscription:
         sub = Subscription(pattern, handler, qos)
@@ -87,6 +100,7 @@ class InProcBus(BusBase):
         pop = queue.popleft
         cache = self._table.cache
         routes = self._table.routes
+        deliver = self._deliver
         delivered = 0
         while queue:
             topic, msg, only = pop()
@@ -96,15 +110,19 @@ class InProcBus(BusBase):
                     targets = routes(topic)
             else:
                 targets = [only]
-            for sub in targets:
-                if sub.active:
-                    delivered += 1
-                    try:
-                        sub.handler(topic, msg)
-                    except Exception:
-                        # Handlers guard strategy code themselves; this only catches infra bugs.
-                        self.handler_errors += 1
-                        log.exception(
-                            "in-process bus: handler for %r failed on %r", sub.pattern, topic
-                        )
+            delivered += deliver(topic, msg, targets)
         self.delivered += delivered
+
+    def _deliver(self, topic: str, msg: Msg, targets: list[Subscription]) -> int:
+        """Hand ``msg`` to each active subscription of ``targets``; returns how many."""
+        delivered = 0
+        for sub in targets:
+            if sub.active:
+                delivered += 1
+                try:
+                    sub.handler(topic, msg)
+                except Exception:
+                    # Handlers guard strategy code themselves; this only catches infra bugs.
+                    self.handler_errors += 1
+                    log.exception("in-process bus: handler for %r failed on %r", sub.pattern, topic)
+        return delivered

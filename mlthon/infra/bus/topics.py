@@ -57,6 +57,8 @@ class Topics:
 
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = root.rstrip("/")
+        self._exchange_by_topic: dict[str, Exchange | None] = {}  # read on every report
+        self._made: dict[tuple[Exchange, str, str], str] = {}
 
     def login(self, strat: str) -> str:
         """Where strategy ``strat`` logs in (its own topic, so that a secured broker's ACL lets
@@ -107,7 +109,18 @@ class Topics:
 
     def gtw_req(self, exchange: Exchange, strat: str) -> str:
         """Where strategy ``strat`` sends its requests to the gateway of ``exchange``."""
-        return f"{self.root}/gtw/{exchange.name}/req/{strat}"
+        key = (exchange, strat, "req")
+        topic = self._made.get(key)
+        if topic is None:
+            topic = self._keep(key, f"{self.root}/gtw/{exchange.name}/req/{strat}")
+        return topic
+
+    def _keep(self, key: tuple[Exchange, str, str], topic: str) -> str:
+        # The order topics are named on every request and report: made once per key.
+        if len(self._made) >= 4096:
+            self._made.clear()
+        self._made[key] = topic
+        return topic
 
     def gtw_req_all(self, exchange: Exchange) -> str:
         """Every strategy's requests to the gateway of ``exchange`` (a gateway's subscription)."""
@@ -121,7 +134,11 @@ class Topics:
         return None
 
     def gtw_rpt(self, exchange: Exchange, strat: str) -> str:
-        return f"{self.root}/gtw/{exchange.name}/rpt/{strat}"
+        key = (exchange, strat, "rpt")
+        topic = self._made.get(key)
+        if topic is None:
+            topic = self._keep(key, f"{self.root}/gtw/{exchange.name}/rpt/{strat}")
+        return topic
 
     def gtw_rpt_all_exchanges(self, strat: str) -> str:
         return f"{self.root}/gtw/+/rpt/{strat}"
@@ -164,6 +181,18 @@ class Topics:
 
     def exchange_of(self, topic: str) -> Exchange | None:
         """The exchange named in a ``gtw/...``, ``md/...`` or ``feed/...`` topic, if any."""
+        known = self._exchange_by_topic
+        try:
+            return known[topic]
+        except KeyError:
+            pass
+        ex = self._exchange_of(topic)
+        if len(known) >= 4096:
+            known.clear()
+        known[topic] = ex
+        return ex
+
+    def _exchange_of(self, topic: str) -> Exchange | None:
         parts = topic[len(self.root) + 1 :].split("/")
         if len(parts) >= 2 and parts[0] in ("gtw", "md", "feed"):
             try:

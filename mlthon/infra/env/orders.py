@@ -60,7 +60,7 @@ from mlthon.basics.mlt_enum import (
 from mlthon.basics.order import Order
 from mlthon.basics.order_state import IllegalTransition, OrderLifecycle
 from mlthon.basics.sanity import int_cl_id_problem
-from mlthon.basics.values import Price, Qty
+from mlthon.basics.values import Price, Qty, TextValues
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.codec import order_from_wire
 from mlthon.infra.clock import Scheduler
@@ -82,6 +82,9 @@ CANCELS_MAX = 100_000
 ADOPT_RETRY_NS = 10_000_000_000
 # Unknown-order warnings: each of the first ones, then one in this many.
 _WARN_FIRST = 100
+# The prices and sizes of reports, as the strategy gets them: one object per text (they repeat).
+_PRICES = TextValues(Price)
+_QTYS = TextValues(Qty)
 _WARN_EVERY = 1000
 
 # Reports an order gets at most once (a repeat is a redelivery).
@@ -550,9 +553,9 @@ class OrderTracker:
                 _remember(self._seen_execs, key)
                 if delivered is not None:
                     delivered(ex, msg)
-                price = Price(msg.price)
-                fill = Qty(msg.fill_qty)
-                leaves = Qty(msg.leaves_qty)
+                price = _PRICES[msg.price]
+                fill = _QTYS[msg.fill_qty]
+                leaves = _QTYS[msg.leaves_qty]
                 self._on_fill(ex, msg.cl_id, msg.exec_id, fill._v, leaves._v)
                 inv(
                     s.on_order_execution,
@@ -566,7 +569,7 @@ class OrderTracker:
                     recv_ns,
                 )
             elif kind is m.NewOrderAck:
-                args = (Price(msg.price), Qty(msg.qty), Qty(msg.leaves_qty))
+                args = (_PRICES[msg.price], _QTYS[msg.qty], _QTYS[msg.leaves_qty])
                 rec = self._record(ex, msg.cl_id)
                 if rec is not None:
                     stop = msg.ord_type in _STOP_TYPES
@@ -610,7 +613,7 @@ class OrderTracker:
                     self._answered(("one", ex, msg.cl_id))
                 inv(s.on_cancel_order_reject, ex, msg.cl_id, msg.code, msg.reason)
             elif kind is m.ModifyOrderAck:
-                args = (Price(msg.new_price), Qty(msg.new_qty), Qty(msg.leaves_qty))
+                args = (_PRICES[msg.new_price], _QTYS[msg.new_qty], _QTYS[msg.leaves_qty])
                 self._on_modified(ex, msg.cl_id, args[2]._v, args[0]._v)
                 inv(s.on_modify_order_ack, ex, msg.cl_id, *args)
             elif kind is m.ModifyOrderReject:

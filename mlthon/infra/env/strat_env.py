@@ -85,6 +85,18 @@ from mlthon.infra.timers import TimerService
 
 log = logging.getLogger(__name__)
 
+# Members read on every order, bound once: reading one off its Enum class (``OrderType.Limit``)
+# goes through EnumType's Python-level __getattr__ hook on Python 3.11 (about 800 instructions).
+_MARKET_TYPES = frozenset({OrderType.Market, OrderType.StopMarket})
+_STOP_TYPES = frozenset({OrderType.StopLimit, OrderType.StopMarket})
+_SIDE_UNSET = Side.Unset
+_TYPE_UNSET, _LIMIT = OrderType.Unset, OrderType.Limit
+_TIF_UNSET, _GTC = TIF.Unset, TIF.GTC
+_POST_ONLY = ExecInstructions.PostOnly
+_TRIGGER_UNSET = TriggerDirection.Unset
+_READY = GtwStatus.ReadyToTrade
+_EXCHANGE_UNSET = Exchange.Unset
+
 _ERROR_ALERT_INTERVAL_NS = 10_000_000_000
 # The env's own fetches (reconciliation, adoption, accounting checks) carry a request id that
 # the gateway echoes, so their answers never reach the strategy; at most this many wait.
@@ -862,7 +874,7 @@ class StratEnv(IStratEnv):
     def _check_exchange(self, exchange: object) -> Exchange:
         if not isinstance(exchange, Exchange):
             raise InvalidArgumentType("exchange", exchange, "must be an Exchange member")
-        if exchange is Exchange.Unset:
+        if exchange is _EXCHANGE_UNSET:
             raise InvalidArgument("exchange", exchange, "must be a real exchange")
         return exchange
 
@@ -1391,7 +1403,7 @@ class StratEnv(IStratEnv):
         status = self._gtw_status.get(exchange)
         if status is None:
             return GtwRejectCode.GtwNotReady, f"no gateway for {exchange.name} has reported"
-        if status is not GtwStatus.ReadyToTrade:
+        if status is not _READY:
             return GtwRejectCode.GtwNotReady, f"gateway {exchange.name} is {status.name}"
         return None
 
@@ -1462,7 +1474,7 @@ class StratEnv(IStratEnv):
         self._check_exchange(exchange)
         inst = self._instrument(exchange, instrument_id)
         self._enum("side", side, Side)
-        if side is Side.Unset:
+        if side is _SIDE_UNSET:
             raise InvalidArgument("side", side, "must be Side.Buy or Side.Sell")
         self._enum("exec_instr", exec_instr, ExecInstructions)
         self._enum("ord_type", ord_type, OrderType)
@@ -1470,25 +1482,25 @@ class StratEnv(IStratEnv):
         self._enum("trigger_direction", trigger_direction, TriggerDirection)
         if not isinstance(close_position, bool):
             raise InvalidArgumentType("close_position", close_position, "must be a bool")
-        if ord_type is OrderType.Unset:
-            ord_type = OrderType.Limit
-        if time_in_force is TIF.Unset:
-            time_in_force = TIF.GTC
+        if ord_type is _TYPE_UNSET:
+            ord_type = _LIMIT
+        if time_in_force is _TIF_UNSET:
+            time_in_force = _GTC
         q = self._check_qty("qty", qty, inst)
-        if ord_type in (OrderType.Market, OrderType.StopMarket):
+        if ord_type in _MARKET_TYPES:
             p = self._decimal("price", price) if price is not None else Decimal(0)
             if p < 0:
                 raise InvalidArgument("price", price, "must be >= 0")
-            if exec_instr is ExecInstructions.PostOnly:
+            if exec_instr is _POST_ONLY:
                 raise InvalidArgument("exec_instr", exec_instr, "a market order cannot post")
         else:
             p = self._check_price("price", price, inst)
         stop: str | None = None
-        if ord_type in (OrderType.StopLimit, OrderType.StopMarket):
+        if ord_type in _STOP_TYPES:
             if stop_price is None:
                 raise InvalidArgument("stop_price", stop_price, f"required for {ord_type.name}")
             stop = str(self._check_price("stop_price", stop_price, inst))
-            if trigger_direction is TriggerDirection.Unset:
+            if trigger_direction is _TRIGGER_UNSET:
                 raise InvalidArgument(
                     "trigger_direction", trigger_direction, f"Up or Down for {ord_type.name}"
                 )

@@ -90,3 +90,34 @@ def test_tick_prices_follow_the_sanity_rule_and_make_one_object_per_tick(step, t
             with pytest.raises(ValueError, match="market-data"):
                 cache[tick]
             assert tick not in cache
+
+
+def test_text_values_give_what_the_class_gives_once_per_text():
+    from mlthon.basics.values import TextValues
+
+    prices = TextValues(Price)
+    p = prices["60000.10"]
+    assert p == Price("60000.10") and type(p) is Price and str(p) == "60000.10"
+    assert prices["60000.10"] is p  # made once
+    assert prices["60000.1"] == p and prices["60000.1"] is not p  # another text, its own entry
+    with pytest.raises(ValueError):
+        prices["NaN"]
+    assert "NaN" not in prices  # a bad text is not kept
+    assert TextValues(Qty)["0.002"] == Qty("0.002")
+
+
+@given(st.integers(min_value=0, max_value=10**12), st.sampled_from(["0.1", "0.001", "5", "1E-8"]))
+def test_sim_report_texts_are_the_decimals_formatted(n, step):
+    # The simulated exchange's report texts, kept per tick and lot count, are what formatting
+    # the exact price or quantity gives.
+    from mlthon.basics import Exchange, Instrument, InstrumentKind
+    from mlthon.gateways.sim.market import MarketState
+
+    inst = Instrument(
+        instrument_id=1, name="X", exchange=Exchange.Sim, base="X", quote="USDT",
+        kind=InstrumentKind.Linear, tick_size=Decimal(step), lot_size=Decimal(step),
+    )  # fmt: skip
+    mkt = MarketState(inst)
+    assert mkt.price_texts[n] == format(mkt.price_of(n), "f")
+    assert mkt.qty_texts[n] == format(mkt.qty_of(n), "f")
+    assert mkt.price_texts[n] is mkt.price_texts[n]
