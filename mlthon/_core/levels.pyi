@@ -29,5 +29,9 @@ def apply_raw(
     out: list[tuple[int, int, int, int]] | None,
 ) -> int: ...
 def changes_in_ranges(
-    ch: list[Any], lo_b: int, hi_b: int, lo_a: int, hi_a: int
+    ch: list[Any],
+    bid_ticks: list[int],
+    ask_ticks: list[int],
+    resting_bids: dict[int, Any],
+    resting_asks: dict[int, Any],
 ) -> tuple[bool, bool, list[Any]]: ...

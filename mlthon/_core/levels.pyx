@@ -281,29 +281,49 @@ cdef tuple _ACTIONS = (C_ADD, C_MODIFY, C_DELETE)
 
 
 def changes_in_ranges(
-    list ch, int64_t lo_b, int64_t hi_b, int64_t lo_a, int64_t hi_a
+    list ch,
+    list bid_ticks not None,
+    list ask_ticks not None,
+    dict resting_bids not None,
+    dict resting_asks not None,
 ):
     """The simulated exchange's look at one book message's changes (``(action, side, tick,
     lots)``, side 1 a bid): ``(touched_bid, touched_ask, hits)``, whether any change was on each
-    side and, in order, the changes whose tick lies in its side's ``[lo, hi]`` (where our orders
-    rest; an empty side has ``lo > hi``). The compiled twin of
-    ``mlthon.gateways.sim.book_changes.py_changes_in_ranges``: identical results."""
+    side and, in order, the changes at a price holding orders of ours: within the span of the
+    side's resting prices (``bid_ticks`` / ``ask_ticks``, sorted; an empty one spans nothing)
+    and in ``resting_bids`` / ``resting_asks`` (tick -> the orders there) with some orders. The
+    compiled twin of ``mlthon.gateways.sim.book_changes.py_changes_in_ranges``: identical
+    results."""
     cdef bint touched_bid = False
     cdef bint touched_ask = False
     cdef list hits = []
     cdef Py_ssize_t i, n = PyList_GET_SIZE(ch)
-    cdef object c
+    cdef Py_ssize_t nb = PyList_GET_SIZE(bid_ticks)
+    cdef Py_ssize_t na = PyList_GET_SIZE(ask_ticks)
+    cdef int64_t lo_b = 1, hi_b = 0, lo_a = 1, hi_a = 0
+    cdef object c, key
+    cdef PyObject *queue
     cdef int64_t t
+    if nb:
+        lo_b = <int64_t><object>PyList_GET_ITEM(bid_ticks, 0)
+        hi_b = <int64_t><object>PyList_GET_ITEM(bid_ticks, nb - 1)
+    if na:
+        lo_a = <int64_t><object>PyList_GET_ITEM(ask_ticks, 0)
+        hi_a = <int64_t><object>PyList_GET_ITEM(ask_ticks, na - 1)
     for i in range(n):
         c = <object>PyList_GET_ITEM(ch, i)
+        key = c[2]
+        t = <int64_t>key
         if <int64_t>c[1] == C_BID:
             touched_bid = True
-            t = <int64_t>c[2]
             if lo_b <= t <= hi_b:
-                hits.append(c)
+                queue = PyDict_GetItem(resting_bids, key)
+                if queue is not NULL and <object>queue:
+                    hits.append(c)
         else:
             touched_ask = True
-            t = <int64_t>c[2]
             if lo_a <= t <= hi_a:
-                hits.append(c)
+                queue = PyDict_GetItem(resting_asks, key)
+                if queue is not NULL and <object>queue:
+                    hits.append(c)
     return touched_bid, touched_ask, hits

@@ -1066,20 +1066,27 @@ class MatchingEngine:
             if mkt.stops:
                 self._after_book(mkt, False, False)
             return
-        # Our resting prices lie within [lo, hi] of each side (an empty side: an empty range);
-        # most changes of a deep book are outside it: one compiled pass picks the others.
-        bt, at = mkt.bid_ticks, mkt.ask_ticks
-        lo_b, hi_b = (bt[0], bt[-1]) if bt else (1, 0)
-        lo_a, hi_a = (at[0], at[-1]) if at else (1, 0)
+        # Most changes of a deep book are away from our resting prices: one compiled pass picks
+        # the changes at them (and says which sides were touched).
         if taken:
             for _action, side, t, _lots in ch:
                 taken.pop((side, t), None)  # the venue changed the level: its own size again
-        touched_bid, touched_ask, hits = changes_in_ranges(ch, lo_b, hi_b, lo_a, hi_a)
+        touched_bid, touched_ask, hits = changes_in_ranges(ch, mkt.bid_ticks, mkt.ask_ticks, rb, ra)
         for action, side, t, lots in hits:
-            queue = (rb if side == BID else ra).get(t)
-            if queue:
-                self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
-        self._after_book(mkt, touched_bid, touched_ask)
+            queue = (rb if side == BID else ra)[t]
+            self._level_changed(mkt, side, t, 0 if action == DELETE else lots, queue)
+        book = mkt.book
+        if taken or mkt.was_crossed or mkt.stops or book.bid >= book.ask:
+            self._after_book(mkt, touched_bid, touched_ask)
+            return
+        # _after_book's common case, inline (a continuous book, nothing taken, no stop order):
+        # fills only where the opposite best reaches our best resting price.
+        bt = mkt.bid_ticks
+        if touched_ask and bt and book.ask <= bt[-1]:  # NO_ASK is above every tick
+            self._cross_fill(mkt, True)
+        at = mkt.ask_ticks
+        if touched_bid and at and book.bid >= at[0]:  # NO_BID is below every tick
+            self._cross_fill(mkt, False)
 
     def _after_book(self, mkt: MarketState, touched_bid: bool, touched_ask: bool) -> None:
         # O(1) unless the opposite best reaches our best resting price (the common case reads
