@@ -40,19 +40,27 @@ class Running:
         return self.proc.returncode
 
 
-@contextlib.asynccontextmanager
-async def mlthon(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
-    """``python -m mlthon *args``; killed on the way out if still running."""
-    proc = await asyncio.create_subprocess_exec(
+async def start(
+    *args: str, stderr: int = asyncio.subprocess.PIPE, env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """``python -m mlthon *args`` in the repository, its stdout piped (and its stderr, or
+    ``asyncio.subprocess.STDOUT`` for both in one)."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "mlthon",
         *args,
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=stderr,
         env=env,
     )
+
+
+@contextlib.asynccontextmanager
+async def mlthon(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
+    """``python -m mlthon *args``; killed on the way out if still running."""
+    proc = await start(*args, stderr=asyncio.subprocess.STDOUT, env=env)
     run = Running(proc)
     try:
         yield run

@@ -114,6 +114,12 @@ class OrderType(MltEnum):
     StopMarket = 4
 
 
+#: The order types that wait for a trigger price.
+STOP_ORDER_TYPES = frozenset({OrderType.StopLimit, OrderType.StopMarket})
+#: The order types with no limit price (priced by the market when they execute).
+MARKET_ORDER_TYPES = frozenset({OrderType.Market, OrderType.StopMarket})
+
+
 class TIF(MltEnum):
     """Time in force."""
 

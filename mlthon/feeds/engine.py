@@ -378,13 +378,10 @@ class FeedEngine:
         )
 
     def _lookup(self, exchange: Exchange, symbol: str, source: str, line: int) -> _BookState | None:
-        key = (exchange, symbol)  # members hash in C (MltEnum)
-        try:
-            return self._sym_cache[key]
-        except KeyError:
-            pass
+        """The book of a (venue, symbol) not seen before (``on_event`` reads ``_sym_cache``
+        first), kept in the cache; None, reported once, for a symbol not in the instruments."""
         st = self._by_key.get((exchange.value, symbol.upper()))
-        self._sym_cache[key] = st
+        self._sym_cache[(exchange, symbol)] = st  # members hash in C (MltEnum)
         if st is None:
             self.stats.unknown_symbols.add(f"{exchange.name}:{symbol}")
             self.bad_data(

@@ -447,10 +447,6 @@ class _CacheReader:
                 continue
             yield from self._with_reports(ses, reports)
 
-    def __iter__(self) -> Iterator[SourceEvent]:
-        for ses in self.chunks():
-            yield from ses
-
     def _with_reports(
         self, ses: list[SourceEvent], reports: list[ReportRow]
     ) -> Iterator[list[SourceEvent]]:

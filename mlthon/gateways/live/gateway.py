@@ -51,6 +51,7 @@ import attrs
 from mlthon.basics.errors import GatewayError, RateLimited
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
+    STOP_ORDER_TYPES,
     TIF,
     CancelCode,
     ExecInstructions,
@@ -1002,7 +1003,7 @@ class LiveGateway(GatewayBase):
         if inst is None:
             reject(GtwRejectCode.UnknownInstrument, f"instrument {req.instrument_id} not served")
             return
-        if req.ord_type in (OrderType.StopLimit, OrderType.StopMarket):
+        if req.ord_type in STOP_ORDER_TYPES:
             self._send(req.strat, UnsupportedOp(msg_type="NewOrder"), done=seq)
             return
         if req.side not in (Side.Buy, Side.Sell):

@@ -39,6 +39,8 @@ from typing import Any
 from mlthon.basics.errors import GatewayError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
+    MARKET_ORDER_TYPES,
+    STOP_ORDER_TYPES,
     TIF,
     CancelCode,
     Exchange,
@@ -118,8 +120,6 @@ _OPEN = tuple(s for s in OrderStatus if s.is_open)
 _SIDES = (Side.Buy, Side.Sell)
 _BUY = Side.Buy
 _TYPE_UNSET, _LIMIT = OrderType.Unset, OrderType.Limit
-_MARKET_TYPES = frozenset({OrderType.Market, OrderType.StopMarket})
-_STOP_TYPES = frozenset({OrderType.StopMarket, OrderType.StopLimit})
 _TIF_UNSET, _GTC, _FOK = TIF.Unset, TIF.GTC, TIF.FOK
 _POST_ONLY = ExecInstructions.PostOnly
 
@@ -405,8 +405,8 @@ class MatchingEngine:
             raise _Reject(GtwRejectCode.InvalidRequest, f"side must be Buy or Sell, not {req.side}")
         ord_type = _LIMIT if req.ord_type is _TYPE_UNSET else req.ord_type
         tif = _GTC if req.tif is _TIF_UNSET else req.tif
-        is_market = ord_type in _MARKET_TYPES
-        is_stop = ord_type in _STOP_TYPES
+        is_market = ord_type in MARKET_ORDER_TYPES
+        is_stop = ord_type in STOP_ORDER_TYPES
         post_only = req.exec_instr is _POST_ONLY
         if is_market and post_only:
             raise _Reject(GtwRejectCode.InvalidRequest, "a market order cannot be post-only")

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mlthon.basics.mlt_enum import OrderType
+from mlthon.basics.mlt_enum import MARKET_ORDER_TYPES
 from mlthon.basics.sanity import cl_id_problem, decimal_problem
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.topics import check_name
@@ -156,7 +156,7 @@ def _req_id(kind: str, req_id: str) -> str | None:
 
 
 def _new_order(x: m.NewOrder) -> str | None:
-    market = x.ord_type in (OrderType.Market, OrderType.StopMarket)
+    market = x.ord_type in MARKET_ORDER_TYPES
     return _first(
         _strat("NewOrder", x.strat),
         _cl("NewOrder", "cl_id", x.cl_id),

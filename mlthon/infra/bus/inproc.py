@@ -58,13 +58,13 @@ class InProcBus(BusBase):
         """Publish ``msg`` and deliver it, with everything its handlers publish, before returning.
 
         For the driver of a backtest, which owns the loop: the same deliveries in the same order
-        as :meth:`publish` followed by the scheduler running the drain, provided nothing else is
-        waiting to run soon (the driver checks ``scheduler.soon_queue`` first); without the
-        scheduler's round trip, which is most of a market-data message's dispatch.
+        as :meth:`publish` followed by the scheduler running the drain, without the scheduler's
+        round trip (most of a market-data message's dispatch). The driver calls it when nothing
+        waits to run soon (``scheduler.soon_queue``); should messages wait all the same, this one
+        is queued behind them as :meth:`publish` queues it, for the scheduler's next run.
         """
-        if self._queue or self._scheduled:  # others first (FIFO): the drain keeps the order
-            self._queue.append((topic, msg, None))
-            self.drain()
+        if self._queue or self._scheduled:  # others first: queued behind them (FIFO), as publish
+            self.publish(topic, msg)
             return
         targets = self._table.cache.get(topic)
         if targets is None:

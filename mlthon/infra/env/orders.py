@@ -50,11 +50,11 @@ import attrs
 from mlthon.api.istrategy import IStrategy
 from mlthon.basics.errors import InvalidArgument, InvalidArgumentType
 from mlthon.basics.mlt_enum import (
+    STOP_ORDER_TYPES,
     CancelCode,
     Exchange,
     GtwRejectCode,
     OrderStatus,
-    OrderType,
     Side,
 )
 from mlthon.basics.order import Order
@@ -102,7 +102,6 @@ _ORDER_REPORTS = frozenset(
         m.OrderCancelled,
     }
 )
-_STOP_TYPES = (OrderType.StopLimit, OrderType.StopMarket)
 
 Key = tuple[Exchange, str]
 # ("one", exchange, client id) for a cancel, ("all", exchange, instrument id) for a cancel-all.
@@ -572,7 +571,7 @@ class OrderTracker:
                 args = (_PRICES[msg.price], _QTYS[msg.qty], _QTYS[msg.leaves_qty])
                 rec = self._record(ex, msg.cl_id)
                 if rec is not None:
-                    stop = msg.ord_type in _STOP_TYPES
+                    stop = msg.ord_type in STOP_ORDER_TYPES
                     self._step(rec, functools.partial(rec.life.ack, untriggered=stop))
                 inv(
                     s.on_new_order_ack,

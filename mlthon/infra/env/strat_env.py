@@ -43,6 +43,8 @@ from mlthon.api.istrategy import IStrategy
 from mlthon.basics.errors import ConfigError, InvalidArgument, InvalidArgumentType
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import (
+    MARKET_ORDER_TYPES,
+    STOP_ORDER_TYPES,
     TIF,
     Exchange,
     ExecInstructions,
@@ -87,8 +89,6 @@ log = logging.getLogger(__name__)
 
 # Members read on every order, bound once: reading one off its Enum class (``OrderType.Limit``)
 # goes through EnumType's Python-level __getattr__ hook on Python 3.11 (about 800 instructions).
-_MARKET_TYPES = frozenset({OrderType.Market, OrderType.StopMarket})
-_STOP_TYPES = frozenset({OrderType.StopLimit, OrderType.StopMarket})
 _SIDE_UNSET = Side.Unset
 _TYPE_UNSET, _LIMIT = OrderType.Unset, OrderType.Limit
 _TIF_UNSET, _GTC = TIF.Unset, TIF.GTC
@@ -1487,7 +1487,7 @@ class StratEnv(IStratEnv):
         if time_in_force is _TIF_UNSET:
             time_in_force = _GTC
         q = self._check_qty("qty", qty, inst)
-        if ord_type in _MARKET_TYPES:
+        if ord_type in MARKET_ORDER_TYPES:
             p = self._decimal("price", price) if price is not None else Decimal(0)
             if p < 0:
                 raise InvalidArgument("price", price, "must be >= 0")
@@ -1496,7 +1496,7 @@ class StratEnv(IStratEnv):
         else:
             p = self._check_price("price", price, inst)
         stop: str | None = None
-        if ord_type in _STOP_TYPES:
+        if ord_type in STOP_ORDER_TYPES:
             if stop_price is None:
                 raise InvalidArgument("stop_price", stop_price, f"required for {ord_type.name}")
             stop = str(self._check_price("stop_price", stop_price, inst))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,9 @@ from mlthon.basics import Exchange
 from mlthon.infra.bus import messages as m
 from mlthon.infra.bus.mqtt import MqttBus
 from mlthon.infra.bus.topics import Topics
-from tests.conftest import REPO, wait_until
+from tests.conftest import wait_until
 from tests.fakes.scripted_gateway import ScriptedGateway
+from tests.running import start
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +42,6 @@ root = "{root}"
     return cfg
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mlthon",
-        *args,
-        cwd=REPO,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, topic_root, tmp_path):
     cfg = write_cfg(tmp_path, mosquitto.port, topic_root)
     topics = Topics(topic_root)
@@ -67,8 +55,8 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
         statuses: list[m.StratStatus] = []
         bus.subscribe(topics.strat_status("hooky"), lambda t, msg: statuses.append(msg), qos=1)
         await bus.flush()
-        control = await spawn("control", "--strategy", str(cfg), *bus_args)
-        strat = await spawn("strategy", str(cfg))
+        control = await start("control", "--strategy", str(cfg), *bus_args)
+        strat = await start("strategy", str(cfg))
         try:
             # The strategy logged in, got its params and sent its order to the gateway.
             await wait_until(
@@ -83,17 +71,17 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
             )
             assert [h.name for h in statuses[-1].hooks] == ["echo", "risk"]  # risk: the env's
             assert statuses[-1].hooks[0].help == "Answer with the params."
-            cmd = await spawn("cmd", "hooky", "ECHO", "a", "b c", *bus_args, "--timeout", "10")
+            cmd = await start("cmd", "hooky", "ECHO", "a", "b c", *bus_args, "--timeout", "10")
             out, err = await asyncio.wait_for(cmd.communicate(), 20)
             assert cmd.returncode == 0, err.decode()
             assert out.decode().strip() == "ok: echo:a,b c"
             await wait_until(lambda: tg, 5, "telegram message")
             assert tg[0].text == "echo a b c" and tg[0].strat == "hooky"
             # An unknown hook and a bad params update fail with a clear message and exit code.
-            cmd = await spawn("cmd", "hooky", "nosuch", *bus_args, "--timeout", "10")
+            cmd = await start("cmd", "hooky", "nosuch", *bus_args, "--timeout", "10")
             out, _ = await asyncio.wait_for(cmd.communicate(), 20)
             assert cmd.returncode == 1 and "unknown command 'nosuch'" in out.decode()
-            cmd = await spawn("params", "hooky", "order=maybe", *bus_args, "--timeout", "10")
+            cmd = await start("params", "hooky", "order=maybe", *bus_args, "--timeout", "10")
             out, _ = await asyncio.wait_for(cmd.communicate(), 20)
             assert cmd.returncode == 1 and "order is a bool" in out.decode()
             # SIGTERM: the strategy stops cleanly (on_stop -> send_stop_ack).
@@ -110,7 +98,7 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
 
 
 async def test_cmd_without_control_service_times_out_clearly(mosquitto, topic_root):
-    cmd = await spawn(
+    cmd = await start(
         "cmd",
         "nobody",
         "status",
@@ -128,7 +116,7 @@ async def test_cmd_without_control_service_times_out_clearly(mosquitto, topic_ro
 async def test_bad_strategy_config_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[strategy]\nname = "x y"\nclass = "a:B"\n')
-    p = await spawn("strategy", str(bad))
+    p = await start("strategy", str(bad))
     _, err = await asyncio.wait_for(p.communicate(), 20)
     assert p.returncode == 2
     assert "bad.toml: [strategy.name]" in err.decode() and "letters, digits" in err.decode()
