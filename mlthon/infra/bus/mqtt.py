@@ -184,6 +184,7 @@ class MqttBus(BusBase):
         self._quick_since = 0.0
         self._verifying = False  # asking the broker's uptime to confirm a takeover
         self._progress = asyncio.Event()
+        self._flushing = 0  # flush() calls waiting
         # Counters, for status pages and tests.
         self.received = 0
         self.sent = 0
@@ -432,6 +433,8 @@ class MqttBus(BusBase):
             if outbox.queue:
                 self._drain()
             self._progress.set()
+        elif self._flushing:
+            self._progress.set()  # a SUBACK may have come
         if self._holding and len(outbox.queue) <= self._hold_at // 2:
             self._holding = False
             link = self._link
@@ -600,11 +603,20 @@ class MqttBus(BusBase):
 
     def _flushed(self) -> bool:
         link = self._link
-        return self._up and not self._outbox and link is not None and not link.want_write()
+        return (
+            self._up
+            and not self._outbox
+            and link is not None
+            and not link.want_write()
+            and not link.subscribing()
+        )
 
     async def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until nothing waits in the outbox, every QoS 1 publish is acknowledged and every
-        packet is written to the socket.
+        """Wait until nothing waits in the outbox, every QoS 1 publish is acknowledged, every
+        SUBSCRIBE and UNSUBSCRIBE is answered and every packet is written to the socket.
+
+        After it, the broker routes to this bus whatever another connection publishes on a
+        pattern subscribed before the call.
 
         Returns False (and logs what is left) if that did not happen within ``timeout_s``, or
         at once if the broker is not connected.
@@ -616,20 +628,25 @@ class MqttBus(BusBase):
                 len(self._outbox),
             )
             return False
+        self._flushing += 1  # the SUBACKs of a read batch wake it too
         try:
             async with asyncio.timeout(timeout_s):
                 while not self._flushed():
                     self._progress.clear()
                     await self._progress.wait()
         except TimeoutError:
+            link = self._link
             log.warning(
-                "mqtt[%s]: flush timed out after %.1fs: %d queued, %d unacknowledged",
+                "mqtt[%s]: flush timed out after %.1fs: %d queued, %d unacknowledged%s",
                 self.client_id,
                 timeout_s,
                 len(self._outbox.queue),
                 len(self._outbox.inflight),
+                ", subscriptions unanswered" if link is not None and link.subscribing() else "",
             )
             return False
+        finally:
+            self._flushing -= 1
         return True
 
     async def close(self) -> None:

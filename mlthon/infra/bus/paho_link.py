@@ -521,6 +521,10 @@ class PahoLink:
         self._queue(unsubscribe_packet(packet_id, patterns))
         return True
 
+    def subscribing(self) -> bool:
+        """True while a SUBSCRIBE or UNSUBSCRIBE waits for the broker's answer."""
+        return bool(self._subscribing)
+
     def want_write(self) -> bool:
         """True while packets wait to be written to the socket."""
         if self._sock is None:

@@ -60,12 +60,13 @@ class Client:
 
 
 class ScriptedBroker:
-    """Accepts connections, answers CONNECT with CONNACK, SUBSCRIBE with SUBACK and (unless
-    ``answer_pings`` is False) PINGREQ with PINGRESP, closes on DISCONNECT; the test sends the
-    rest itself."""
+    """Accepts connections, answers CONNECT with CONNACK, SUBSCRIBE with SUBACK (unless
+    ``answer_subscribes`` is False) and PINGREQ with PINGRESP (unless ``answer_pings`` is False),
+    closes on DISCONNECT; the test sends the rest itself."""
 
-    def __init__(self, *, answer_pings: bool = True) -> None:
+    def __init__(self, *, answer_pings: bool = True, answer_subscribes: bool = True) -> None:
         self.answer_pings = answer_pings
+        self.answer_subscribes = answer_subscribes
         self.clients: list[Client] = []
         self.port = 0
         self._server: asyncio.Server | None = None
@@ -91,7 +92,7 @@ class ScriptedBroker:
             kind = first & 0xF0
             if kind == CONNECT:
                 writer.write(b"\x20\x02\x00\x00")
-            elif kind == SUBSCRIBE:
+            elif kind == SUBSCRIBE and self.answer_subscribes:
                 writer.write(b"\x90\x03" + body[:2] + b"\x01")
             elif kind == PINGREQ and self.answer_pings:
                 writer.write(b"\xd0\x00")
@@ -177,6 +178,24 @@ async def test_mqtt_bus_many_packets_in_one_read_arrive_in_order_each_acked_once
         await wait_until(lambda: len(client.kinds(PUBACK)) == n // 2, 20, "the PUBACKs")
     assert [s for _, s in rec.seen] == [f"s{i}" for i in range(n)]
     assert [int.from_bytes(b, "big") for b in client.kinds(PUBACK)] == list(range(1, n // 2 + 1))
+
+
+async def test_mqtt_bus_flush_waits_for_the_answer_to_each_subscribe():
+    """After ``flush`` the broker routes what others publish on a pattern subscribed before it:
+    the SUBACK has come. A flush that gets no SUBACK returns False at its deadline."""
+    async with ScriptedBroker(answer_subscribes=False) as broker, _bus(broker.port) as bus:
+        await bus.wait_connected()
+        client = await broker.client()
+        bus.subscribe("d/#", lambda _t, _x: None, qos=1)
+        flushed = asyncio.ensure_future(bus.flush(timeout_s=30))
+        await wait_until(lambda: client.kinds(SUBSCRIBE), 10, "the SUBSCRIBE")
+        await asyncio.sleep(0.05)  # flush must not return on the SUBSCRIBE's mere writing
+        assert not flushed.done()
+        packet_id = client.kinds(SUBSCRIBE)[-1][:2]
+        await client.send(b"\x90\x03" + packet_id + b"\x01")
+        assert await asyncio.wait_for(flushed, 10)
+        bus.subscribe("e/#", lambda _t, _x: None)
+        assert not await bus.flush(timeout_s=0.2)
 
 
 MALFORMED = {
@@ -270,8 +289,10 @@ async def test_mqtt_bus_over_tls_gets_bursts_of_any_size_complete_and_in_order(
             await sub.wait_connected()
             await pub.wait_connected()
             sub.subscribe(f"{topic_root}/#", lambda t, x: got.append((t, len(x.detail))), qos=1)
-            pub.publish(f"{topic_root}/probe", m.StratStatus(strat="p", state="x"), qos=1)
-            await wait_until(lambda: got, 10, "the probe")
+            # The probe goes out on the subscriber's own connection, so the broker has the
+            # SUBSCRIBE before it; from ``pub`` it could overtake the SUBSCRIBE and be lost.
+            sub.publish(f"{topic_root}/probe", m.StratStatus(strat="p", state="x"), qos=1)
+            await wait_until(lambda: got, 30, "the probe")
             expected = []
             for rnd in range(3):
                 for i, size in enumerate(sizes * 3):
@@ -279,6 +300,6 @@ async def test_mqtt_bus_over_tls_gets_bursts_of_any_size_complete_and_in_order(
                     msg = m.StratStatus(strat="p", state="x", detail="d" * size)
                     pub.publish(topic, msg, qos=(i + rnd) % 2)
                     expected.append((topic, size))
-                await wait_until(lambda: len(got) == 1 + len(expected), 20, "the burst")
+                await wait_until(lambda: len(got) == 1 + len(expected), 60, "the burst")
             assert await pub.flush()
     assert got[1:] == expected
