@@ -68,8 +68,12 @@ def topic_root(request: pytest.FixtureRequest) -> str:
     return "t/" + re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:60]
 
 
-async def wait_until(pred: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``pred`` on the event loop until it is truthy; fail after ``timeout`` seconds."""
+async def wait_until(pred: Callable[[], object], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``pred`` on the event loop until it is truthy; fail after ``timeout`` seconds.
+
+    The deadline is generous on purpose: the call returns as soon as ``pred`` holds, and a loaded
+    machine (CI, busy neighbours) can take seconds to schedule a process or a broker round trip.
+    """
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:

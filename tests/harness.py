@@ -79,7 +79,7 @@ class System:
     def _on_result(self, topic: str, msg: Any) -> None:
         self.results[msg.cmd_id] = msg
 
-    async def cmd(self, name: str, *args: str, timeout: float = 5.0) -> m.CmdResult:
+    async def cmd(self, name: str, *args: str, timeout: float = 30.0) -> m.CmdResult:
         cmd_id = f"c{next(_ids)}"
         self.sys_bus.publish(
             self.topics.cmd(),
@@ -99,7 +99,7 @@ class System:
     def feed(self, msg: m.Msg, exchange: Exchange = Exchange.Sim, iid: int = 9001) -> None:
         self.sys_bus.publish(self.topics.md(exchange, iid), msg)
 
-    async def until(self, name: str, count: int = 1, timeout: float = 5.0) -> None:
+    async def until(self, name: str, count: int = 1, timeout: float = 30.0) -> None:
         await wait_until(lambda: len(self.strat.of(name)) >= count, timeout, name)
 
 

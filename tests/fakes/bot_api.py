@@ -184,7 +184,7 @@ class FakeBotApi:
         """Every call of ``method``, failed ones included."""
         return [c for c in self.calls if c.method == method]
 
-    async def wait_for(self, pred: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, pred: Callable[[], bool], timeout: float = 30.0) -> None:
         """Wait until ``pred()`` holds (checked after every request), or fail after ``timeout``."""
         async with asyncio.timeout(timeout):
             while not pred():

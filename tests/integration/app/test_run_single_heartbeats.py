@@ -45,7 +45,7 @@ async def test_single_process_run_heartbeats_every_part(tmp_path: Path) -> None:
         stop.set()
         async with asyncio.timeout(30):
             await run
-    await wait_until(lambda: all(states().get(p) == "down" for p in PARTS), 5, "all down")
+    await wait_until(lambda: all(states().get(p) == "down" for p in PARTS), 30, "all down")
     gw = next(c for c in snapshot["components"] if c["kind"] == "gateway")
     assert gw["pid"] and gw["venue"].startswith("ReadyToTrade"), gw
     board.stop()

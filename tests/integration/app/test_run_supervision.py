@@ -211,7 +211,7 @@ async def test_run_stop_during_a_back_off_starts_nothing(tmp_path):
     part = sup.parts["feed"]
     assert part.proc is not None
     await asyncio.wait_for(part.proc.wait(), 60)
-    await wait_until(lambda: len(part.deaths) == 1, 10, "the restart decided")
+    await wait_until(lambda: len(part.deaths) == 1, 30, "the restart decided")
     await sup.stop_all()
     assert sup.restarts() == {"feed": 0} and not sup.ended.is_set()
     assert part.proc.returncode == 2

@@ -59,7 +59,7 @@ async def test_control_secure_strategy_cannot_log_in_as_another(topic_root, tmp_
             # s1 as itself, after the others on the same connection: a barrier.
             s1.publish(topics.login("s1"), m.Login(strat="s1", pid=1, host="h"), qos=1)
             await wait_until(
-                lambda: any(isinstance(x, m.StratParams) for x in to_s1), 20, "s1's login answer"
+                lambda: any(isinstance(x, m.StratParams) for x in to_s1), 30, "s1's login answer"
             )
             await admin.flush()
             assert [type(x) for x in to_s1] == [m.Instruments, m.Start, m.StratParams]

@@ -34,7 +34,7 @@ async def test_retained_and_qos1_messages_reach_their_subscribers(broker):
             sub.subscribe("t/#", lambda t, x: got.append((t, x.strat)), qos=1)
             assert await sub.flush()
             pub.publish("t/req", m.StopAck(strat="live"), qos=1)
-            await wait_until(lambda: len(got) == 2, 10, "the retained and the live message")
+            await wait_until(lambda: len(got) == 2, 30, "the retained and the live message")
     assert got == [("t/status", "retained"), ("t/req", "live")]
 
 
@@ -53,5 +53,5 @@ async def test_a_persistent_session_gets_what_was_published_while_it_was_away(br
     back = MqttBus(broker.host, broker.port, client_id="strategy", clean_session=False)
     back.subscribe("rpt/#", lambda t, x: got.append(x.strat), qos=1)
     async with back:
-        await wait_until(lambda: len(got) == 3, 10, "the messages kept while away")
+        await wait_until(lambda: len(got) == 3, 30, "the messages kept while away")
     assert got == ["fill0", "fill1", "fill2"]

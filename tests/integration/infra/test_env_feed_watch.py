@@ -85,7 +85,7 @@ async def test_feed_without_heartbeat_or_data_is_reported_stale_then_resumed(mos
             # SIGSTOP: the feed says nothing any more.
             alive.clear()
             await wait_until(
-                lambda: _statuses(s.strat, FeedHandlerStatus.Stale), 10, "the stale report"
+                lambda: _statuses(s.strat, FeedHandlerStatus.Stale), 30, "the stale report"
             )
             (detail,) = _statuses(s.strat, FeedHandlerStatus.Stale)
             assert detail.startswith("Sim feed silent for ") and detail.endswith("(limit 0.25s)")
@@ -94,7 +94,7 @@ async def test_feed_without_heartbeat_or_data_is_reported_stale_then_resumed(mos
             # SIGCONT: beats again; the strategy is told, and the book asks for a snapshot.
             alive.set()
             await wait_until(
-                lambda: _statuses(s.strat, FeedHandlerStatus.Resumed), 10, "the resumed report"
+                lambda: _statuses(s.strat, FeedHandlerStatus.Resumed), 30, "the resumed report"
             )
             await wait_until(lambda: len(requests) > asked, what="a snapshot request")
             assert requests[-1].iid == 9001 and not book.valid

@@ -52,7 +52,7 @@ async def _late_gateway_system(
         s.control.start()
         await sys_bus.flush()
         s.start_strategy(start_wait_s=wait_s)
-        await wait_until(lambda: starts, 10, "the control service's start")
+        await wait_until(lambda: starts, 30, "the control service's start")
         yield s, starts
 
 
@@ -64,7 +64,7 @@ async def test_on_start_waits_for_a_late_gateway_and_feed_status(mosquitto, topi
         gate = getattr(env, "start_gate", None)
         await wait_until(
             lambda: "on_start" in s.strat.names() or (gate is not None and gate.waiting),
-            10,
+            30,
             "the start handled",
         )
         assert "on_start" not in s.strat.names()

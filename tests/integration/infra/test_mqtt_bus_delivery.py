@@ -80,10 +80,10 @@ async def test_mqtt_bus_qos1_burst_through_a_cut_link_arrives_complete_and_in_or
             burst = Burst(pub, topic)
             await burst.send(500)
             assert proxy.cut() == 2  # both links reset mid-burst, acks in flight
-            await wait_until(lambda: not pub.connected and not sub.connected, 10, "the cut")
+            await wait_until(lambda: not pub.connected and not sub.connected, 30, "the cut")
             await burst.send(500)  # while the link is down: kept in the outbox
             proxy.resume()
-            await wait_until(lambda: pub.connects == 2, 20, "the publisher's reconnect")
+            await wait_until(lambda: pub.connects == 2, 30, "the publisher's reconnect")
             proxy.cut()  # again, while the backlog of the first cut is on its way
             await burst.send(500)
             proxy.resume()
@@ -112,7 +112,7 @@ async def test_mqtt_bus_qos1_burst_across_broker_restarts_arrives_complete_and_i
                 await burst.send(5)
                 await asyncio.sleep(0.01)
             await restart
-            await wait_until(lambda: pub.connects == 2, 20, "the publisher's reconnect")
+            await wait_until(lambda: pub.connects == 2, 30, "the publisher's reconnect")
             await asyncio.to_thread(broker.restart)  # while the backlog is on its way
             await burst.send(N)
             await wait_until(lambda: len(set(got)) >= N, 60, f"{N} messages ({len(set(got))})")
@@ -137,6 +137,6 @@ async def test_mqtt_bus_keeps_call_order_behind_a_full_window(mosquitto, topic_r
         # Behind 150 QoS 1 messages: the subscribe goes out before the publish that follows.
         pub.subscribe(f"{topic_root}/own", lambda _t, x: own.append(x.seq), qos=1)
         pub.publish(f"{topic_root}/own", _msg(1), qos=1)
-        await wait_until(lambda: own == [1], 10, "the bus's own message")
-        await wait_until(lambda: len(got) == 300, 10, "300 messages")
+        await wait_until(lambda: own == [1], 30, "the bus's own message")
+        await wait_until(lambda: len(got) == 300, 30, "300 messages")
         assert got == list(range(300))

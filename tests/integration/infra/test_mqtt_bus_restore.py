@@ -35,7 +35,7 @@ async def _retained(host: str, port: int, topic: str) -> Any:
     async with MqttBus(host, port) as fresh:
         await fresh.wait_connected()
         fresh.subscribe(topic, lambda _t, x: seen.append(x), qos=1)
-        await wait_until(lambda: seen, 10, f"the retained message on {topic}")
+        await wait_until(lambda: seen, 30, f"the retained message on {topic}")
     return seen[-1]
 
 
@@ -56,7 +56,7 @@ async def test_mqtt_bus_retained_status_is_published_again_after_a_broker_restar
         gw.publish(topic, ready, qos=1, retain=True)
         assert await gw.flush()
         await asyncio.to_thread(broker.restart)  # no persistence: every retained message is gone
-        await wait_until(lambda: gw.connects == 2, 20, "the reconnect")
+        await wait_until(lambda: gw.connects == 2, 30, "the reconnect")
         assert await gw.flush()
         assert await _retained(broker.host, broker.port, topic) == ready
 
@@ -76,11 +76,11 @@ async def test_mqtt_bus_status_replaces_the_last_will_after_a_cut_link(broker, t
             observer.subscribe(topic, lambda _t, x: seen.append(x), qos=1)
             await gw.wait_connected()
             gw.publish(topic, ready, qos=1, retain=True)
-            await wait_until(lambda: seen == [ready], 10, "the status")
+            await wait_until(lambda: seen == [ready], 30, "the status")
             proxy.cut()
-            await wait_until(lambda: seen[-1] == will, 10, "the broker's last will")
+            await wait_until(lambda: seen[-1] == will, 30, "the broker's last will")
             proxy.resume()
-            await wait_until(lambda: seen[-1] == ready, 20, "the status again")
+            await wait_until(lambda: seen[-1] == ready, 30, "the status again")
             assert seen == [ready, will, ready]
             assert await _retained(broker.host, broker.port, topic) == ready
 
@@ -100,14 +100,14 @@ async def test_mqtt_bus_newer_status_sent_while_away_is_not_overtaken_by_the_old
             observer.subscribe(done, lambda _t, x: seen.append("done"), qos=1)
             await gw.wait_connected()
             gw.publish(topic, _status("first"), qos=1, retain=True)
-            await wait_until(lambda: seen, 10, "the first status")
+            await wait_until(lambda: seen, 30, "the first status")
             proxy.cut()
-            await wait_until(lambda: seen[-1] == will, 10, "the broker's last will")
+            await wait_until(lambda: seen[-1] == will, 30, "the broker's last will")
             gw.publish(topic, _status("second"), qos=1, retain=True)  # waits in the outbox
             proxy.resume()
-            await wait_until(lambda: gw.connects == 2, 20, "the reconnect")
+            await wait_until(lambda: gw.connects == 2, 30, "the reconnect")
             gw.publish(done, _status("done"), qos=1)
-            await wait_until(lambda: seen[-1] == "done", 10, "the end marker")
+            await wait_until(lambda: seen[-1] == "done", 30, "the end marker")
     assert seen == [_status("first"), will, _status("second"), "done"]
 
 
@@ -140,7 +140,7 @@ async def test_mqtt_bus_after_reconnects_subscribes_once_and_runs_each_handler_o
                 # The subscriptions are in place when the broker routes the bus's own message
                 # back (same connection: after the SUBSCRIBE).
                 sub.publish(f"{root}/end", _status("probe"), qos=1)
-                await wait_until(lambda: calls["end"] == n, 10, f"probe {n}")
+                await wait_until(lambda: calls["end"] == n, 30, f"probe {n}")
 
             def subscribes(pattern: str) -> int:
                 log = (tmp_path / "mosquitto.log").read_text()
@@ -150,21 +150,21 @@ async def test_mqtt_bus_after_reconnects_subscribes_once_and_runs_each_handler_o
             await probe(1)
             for k in (2, 3):
                 proxy.cut()
-                await wait_until(lambda: not sub.connected, 10, "the cut")
+                await wait_until(lambda: not sub.connected, 30, "the cut")
                 proxy.resume()
-                await wait_until(lambda k=k: sub.connects == k, 20, f"connect {k}")
+                await wait_until(lambda k=k: sub.connects == k, 30, f"connect {k}")
                 # cut again only once the broker has this connection's SUBSCRIBE (a cut right
                 # after the CONNACK could drop it on its way: that connection would have none)
                 await wait_until(
-                    lambda k=k: subscribes(f"{root}/end") == k, 20, f"the SUBSCRIBE of connect {k}"
+                    lambda k=k: subscribes(f"{root}/end") == k, 30, f"the SUBSCRIBE of connect {k}"
                 )
             await asyncio.to_thread(broker.restart)
-            await wait_until(lambda: sub.connects == 4, 20, "connect 4")
+            await wait_until(lambda: sub.connects == 4, 30, "connect 4")
             await probe(2)
             for i in range(100):
                 pub.publish(f"{root}/a/x", _status(str(i)), qos=1)
             pub.publish(f"{root}/end", _status("end"), qos=1)
-            await wait_until(lambda: calls["end"] == 3, 10, "the end marker")
+            await wait_until(lambda: calls["end"] == 3, 30, "the end marker")
     assert calls == {"wild": 100, "exact": 100, "wild again": 100, "end": 3}
     log = (tmp_path / "mosquitto.log").read_text()
     subscribed = Counter(
@@ -189,7 +189,7 @@ async def test_mqtt_bus_a_late_second_handler_gets_the_retained_message(broker, 
         pub.publish(topic, _status("retained"), qos=1, retain=True)
         await pub.flush()
         sub.subscribe(f"{topic_root}/status/#", lambda _t, x: first.append(x), qos=1)
-        await wait_until(lambda: first, 10, "the first handler's retained status")
+        await wait_until(lambda: first, 30, "the first handler's retained status")
         sub.subscribe(f"{topic_root}/status/#", lambda _t, x: late.append(x), qos=1)
-        await wait_until(lambda: late, 10, "the late handler's retained status")
+        await wait_until(lambda: late, 30, "the late handler's retained status")
         assert late[0].detail == "retained"

@@ -61,12 +61,12 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
             # The strategy logged in, got its params and sent its order to the gateway.
             await wait_until(
                 lambda: any(isinstance(r, m.NewOrder) for r in gw.requests),
-                20,
+                30,
                 "the strategy's first order",
             )
             await wait_until(
                 lambda: statuses and any(h.name == "echo" for h in statuses[-1].hooks),
-                10,
+                30,
                 "the echo hook published",
             )
             assert [h.name for h in statuses[-1].hooks] == ["echo", "risk"]  # risk: the env's
@@ -75,7 +75,7 @@ async def test_command_hook_from_cli_to_callback_across_processes(mosquitto, top
             out, err = await asyncio.wait_for(cmd.communicate(), 20)
             assert cmd.returncode == 0, err.decode()
             assert out.decode().strip() == "ok: echo:a,b c"
-            await wait_until(lambda: tg, 5, "telegram message")
+            await wait_until(lambda: tg, 30, "telegram message")
             assert tg[0].text == "echo a b c" and tg[0].strat == "hooky"
             # An unknown hook and a bad params update fail with a clear message and exit code.
             cmd = await start("cmd", "hooky", "nosuch", *bus_args, "--timeout", "10")

@@ -73,7 +73,7 @@ async def chromium_page(profile: Path) -> AsyncIterator[Page]:
     try:
         active = profile / "DevToolsActivePort"
         await wait_until(active.exists, 30, "chromium's DevToolsActivePort")
-        await wait_until(lambda: active.read_text().count("\n") >= 1, 5, "the port line")
+        await wait_until(lambda: active.read_text().count("\n") >= 1, 30, "the port line")
         port = int(active.read_text().splitlines()[0])
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/json/list") as r:

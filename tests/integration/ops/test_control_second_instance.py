@@ -104,7 +104,7 @@ async def test_second_control_serves_only_the_page_and_never_knocks_the_first_of
                              reply_to=topics.reply("cli"), sender="test"),
                 qos=1,
             )  # fmt: skip
-            await wait_until(lambda: answers, 10, "an answer")
+            await wait_until(lambda: answers, 30, "an answer")
             await asyncio.sleep(0.5)
             assert [a.cmd_id for a in answers] == ["q1"]
             # Without --web, a second control refuses to start.

@@ -31,7 +31,7 @@ async def test_servers_lists_then_kill_stops_a_feed_cleanly(mosquitto, topic_roo
             await bus.wait_connected()
             board = StatusBoard(bus, LiveScheduler(), Topics(topic_root))
             board.start()
-            await wait_until(lambda: board.get("feed", "Sim") is not None, 20, "feed heard")
+            await wait_until(lambda: board.get("feed", "Sim") is not None, 30, "feed heard")
             rows = await run_json(mlthon_argv("servers", "--json", *bus_args))
             (row,) = [r for r in rows if r["kind"] == "feed"]
             assert row["name"] == "Sim" and row["pid"] == feed.pid and row["state"] == "up"
@@ -43,7 +43,7 @@ async def test_servers_lists_then_kill_stops_a_feed_cleanly(mosquitto, topic_roo
                 out, _ = await kill.communicate()
                 assert await feed.wait() == 0  # a clean exit, not a signal
             assert kill.returncode == 0, out
-            await wait_until(lambda: board.get("feed", "Sim").state == "down", 5, "feed down")
+            await wait_until(lambda: board.get("feed", "Sim").state == "down", 30, "feed down")
             assert board.get("feed", "Sim").status.detail == "stopped"
             board.stop(unsubscribe=False)  # the bus closes next: no UNSUBACK in flight
     finally:

@@ -55,17 +55,17 @@ async def test_killed_feed_goes_stale_then_recovers(mosquitto, topic_root, tmp_p
                 view = board.get("feed", "Sim")
                 return view.state if view is not None else "unknown"
 
-            await wait_until(lambda: system.env is not None and system.env.strat_name, 10, "login")
+            await wait_until(lambda: system.env is not None and system.env.strat_name, 30, "login")
             feed = await spawn(
                 mlthon_argv("feed", "--config", str(cfg)), MLTHON_HEARTBEAT_S=HEARTBEAT_S
             )
             try:
-                await wait_until(lambda: feed_state() == "up", 20, "feed up")
+                await wait_until(lambda: feed_state() == "up", 30, "feed up")
                 await wait_until(
                     lambda: (
                         system.env._feed_status.get(Exchange.Sim) is FeedHandlerStatus.SnapshotEnd
                     ),
-                    10,
+                    30,
                     "strategy sees the feed streaming",
                 )
                 feed.kill()
@@ -73,12 +73,12 @@ async def test_killed_feed_goes_stale_then_recovers(mosquitto, topic_root, tmp_p
                 # The broker publishes the feed's will: the strategy hears it at once.
                 await wait_until(
                     lambda: any(c[1] is FeedHandlerStatus.Disconnected for c in feed_calls()),
-                    5,
+                    30,
                     "on_feed_handler_status(Disconnected)",
                 )
                 lost = [c for c in feed_calls() if c[1] is FeedHandlerStatus.Disconnected][-1]
                 assert lost[2] == FEED_LOST
-                await wait_until(lambda: feed_state() == "stale", 3, "board: feed stale")
+                await wait_until(lambda: feed_state() == "stale", 30, "board: feed stale")
                 assert await web_state() == "stale"
                 assert _feed_state(await run_json(status_argv)) == "stale"
                 n_calls = len(feed_calls())
@@ -89,12 +89,12 @@ async def test_killed_feed_goes_stale_then_recovers(mosquitto, topic_root, tmp_p
                 mlthon_argv("feed", "--config", str(cfg)), MLTHON_HEARTBEAT_S=HEARTBEAT_S
             )
             try:
-                await wait_until(lambda: feed_state() == "up", 20, "feed back up")
+                await wait_until(lambda: feed_state() == "up", 30, "feed back up")
                 await wait_until(
                     lambda: any(
                         c[1] is FeedHandlerStatus.SnapshotEnd for c in feed_calls()[n_calls:]
                     ),
-                    10,
+                    30,
                     "strategy sees the feed back",
                 )
                 assert await web_state() == "up"
@@ -122,18 +122,18 @@ async def test_killed_gateway_tells_strategies_and_goes_stale(mosquitto, topic_r
         def gw_calls() -> list[tuple[object, ...]]:
             return [c for c in system.strat.of("on_gateway_status") if c[0] is Exchange.BinanceUsdm]
 
-        await wait_until(lambda: system.env is not None and system.env.strat_name, 10, "login")
+        await wait_until(lambda: system.env is not None and system.env.strat_name, 30, "login")
         proc = await spawn(mlthon_argv("gateway", "--config", str(cfg)), MLTHON_HEARTBEAT_S="0.5")
         try:
-            await wait_until(lambda: gw() == "up", 20, "gateway up")
+            await wait_until(lambda: gw() == "up", 30, "gateway up")
             await wait_until(
-                lambda: "ReadyToTrade" in board.get("gateway", "BinanceUsdm").venue, 10, "ready"
+                lambda: "ReadyToTrade" in board.get("gateway", "BinanceUsdm").venue, 30, "ready"
             )
             proc.kill()
             await proc.wait()
             lost = (GtwStatus.Connecting, GATEWAY_LOST)
-            await wait_until(lambda: lost in [c[1:] for c in gw_calls()], 5, "on_gateway_status")
-            await wait_until(lambda: gw() == "stale", 3, "gateway stale")
+            await wait_until(lambda: lost in [c[1:] for c in gw_calls()], 30, "on_gateway_status")
+            await wait_until(lambda: gw() == "stale", 30, "gateway stale")
         finally:
             await stop(proc)
         board.stop(unsubscribe=False)  # the bus closes next: no UNSUBACK in flight

@@ -43,17 +43,17 @@ async def test_strategy_and_control_heartbeat_and_obey_kill(mosquitto, topic_roo
             view = board.get(kind, name)
             return view.state if view is not None else "unknown"
 
-        await wait_until(lambda: state("control", "control") == "up", 10, "control up")
-        await wait_until(lambda: state("strategy", "opsrec") == "up", 10, "strategy running")
+        await wait_until(lambda: state("control", "control") == "up", 30, "control up")
+        await wait_until(lambda: state("strategy", "opsrec") == "up", 30, "strategy running")
         view = board.get("strategy", "opsrec")
         extra = view.status.extra["strategy"]
         assert extra["state"] == "running" and extra["open_orders"] == 0
         bus.publish(shutdown_topic(Topics(topic_root)), m.Shutdown(target="opsrec"), qos=1)
         async with asyncio.timeout(15):
             assert await strat == "acknowledged"
-        await wait_until(lambda: state("strategy", "opsrec") == "down", 5, "strategy down")
+        await wait_until(lambda: state("strategy", "opsrec") == "down", 30, "strategy down")
         bus.publish(shutdown_topic(Topics(topic_root)), m.Shutdown(target="control/control"), qos=1)
         async with asyncio.timeout(15):
             await ctl
-        await wait_until(lambda: state("control", "control") == "down", 5, "control down")
+        await wait_until(lambda: state("control", "control") == "down", 30, "control down")
         board.stop(unsubscribe=False)  # the bus closes next: no UNSUBACK in flight

@@ -133,7 +133,7 @@ async def test_status_page_orders_fills_pnl_chart_render_in_chromium(tmp_path):
             n = len(web.activity.of("demo_mm").pnl)
             pnl["v"] = v
             hb.beat()
-            await wait_until(lambda n=n: len(web.activity.of("demo_mm").pnl) > n, 20, "a sample")
+            await wait_until(lambda n=n: len(web.activity.of("demo_mm").pnl) > n, 30, "a sample")
         rpt = topics.gtw_rpt(Exchange.Sim, "demo_mm")
         bus.publish(
             rpt,
@@ -168,7 +168,7 @@ async def test_status_page_orders_fills_pnl_chart_render_in_chromium(tmp_path):
             ),
             qos=1,
         )
-        await wait_until(lambda: web.activity.of("demo_mm").fills, 20, "the fill")
+        await wait_until(lambda: web.activity.of("demo_mm").fills, 30, "the fill")
         await page.send("Page.enable")
         await page.send("Page.addScriptToEvaluateOnNewDocument", source=CATCH_ERRORS)
         await page.send("Page.navigate", url=web.url)

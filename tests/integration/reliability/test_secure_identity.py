@@ -142,7 +142,7 @@ async def test_a_strategy_cannot_write_replies_its_answers_go_through_control(to
                 cmd_id="c1", strat="s1", name="flatten", reply_to=topics.reply("cli"), sender="t"
             )
             sys_bus.publish(topics.cmd(), request, qos=1)
-            await wait_until(lambda: hooks, 10, "the hook at s1")
+            await wait_until(lambda: hooks, 30, "the hook at s1")
             # s2 answers s1's command: on the asker's reply topic (the broker drops it), and on
             # its own topic (the control service drops it: c1 was not sent to s2)
             forged = m.CmdResult(cmd_id="c1", strat="s1", ok=True, detail="forged by s2")
@@ -150,12 +150,12 @@ async def test_a_strategy_cannot_write_replies_its_answers_go_through_control(to
             s2.publish(topics.strat_up("s2"), forged, qos=1)
             # a barrier: what s2 published before reaches the readers before this
             s2.publish(topics.strat_status("s2"), m.StratStatus(strat="s2", state="x"), qos=1)
-            await wait_until(lambda: barrier, 10, "s2's barrier")
+            await wait_until(lambda: barrier, 30, "s2's barrier")
             assert answers == []
             (hook,) = hooks
             s1.publish(
                 hook.reply_to, m.CmdResult(cmd_id="c1", strat="s1", ok=True, detail="s1"), qos=1
             )
-            await wait_until(lambda: answers, 10, "s1's answer")
+            await wait_until(lambda: answers, 30, "s1's answer")
             assert [(a.cmd_id, a.strat, a.detail) for a in answers] == [("c1", "s1", "s1")]
             control.stop()

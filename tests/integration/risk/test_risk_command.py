@@ -30,7 +30,7 @@ async def test_risk_command_halted_cancels_all_and_refuses_orders():
         assert answer.ok and answer.detail.startswith("Halted (operator: desk stop)")
         assert env.risk_state is TradingState.Halted
         await wait_until(
-            lambda: any(isinstance(r, m.CancelAll) for r in s.gateway.requests), 5, "cancel-all"
+            lambda: any(isinstance(r, m.CancelAll) for r in s.gateway.requests), 30, "cancel-all"
         )
         cid = env.send_new_order(
             None,

@@ -94,8 +94,8 @@ async def test_a_halt_set_from_telegram_survives_a_strategy_restart(
         )
         await bridge.start()
         try:
-            await wait_until(lambda: bridge.ready.is_set(), 20, "bridge ready")
-            await wait_until(lambda: "rec" in bridge.known_hooks(), 20, "the strategy's status")
+            await wait_until(lambda: bridge.ready.is_set(), 30, "bridge ready")
+            await wait_until(lambda: "rec" in bridge.known_hooks(), 30, "the strategy's status")
 
             # The admin halts the strategy from Telegram: confirmed, audited, applied.
             answer = await _confirmed(api, "/risk rec halted runaway quotes", 2)
@@ -104,7 +104,7 @@ async def test_a_halt_set_from_telegram_survives_a_strategy_restart(
             assert env.risk_state is TradingState.Halted
             await wait_until(
                 lambda: any(isinstance(r, m.CancelAll) for r in s.gateway.requests),
-                20,
+                30,
                 "the halt's cancel-all at the gateway",
             )
             await api.wait_for(lambda: any("HALTED" in t for t in api.texts(REC_CHAT)), timeout=20)
@@ -168,7 +168,7 @@ async def _new_life(s: System, **env_kwargs: Any) -> StratEnv:
     env = StratEnv(
         strat, s.strat_bus, Reactor(s.scheduler), s.topics, start_wait_s=0.0, **env_kwargs
     )
-    await wait_until(lambda: states, 10, "on_start of the new life")
+    await wait_until(lambda: states, 30, "on_start of the new life")
     assert states == [env.risk_state]
     return env
 
@@ -200,12 +200,12 @@ async def test_the_desk_state_reaches_every_strategy_and_outlives_a_restart(
                 ),
                 qos=1,
             )
-            await wait_until(lambda: cmd_id in s.results, 10, "the desk's answer")
+            await wait_until(lambda: cmd_id in s.results, 30, "the desk's answer")
             return s.results[cmd_id]
 
         res = await desk("halted", "exchange", "incident")
         assert res.ok and res.detail.startswith("desk Halted: sent to rec"), res.detail
-        await wait_until(lambda: env.risk_state is TradingState.Halted, 10, "the desk halt")
+        await wait_until(lambda: env.risk_state is TradingState.Halted, 30, "the desk halt")
         assert env.risk is not None
         assert env.risk.effective_reason == "desk: operator: exchange incident"
         assert env.risk.state is TradingState.Active  # the strategy's own state is untouched
@@ -229,7 +229,7 @@ async def test_the_desk_state_reaches_every_strategy_and_outlives_a_restart(
         assert env2.risk_state is TradingState.Halted
         res = await desk("active")
         assert res.ok
-        await wait_until(lambda: env2.risk_state is TradingState.Active, 10, "the desk resumed")
+        await wait_until(lambda: env2.risk_state is TradingState.Active, 30, "the desk resumed")
         bad = await desk("paused")
         assert not bad.ok and "'paused' is not a trading state" in bad.detail
         env2.close()
@@ -255,7 +255,7 @@ async def test_a_halt_of_the_risk_layer_is_recorded_for_the_next_life(tmp_path: 
             doc = json.loads(state_file.read_text())
             return doc.get("risk", {}).get("strategies", {}).get("rec")
 
-        await wait_until(saved, 10, "the halt saved by the control service")
+        await wait_until(saved, 30, "the halt saved by the control service")
         entry = saved()
         assert entry is not None
         assert (entry["state"], entry["by"]) == ("Halted", "risk layer")

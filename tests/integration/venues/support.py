@@ -46,13 +46,13 @@ class Harness:
         ]
 
     async def wait(
-        self, kind: type[Any], n: int = 1, timeout: float = 5.0, **match: object
+        self, kind: type[Any], n: int = 1, timeout: float = 30.0, **match: object
     ) -> list[Any]:
         """Wait until ``n`` reports of ``kind`` (matching) arrived; return them."""
         await wait_until(lambda: len(self.of(kind, **match)) >= n, timeout, f"{n} {kind.__name__}")
         return self.of(kind, **match)
 
-    async def ready(self, n: int = 1, timeout: float = 5.0) -> None:
+    async def ready(self, n: int = 1, timeout: float = 30.0) -> None:
         """Wait for the ``n``-th ReadyToTrade."""
         await wait_until(
             lambda: sum(s.status is GtwStatus.ReadyToTrade for s in self.statuses) >= n,

@@ -172,7 +172,7 @@ async def test_binance_feed_gap_resyncs_that_instrument_only(fx: FakeBinance) ->
             await fx.push_market(_as_eth(raw))
         await wait_until(lambda: out.status(FeedHandlerStatus.BookInvalid, btc.instrument_id), 30)
         await wait_until(
-            lambda: len(out.status(FeedHandlerStatus.SnapshotEnd, btc.instrument_id)) >= 2, 5
+            lambda: len(out.status(FeedHandlerStatus.SnapshotEnd, btc.instrument_id)) >= 2, 30
         )
         assert (
             "sequence gap" in out.status(FeedHandlerStatus.BookInvalid, btc.instrument_id)[0].detail
@@ -224,7 +224,7 @@ async def test_binance_feed_reconnects_with_backoff_and_resyncs(fx: FakeBinance)
         for raw in frames:
             await fx.push_market(raw)
         await wait_until(
-            lambda: len(out.status(FeedHandlerStatus.SnapshotEnd, btc.instrument_id)) >= 2, 5
+            lambda: len(out.status(FeedHandlerStatus.SnapshotEnd, btc.instrument_id)) >= 2, 30
         )
     finally:
         await _stop(task, stop)

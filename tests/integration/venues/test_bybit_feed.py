@@ -137,7 +137,7 @@ async def test_bybit_feed_gap_resubscribes_that_instrument_only(fx: FakeBybit) -
         for raw in lines[1:10]:
             await fx.push_market(raw)
         await wait_until(
-            lambda: len(_status(out, FeedHandlerStatus.SnapshotEnd, xrp.instrument_id)) == 2, 5
+            lambda: len(_status(out, FeedHandlerStatus.SnapshotEnd, xrp.instrument_id)) == 2, 30
         )
         assert not _status(out, FeedHandlerStatus.BookInvalid, eth.instrument_id)
         assert feed.engine.is_live(eth.instrument_id)

@@ -80,7 +80,7 @@ async def test_short_venue_id_maps_back_to_the_strategy_after_a_restart(tmp_path
         journal = OrderJournal(db)
         async with kit.gateway(fx, cancel_on_stop=False) as h2:
             h2.gw.journal = journal
-            await wait_until(lambda: h2.gw.status is GtwStatus.ReadyToTrade, 10, "ready")
+            await wait_until(lambda: h2.gw.status is GtwStatus.ReadyToTrade, 30, "ready")
             (fill,) = await h2.wait(OrderExecution, timeout=10)
             assert fill.cl_id == cl_id and h2.gw.exchange is Exchange.Bybit
             assert h2.gw.reconciled_fills == 1

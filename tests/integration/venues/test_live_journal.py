@@ -123,12 +123,12 @@ async def test_live_gateway_restarted_from_its_journal_loses_and_doubles_no_fill
 
     # first life: two resting orders, one fill reported
     run = Run(fx, bus, topics, db)
-    await wait_until(lambda: s1.ready == 1, 10, "ready")
+    await wait_until(lambda: s1.ready == 1, 30, "ready")
     send(_new("a1"))
     send(_new("a2", price="48000.0"))
-    await wait_until(lambda: len(s1.of(NewOrderAck)) == 2, 10, "two acks")
+    await wait_until(lambda: len(s1.of(NewOrderAck)) == 2, 30, "two acks")
     await fx.fill(venue_client_id("s1", "a1"), qty="0.004")
-    await wait_until(lambda: len(s1.of(OrderExecution)) == 1, 10, "first fill")
+    await wait_until(lambda: len(s1.of(OrderExecution)) == 1, 30, "first fill")
     await run.kill()
 
     # while it is down: a1 fills more, a2 fills completely; the pushes are lost
@@ -138,16 +138,16 @@ async def test_live_gateway_restarted_from_its_journal_loses_and_doubles_no_fill
 
     # second life, from the journal
     run = Run(fx, bus, topics, db)
-    await wait_until(lambda: s1.ready == 2, 10, "ready again")
-    await wait_until(lambda: len(s1.of(OrderExecution)) == 3, 10, "the missed fills")
+    await wait_until(lambda: s1.ready == 2, 30, "ready again")
+    await wait_until(lambda: len(s1.of(OrderExecution)) == 3, 30, "the missed fills")
     assert run.gw.reconciled_fills == 2
     # the lost pushes arrive late after all: nothing twice
     await fx.push_raw_user(fx.lost)
     send(_new("a1"))  # a repeat of the first request (same bytes): dropped, not answered
     send(_new("a1", ts=2))  # a new order reusing the id: refused, the id stays used
-    await wait_until(lambda: s1.of(NewOrderReject), 10, "reject of the reused id")
+    await wait_until(lambda: s1.of(NewOrderReject), 30, "reject of the reused id")
     send(FetchOrders(strat="s1"))
-    await wait_until(lambda: s1.of(OrdersInfo), 10, "open orders")
+    await wait_until(lambda: s1.of(OrdersInfo), 30, "open orders")
     await run.kill()
 
     execs = s1.of(OrderExecution)
@@ -183,7 +183,7 @@ async def test_live_gateway_answers_requests_a_previous_run_never_handled(
     bus.subscribe(topics.gtw_rpt(EX, "s1"), s1.on_report)
     bus.subscribe(topics.gtw_status(EX), s1.on_status)
     run = Run(fx, bus, topics, db)
-    await wait_until(lambda: s1.ready == 1, 10, "ready")
+    await wait_until(lambda: s1.ready == 1, 30, "ready")
     await run.kill()
     (reject,) = s1.of(NewOrderReject)
     assert reject.cl_id == "lost1" and reject.code is GtwRejectCode.GtwNotReady
@@ -205,9 +205,9 @@ async def test_live_gateway_restarted_takes_the_venues_terms_of_a_modify_it_neve
     bus.subscribe(topics.gtw_status(EX), s1.on_status)
     db = tmp_path / "binance.db"
     run = Run(fx, bus, topics, db)
-    await wait_until(lambda: s1.ready == 1, 10, "ready")
+    await wait_until(lambda: s1.ready == 1, 30, "ready")
     bus.publish(topics.gtw_req(EX, "s1"), _new("m1"))
-    await wait_until(lambda: s1.of(NewOrderAck), 10, "ack")
+    await wait_until(lambda: s1.of(NewOrderAck), 30, "ack")
     await run.kill()
     # The modify reached the venue, the answer never reached the strategy; the journal holds
     # the request as arrived but not handled.
@@ -219,9 +219,9 @@ async def test_live_gateway_restarted_takes_the_venues_terms_of_a_modify_it_neve
     fx.orders[venue_client_id("s1", "m1")].qty = Decimal("0.020")
 
     run = Run(fx, bus, topics, db)
-    await wait_until(lambda: s1.of(ModifyOrderAck), 10, "the venue's terms")
+    await wait_until(lambda: s1.of(ModifyOrderAck), 30, "the venue's terms")
     bus.publish(topics.gtw_req(EX, "s1"), FetchOrders(strat="s1"))
-    await wait_until(lambda: s1.of(OrdersInfo), 10, "open orders")
+    await wait_until(lambda: s1.of(OrdersInfo), 30, "open orders")
     await run.kill()
     (refused,) = s1.of(ModifyOrderReject)
     assert refused.code is GtwRejectCode.GtwNotReady

@@ -133,13 +133,13 @@ async def _trade_round(c: Client, iid: int, fill: Any, link: str) -> None:
             strat="s1", cl_id="o1", instrument_id=iid, side=Side.Buy, price="49000.0", qty="0.010"
         )
     )
-    await wait_until(lambda: c.of(NewOrderAck), 10, "ack over MQTT")
+    await wait_until(lambda: c.of(NewOrderAck), 30, "ack over MQTT")
     c.send(ModifyOrder(strat="s1", cl_id="o1", new_price="49001.0"))
-    await wait_until(lambda: c.of(ModifyOrderAck), 10, "modify ack")
+    await wait_until(lambda: c.of(ModifyOrderAck), 30, "modify ack")
     await fill(link, qty="0.004")
-    await wait_until(lambda: c.of(OrderExecution), 10, "fill over MQTT")
+    await wait_until(lambda: c.of(OrderExecution), 30, "fill over MQTT")
     c.send(CancelOrder(strat="s1", cl_id="o1", instrument_id=iid))
-    await wait_until(lambda: c.of(OrderCancelled), 10, "cancel over MQTT")
+    await wait_until(lambda: c.of(OrderCancelled), 30, "cancel over MQTT")
     assert c.of(OrderExecution)[0].leaves_qty == "0.006"
 
 
@@ -159,8 +159,8 @@ async def test_binance_gateway_process_over_mosquitto(
             {"MLT_BINANCEUSDM_API_KEY": API_KEY, "MLT_BINANCEUSDM_API_SECRET": API_SECRET},
         )
         try:
-            await wait_until(c.ready, 20, "gateway ready")
-            await wait_until(lambda: c.heartbeat("gateway"), 10, "the gateway's heartbeat")
+            await wait_until(c.ready, 30, "gateway ready")
+            await wait_until(lambda: c.heartbeat("gateway"), 30, "the gateway's heartbeat")
             status = await _status_json(broker, topic_root)
             (gw,) = [x for x in status["components"] if x["kind"] == "gateway"]
             assert (gw["name"], gw["state"]) == ("BinanceUsdm", "up"), status
@@ -176,12 +176,12 @@ async def test_binance_gateway_process_over_mosquitto(
                     qty="0.010",
                 )
             )
-            await wait_until(lambda: len(c.of(NewOrderAck)) == 2, 10, "second ack")
+            await wait_until(lambda: len(c.of(NewOrderAck)) == 2, 30, "second ack")
             fx.hold_pushes = True
             await fx.drop_user_streams()
             await fx.fill(venue_client_id("s1", "o2"))
             fx.hold_pushes = False
-            await wait_until(lambda: len(c.of(OrderExecution)) == 2, 15, "reconciled fill")
+            await wait_until(lambda: len(c.of(OrderExecution)) == 2, 30, "reconciled fill")
             await fx.push_raw_user(fx.lost)
             c.send(
                 NewOrder(
@@ -193,7 +193,7 @@ async def test_binance_gateway_process_over_mosquitto(
                     qty="0.010",
                 )
             )
-            await wait_until(lambda: len(c.of(NewOrderAck)) == 3, 10, "third ack")
+            await wait_until(lambda: len(c.of(NewOrderAck)) == 3, 30, "third ack")
         finally:
             out = await _terminate(proc)
         assert proc.returncode == 0, out
@@ -219,7 +219,7 @@ async def test_bybit_gateway_process_over_mosquitto(
         c = Client(bus, Topics(topic_root), Exchange.Bybit)
         proc = await _spawn(_gateway_code(cfg), {})
         try:
-            await wait_until(c.ready, 20, "gateway ready")
+            await wait_until(c.ready, 30, "gateway ready")
             await _trade_round(c, 2001, fx.fill, venue_client_id("s1", "o1"))
         finally:
             out = await _terminate(proc)
@@ -272,7 +272,7 @@ async def test_binance_live_feed_process_over_mosquitto(
         )
         synced = False
         try:
-            await wait_until(lambda: fx.market_ws and "BTCUSDT" in fx.depth_requests, 20)
+            await wait_until(lambda: fx.market_ws and "BTCUSDT" in fx.depth_requests, 30)
             for raw in frames:
                 await fx.push_market(raw)
             with contextlib.suppress(AssertionError):
@@ -281,10 +281,10 @@ async def test_binance_live_feed_process_over_mosquitto(
                         isinstance(m, FeedStatus) and m.status is FeedHandlerStatus.SnapshotEnd
                         for m in got
                     ),
-                    20,
+                    30,
                     "book synced over MQTT",
                 )
-                await wait_until(lambda: any(isinstance(m, BookUpdate) for m in got[3:]), 10)
+                await wait_until(lambda: any(isinstance(m, BookUpdate) for m in got[3:]), 30)
                 synced = True
             # the feed heartbeats: `mlthon status` sees it up while it streams
             status = await _status_json(broker, topic_root)

@@ -123,17 +123,17 @@ async def test_strategy_trades_binance_through_gateway_and_feed_processes(
                         s.env.gateway_status(Exchange.BinanceUsdm) is not None
                         and s.env.gateway_status(Exchange.BinanceUsdm).name == "ReadyToTrade"
                     ),
-                    20,
+                    30,
                     "gateway ready",
                 )
                 s.env.subscribe(Exchange.BinanceUsdm, 1001, MDSub.BBO)
                 # The subscription is on the broker once the bus's outbox is drained (the writer
                 # waits for the SUBACK): only then may the venue start streaming.
                 assert await s.strat_bus.flush()
-                await wait_until(lambda: fx.market_ws and "BTCUSDT" in fx.depth_requests, 20)
+                await wait_until(lambda: fx.market_ws and "BTCUSDT" in fx.depth_requests, 30)
                 for raw in frames:
                     await fx.push_market(raw)
-                await wait_until(lambda: strat.of("on_best_bid_level_update"), 20, "live BBO")
+                await wait_until(lambda: strat.of("on_best_bid_level_update"), 30, "live BBO")
                 assert any(
                     a[1] is FeedHandlerStatus.SnapshotEnd
                     for a in strat.of("on_feed_handler_status")
@@ -166,7 +166,7 @@ async def test_strategy_trades_bybit_through_gateway_process(broker, tmp_path, t
                         s.env.gateway_status(Exchange.Bybit) is not None
                         and s.env.gateway_status(Exchange.Bybit).name == "ReadyToTrade"
                     ),
-                    20,
+                    30,
                     "gateway ready",
                 )
                 await trade(s, Exchange.Bybit, 2001, fx)
