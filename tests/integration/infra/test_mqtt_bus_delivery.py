@@ -38,7 +38,7 @@ async def _subscribed(bus: MqttBus, topic: str, handler: Callable[[int], None]) 
 
     bus.subscribe(topic, on_msg, qos=1)
     bus.publish(topic, _msg(-1), qos=1)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         await probed.wait()
 
 

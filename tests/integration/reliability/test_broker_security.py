@@ -188,7 +188,7 @@ async def test_tls_listener_serves_clients_that_trust_its_ca(tmp_path):
         async with aiomqtt.Client(broker.host, broker.port, tls_context=ctx) as client:
             await client.subscribe("tls/t", qos=1)
             await client.publish("tls/t", b"hello", qos=1)
-            async with asyncio.timeout(5):
+            async with asyncio.timeout(30):
                 async for msg in client.messages:
                     assert msg.payload == b"hello"
                     break

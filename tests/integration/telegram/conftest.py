@@ -64,7 +64,7 @@ async def make_bridge(
         await bridge.start()
         started.append(bridge)
         if wait_ready:
-            await wait_for(bridge.ready.wait(), 5.0)
+            await wait_for(bridge.ready.wait(), 30.0)
         return bridge
 
     yield factory

@@ -64,7 +64,7 @@ alpha = 5001
                     break
         assert set(api.texts(5001)) == {"hello over mqtt"}
         proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             rc = await proc.wait()
         assert rc == 0
     finally:

@@ -82,5 +82,5 @@ async def running(
         yield h
     finally:
         stop.set()
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             await task

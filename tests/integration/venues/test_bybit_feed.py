@@ -76,7 +76,7 @@ async def _start(
 
 async def _stop(task: asyncio.Task[None], stop: asyncio.Event) -> None:
     stop.set()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):
         await task
 
 
