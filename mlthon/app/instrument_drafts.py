@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,17 +25,22 @@ from typing import Any
 
 import attrs
 
-from mlthon.basics.errors import ConfigError
+from mlthon.basics.errors import BadMarketData, ConfigError
 from mlthon.basics.instrument import Instrument
 from mlthon.basics.mlt_enum import Exchange
 from mlthon.feeds.binance_usdm.parse import market_from_url
+from mlthon.feeds.databento.dbn import (
+    INSTALL,
+    dbn_records,
+    is_dbn,
+    open_decompressed,
+    schema_name,
+)
 from mlthon.feeds.databento.parse import PUBLISHERS
 from mlthon.feeds.readers import CF_REST_RE, open_lines
 
 log = logging.getLogger(__name__)
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_DBN_MAGIC = b"DBN"
 _FIXED_SCALE = Decimal("1e-9")  # Databento fixed-point prices and quantities
 _DBN_UNDEF_I32 = 2**31 - 1
 _FUTURES_TYPES = {"U_MARGINED": Exchange.BinanceUsdm, "COIN_MARGINED": Exchange.BinanceCoinm}
@@ -45,7 +49,6 @@ _KINDS = {
     Exchange.BinanceCoinm: "Inverse",
     Exchange.BinanceSpot: "Spot",
 }
-DBN_PACKAGES = "pip install databento-dbn zstandard"
 
 
 @attrs.frozen
@@ -139,45 +142,34 @@ def binance_exchange_info(
     return out
 
 
-def databento_definitions(data: bytes, source: str = "") -> list[Definition]:
-    """The ``InstrumentDefMsg`` records of a DBN stream (zstd-compressed or not).
+def databento_definitions(path: str | Path) -> list[Definition]:
+    """The ``InstrumentDefMsg`` records of a DBN file (zstd-compressed or not), read a megabyte
+    at a time.
 
     Raises:
         ConfigError: ``databento-dbn`` (or, for a compressed file, ``zstandard``) is not
-            installed, or the bytes are not DBN.
+            installed, or the file is not readable DBN.
     """
+    source = str(path)
     try:
         import databento_dbn as dbn  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise ConfigError(
-            f"{source}: reading Databento definitions needs databento-dbn: {DBN_PACKAGES}"
+            f"{source}: reading Databento definitions needs databento-dbn: {INSTALL}"
         ) from None
-    if data.startswith(_ZSTD_MAGIC):
-        try:
-            import zstandard  # type: ignore[import-not-found, unused-ignore]
-        except ImportError:
-            raise ConfigError(
-                f"{source}: a zstd-compressed DBN file needs zstandard: {DBN_PACKAGES}"
-            ) from None
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            io.BytesIO(data), read_across_frames=True
-        )
-        data = reader.read()
-    dec = dbn.DBNDecoder()
-    try:
-        dec.write(data)
-        records = dec.decode()
-    except dbn.DBNError as exc:
-        raise ConfigError(f"{source}: not a readable DBN file: {exc}") from exc
     out = []
     kinds = (dbn.InstrumentDefMsg, dbn.InstrumentDefMsgV1, dbn.InstrumentDefMsgV2)
-    for r in records:
-        if not isinstance(r, kinds):
-            continue
-        venue = PUBLISHERS.get(str(r.publisher_id))
-        if venue is None:
-            continue
-        out.append(_databento_definition(r, venue, source))
+    try:
+        with open_decompressed(path) as stream:
+            for r in dbn_records(stream, source):
+                if not isinstance(r, kinds):
+                    continue
+                venue = PUBLISHERS.get(str(r.publisher_id))
+                if venue is None:
+                    continue
+                out.append(_databento_definition(r, venue, source))
+    except (BadMarketData, OSError) as exc:
+        raise ConfigError(str(exc)) from None
     return out
 
 
@@ -209,11 +201,6 @@ def _databento_definition(r: Any, venue: Exchange, source: str) -> Definition:
     )
 
 
-def _head(path: str | Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(4)
-
-
 def _exchange_info_lines(path: str, lines: Iterator[bytes]) -> Iterator[Definition]:
     first = True
     for raw in lines:
@@ -240,9 +227,20 @@ def _exchange_info_lines(path: str, lines: Iterator[bytes]) -> Iterator[Definiti
 
 
 def is_definition_file(path: str | Path) -> bool:
-    """True for a DBN file (definitions, not market data ``mlthon`` replays)."""
-    head = _head(path)
-    return head.startswith((_ZSTD_MAGIC, _DBN_MAGIC))
+    """True for a DBN file of instrument definitions (not market data ``mlthon`` replays).
+
+    Raises:
+        ConfigError: a DBN file that cannot be read (``zstandard`` or ``databento-dbn`` is not
+            installed, or the bytes are not DBN).
+    """
+    try:
+        if not is_dbn(path):
+            return False
+        with open_decompressed(path) as stream:
+            metadata = next(dbn_records(stream, str(path)))
+    except (BadMarketData, OSError) as exc:
+        raise ConfigError(str(exc)) from None
+    return schema_name(metadata) == "definition"
 
 
 def read_definitions(paths: Iterable[str | Path]) -> dict[tuple[Exchange, str], Definition]:
@@ -256,7 +254,7 @@ def read_definitions(paths: Iterable[str | Path]) -> dict[tuple[Exchange, str], 
     for path in paths:
         source = str(path)
         if is_definition_file(path):
-            defs: Iterable[Definition] = databento_definitions(Path(path).read_bytes(), source)
+            defs: Iterable[Definition] = databento_definitions(path)
         else:
             defs = _exchange_info_lines(source, open_lines(path))
         for d in defs:

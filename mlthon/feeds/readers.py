@@ -16,8 +16,10 @@ Formats (see ``docs/market-data.md``):
   ``trade``, ``derivative_ticker``, ``disconnect``), one message per line or one JSON document
   (a JSON array of them is recognised in the ``json_array`` branch).
 * ``databento_mbo``: Databento MBO (order-level) CSV, CME Globex.
+* ``databento_dbn``: the same in Databento's binary format, DBN (the ``databento`` extra).
 
-Each file may be plain, gzip or zip (first member) compressed, whatever its name.
+Each file may be plain, gzip, zstd (the ``databento`` extra) or zip (first member) compressed,
+whatever its name.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from mlthon.feeds.bitfinex.wire import frame_decoder
 from mlthon.feeds.bitmex import parse as bitmex
 from mlthon.feeds.bybit_v5.parse import BybitDecoder
 from mlthon.feeds.coinbase import parse as coinbase
-from mlthon.feeds.databento.parse import is_mbo_header, read_mbo_csv
+from mlthon.feeds.databento.dbn import ZSTD_MAGIC, Readable, is_dbn, open_decompressed
+from mlthon.feeds.databento.parse import is_mbo_header, read_mbo_csv, read_mbo_dbn
 from mlthon.feeds.deribit import parse as deribit
 from mlthon.feeds.events import Disconnect, Event, PartialDecode, SourceEvent
 from mlthon.feeds.hyperliquid.parse import HyperliquidDecoder
@@ -95,10 +98,11 @@ class _BinanceLines:
 
 
 def open_lines(path: str | Path) -> Iterator[bytes]:
-    """The lines of a plain, gzip or zip (first member) file, as bytes without line ends.
+    """The lines of a plain, gzip, zstd or zip (first member) file, as bytes without line ends.
 
     Raises:
-        BadMarketData: the file cannot be opened or is an empty zip.
+        BadMarketData: the file cannot be opened, is an empty zip, or is zstd and ``zstandard``
+            is not installed.
     """
     p = Path(path)
     try:
@@ -107,6 +111,9 @@ def open_lines(path: str | Path) -> Iterator[bytes]:
         if magic[:2] == b"\x1f\x8b":
             with gzip.open(p, "rb") as g:
                 yield from _split_lines(g)
+        elif magic == ZSTD_MAGIC:
+            with open_decompressed(p) as z:
+                yield from _split_lines(z)
         elif magic == b"PK\x03\x04":
             with zipfile.ZipFile(p) as z:
                 names = [n for n in z.namelist() if not n.endswith("/")]
@@ -125,11 +132,7 @@ def open_lines(path: str | Path) -> Iterator[bytes]:
 _CHUNK = 1 << 20
 
 
-class _Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-def _split_lines(f: _Readable) -> Iterator[bytes]:
+def _split_lines(f: Readable) -> Iterator[bytes]:
     """The lines of a binary stream without line ends, read a megabyte at a time (much faster
     than ``readline`` on a gzip stream)."""
     rest = b""
@@ -391,6 +394,14 @@ def read_source(path: str | Path, report: Report) -> Iterator[SourceEvent]:
         BadMarketData: the file cannot be read or its format is not recognised.
     """
     source = str(path)
+    try:
+        binary = is_dbn(path)
+    except OSError as exc:
+        raise BadMarketData(f"cannot read: {exc}", source=source) from exc
+    if binary:
+        log.info("feed: replaying %s (format databento_dbn)", source)
+        yield from read_mbo_dbn(path, report)
+        return
     lines = open_lines(path)
     first = b""
     skipped: list[bytes] = []

@@ -1,4 +1,4 @@
-"""Pure Databento MBO parsers: CSV records -> order-level events, one venue message per event.
+"""Databento MBO parsers: CSV or DBN records -> order-level events, one venue message per event.
 
 Rules (Databento MBO schema; ``FORMATS.md`` 4.2):
 
@@ -21,10 +21,12 @@ Only publisher 1 (``GLBX.MDP3``, CME Globex) is mapped, to :attr:`Exchange.Cme`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from mlthon.basics.mlt_enum import Exchange, Side
+from mlthon.feeds.databento.dbn import ROW_COLUMNS, Report, mbo_rows, open_decompressed
 from mlthon.feeds.databento.wire import (
     ADD,
     CANCEL,
@@ -46,8 +48,6 @@ from mlthon.feeds.events import (
     Trades,
 )
 from mlthon.feeds.timefmt import iso_to_ns
-
-Report = Callable[[str, str, int], None]
 
 EXCHANGE = Exchange.Cme
 PUBLISHERS = {"1": Exchange.Cme}  # publisher_id -> venue (1: GLBX.MDP3)
@@ -275,15 +275,41 @@ def read_mbo_csv(lines: Iterator[bytes], source: str, report: Report) -> Iterato
     if layout is None:
         report("not a Databento MBO CSV header (needs " + ", ".join(MBO_REQUIRED) + ")", source, 1)
         return
+    rows = (
+        (line, raw.decode("utf-8", "replace").split(","))
+        for line, raw in enumerate(lines, 2)
+        if raw.strip()
+    )
+    yield from read_mbo_records(layout, rows, source, report)
+
+
+def read_mbo_dbn(path: str | Path, report: Report) -> Iterator[SourceEvent]:
+    """Events of a Databento MBO file in DBN (zstd-compressed or not): the same events as its
+    CSV transcode gives, each with its record number for a line number.
+
+    Raises:
+        BadMarketData: the file cannot be read as DBN MBO (:func:`~.dbn.mbo_rows`).
+    """
+    source = str(path)
+    with open_decompressed(path) as stream:
+        yield from read_mbo_records(
+            MboLayout(ROW_COLUMNS), mbo_rows(stream, source, report), source, report
+        )
+
+
+def read_mbo_records(
+    layout: MboLayout, rows: Iterator[tuple[int, list[str]]], source: str, report: Report
+) -> Iterator[SourceEvent]:
+    """Events of MBO records given as ``(line, columns)`` in ``layout``: one venue message per
+    event (up to ``F_LAST``), at its last record's receive time, never earlier than the
+    previous event's. A record of an unmapped publisher or that does not parse is reported and
+    skipped; the rest of its event is kept."""
     dec = MboDecoder(layout)
     pub = layout.publisher_id
     last_ts = 0
     bad_publishers: set[str] = set()
     ts = 0
-    for line, raw in enumerate(lines, 2):
-        if not raw.strip():
-            continue
-        cols = raw.decode("utf-8", "replace").split(",")
+    for line, cols in rows:
         if len(cols) > pub and cols[pub] not in PUBLISHERS:
             if cols[pub] not in bad_publishers:
                 bad_publishers.add(cols[pub])
