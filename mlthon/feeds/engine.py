@@ -351,6 +351,15 @@ class FeedEngine:
                 secs = (now_ns - st.last_ts) / 1e9
                 self._invalidate(st, now_ns, f"feed silent for {secs:.1f}s (limit {limit / 1e9}s)")
 
+    def connection_silent(self, now_ns: int, silent_s: float) -> None:
+        """The venue connection sent no frame for ``silent_s``: invalidate every live book,
+        however recently it changed (a book synchronised from a REST snapshot after the last
+        frame is no more current than the others)."""
+        for st in self._by_key.values():
+            if st.state == LIVE:
+                self.stats.silent += 1
+                self._invalidate(st, now_ns, f"feed silent: no frame for {silent_s}s")
+
     def emit_book_images(self, ts: int) -> None:
         """Emit SnapshotStart / the whole book / SnapshotEnd for every live book, at ``ts``.
 

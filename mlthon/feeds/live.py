@@ -240,7 +240,7 @@ class LiveFeedBase(ABC):
                     raw = await conn.receive()
             except TimeoutError:
                 # connected but silent: every book is stale
-                self.engine.check_silence(self.now_ns() + 1)
+                self.engine.connection_silent(self.now_ns(), self.silence_timeout_s)
                 return f"connected but silent for {self.silence_timeout_s}s"
             if raw is None:
                 return "connection closed by the venue"

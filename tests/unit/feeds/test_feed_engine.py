@@ -206,6 +206,20 @@ def test_engine_silence_invalidates_live_book():
     assert "silent" in h.msgs[-1].detail
 
 
+def test_engine_silent_connection_invalidates_a_book_synced_after_its_last_frame():
+    """The snapshot (REST) came after the connection's last frame, so the book's own clock
+    looks fresh; a silent connection still leaves it stale."""
+    h = Harness(silence_timeout_ns=1_000)
+    h.feed(10, _diff("AAA", 96, 105, 95))  # the last frame
+    h.feed(900, _rest("AAA", 100))  # synchronised late, from the snapshot
+    assert h.engine.is_live(1)
+    h.engine.connection_silent(1_011, 0.4)  # 1,001 ns after the frame, 111 after the sync
+    assert not h.engine.is_live(1)
+    assert h.msgs[-1].status is FeedHandlerStatus.BookInvalid
+    assert h.msgs[-1].detail.endswith("feed silent: no frame for 0.4s")
+    assert h.engine.stats.silent == 1
+
+
 def test_engine_disconnect_clears_every_book_of_the_venue():
     h = Harness()
     h.feed(1, _diff("AAA", 96, 105, 95))
