@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlthon.basics.errors import BadMarketData
-from mlthon.feeds.databento.wire import MBO_REQUIRED
+from mlthon.feeds.databento.wire import MBO_OPTIONAL, MBO_REQUIRED
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DBN_MAGIC = b"DBN"
@@ -35,7 +35,7 @@ _NANO = 1_000_000_000
 _CHUNK = 1 << 20
 
 #: The row layout :func:`mbo_rows` gives (the names of the CSV transcode's columns).
-ROW_COLUMNS = [*MBO_REQUIRED, "symbol"]
+ROW_COLUMNS = [*MBO_REQUIRED, *MBO_OPTIONAL]
 
 Report = Callable[[str, str, int], None]
 
