@@ -35,6 +35,7 @@ reads ``gtw_req_all``, drops any request whose payload names another strategy th
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from mlthon.basics.mlt_enum import Exchange
 
@@ -112,14 +113,7 @@ class Topics:
         key = (exchange, strat, "req")
         topic = self._made.get(key)
         if topic is None:
-            topic = self._keep(key, f"{self.root}/gtw/{exchange.name}/req/{strat}")
-        return topic
-
-    def _keep(self, key: tuple[Exchange, str, str], topic: str) -> str:
-        # The order topics are named on every request and report: made once per key.
-        if len(self._made) >= 4096:
-            self._made.clear()
-        self._made[key] = topic
+            topic = _keep(self._made, key, f"{self.root}/gtw/{exchange.name}/req/{strat}")
         return topic
 
     def gtw_req_all(self, exchange: Exchange) -> str:
@@ -137,7 +131,7 @@ class Topics:
         key = (exchange, strat, "rpt")
         topic = self._made.get(key)
         if topic is None:
-            topic = self._keep(key, f"{self.root}/gtw/{exchange.name}/rpt/{strat}")
+            topic = _keep(self._made, key, f"{self.root}/gtw/{exchange.name}/rpt/{strat}")
         return topic
 
     def gtw_rpt_all_exchanges(self, strat: str) -> str:
@@ -186,11 +180,7 @@ class Topics:
             return known[topic]
         except KeyError:
             pass
-        ex = self._exchange_of(topic)
-        if len(known) >= 4096:
-            known.clear()
-        known[topic] = ex
-        return ex
+        return _keep(known, topic, self._exchange_of(topic))
 
     def _exchange_of(self, topic: str) -> Exchange | None:
         parts = topic[len(self.root) + 1 :].split("/")
@@ -214,3 +204,16 @@ def topic_matches(pattern: str, topic: str) -> bool:
         if part != "+" and part != t[i]:
             return False
     return len(p) == len(t)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _keep(cache: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Remember ``value`` under ``key`` (topic names and the exchanges named in topics are
+    asked on every request and report): the cache starts over past 4,096 entries."""
+    if len(cache) >= 4096:
+        cache.clear()
+    cache[key] = value
+    return value
